@@ -1,0 +1,30 @@
+# `make run` runs the default experiment; `make test` runs the tests. Both set up .venv first.
+PY ?= python3
+# On a GPU box set TORCH= to keep the torch you have, or TORCH="torch==X" for another build.
+TORCH ?= torch==2.13.0
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test lint bench clean
+
+$(BIN)/saematch: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build of torch first: a bare `torch` would pull a multi-GB CUDA build.
+	$(if $(TORCH),$(BIN)/pip install -q "$(TORCH)")
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(BIN)/saematch
+
+install: $(BIN)/saematch
+
+run: install
+	$(BIN)/saematch $(ARGS)
+
+test: install
+	$(BIN)/pytest -q $(ARGS)
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) outputs/* multirun

@@ -1,0 +1,191 @@
+"""JumpReLU sparse autoencoders and threshold folding (SPEC §1–2, paper eq. 4)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+TENSOR_NAMES = ("W_enc", "b_enc", "W_dec", "b_dec", "threshold")
+
+
+def _check_finite(name: str, t: Tensor) -> None:
+    bad = ~torch.isfinite(t)
+    if bad.any():
+        idx = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"{name} has a non-finite value ({t[idx].item()}) at index {idx}; "
+            "the SAE file is corrupt or was saved mid-training."
+        )
+
+
+@dataclass(eq=False)
+class JumpReLUSAE:
+    """A JumpReLU SAE on one residual-stream site (Gemma Scope `params.npz` layout).
+
+    pre = x @ W_enc + b_enc;  f = pre * (pre > threshold);  x_hat = f @ W_dec + b_dec.
+    A ReLU SAE is the special case threshold = 0 (it cannot be folded).
+    """
+
+    W_enc: Tensor  # (d_model, F)
+    b_enc: Tensor  # (F,)
+    W_dec: Tensor  # (F, d_model)
+    b_dec: Tensor  # (d_model,)
+    threshold: Tensor  # (F,)
+    name: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for n in TENSOR_NAMES:
+            t = getattr(self, n)
+            if not isinstance(t, Tensor):
+                t = torch.as_tensor(t)
+                setattr(self, n, t)
+            if not t.is_floating_point():
+                raise ValueError(f"{n} must be a floating tensor, got dtype {t.dtype}")
+        d, F = self.W_enc.shape if self.W_enc.ndim == 2 else (None, None)
+        if d is None:
+            raise ValueError(f"W_enc must be 2-D (d_model, F), got shape {tuple(self.W_enc.shape)}")
+        expected = {"b_enc": (F,), "W_dec": (F, d), "b_dec": (d,), "threshold": (F,)}
+        for n, shape in expected.items():
+            got = tuple(getattr(self, n).shape)
+            if got != shape:
+                raise ValueError(
+                    f"{n} has shape {got} but W_enc {tuple(self.W_enc.shape)} implies {shape} "
+                    "(d_model, F); was the file stored transposed?"
+                )
+        for n in TENSOR_NAMES:
+            _check_finite(n, getattr(self, n))
+        neg = (self.threshold < 0).nonzero()
+        if len(neg):
+            j = int(neg[0])
+            raise ValueError(f"threshold[{j}] = {self.threshold[j].item()} is negative; θ ≥ 0.")
+
+    # -- sizes ---------------------------------------------------------------
+    @property
+    def width(self) -> int:
+        """Number of features F."""
+        return self.W_enc.shape[1]
+
+    @property
+    def d_model(self) -> int:
+        """Width of the residual stream."""
+        return self.W_enc.shape[0]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.W_enc.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.W_enc.device
+
+    @property
+    def is_folded(self) -> bool:
+        """True when every threshold equals 1 (the folded form)."""
+        return bool(torch.all(self.threshold == 1))
+
+    # -- the SAE -------------------------------------------------------------
+    def pre_activation(self, x: Tensor) -> Tensor:
+        """x (..., d_model) -> x @ W_enc + b_enc, shape (..., F)."""
+        return x.to(self.dtype) @ self.W_enc + self.b_enc
+
+    def encode(self, x: Tensor) -> Tensor:
+        """x (..., d_model) -> f (..., F): JumpReLU of the pre-activation."""
+        pre = self.pre_activation(x)
+        return pre * (pre > self.threshold)
+
+    def decode(self, f: Tensor) -> Tensor:
+        """f (..., F) -> x_hat (..., d_model) = f @ W_dec + b_dec."""
+        return f.to(self.dtype) @ self.W_dec + self.b_dec
+
+    def forward(self, x: Tensor) -> Tensor:
+        """decode(encode(x))."""
+        return self.decode(self.encode(x))
+
+    __call__ = forward
+
+    def fold(self) -> JumpReLUSAE:
+        """Fold θ into the weights (eq. 4): W_enc/θ, b_enc/θ, θ·W_dec, θ' = 1.
+
+        decode(encode(x)) is unchanged; encode's feature j is scaled by 1/θ_j.
+        """
+        th = self.threshold
+        bad = (~torch.isfinite(th)) | (th <= 0)
+        if bad.any():
+            j = int(bad.nonzero()[0])
+            raise ValueError(
+                f"cannot fold {self.name or 'SAE'}: threshold[{j}] = {th[j].item()} (θ must be "
+                "> 0). A ReLU SAE (θ = 0) has nothing to fold: match it with fold=false."
+            )
+        return JumpReLUSAE(
+            W_enc=self.W_enc / th,  # eq. 4
+            b_enc=self.b_enc / th,
+            W_dec=self.W_dec * th[:, None],
+            b_dec=self.b_dec.clone(),
+            threshold=torch.ones_like(th),
+            name=self.name,
+            meta={**self.meta, "folded": True},
+        )
+
+    def permute_features(self, perm) -> JumpReLUSAE:
+        """Reorder features so new feature perm[i] is old feature i (SPEC §3 convention).
+
+        With perm from match(a, b), a.permute_features(perm) lines a's features up with b's.
+        """
+        perm = torch.as_tensor(perm, dtype=torch.long, device=self.device)
+        if perm.shape != (self.width,):
+            raise ValueError(f"perm has shape {tuple(perm.shape)}, expected ({self.width},)")
+        order = torch.empty_like(perm)
+        order[perm] = torch.arange(self.width, device=self.device)  # new j <- old order[j]
+        return JumpReLUSAE(
+            W_enc=self.W_enc[:, order],
+            b_enc=self.b_enc[order],
+            W_dec=self.W_dec[order],
+            b_dec=self.b_dec.clone(),
+            threshold=self.threshold[order],
+            name=self.name,
+            meta=dict(self.meta),
+        )
+
+    # -- housekeeping --------------------------------------------------------
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None):
+        """A copy on another device and/or dtype."""
+        kw = {k: getattr(self, k).to(device=device, dtype=dtype) for k in TENSOR_NAMES}
+        return JumpReLUSAE(**kw, name=self.name, meta=dict(self.meta))
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The five tensors by name (Gemma Scope keys)."""
+        return {k: getattr(self, k) for k in TENSOR_NAMES}
+
+    def fingerprint(self) -> str:
+        """A content hash of the five tensors (identity for caches)."""
+        h = hashlib.blake2b(digest_size=16)
+        for k in TENSOR_NAMES:
+            t = getattr(self, k).detach().to("cpu", torch.float32).contiguous()
+            h.update(k.encode())
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.numpy().tobytes())
+        return h.hexdigest()
+
+    def __repr__(self) -> str:
+        return (
+            f"JumpReLUSAE(name={self.name!r}, d_model={self.d_model}, width={self.width}, "
+            f"dtype={self.dtype}, device={self.device})"
+        )
+
+
+def check_compatible(a: JumpReLUSAE, b: JumpReLUSAE) -> None:
+    """Raise ValueError unless a and b share d_model and width (needed for a bijection)."""
+    if a.d_model != b.d_model:
+        raise ValueError(
+            f"SAEs live on different residual streams: d_model {a.d_model} ({a.name}) vs "
+            f"{b.d_model} ({b.name})."
+        )
+    if a.width != b.width:
+        raise ValueError(
+            f"SAE widths differ: {a.width} ({a.name}) vs {b.width} ({b.name}); matching is a "
+            "bijection and needs equal widths."
+        )

@@ -1,0 +1,66 @@
+"""This project's own SAE file format: a folder with safetensors weights and JSON metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from saematch.sae import TENSOR_NAMES, JumpReLUSAE
+
+WEIGHTS = "sae.safetensors"
+METADATA = "sae.json"
+FORMAT = "saematch-sae/1"
+
+
+def save_sae(sae: JumpReLUSAE, path: str | os.PathLike) -> Path:
+    """Write `sae` to folder `path` (sae.safetensors + sae.json), atomically; returns the folder."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in sae.state_dict().items()}
+    meta = {
+        "format": FORMAT,
+        "name": sae.name,
+        "d_model": sae.d_model,
+        "width": sae.width,
+        "meta": sae.meta,
+    }
+    for fname, write in (
+        (WEIGHTS, lambda p: save_file(tensors, p)),
+        (METADATA, lambda p: Path(p).write_text(json.dumps(meta, indent=2))),
+    ):
+        fd, tmp = tempfile.mkstemp(dir=path, prefix=f".{fname}.")
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, path / fname)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return path
+
+
+def load_sae(path: str | os.PathLike, device: str = "cpu") -> JumpReLUSAE:
+    """Read an SAE written by `save_sae` (a folder, or its sae.safetensors file)."""
+    path = Path(path)
+    folder = path.parent if path.suffix == ".safetensors" else path
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"no SAE at {folder}: expected {WEIGHTS} (+ {METADATA}) written by saematch.save_sae"
+        )
+    tensors = load_file(str(weights), device=device)
+    missing = [k for k in TENSOR_NAMES if k not in tensors]
+    if missing:
+        raise ValueError(f"{weights} lacks tensors {missing}; found {sorted(tensors)}")
+    meta = {}
+    if (folder / METADATA).is_file():
+        meta = json.loads((folder / METADATA).read_text())
+    return JumpReLUSAE(
+        **{k: tensors[k] for k in TENSOR_NAMES},
+        name=meta.get("name", str(folder)),
+        meta=meta.get("meta", {}),
+    )
