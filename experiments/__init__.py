@@ -1,0 +1,1 @@
+"""The paper's experiments: each module has an `Options` dataclass and `run(cfg) -> dict`."""
