@@ -1,0 +1,258 @@
+"""A Hugging Face causal LM with resid_post capture and resumption from any block.
+
+resid_post of block l is the decoder layer's output, `model.model.layers[l]`. It equals
+Hugging Face's `hidden_states[l + 1]` for l < n_layers − 1. For the last block it does
+NOT: in transformers 5 `hidden_states[-1]` is the *final-normed* state (checked for
+Gemma2 and Llama, tests/test_lm.py); `resid_post` returns the un-normed block output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+
+import torch
+import transformers
+from torch import Tensor, nn
+
+from saematch.lm.loss import chunks, token_ce
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+EAGER_MODEL_TYPES = ("gemma2",)  # no SDPA support in transformers 5 (MEASURED.md)
+_LAYERS_RETURN_TUPLE = int(transformers.__version__.split(".")[0]) < 5
+
+
+class _StopForwardSignal(Exception):  # noqa: N818
+    """Raised in a hook after the last requested layer to skip the rest of the forward."""
+
+
+class _PassThrough(nn.Module):
+    """Stands in for a decoder layer that must not run: returns its input unchanged."""
+
+    def __init__(self, like: nn.Module):
+        super().__init__()
+        if hasattr(like, "attention_type"):  # some models pick masks by layer attribute
+            self.attention_type = like.attention_type
+
+    def forward(self, hidden_states: Tensor, *args, **kwargs):
+        return (hidden_states,) if _LAYERS_RETURN_TUPLE else hidden_states
+
+
+def _first(o):
+    return o[0] if isinstance(o, tuple) else o
+
+
+class LanguageModel:
+    """A causal LM (Gemma2ForCausalLM, LlamaForCausalLM, …) in eval mode, without grad."""
+
+    def __init__(self, model: nn.Module, tokenizer=None):
+        self.model = model.eval()
+        self._tokenizer = tokenizer
+        base = getattr(model, "model", None)
+        if base is None or not hasattr(base, "layers"):
+            raise ValueError(
+                f"{type(model).__name__} has no `.model.layers`; LanguageModel supports decoder-"
+                "only Hugging Face causal LMs such as Gemma2ForCausalLM and LlamaForCausalLM."
+            )
+        self.base = base  # the decoder stack (embeddings, layers, final norm)
+        self.layers = base.layers
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str,
+        *,
+        dtype: str = "float32",
+        device: str | torch.device = "cpu",
+        trust_remote_code: bool = False,
+        attn_implementation: str | None = None,
+        tokenizer=None,
+    ) -> LanguageModel:
+        """Load model + tokenizer with AutoModelForCausalLM / AutoTokenizer (Gemma 2: eager)."""
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        if attn_implementation is None and config.model_type in EAGER_MODEL_TYPES:
+            attn_implementation = "eager"
+        model = AutoModelForCausalLM.from_pretrained(
+            name_or_path,
+            dtype=DTYPES[dtype],
+            trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation,
+        ).to(device)
+        if tokenizer is None or isinstance(tokenizer, str):
+            tokenizer = AutoTokenizer.from_pretrained(
+                tokenizer or name_or_path, trust_remote_code=trust_remote_code
+            )
+        return cls(model, tokenizer)
+
+    # -- properties ------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def d_model(self) -> int:
+        return self.model.config.hidden_size
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    @property
+    def bos_token_id(self) -> int | None:
+        tok = self._tokenizer
+        if tok is not None and tok.bos_token_id is not None:
+            return tok.bos_token_id
+        return getattr(self.model.config, "bos_token_id", None)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    # -- forward passes --------------------------------------------------------
+    def _check_layer(self, layer: int, allow_embed: bool = False) -> int:
+        lo = -1 if allow_embed else 0
+        if not lo <= layer < self.n_layers:
+            raise ValueError(f"layer {layer} out of range [{lo}, {self.n_layers - 1}]")
+        return layer
+
+    @torch.no_grad()
+    def logits(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Plain full forward: logits (B, T, V)."""
+        ids = input_ids.to(self.device)
+        am = None if attention_mask is None else attention_mask.to(self.device)
+        return self.model(input_ids=ids, attention_mask=am, use_cache=False).logits
+
+    @torch.no_grad()
+    def resid_post(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        layers: Sequence[int] | None = None,
+    ) -> Tensor:
+        """resid_post of the chosen blocks (default all) in one forward: (L, B, T, d).
+
+        Forward hooks on `model.model.layers[l]` record each block's output; the pass
+        stops right after the last requested block.
+        """
+        want = list(range(self.n_layers)) if layers is None else [int(x) for x in layers]
+        for layer in want:
+            self._check_layer(layer)
+        if not want:
+            raise ValueError("layers is empty")
+        last, got = max(want), {}
+
+        def hook(l):
+            def fn(module, args, output):
+                got[l] = _first(output)
+                if l == last:
+                    raise _StopForwardSignal
+
+            return fn
+
+        handles = [self.layers[l].register_forward_hook(hook(l)) for l in sorted(set(want))]
+        try:
+            ids = input_ids.to(self.device)
+            am = None if attention_mask is None else attention_mask.to(self.device)
+            self.base(input_ids=ids, attention_mask=am, use_cache=False)
+        except _StopForwardSignal:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        return torch.stack([got[l] for l in want])  # (L, B, T, d)
+
+    @contextmanager
+    def _skipping(self, n_skip: int):
+        """Temporarily replace blocks 0..n_skip−1 by pass-throughs (restored on exit)."""
+        saved = [self.layers[i] for i in range(n_skip)]
+        try:
+            for i, blk in enumerate(saved):
+                self.layers[i] = _PassThrough(blk)
+            yield
+        finally:
+            for i, blk in enumerate(saved):
+                self.layers[i] = blk
+
+    @torch.no_grad()
+    def logits_from(
+        self,
+        layer: int,
+        resid: Tensor,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Logits (B, T, V) with resid_post of block `layer` set to resid (B, T, d).
+
+        Runs only blocks layer+1..end, then the final norm, lm_head and any final logit
+        softcapping. The model's own forward builds the rotary embeddings and the causal /
+        sliding-window masks (it is called with inputs_embeds=resid while blocks 0..layer
+        are pass-throughs, so layer indices and per-layer mask types are unchanged).
+        layer = −1 replaces the embeddings output (the input to block 0).
+        """
+        self._check_layer(layer, allow_embed=True)
+        if resid.ndim != 3 or resid.shape[-1] != self.d_model:
+            raise ValueError(f"resid must be (B, T, {self.d_model}), got {tuple(resid.shape)}")
+        if input_ids is not None and tuple(input_ids.shape) != tuple(resid.shape[:2]):
+            raise ValueError(
+                f"input_ids {tuple(input_ids.shape)} and resid {tuple(resid.shape)} "
+                "disagree on (B, T)"
+            )
+        h = resid.to(device=self.device, dtype=self.dtype)
+        am = None if attention_mask is None else attention_mask.to(self.device)
+        with self._skipping(layer + 1):
+            out = self.model(inputs_embeds=h, attention_mask=am, use_cache=False)
+        return out.logits
+
+    @torch.no_grad()
+    def logits_with_replacement(
+        self,
+        layer: int,
+        replace: Callable[[Tensor], Tensor] | Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Full forward with block `layer`'s output replaced by a hook (reference; slower).
+
+        replace is a tensor (B, T, d) or a function of the true output.
+        """
+        self._check_layer(layer)
+
+        def fn(module, args, output):
+            new = replace(_first(output)) if callable(replace) else replace
+            new = new.to(device=self.device, dtype=self.dtype)
+            return (new, *output[1:]) if isinstance(output, tuple) else new
+
+        handle = self.layers[layer].register_forward_hook(fn)
+        try:
+            return self.logits(input_ids, attention_mask)
+        finally:
+            handle.remove()
+
+    @torch.no_grad()
+    def token_losses(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        *,
+        batch_size: int = 8,
+    ) -> Tensor:
+        """Per-token next-token CE (N, T), aligned to target positions, in chunks of batch_size."""
+        out = []
+        for s in chunks(input_ids.shape[0], batch_size):
+            am = None if attention_mask is None else attention_mask[s]
+            out.append(token_ce(self.logits(input_ids[s], am), input_ids[s].to(self.device)).cpu())
+        return torch.cat(out)
+
+    def __repr__(self) -> str:
+        return (
+            f"LanguageModel({type(self.model).__name__}, n_layers={self.n_layers}, "
+            f"d_model={self.d_model}, dtype={self.dtype}, device={self.device})"
+        )
