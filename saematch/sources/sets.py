@@ -1,0 +1,338 @@
+"""The SAE sets of SPEC §7 as plain data, and `SAESet`, which loads them layer by layer.
+
+Published Gemma Scope ids (which average_l0 exist per layer, what `canonical` points to) are a
+snapshot of the sae-lens 6.54.12 registry (`pretrained_saes.yaml`, releases
+`gemma-scope-2b-pt-res` and `gemma-scope-2b-pt-res-canonical`); nothing here queries the hub.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from saematch.sae import JumpReLUSAE
+from saematch.sources.gemma_scope import (
+    GEMMA_SCOPE_2B_RES,
+    GEMMA_SCOPE_2B_RES_CANONICAL,
+    load_gemma_scope,
+)
+from saematch.sources.llama_scope import LLAMA_SCOPE_LXR_8X, llama_scope_folder, load_llama_scope
+from saematch.sources.local import load_sae
+
+GEMMA2_2B_LAYERS = 26
+LLAMA31_8B_LAYERS = 32
+
+# Paper Table 1: average_l0 of the width-16k residual SAE at layers 0..25.
+GEMMA_SCOPE_PAPER_L0 = (102, 108, 141, 59, 125, 68, 70, 69, 71, 73, 77, 80, 82,
+                        83, 83, 78, 78, 77, 74, 73, 71, 70, 72, 75, 73, 116)  # fmt: skip
+# What `layer_{L}/width_16k/canonical` resolves to in google/gemma-scope-2b-pt-res.
+GEMMA_SCOPE_CANONICAL_L0 = (105, 102, 141, 59, 124, 68, 70, 69, 71, 73, 77, 80, 82,
+                            84, 84, 78, 78, 77, 74, 73, 71, 70, 72, 75, 73, 116)  # fmt: skip
+# Every published width-16k residual SAE, layer -> average_l0 values (sorted).
+GEMMA_SCOPE_PUBLISHED_L0 = {
+    0: (13, 25, 46, 105, 226), 1: (10, 20, 40, 102, 250), 2: (13, 24, 53, 141, 142, 304),
+    3: (14, 28, 59, 142, 315), 4: (17, 31, 60, 124, 125, 281), 5: (18, 34, 68, 143, 309),
+    6: (19, 36, 70, 144, 301), 7: (20, 36, 69, 137, 285), 8: (20, 37, 71, 142, 301),
+    9: (21, 37, 73, 151, 340), 10: (21, 39, 77, 166, 395), 11: (22, 41, 80, 168, 393),
+    12: (22, 41, 82, 176, 445), 13: (23, 43, 83, 84, 173, 403), 14: (23, 43, 83, 84, 173, 388),
+    15: (23, 41, 78, 150, 308), 16: (23, 42, 78, 154, 335), 17: (23, 42, 77, 150, 304),
+    18: (23, 40, 74, 138, 280), 19: (23, 40, 73, 137, 279), 20: (22, 38, 71, 139, 294),
+    21: (22, 38, 70, 139, 301), 22: (21, 38, 72, 147, 349), 23: (21, 38, 74, 75, 157, 404),
+    24: (20, 38, 73, 158, 457), 25: (16, 28, 55, 116, 285),
+}  # fmt: skip
+SWEEP_LAYERS = (20, 21)
+
+
+def _gemma_id(layer: int, l0: int) -> str:
+    return f"layer_{layer}/width_16k/average_l0_{l0}"
+
+
+# Layers whose Table-1 SAE is not published: use the canonical one and say so (SPEC §7).
+GEMMA_SCOPE_PAPER_FALLBACKS = {
+    L: (
+        _gemma_id(L, GEMMA_SCOPE_CANONICAL_L0[L]),
+        f"paper Table 1 lists average_l0_{GEMMA_SCOPE_PAPER_L0[L]} at layer {L}, which is not "
+        f"published; using the canonical SAE average_l0_{GEMMA_SCOPE_CANONICAL_L0[L]} instead",
+    )
+    for L in (0, 1)
+}
+
+
+def parse_layers(layers, n_layers: int | None = None) -> tuple[int, ...]:
+    """Layers from None (all n_layers), an int, an iterable, "a-b" (inclusive) or "a:b" (range)."""
+    if layers is None:
+        if n_layers is None:
+            raise ValueError("layers=None means all layers, but the number of layers is unknown.")
+        out = tuple(range(n_layers))
+    elif isinstance(layers, int):
+        out = (layers,)
+    elif isinstance(layers, str):
+        sep = ":" if ":" in layers else "-"
+        try:
+            a, b = (int(p) for p in layers.split(sep))
+        except ValueError as e:
+            raise ValueError(f"layer range {layers!r}: write 'a-b' (inclusive) or 'a:b'.") from e
+        out = tuple(range(a, b + (sep == "-")))
+    else:
+        out = tuple(int(L) for L in layers)
+    if n_layers is not None:
+        bad = [L for L in out if not 0 <= L < n_layers]
+        if bad:
+            raise ValueError(f"layers {bad} out of range: this model has layers 0..{n_layers - 1}.")
+    return out
+
+
+def gemma_scope_paper_ids(layers=None) -> dict[int, str]:
+    """layer -> `layer_{L}/width_16k/average_l0_{K}` with K from Table 1 (fallbacks at 0, 1)."""
+    return {
+        L: GEMMA_SCOPE_PAPER_FALLBACKS[L][0]
+        if L in GEMMA_SCOPE_PAPER_FALLBACKS
+        else _gemma_id(L, GEMMA_SCOPE_PAPER_L0[L])
+        for L in parse_layers(layers, GEMMA2_2B_LAYERS)
+    }
+
+
+def gemma_scope_canonical_ids(layers=None, *, resolve: bool = False) -> dict[int, str]:
+    """layer -> `layer_{L}/width_16k/canonical` (in the -canonical repo), or with resolve=True
+    the `average_l0_{K}` id it points to in google/gemma-scope-2b-pt-res."""
+    return {
+        L: _gemma_id(L, GEMMA_SCOPE_CANONICAL_L0[L])
+        if resolve
+        else f"layer_{L}/width_16k/canonical"
+        for L in parse_layers(layers, GEMMA2_2B_LAYERS)
+    }
+
+
+def gemma_scope_sweep_ids(layers=SWEEP_LAYERS) -> dict[int, tuple[str, ...]]:
+    """layer -> every published width-16k average_l0 id, by increasing l0 (sparsity sweep)."""
+    return {
+        L: tuple(_gemma_id(L, k) for k in GEMMA_SCOPE_PUBLISHED_L0[L])
+        for L in parse_layers(layers, GEMMA2_2B_LAYERS)
+    }
+
+
+def llama_scope_ids(layers=None, *, expansion: int = 8) -> dict[int, str]:
+    """layer -> `Llama3_1-8B-Base-L{L}R-{expansion}x` (Llama Scope resid_post SAEs)."""
+    return {
+        L: llama_scope_folder(L, site="R", expansion=expansion)
+        for L in parse_layers(layers, LLAMA31_8B_LAYERS)
+    }
+
+
+@dataclass(frozen=True)
+class SAESpec:
+    """Where one SAE lives: a loader (`source`), a repo (hub id or local dir) and an id in it."""
+
+    source: str  # "gemma_scope" | "llama_scope" | "local" | "saelens"
+    repo_id: str
+    sae_id: str
+    revision: str | None = None
+    note: str = ""  # why this SAE differs from the set's rule (e.g. a fallback)
+
+    def load(
+        self,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+    ) -> JumpReLUSAE:
+        """Load this SAE with its source's loader."""
+        hub = {"revision": self.revision, "cache_dir": cache_dir}
+        hub["local_files_only"] = local_files_only
+        if self.source == "gemma_scope":
+            sae = load_gemma_scope(self.repo_id, self.sae_id, device=device, dtype=dtype, **hub)
+        elif self.source == "llama_scope":
+            sae = load_llama_scope(self.repo_id, self.sae_id, device=device, dtype=dtype, **hub)
+        elif self.source == "local":
+            sae = load_sae(os.path.join(self.repo_id, self.sae_id), device=device).to(dtype=dtype)
+        elif self.source == "saelens":
+            from saematch.sources.saelens import load_saelens
+
+            sae = load_saelens(self.repo_id, self.sae_id, device=device, dtype=dtype)
+        else:
+            raise ValueError(
+                f"unknown SAE source {self.source!r}; use gemma_scope, llama_scope, local, saelens."
+            )
+        if self.note:
+            sae.meta["note"] = self.note
+        return sae
+
+
+@dataclass
+class SAESet:
+    """SAEs per layer: `entries[layer]` is one spec, or several for a sparsity sweep."""
+
+    name: str
+    entries: dict[int, tuple[SAESpec, ...]]
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        norm = {}
+        for L, v in self.entries.items():
+            specs = (v,) if isinstance(v, SAESpec) else tuple(v)
+            if not specs:
+                raise ValueError(f"SAE set {self.name!r}: layer {L} has no SAE.")
+            norm[int(L)] = specs
+        self.entries = dict(sorted(norm.items()))
+
+    @classmethod
+    def from_ids(
+        cls,
+        name: str,
+        source: str,
+        repo_id: str,
+        ids: Mapping[int, str | Sequence[str]],
+        *,
+        revision: str | None = None,
+        notes: Mapping[int, str] | None = None,
+        description: str = "",
+    ) -> SAESet:
+        """A set from layer -> sae_id (or a list of sae_ids, e.g. for a sparsity sweep)."""
+        notes = notes or {}
+        entries = {
+            L: tuple(
+                SAESpec(source, str(repo_id), s, revision, notes.get(L, ""))
+                for s in ((v,) if isinstance(v, str) else v)
+            )
+            for L, v in ids.items()
+        }
+        return cls(name, entries, description)
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return tuple(self.entries)
+
+    @property
+    def notes(self) -> dict[int, str]:
+        """layer -> the reason its SAE departs from the set's rule (fallbacks)."""
+        return {L: s[0].note for L, s in self.entries.items() if s[0].note}
+
+    def specs(self, layer: int) -> tuple[SAESpec, ...]:
+        """The spec(s) of one layer."""
+        if layer not in self.entries:
+            raise KeyError(f"SAE set {self.name!r} has no layer {layer}; it has {self.layers}.")
+        return self.entries[layer]
+
+    def narrow(self, layers) -> SAESet:
+        """The same set restricted to `layers` (iterable, range, "a-b" or "a:b")."""
+        keep = parse_layers(layers)
+        missing = [L for L in keep if L not in self.entries]
+        if missing:
+            raise ValueError(f"SAE set {self.name!r} lacks layers {missing}; it has {self.layers}.")
+        return replace(self, entries={L: self.entries[L] for L in keep})
+
+    def with_repo(self, repo_id: str | os.PathLike) -> SAESet:
+        """Every spec read from another repo (a local mirror directory or an HF mirror id)."""
+        entries = {
+            L: tuple(replace(s, repo_id=str(repo_id)) for s in specs)
+            for L, specs in self.entries.items()
+        }
+        return replace(self, entries=entries)
+
+    def load(self, layer: int, which: int | str | None = None, **load_kw) -> JumpReLUSAE:
+        """Load the SAE of `layer` (`which` = index or sae_id when the layer has several)."""
+        specs = self.specs(layer)
+        if which is None:
+            if len(specs) > 1:
+                raise ValueError(
+                    f"layer {layer} of {self.name!r} has {len(specs)} SAEs "
+                    f"{[s.sae_id for s in specs]}; pass which= (index or sae_id) or load_sweep()."
+                )
+            return specs[0].load(**load_kw)
+        if isinstance(which, str):
+            found = [s for s in specs if s.sae_id == which]
+            if not found:
+                raise KeyError(f"{which!r} is not in layer {layer}: {[s.sae_id for s in specs]}")
+            return found[0].load(**load_kw)
+        return specs[which].load(**load_kw)
+
+    def load_all(self, **load_kw) -> dict[int, JumpReLUSAE]:
+        """layer -> its SAE, for sets with one SAE per layer."""
+        return {L: self.load(L, **load_kw) for L in self.entries}
+
+    def load_sweep(self, **load_kw) -> dict[int, list[JumpReLUSAE]]:
+        """layer -> every SAE of that layer, in the set's order."""
+        return {L: [s.load(**load_kw) for s in specs] for L, specs in self.entries.items()}
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able description (for run records and configs)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "layers": {str(L): [vars(s) for s in specs] for L, specs in self.entries.items()},
+            "notes": {str(L): n for L, n in self.notes.items()},
+        }
+
+
+def gemma_scope_paper_set(layers=None, *, repo_id=GEMMA_SCOPE_2B_RES, revision=None) -> SAESet:
+    """The paper's Gemma Scope set (Table 1), canonical fallbacks at layers 0 and 1 (SPEC §7)."""
+    notes = {L: r for L, (_, r) in GEMMA_SCOPE_PAPER_FALLBACKS.items()}
+    ids = gemma_scope_paper_ids(layers)
+    desc = "Gemma Scope 2B res, width 16k, average_l0 from the paper's Table 1"
+    notes = {L: notes[L] for L in ids if L in notes}
+    return SAESet.from_ids(
+        "gemma_scope_paper",
+        "gemma_scope",
+        repo_id,
+        ids,
+        revision=revision,
+        notes=notes,
+        description=desc,
+    )
+
+
+def gemma_scope_canonical_set(
+    layers=None, *, repo_id: str | None = None, via_main_repo: bool = False, revision=None
+) -> SAESet:
+    """Canonical Gemma Scope SAEs: `layer_{L}/width_16k/canonical` in the -canonical repo, or
+    (via_main_repo=True) the average_l0 folders they point to in google/gemma-scope-2b-pt-res."""
+    ids = gemma_scope_canonical_ids(layers, resolve=via_main_repo)
+    repo = repo_id or (GEMMA_SCOPE_2B_RES if via_main_repo else GEMMA_SCOPE_2B_RES_CANONICAL)
+    desc = "Gemma Scope 2B res, width 16k, canonical SAEs"
+    return SAESet.from_ids(
+        "gemma_scope_canonical", "gemma_scope", repo, ids, revision=revision, description=desc
+    )
+
+
+def gemma_scope_sweep_set(
+    layers=SWEEP_LAYERS,
+    *,
+    sae_ids: Mapping[int, Sequence[str]] | None = None,
+    repo_id=GEMMA_SCOPE_2B_RES,
+    revision=None,
+) -> SAESet:
+    """Sparsity sweep (Fig. 14-15): every published l0 at `layers`, or the explicit `sae_ids`."""
+    ids = dict(sae_ids) if sae_ids is not None else gemma_scope_sweep_ids(layers)
+    desc = "Gemma Scope 2B res, width 16k, every published average_l0 per layer"
+    return SAESet.from_ids(
+        "gemma_scope_sweep", "gemma_scope", repo_id, ids, revision=revision, description=desc
+    )
+
+
+def llama_scope_set(layers=None, *, repo_id=LLAMA_SCOPE_LXR_8X, revision=None) -> SAESet:
+    """Llama Scope resid_post SAEs of Llama-3.1-8B (`Llama3_1-8B-Base-L{L}R-8x`)."""
+    desc = "Llama Scope LXR-8x (Llama-3.1-8B resid_post, width 32k)"
+    ids = llama_scope_ids(layers)
+    return SAESet.from_ids(
+        "llama_scope", "llama_scope", repo_id, ids, revision=revision, description=desc
+    )
+
+
+SETS = {
+    "gemma_scope_paper": gemma_scope_paper_set,
+    "gemma_scope_canonical": gemma_scope_canonical_set,
+    "gemma_scope_sweep": gemma_scope_sweep_set,
+    "llama_scope": llama_scope_set,
+}
+
+
+def resolve_set(name: str, layers=None, **kw) -> SAESet:
+    """Build the named SAE set (see `SETS`), optionally for a subset or range of layers."""
+    if name not in SETS:
+        raise KeyError(f"unknown SAE set {name!r}; known: {sorted(SETS)}")
+    return SETS[name](layers, **kw) if layers is not None else SETS[name](**kw)
