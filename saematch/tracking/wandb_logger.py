@@ -1,0 +1,163 @@
+"""Weights & Biases, behind a guard: every call is caught, warned about and recorded.
+
+The mode is `wandb_kwargs["mode"]` ("offline" by default), **overridden by the WANDB_MODE
+environment variable when it is set**, so a shell or CI (the test suite sets
+WANDB_MODE=disabled) can switch tracking without touching configs. In "disabled" mode
+wandb is never imported or initialised and no `wandb/` folder is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .results import table_columns, to_jsonable
+
+MODES = ("online", "offline", "disabled")
+_LEGACY_MODES = {"dryrun": "offline", "run": "online"}
+
+
+def resolve_mode(configured: str | None) -> str:
+    """The W&B mode to use: WANDB_MODE if set, else the configured one, else "offline"."""
+    mode = os.environ.get("WANDB_MODE") or configured or "offline"
+    return _LEGACY_MODES.get(mode, mode)
+
+
+def artifact_name(name: str) -> str:
+    """A W&B-legal artifact name (letters, digits, '-', '_', '.')."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "artifact"
+
+
+class WandbLogger:
+    """A W&B run whose failures never propagate: the first failure turns it off.
+
+    `status()` says what happened: {"mode", "ok", "error", "errors", "run_id", "dir"}.
+    """
+
+    def __init__(self, run_dir: Path, config: Mapping[str, Any], **wandb_kwargs: Any):
+        self.mode = resolve_mode(wandb_kwargs.pop("mode", None))
+        self.run_dir = Path(run_dir)
+        self.run = None
+        self.errors: list[str] = []
+        if self.mode == "disabled":
+            return
+        if self.mode not in MODES:
+            self._fail("init", ValueError(f"W&B mode {self.mode!r} is not one of {MODES}"))
+            return
+        try:
+            import wandb
+
+            settings = wandb_kwargs.pop("settings", None) or wandb.Settings(
+                silent=True, console="off", disable_git=True, save_code=False,
+                x_disable_stats=True, x_save_requirements=False,
+            )  # fmt: skip
+            self.run = wandb.init(
+                dir=str(run_dir),
+                config=dict(config),
+                mode=self.mode,
+                settings=settings,
+                reinit="create_new",
+                **wandb_kwargs,
+            )
+        except Exception as e:  # noqa: BLE001 - any W&B failure must not stop the run
+            self._fail("init", e)
+
+    @property
+    def active(self) -> bool:
+        """True while a W&B run is live and nothing has failed."""
+        return self.run is not None and not self.errors
+
+    def _fail(self, what: str, err: BaseException) -> None:
+        msg = f"W&B {what} failed: {type(err).__name__}: {err}"
+        self.errors.append(msg)
+        warnings.warn(
+            f"{msg}. Local files are unaffected; W&B logging is off for the rest of this run. "
+            "Use WANDB_MODE=offline to keep W&B off the network, or disabled to skip it.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def _call(self, what: str, fn, *args, **kwargs) -> None:
+        if not self.active:
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            self._fail(what, e)
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        """One history row (numbers; a `layer` key makes it a per-layer row)."""
+        self._call("log", lambda: self.run.log(to_jsonable(dict(row))))
+
+    def log_table(self, name: str, rows: list[Mapping[str, Any]], as_history: bool) -> None:
+        """`rows` as a wandb.Table and, if `as_history`, one history row per table row.
+
+        History keys are `name/<column>` plotted against the `layer` column (define_metric).
+        """
+
+        def go() -> None:
+            import wandb
+
+            rows_j = [to_jsonable(dict(r)) for r in rows]
+            cols = table_columns(rows_j)
+            data = [[r.get(c) for c in cols] for r in rows_j]
+            if as_history:
+                self.run.define_metric("layer")
+                self.run.define_metric(f"{name}/*", step_metric="layer")
+                for r in rows_j:
+                    self.run.log({(k if k == "layer" else f"{name}/{k}"): v for k, v in r.items()})
+            self.run.log({f"tables/{name}": wandb.Table(columns=cols, data=data)})
+
+        self._call("log_table", go)
+
+    def log_image(self, name: str, png: Path) -> None:
+        """A saved figure as a wandb.Image under `figures/<name>`."""
+
+        def go() -> None:
+            import wandb
+
+            self.run.log({f"figures/{name}": wandb.Image(str(png))})
+
+        self._call("log_image", go)
+
+    def log_artifact(self, name: str, path: Path, type: str) -> None:
+        """A file or folder as a wandb.Artifact (uploaded on sync in offline mode)."""
+
+        def go() -> None:
+            import wandb
+
+            art = wandb.Artifact(artifact_name(name), type=type)
+            (art.add_dir if Path(path).is_dir() else art.add_file)(str(path))
+            self.run.log_artifact(art)
+
+        self._call("log_artifact", go)
+
+    def finish(self, summary: Mapping[str, Any], exit_code: int = 0) -> None:
+        """Write `summary` into the run summary and close the run."""
+        self._call("summary", lambda: self.run.summary.update(to_jsonable(dict(summary))))
+        if self.run is not None:
+            try:
+                self.run.finish(exit_code=exit_code)
+            except Exception as e:  # noqa: BLE001
+                self._fail("finish", e)
+
+    def status(self) -> dict[str, Any]:
+        """What happened with W&B, for results.json."""
+        folder = getattr(self.run, "dir", None)  # <run_dir>/wandb/offline-run-*/files
+        if folder:
+            folder = Path(folder).parent
+            with contextlib.suppress(ValueError):
+                folder = folder.resolve().relative_to(self.run_dir.resolve())
+        return {
+            "mode": self.mode,
+            "ok": not self.errors,
+            "error": self.errors[0] if self.errors else None,
+            "errors": list(self.errors),
+            "run_id": getattr(self.run, "id", None),
+            "dir": str(folder) if folder else None,
+        }
