@@ -36,7 +36,6 @@ _HUB_ERRORS = (
     RepositoryNotFoundError,  # includes GatedRepoError
     RevisionNotFoundError,
     OfflineModeIsEnabled,
-    HFValidationError,
     HfHubHTTPError,
 )
 
@@ -72,6 +71,11 @@ def fetch_file(
             cache_dir=None if cache_dir is None else str(cache_dir),
             local_files_only=local_files_only,
         )
+    except HFValidationError as e:
+        raise FileNotFoundError(
+            f"{str(repo_id)!r} is neither an existing local directory nor a valid Hugging Face "
+            f"repo id ({e}); check the path."
+        ) from e
     except _HUB_ERRORS as e:
         cache = cache_dir or hf_constants.HF_HUB_CACHE
         offline = hf_constants.HF_HUB_OFFLINE or local_files_only
