@@ -161,3 +161,8 @@ def test_corrupt_file(tmp_path):
     path.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ValueError, match="npz"):
         load_gemma_scope(tmp_path, SAE_ID)
+
+
+def test_path_that_is_neither_dir_nor_repo_id(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither an existing local directory"):
+        load_gemma_scope(str(tmp_path / "no" / "such" / "dir"), SAE_ID)
