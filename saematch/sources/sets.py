@@ -8,8 +8,8 @@ snapshot of the sae-lens 6.54.12 registry (`pretrained_saes.yaml`, releases
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -44,6 +44,7 @@ GEMMA_SCOPE_PUBLISHED_L0 = {
     24: (20, 38, 73, 158, 457), 25: (16, 28, 55, 116, 285),
 }  # fmt: skip
 SWEEP_LAYERS = (20, 21)
+Layers = int | str | Iterable[int] | None  # see parse_layers
 
 
 def _gemma_id(layer: int, l0: int) -> str:
@@ -61,7 +62,7 @@ GEMMA_SCOPE_PAPER_FALLBACKS = {
 }
 
 
-def parse_layers(layers, n_layers: int | None = None) -> tuple[int, ...]:
+def parse_layers(layers: Layers, n_layers: int | None = None) -> tuple[int, ...]:
     """Layers from None (all n_layers), an int, an iterable, "a-b" (inclusive) or "a:b" (range)."""
     if layers is None:
         if n_layers is None:
@@ -85,7 +86,7 @@ def parse_layers(layers, n_layers: int | None = None) -> tuple[int, ...]:
     return out
 
 
-def gemma_scope_paper_ids(layers=None) -> dict[int, str]:
+def gemma_scope_paper_ids(layers: Layers = None) -> dict[int, str]:
     """layer -> `layer_{L}/width_16k/average_l0_{K}` with K from Table 1 (fallbacks at 0, 1)."""
     return {
         L: GEMMA_SCOPE_PAPER_FALLBACKS[L][0]
@@ -95,7 +96,7 @@ def gemma_scope_paper_ids(layers=None) -> dict[int, str]:
     }
 
 
-def gemma_scope_canonical_ids(layers=None, *, resolve: bool = False) -> dict[int, str]:
+def gemma_scope_canonical_ids(layers: Layers = None, *, resolve: bool = False) -> dict[int, str]:
     """layer -> `layer_{L}/width_16k/canonical` (in the -canonical repo), or with resolve=True
     the `average_l0_{K}` id it points to in google/gemma-scope-2b-pt-res."""
     return {
@@ -106,7 +107,7 @@ def gemma_scope_canonical_ids(layers=None, *, resolve: bool = False) -> dict[int
     }
 
 
-def gemma_scope_sweep_ids(layers=SWEEP_LAYERS) -> dict[int, tuple[str, ...]]:
+def gemma_scope_sweep_ids(layers: Layers = SWEEP_LAYERS) -> dict[int, tuple[str, ...]]:
     """layer -> every published width-16k average_l0 id, by increasing l0 (sparsity sweep)."""
     return {
         L: tuple(_gemma_id(L, k) for k in GEMMA_SCOPE_PUBLISHED_L0[L])
@@ -114,7 +115,7 @@ def gemma_scope_sweep_ids(layers=SWEEP_LAYERS) -> dict[int, tuple[str, ...]]:
     }
 
 
-def llama_scope_ids(layers=None, *, expansion: int = 8) -> dict[int, str]:
+def llama_scope_ids(layers: Layers = None, *, expansion: int = 8) -> dict[int, str]:
     """layer -> `Llama3_1-8B-Base-L{L}R-{expansion}x` (Llama Scope resid_post SAEs)."""
     return {
         L: llama_scope_folder(L, site="R", expansion=expansion)
@@ -169,7 +170,6 @@ class SAESet:
     name: str
     entries: dict[int, tuple[SAESpec, ...]]
     description: str = ""
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         norm = {}
@@ -205,6 +205,7 @@ class SAESet:
 
     @property
     def layers(self) -> tuple[int, ...]:
+        """The set's layers, ascending."""
         return tuple(self.entries)
 
     @property
@@ -218,7 +219,7 @@ class SAESet:
             raise KeyError(f"SAE set {self.name!r} has no layer {layer}; it has {self.layers}.")
         return self.entries[layer]
 
-    def narrow(self, layers) -> SAESet:
+    def narrow(self, layers: Layers) -> SAESet:
         """The same set restricted to `layers` (iterable, range, "a-b" or "a:b")."""
         keep = parse_layers(layers)
         missing = [L for L in keep if L not in self.entries]
@@ -269,7 +270,12 @@ class SAESet:
         }
 
 
-def gemma_scope_paper_set(layers=None, *, repo_id=GEMMA_SCOPE_2B_RES, revision=None) -> SAESet:
+def gemma_scope_paper_set(
+    layers: Layers = None,
+    *,
+    repo_id: str | os.PathLike = GEMMA_SCOPE_2B_RES,
+    revision: str | None = None,
+) -> SAESet:
     """The paper's Gemma Scope set (Table 1), canonical fallbacks at layers 0 and 1 (SPEC §7)."""
     notes = {L: r for L, (_, r) in GEMMA_SCOPE_PAPER_FALLBACKS.items()}
     ids = gemma_scope_paper_ids(layers)
@@ -287,7 +293,11 @@ def gemma_scope_paper_set(layers=None, *, repo_id=GEMMA_SCOPE_2B_RES, revision=N
 
 
 def gemma_scope_canonical_set(
-    layers=None, *, repo_id: str | None = None, via_main_repo: bool = False, revision=None
+    layers: Layers = None,
+    *,
+    repo_id: str | None = None,
+    via_main_repo: bool = False,
+    revision: str | None = None,
 ) -> SAESet:
     """Canonical Gemma Scope SAEs: `layer_{L}/width_16k/canonical` in the -canonical repo, or
     (via_main_repo=True) the average_l0 folders they point to in google/gemma-scope-2b-pt-res."""
@@ -300,11 +310,11 @@ def gemma_scope_canonical_set(
 
 
 def gemma_scope_sweep_set(
-    layers=SWEEP_LAYERS,
+    layers: Layers = SWEEP_LAYERS,
     *,
     sae_ids: Mapping[int, Sequence[str]] | None = None,
-    repo_id=GEMMA_SCOPE_2B_RES,
-    revision=None,
+    repo_id: str | os.PathLike = GEMMA_SCOPE_2B_RES,
+    revision: str | None = None,
 ) -> SAESet:
     """Sparsity sweep (Fig. 14-15): every published l0 at `layers`, or the explicit `sae_ids`."""
     ids = dict(sae_ids) if sae_ids is not None else gemma_scope_sweep_ids(layers)
@@ -314,7 +324,12 @@ def gemma_scope_sweep_set(
     )
 
 
-def llama_scope_set(layers=None, *, repo_id=LLAMA_SCOPE_LXR_8X, revision=None) -> SAESet:
+def llama_scope_set(
+    layers: Layers = None,
+    *,
+    repo_id: str | os.PathLike = LLAMA_SCOPE_LXR_8X,
+    revision: str | None = None,
+) -> SAESet:
     """Llama Scope resid_post SAEs of Llama-3.1-8B (`Llama3_1-8B-Base-L{L}R-8x`)."""
     desc = "Llama Scope LXR-8x (Llama-3.1-8B resid_post, width 32k)"
     ids = llama_scope_ids(layers)
@@ -331,7 +346,7 @@ SETS = {
 }
 
 
-def resolve_set(name: str, layers=None, **kw) -> SAESet:
+def resolve_set(name: str, layers: Layers = None, **kw) -> SAESet:
     """Build the named SAE set (see `SETS`), optionally for a subset or range of layers."""
     if name not in SETS:
         raise KeyError(f"unknown SAE set {name!r}; known: {sorted(SETS)}")
