@@ -3,6 +3,7 @@
 import gzip
 import json
 
+import numpy as np
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -66,22 +67,31 @@ def test_batch_determinism(tok):
     assert not torch.equal(a.input_ids, c.input_ids)
 
 
-def test_short_docs_packed_then_padded(tok):
+def test_rest_packed_then_padded(tok):
     texts = [doc(20, 0), doc(3, 1), doc(4, 2), doc(2, 3)]
-    with pytest.warns(UserWarning, match="only 3 of 4"):
-        b = make_batch(texts, tok, n_examples=4, seq_len=8, seed=0)
-    # 1 long doc; shorts: 3+1, 4+1, 2+1 = 12 tokens (EOS after each) -> one full row of 7 + 5 left
-    assert b.meta["n_long"] == 1 and b.meta["n_packed"] == 2 and len(b) == 3
-    last = b[2]
+    with pytest.warns(UserWarning, match="only 5 of 6"):
+        b = make_batch(texts, tok, n_examples=6, seq_len=8, seed=0)
+    # 1 long doc (head: 7 tokens); packed: its tail 13 + 3 + 4 + 2, each + EOS = 26 tokens
+    # -> 3 full rows of 7 and a last row of 5 tokens + 2 padding
+    assert b.meta["n_long"] == 1 and b.meta["n_packed"] == 4 and len(b) == 5
+    assert b.meta["doc_index"] == [0, -1, -1, -1, -1]
+    last = b[4]
     assert last.attention_mask[0].tolist() == [1] * 6 + [0] * 2
     assert last.metric_mask[0].tolist() == [False] + [True] * 5 + [False] * 2
     assert last.input_ids[0, 6:].tolist() == [tok.pad_token_id] * 2
-    assert (b.input_ids == tok.eos_token_id).sum() == 3
+    assert (b.input_ids == tok.eos_token_id).sum() == 4
+    # the packed stream is the rest of each doc in the seeded visiting order
+    expected = []
+    for i in np.random.default_rng(0).permutation(4):
+        ids = tok.encode(texts[i], add_special_tokens=False)
+        expected += ids[7:] if len(ids) >= 7 else ids
+        expected.append(tok.eos_token_id)
+    assert b.input_ids[1:, 1:][b.attention_mask[1:, 1:].bool()].tolist() == expected
 
 
 def test_batch_warns_and_errors(tok):
-    with pytest.warns(UserWarning, match="only 1 of 3"):
-        make_batch([doc(30)], tok, n_examples=3, seq_len=10)
+    with pytest.warns(UserWarning, match="only 4 of 5"):  # 30 tokens + EOS = 9 + 9 + 9 + 4
+        make_batch([doc(30)], tok, n_examples=5, seq_len=10)
     with pytest.raises(ValueError, match="no tokens"):
         make_batch(["", "  "], tok, n_examples=3, seq_len=10)
     with pytest.raises(ValueError, match="bos_token_id"):

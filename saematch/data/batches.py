@@ -4,9 +4,10 @@ T = seq_len counts the BOS: each row is [BOS] + seq_len − 1 document tokens (t
 examples to 1024 tokens; we read that as 1024 model inputs). Selection is seeded and greedy:
 documents are visited in a seeded random order and every document with at least seq_len − 1
 tokens gives one row (its first tokens). If fewer than n_examples documents are that long, the
-shorter ones (same order) are packed: their tokens are concatenated, each followed by the
-tokenizer's EOS when it has one, and cut into rows of seq_len − 1 after a BOS. A last partial
-row is right-padded (attention_mask 0, metric_mask False). Caches are safetensors, no pickle.
+rest (short documents whole, long ones from token seq_len − 1 on; same order) is packed: the
+pieces are concatenated, each followed by the tokenizer's EOS when it has one, and cut into rows
+of seq_len − 1 after a BOS. A last partial row is right-padded (attention_mask 0, metric_mask
+False). Caches are safetensors, no pickle.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def make_batch(
 ) -> TokenBatch:
     """n_examples rows of seq_len tokens ([BOS] + seq_len − 1 document tokens), seeded.
 
-    Long documents first, then packing of the short ones (see the module docstring).
+    Heads of long documents first, then packing of what is left (see the module docstring).
     bos/pad default to the tokenizer's; pad falls back to EOS, then 0 (it is never attended).
     """
     if seq_len < 2 or n_examples < 1:
@@ -158,7 +159,8 @@ def make_batch(
     body = seq_len - 1
     rows: list[list[int]] = []
     doc_index: list[int] = []  # source document of each row, −1 for packed rows
-    short: list[list[int]] = []
+    rest: list[list[int]] = []  # what packing may use, in visiting order
+    sep = [eos] if eos is not None else []
     for i in np.random.default_rng(seed).permutation(len(texts)):
         if len(rows) == n_examples:
             break
@@ -166,11 +168,13 @@ def make_batch(
         if len(ids) >= body:
             rows.append(ids[:body])
             doc_index.append(int(i))
+            if len(ids) > body:
+                rest.append(ids[body:] + sep)
         elif ids:
-            short.append(ids + ([eos] if eos is not None else []))
+            rest.append(ids + sep)
     n_long = len(rows)
     buf: list[int] = []
-    for ids in short:
+    for ids in rest:
         if len(rows) == n_examples:
             break
         buf.extend(ids)
