@@ -233,3 +233,12 @@ def test_reader_reassembles_across_blocks_and_checks_crc(tmp_path):
 def test_reader_missing_run_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="offline-run"):
         read_offline_run(tmp_path)
+
+
+def test_reader_skips_block_trailer_padding(tmp_path):
+    head = struct.pack("<4sHB", b":W&B", 0xBEE1, 0)
+    filler = b"f" * (wr.BLOCK - len(head) - 7 - 3)  # leaves 3 bytes: too few for a header
+    data = head + _chunk(1, filler) + b"\x00" * 3 + _chunk(1, b"next")
+    path = tmp_path / "run-y.wandb"
+    path.write_bytes(data)
+    assert list(wr.iter_raw_records(path)) == [filler, b"next"]

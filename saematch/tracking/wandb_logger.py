@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .results import table_columns, to_jsonable
+from .wandb_reader import wait_for_exit
 
 MODES = ("online", "offline", "disabled")
 _LEGACY_MODES = {"dryrun": "offline", "run": "online"}
@@ -140,11 +141,19 @@ class WandbLogger:
     def finish(self, summary: Mapping[str, Any], exit_code: int = 0) -> None:
         """Write `summary` into the run summary and close the run."""
         self._call("summary", lambda: self.run.summary.update(to_jsonable(dict(summary))))
-        if self.run is not None:
-            try:
-                self.run.finish(exit_code=exit_code)
-            except Exception as e:  # noqa: BLE001
-                self._fail("finish", e)
+        if self.run is None:
+            return
+        try:
+            sync_file = Path(self.run.settings.sync_file)
+        except Exception:  # noqa: BLE001 - a stand-in run without settings
+            sync_file = None
+        try:
+            self.run.finish(exit_code=exit_code)
+        except Exception as e:  # noqa: BLE001
+            self._fail("finish", e)
+            return
+        if sync_file is not None and sync_file.exists() and not wait_for_exit(sync_file):
+            self._fail("finish", TimeoutError(f"{sync_file} has no exit record after 10 s"))
 
     def status(self) -> dict[str, Any]:
         """What happened with W&B, for results.json."""
