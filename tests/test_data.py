@@ -189,6 +189,12 @@ def test_hf_code_mirror_parquet(tmp_path):
         "def f(): pass",
         "x = 1",
     ]
+    disk = tmp_path / "disk"
+    datasets.Dataset.from_dict({"content": ["a = 2"]}).save_to_disk(str(disk))
+    assert load_texts("code", path=disk) == ["a = 2"]
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="a mirror must be"):
+        load_texts("code", path=tmp_path / "notes.txt")
     with pytest.raises(ValueError, match="no column 'text'"):
         load_texts("code", path=path, text_key="text", cache_dir=str(tmp_path / "hf"))
 

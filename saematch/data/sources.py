@@ -148,6 +148,14 @@ def _offline() -> bool:
     return any(v in ("1", "ON", "YES", "TRUE") for v in flags)
 
 
+def _builder_of(f: Path) -> str:
+    """The datasets packaged builder that reads a mirror file."""
+    for suffix, builder in MIRROR_BUILDERS.items():
+        if f.name.lower().endswith(suffix):
+            return builder
+    raise ValueError(f"{f}: a mirror must be {'/'.join(MIRROR_BUILDERS)} files")
+
+
 def _open_hf(spec: HFSource, split: str, path, streaming: bool, cache_dir):
     """The data set as a (streaming or map-style) datasets object."""
     import datasets  # heavy import, only when an HF source is used
@@ -158,9 +166,7 @@ def _open_hf(spec: HFSource, split: str, path, streaming: bool, cache_dir):
             ds = datasets.load_from_disk(str(p))
             return ds[next(iter(ds))] if isinstance(ds, datasets.DatasetDict) else ds
         files = _expand(path, MIRROR_BUILDERS)
-        builders = {
-            MIRROR_BUILDERS[next(s for s in MIRROR_BUILDERS if f.name.endswith(s))] for f in files
-        }
+        builders = {_builder_of(f) for f in files}
         if len(builders) != 1:
             raise ValueError(f"mirror at {path!r} mixes file types {sorted(builders)}; use one")
         return datasets.load_dataset(
@@ -240,6 +246,7 @@ def _hf_texts(
         streaming = path is not None or not _offline()
     key = text_key or spec.text_key
     ds = _open_hf(spec, split, path, streaming, cache_dir)
+    streaming = not hasattr(ds, "__len__")  # a save_to_disk mirror is map-style whatever asked
     if key not in (ds.column_names or [key]):
         raise ValueError(
             f"{spec.repo}: no column {key!r} (columns: {ds.column_names}); pass text_key="
