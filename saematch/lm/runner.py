@@ -4,6 +4,7 @@ resid_post of block l is the decoder layer's output, `model.model.layers[l]`. It
 Hugging Face's `hidden_states[l + 1]` for l < n_layers − 1. For the last block it does
 NOT: in transformers 5 `hidden_states[-1]` is the *final-normed* state (checked for
 Gemma2 and Llama, tests/test_lm.py); `resid_post` returns the un-normed block output.
+Position ids are 0..T−1 as in the model's plain forward, so pad on the right.
 """
 
 from __future__ import annotations
