@@ -123,7 +123,7 @@ def test_stdlib_sources():
     a = load_texts("stdlib_code", n_docs=5, seed=0)
     assert len(a) == 5 and a == load_texts("stdlib_code", n_docs=5, seed=0)
     assert a != load_texts("stdlib_code", n_docs=5, seed=1)
-    held = load_texts("stdlib_prose", split="heldout", n_docs=3)
+    held = load_texts("stdlib_prose", split="heldout", n_docs=3, text_key="text")  # ignored
     assert len(held) == 3 and all(t.strip() for t in held)
     with pytest.raises(ValueError, match="'train' or 'heldout'"):
         load_texts("stdlib", split="test")

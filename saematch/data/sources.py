@@ -53,6 +53,7 @@ def load_texts(
     n_docs: int | None = None,
     seed: int = 0,
     path: str | os.PathLike | None = None,
+    text_key: str | None = None,
     **kw,
 ) -> list[str]:
     """Documents of a named source, seeded order, first n_docs (all when None).
@@ -60,10 +61,11 @@ def load_texts(
     source: stdlib_code | stdlib_prose | stdlib (mixed) — split "train" or "heldout";
     openwebtext | code | wikitext — HF split name ("heldout" → wikitext "validation"), or
     path= a local parquet/jsonl mirror in the published column layout (split then ignored);
-    extra kw: streaming (default True; False when HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set, to
-    read the HF_DATASETS cache), buffer_size (10_000), text_key, cache_dir;
+    text_key overrides the text column; extra kw: streaming (default True; False when
+    HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set, to read the HF_DATASETS cache), buffer_size
+    (10_000), cache_dir;
     local_text — path= a file, folder or glob of .txt (one doc per file) or .jsonl[.gz] (one doc
-    per line, field text_key="text").
+    per line, field text_key, default "text"). stdlib sources ignore text_key.
     """
     if n_docs is not None and n_docs < 0:
         raise ValueError(f"n_docs must be >= 0 or None, got {n_docs}")
@@ -74,13 +76,13 @@ def load_texts(
         docs = list(stdlib_texts(STDLIB_SOURCES[source], heldout=split == "heldout"))
         return _seeded_take(docs, n_docs, seed)
     if source == "local_text":
-        text_key = kw.pop("text_key", "text")
         _no_kw(source, kw)
         if path is None:
             raise ValueError("source 'local_text' needs path= (a file, folder or glob)")
-        return _seeded_take(list(read_local_texts(path, text_key=text_key)), n_docs, seed)
+        docs = read_local_texts(path, text_key=text_key or "text")
+        return _seeded_take(list(docs), n_docs, seed)
     if source in HF_SOURCES:
-        return _hf_texts(HF_SOURCES[source], split, n_docs, seed, path, **kw)
+        return _hf_texts(HF_SOURCES[source], split, n_docs, seed, path, text_key=text_key, **kw)
     raise ValueError(f"unknown text source {source!r}; choose one of {', '.join(SOURCES)}")
 
 
