@@ -45,6 +45,15 @@ def batch(B: int = 3, seed: int = 1):
 MODELS = {"gemma2": tiny_gemma2, "llama": tiny_llama}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads; 2 threads on a busy 2-core box run ~100× slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(params=list(MODELS), scope="module")
 def lm(request) -> LanguageModel:
     return MODELS[request.param]()
@@ -127,7 +136,9 @@ def test_ce_loss_matches_hf_and_ignores_bos(lm):
     logits = lm.logits(ids)
     mask = torch.ones_like(ids, dtype=torch.bool)  # position 0 is dropped anyway
     with torch.no_grad():
-        hf = lm.model(input_ids=ids, labels=ids).loss
+        out = lm.model(input_ids=ids, labels=ids)
+    assert (logits - out.logits).abs().max() < 1e-5  # our head = the model's own head
+    hf = out.loss
     assert abs(ce_loss(logits, ids, mask) - float(hf)) < 1e-5
     # a mid-sequence BOS target at j = 7 is excluded: its predicting logits do not matter
     ids[0, 7] = 2

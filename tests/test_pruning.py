@@ -34,6 +34,15 @@ def exact_sae(d: int = D, perm=None) -> JumpReLUSAE:
     return sae if perm is None else sae.permute_features(perm)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads; 2 threads on a busy 2-core box run ~100× slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def lm():
     return tiny_gemma2()

@@ -34,10 +34,10 @@ def token_ce(logits: Tensor, input_ids: Tensor) -> Tensor:
     B, T, V = logits.shape  # (B, T, V)
     if input_ids.shape != (B, T):
         raise ValueError(f"input_ids {tuple(input_ids.shape)} does not match logits {(B, T, V)}")
-    out = torch.zeros(B, T, dtype=torch.float32, device=logits.device)
-    pred = logits[:, :-1].float().reshape(-1, V)  # (B·(T−1), V)
-    out[:, 1:] = F.cross_entropy(pred, input_ids[:, 1:].reshape(-1), reduction="none").view(B, -1)
-    return out
+    target = torch.full_like(input_ids, -100, device=logits.device)  # (B, T): next token
+    target[:, :-1] = input_ids[:, 1:]
+    ce = F.cross_entropy(logits.float().reshape(-1, V), target.reshape(-1), reduction="none")
+    return ce.view(B, T).roll(1, dims=1)  # ce at j−1 -> out[j]; ignored last -> out[0] = 0
 
 
 def ce_loss(logits: Tensor, input_ids: Tensor, metric_mask: Tensor) -> float:

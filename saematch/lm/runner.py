@@ -21,6 +21,11 @@ from saematch.lm.loss import chunks, token_ce
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 EAGER_MODEL_TYPES = ("gemma2",)  # no SDPA support in transformers 5 (MEASURED.md)
 _LAYERS_RETURN_TUPLE = int(transformers.__version__.split(".")[0]) < 5
+# Causal LMs whose head is exactly lm_head(norm(h)) then optional final-logit softcapping;
+# for these we apply the head ourselves (in-place softcap: ~40 % cheaper on CPU). Others
+# go through the model's own forward.
+_PLAIN_HEAD = ("Gemma2ForCausalLM", "GemmaForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
+               "Qwen2ForCausalLM")  # fmt: skip
 
 
 class _StopForwardSignal(Exception):  # noqa: N818
@@ -57,6 +62,7 @@ class LanguageModel:
             )
         self.base = base  # the decoder stack (embeddings, layers, final norm)
         self.layers = base.layers
+        self._plain_head = type(model).__name__ in _PLAIN_HEAD
 
     @classmethod
     def load(
@@ -124,12 +130,23 @@ class LanguageModel:
             raise ValueError(f"layer {layer} out of range [{lo}, {self.n_layers - 1}]")
         return layer
 
+    def _forward(self, **kw) -> Tensor:
+        """Logits (B, T, V) of the model's forward on kw (input_ids or inputs_embeds)."""
+        if not self._plain_head:
+            return self.model(**kw, use_cache=False).logits
+        h = self.base(**kw, use_cache=False).last_hidden_state  # final norm applied
+        logits = self.model.lm_head(h)
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        if cap is not None:  # Gemma 2: cap · tanh(logits / cap)
+            logits.div_(cap).tanh_().mul_(cap)
+        return logits
+
     @torch.no_grad()
     def logits(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """Plain full forward: logits (B, T, V)."""
         ids = input_ids.to(self.device)
         am = None if attention_mask is None else attention_mask.to(self.device)
-        return self.model(input_ids=ids, attention_mask=am, use_cache=False).logits
+        return self._forward(input_ids=ids, attention_mask=am)
 
     @torch.no_grad()
     def resid_post(
@@ -209,8 +226,7 @@ class LanguageModel:
         h = resid.to(device=self.device, dtype=self.dtype)
         am = None if attention_mask is None else attention_mask.to(self.device)
         with self._skipping(layer + 1):
-            out = self.model(inputs_embeds=h, attention_mask=am, use_cache=False)
-        return out.logits
+            return self._forward(inputs_embeds=h, attention_mask=am)
 
     @torch.no_grad()
     def logits_with_replacement(
