@@ -129,6 +129,34 @@ class Context:
             )
         return self._matchings[key]
 
+    # -- descriptions and judge ----------------------------------------------
+    def descriptions(self, layer: int):
+        """The DescriptionSource of the SAE at `layer` (cfg.descriptions)."""
+        from saematch.descriptions import DictDescriptions, build_descriptions
+
+        d = self.cfg.descriptions
+        kind = plain(d.kind)
+        if kind == "zoo":
+            return DictDescriptions(
+                self.zoo.descriptions(layer, self.cfg.saes.sparsity), name=f"zoo layer {layer}"
+            )
+        if kind == "json":
+            return build_descriptions("json", path=d.path.format(layer=layer))
+        kw = {"model": d.model, "source": d.source.format(layer=layer)}
+        if kind == "export":
+            kw["root"] = d.root
+        else:
+            kw["cache_dir"] = self.cache_dir / "neuronpedia"
+        return build_descriptions(kind, **kw)
+
+    @cached_property
+    def judge(self):
+        """The judge of cfg.judge; answers cached under the cache dir."""
+        from saematch.judge import build_judge
+
+        j = plain(self.cfg.judge)
+        return build_judge(j.pop("kind"), cache_dir=self.cache_dir / "judge", **j)
+
     # -- outputs -------------------------------------------------------------
     @cached_property
     def recorder(self):

@@ -18,6 +18,7 @@ EXPERIMENTS = (
     "sparsity_sweep",
     "quantile_ablation",
     "persistence",
+    "persistence_judge",
     "paths",
     "judge_by_layer",
     "mse_by_label",

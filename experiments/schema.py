@@ -113,6 +113,22 @@ class JudgeConfig:
     thresholds: list[float] = field(default_factory=list)
 
 
+class DescriptionsKind(str, Enum):
+    zoo = "zoo"
+    json = "json"
+    export = "export"
+    api = "api"
+
+
+@dataclass
+class DescriptionsConfig:
+    kind: DescriptionsKind = DescriptionsKind.zoo
+    path: str | None = None  # json: template over {layer}
+    root: str | None = None  # export: folder of Neuronpedia exports
+    model: str | None = None  # Neuronpedia model id, e.g. gemma-2-2b
+    source: str | None = None  # Neuronpedia source id template, e.g. "{layer}-gemmascope-res-16k"
+
+
 @dataclass
 class LoggerConfig:
     kind: LoggerKind = LoggerKind.wandb
@@ -136,6 +152,7 @@ class Config:
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     data: DataConfig = field(default_factory=DataConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    descriptions: DescriptionsConfig = field(default_factory=DescriptionsConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     # Each experiment checks its own options against its dataclass (experiments/registry.py).

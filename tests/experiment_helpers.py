@@ -1,0 +1,35 @@
+"""Compose the real config tree for tests: the test-size zoo, tiny data, no W&B, tmp outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from experiments.cli import CONF_DIR
+from experiments.schema import register_schemas
+
+
+def zoo_overrides(zoo) -> list[str]:
+    """Overrides that point the config at an already built zoo (its cache root and size)."""
+    cache = Path(zoo.root).parent.parent  # <cache>/zoo/<size>-seed<seed>
+    size = zoo.manifest["config"]["size"] if "config" in zoo.manifest else "test"
+    seed = zoo.manifest.get("seed", 0)
+    return [f"paths.cache_dir={cache}", f"model.zoo_size={size}", f"seed={seed}"]
+
+
+def compose_cfg(experiment: str, overrides: list[str], zoo, tmp_path: Path) -> DictConfig:
+    """The composed config of `saematch experiment=<experiment> <overrides>` on the test zoo."""
+    register_schemas()
+    base = [
+        f"experiment={experiment}",
+        *zoo_overrides(zoo),
+        "logger=none",
+        f"paths.output_root={tmp_path}",
+        "data.n_examples=8",
+        "data.seq_len=64",
+        "model.batch_size=8",
+    ]
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        return compose("config", overrides=base + list(overrides))
