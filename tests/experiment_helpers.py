@@ -14,8 +14,7 @@ from experiments.schema import register_schemas
 def zoo_overrides(zoo) -> list[str]:
     """Overrides that point the config at an already built zoo (its cache root and size)."""
     cache = Path(zoo.root).parent.parent  # <cache>/zoo/<size>-seed<seed>
-    size = zoo.manifest["config"]["size"] if "config" in zoo.manifest else "test"
-    seed = zoo.manifest.get("seed", 0)
+    size, seed = zoo.manifest["size"], zoo.manifest["seed"]
     return [f"paths.cache_dir={cache}", f"model.zoo_size={size}", f"seed={seed}"]
 
 
