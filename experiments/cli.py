@@ -9,7 +9,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.registry import checked_options, experiment_module
+from experiments.registry import check_config, experiment_module
 from experiments.schema import register_schemas
 
 log = logging.getLogger("saematch")
@@ -18,7 +18,7 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 def run_experiment(cfg: DictConfig) -> dict:
     """Validate the experiment's options, then run it; returns its results dict."""
-    checked_options(cfg)  # fail fast on a typo, before loading anything
+    check_config(cfg)  # fail fast on a typo, before loading anything
     if cfg.dry_run:
         print(OmegaConf.to_yaml(cfg))
         return {"dry_run": True}

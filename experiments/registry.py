@@ -32,6 +32,19 @@ def experiment_module(name: str) -> ModuleType:
     return importlib.import_module(f"experiments.{name}")
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Re-check the whole config against the schema (a `+group.key=...` override bypasses it)."""
+    from experiments.schema import Config
+
+    given = OmegaConf.to_container(cfg, resolve=False)
+    given.pop("hydra", None)
+    try:
+        OmegaConf.merge(OmegaConf.structured(Config), given)
+    except OmegaConfBaseException as e:
+        raise ValueError(f"bad config: {getattr(e, 'msg', e)}") from None
+    checked_options(cfg)
+
+
 def checked_options(cfg: DictConfig) -> DictConfig:
     """cfg.experiment merged onto its Options schema; unknown keys or bad types raise."""
     mod = experiment_module(cfg.experiment.name)

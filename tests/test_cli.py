@@ -1,0 +1,169 @@
+"""The `saematch` command: config composition, fail-fast validation, end-to-end runs, launchers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from experiment_helpers import compose_cfg, zoo_overrides
+from hydra import compose, initialize_config_dir
+
+from experiments.cli import CONF_DIR, run_experiment
+from experiments.registry import EXPERIMENTS
+from experiments.schema import register_schemas
+
+CONF = Path(CONF_DIR)
+GROUPS = ["model", "saes", "matching", "data", "judge", "descriptions", "logger"]
+NEEDS_VALUE = {
+    "data": {"local_text": ["data.path=/tmp/x.txt"]},
+    "descriptions": {
+        "neuronpedia_export": ["descriptions.root=/tmp/np"],
+        "json": ["descriptions.path='/tmp/{layer}.json'"],
+    },
+}
+
+
+def _compose(overrides):
+    register_schemas()
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    "group,option",
+    [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))],
+)
+def test_every_group_option_composes(group, option):
+    extra = NEEDS_VALUE.get(group, {}).get(option, [])
+    cfg = _compose([f"{group}={option}", *extra])
+    assert cfg[group] is not None
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_every_experiment_config_composes_and_validates(name):
+    from experiments.registry import checked_options
+
+    cfg = _compose([f"experiment={name}"])
+    assert cfg.experiment.name == name
+    checked_options(cfg)
+
+
+def test_every_registered_experiment_has_a_config():
+    have = {p.stem for p in (CONF / "experiment").glob("*.yaml")}
+    assert set(EXPERIMENTS) <= have
+
+
+def test_default_experiment_is_layer_pruning_on_the_tiny_zoo():
+    cfg = _compose([])
+    assert cfg.experiment.name == "layer_pruning"
+    assert cfg.model.kind.value == "zoo" and cfg.saes.kind.value == "zoo"
+    assert cfg.logger.mode.value == "offline"
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("matching.mode=sideways", "sideways"),
+        ("matching.foo=1", "matching.foo"),
+        ("data.n_examples=many", "n_examples"),
+        ("model=gpt5", "gpt5"),
+    ],
+)
+def test_bad_override_fails_at_compose_time(override, message):
+    with pytest.raises(Exception, match=message):
+        _compose([override])
+
+
+def test_added_unknown_key_fails_before_any_work(tmp_path):
+    cfg = _compose(["+matching.foo=1", f"paths.output_root={tmp_path}"])
+    with pytest.raises(ValueError, match="foo"):
+        run_experiment(cfg)
+
+
+def test_bad_experiment_option_fails_before_any_work(tmp_path):
+    cfg = _compose(["+experiment.pairz=[1]", f"paths.output_root={tmp_path}"])
+    with pytest.raises(ValueError, match="pairz") as e:
+        run_experiment(cfg)
+    assert "valid options" in str(e.value)
+    assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def _saematch(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
+    # The console script, not `python -m`: submitit pickles the task by module path.
+    cmd = [str(Path(sys.executable).parent / "saematch"), *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+SMALL = ["data.n_examples=4", "data.seq_len=32", "model.batch_size=4"]
+
+
+def test_end_to_end_default_run_with_offline_wandb(test_zoo, tmp_path):
+    from saematch.tracking import find_offline_runs, read_offline_run
+
+    run_dir = tmp_path / "run"
+    args = [*zoo_overrides(test_zoo), *SMALL, f"hydra.run.dir={run_dir}", "logger.mode=offline"]
+    env_mode = os.environ.pop("WANDB_MODE", None)
+    try:
+        proc = _saematch(args, cwd=tmp_path)
+    finally:
+        if env_mode is not None:
+            os.environ["WANDB_MODE"] = env_mode
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "ok" and results["wandb"]["ok"], results["wandb"]
+    layers = results["results"]["layers"]
+    assert len(layers) == test_zoo.n_layers - 1
+    for row in layers.values():
+        assert {"delta_loss", "explained_variance"} <= set(row)
+    assert results["config"]["experiment"]["name"] == "layer_pruning"
+    assert (run_dir / "layer_pruning.png").is_file() and (run_dir / "layer_pruning.csv").is_file()
+    # The offline W&B run holds the same per-layer numbers as results.json.
+    (wb_run,) = find_offline_runs(run_dir)
+    wb = read_offline_run(wb_run)
+    logged = {int(r["layer"]): r for r in wb["history"] if "delta_loss" in r}
+    for layer, row in layers.items():
+        assert logged[int(layer)]["delta_loss"] == pytest.approx(row["delta_loss"], rel=1e-6)
+        assert logged[int(layer)]["explained_variance"] == pytest.approx(
+            row["explained_variance"], rel=1e-6
+        )
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local"])
+def test_multirun_sweep(test_zoo, tmp_path, launcher):
+    sweep_dir = tmp_path / "sweep"
+    args = [
+        "-m",
+        *zoo_overrides(test_zoo),
+        *SMALL,
+        "logger=none",
+        "experiment.pairs=[0]",
+        "experiment.baselines=false",
+        f"hydra.sweep.dir={sweep_dir}",
+        "matching.fold=true,false",
+    ]
+    if launcher != "basic":
+        args.append(f"hydra/launcher={launcher}")
+    if launcher == "joblib":
+        args.append("hydra.launcher.n_jobs=2")
+    if launcher == "submitit_local":
+        args += ["hydra.launcher.timeout_min=10", "hydra.launcher.cpus_per_task=1"]
+    proc = _saematch(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = sorted(sweep_dir.glob("*/results.json"))
+    assert len(results) == 2, list(sweep_dir.rglob("*"))[:20]
+    folds = {json.loads(p.read_text())["config"]["matching"]["fold"] for p in results}
+    assert folds == {True, False}
+
+
+def test_run_experiment_directly_writes_results(test_zoo, tmp_path):
+    cfg = compose_cfg(
+        "layer_pruning", ["experiment.pairs=[0]", "experiment.baselines=false"], test_zoo, tmp_path
+    )
+    out = run_experiment(cfg)
+    assert list(out["layers"]) == ["0"]
+    assert set(out["layers"]["0"]["methods"]) == {"sae_match"}
