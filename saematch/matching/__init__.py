@@ -1,0 +1,21 @@
+"""Matching SAE features across layers (SPEC §3, paper eq. 3)."""
+
+from saematch.matching.cache import CODE_VERSION, cache_key, match_layers
+from saematch.matching.cost import MODES, pair_cost
+from saematch.matching.match import Matching, match
+from saematch.matching.permutation import Permutation, compose_chain, feature_path
+from saematch.matching.solvers import SOLVERS
+
+__all__ = [
+    "CODE_VERSION",
+    "MODES",
+    "SOLVERS",
+    "Matching",
+    "Permutation",
+    "cache_key",
+    "compose_chain",
+    "feature_path",
+    "match",
+    "match_layers",
+    "pair_cost",
+]

@@ -1,0 +1,105 @@
+"""Matching costs between the features of two SAEs (SPEC §3, paper eq. 3).
+
+Every mode is a squared Euclidean distance between per-feature vectors:
+
+    decoder:  z_i = W_dec[i, :] / √d                      -> ‖z_A,i − z_B,j‖² = mean_d (ΔW_dec)²
+    encoder:  z_i = W_enc[:, i] / √d                      -> mean_d (ΔW_enc)²
+    both:     z_i = [W_dec[i]/√d, W_enc[:, i]/√d, b_enc[i]] -> decoder + encoder + (Δb_enc)²
+
+so c_ij = r_i + s_j − 2 z_A,i · z_B,j with r, s the squared norms. The solvers use the
+*augmented* vectors x_i = [z_A,i, r_i, 1] and y_j = [−2 z_B,j, 1, s_j], for which one GEMM
+gives the full cost: x_i · y_j = c_ij.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from saematch.sae import JumpReLUSAE, check_compatible
+
+MODES = ("encoder", "decoder", "both")
+SCORE_MODES = (*MODES, "bias")  # "bias" = (b_enc_A[i] − b_enc_B[j])², for Fig. 3's third curve
+
+
+def check_mode(mode: str, allowed: tuple[str, ...] = MODES) -> None:
+    """Raise ValueError unless mode is one of `allowed`."""
+    if mode not in allowed:
+        raise ValueError(f"unknown matching mode {mode!r}; choose one of {', '.join(allowed)}.")
+
+
+def _np(t: torch.Tensor, dtype) -> np.ndarray:
+    return t.detach().to("cpu").numpy().astype(dtype, copy=False)
+
+
+def feature_dim(d_model: int, mode: str) -> int:
+    """Length of the per-feature vector z for `mode`."""
+    return {"decoder": d_model, "encoder": d_model, "both": 2 * d_model + 1}[mode]
+
+
+def augmented_features(sae: JumpReLUSAE, mode: str, side: str, dtype=np.float32) -> np.ndarray:
+    """The augmented vectors (F, D + 2): side "a" -> [z, ‖z‖², 1]; side "b" -> [−2z, 1, ‖z‖²].
+
+    x_a[i] · x_b[j] = c_ij (the mode's cost), so `xa @ xb.T` is the dense cost matrix.
+    Uses the SAE's weights as given (fold first for folded matching).
+    """
+    check_mode(mode)
+    F, d = sae.width, sae.d_model
+    D = feature_dim(d, mode)
+    out = np.empty((F, D + 2), dtype=dtype)
+    scale = np.asarray(1.0 / np.sqrt(d), dtype=dtype)
+    col = 0
+    if mode in ("decoder", "both"):
+        out[:, col : col + d] = _np(sae.W_dec, dtype) * scale
+        col += d
+    if mode in ("encoder", "both"):
+        out[:, col : col + d] = _np(sae.W_enc, dtype).T * scale
+        col += d
+    if mode == "both":
+        out[:, col] = _np(sae.b_enc, dtype)
+    z = out[:, :D]
+    sq = np.einsum("ij,ij->i", z, z, dtype=np.float64)  # (F,) squared norms, accumulated in f64
+    if side == "a":
+        out[:, D], out[:, D + 1] = sq, 1.0
+    elif side == "b":
+        z *= -2.0
+        out[:, D], out[:, D + 1] = 1.0, sq
+    else:
+        raise ValueError(f"side must be 'a' or 'b', got {side!r}")
+    return out
+
+
+def _perm_array(perm, n: int) -> np.ndarray:
+    p = np.asarray(getattr(perm, "perm", perm))
+    if p.shape != (n,) or not np.issubdtype(p.dtype, np.integer):
+        raise ValueError(f"perm must be an integer array of shape ({n},), got {p.dtype} {p.shape}")
+    if n and (p.min() < 0 or p.max() >= n or np.bincount(p, minlength=n).max() != 1):
+        raise ValueError(
+            "perm is not a bijection of range(width): some index repeats or is out of range"
+        )
+    return p.astype(np.int64, copy=False)
+
+
+def pair_cost(a: JumpReLUSAE, b: JumpReLUSAE, perm, mode: str, chunk: int = 4096) -> np.ndarray:
+    """Per-pair cost (F,) float32 of pairing a's feature i with b's feature perm[i] (eq. 3).
+
+    decoder: mean_d (W_dec_A[i] − W_dec_B[perm[i]])²; encoder: the same on W_enc columns;
+    both: decoder + encoder + (b_enc_A[i] − b_enc_B[perm[i]])²; bias: the last term alone.
+    Computed directly (float64) on the weights as given: pass a.fold(), b.fold() to score on
+    folded weights. The identity permutation gives the "vanilla" cost.
+    """
+    check_compatible(a, b)
+    check_mode(mode, SCORE_MODES)
+    p = torch.as_tensor(_perm_array(perm, a.width))
+    out = torch.zeros(a.width, dtype=torch.float64)
+    for s in range(0, a.width, chunk):
+        i, j = slice(s, s + chunk), p[s : s + chunk]
+        if mode in ("decoder", "both"):
+            diff = a.W_dec[i].cpu().double() - b.W_dec[j].cpu().double()  # (chunk, d)
+            out[i] += diff.pow(2).mean(1)
+        if mode in ("encoder", "both"):
+            diff = a.W_enc[:, i].cpu().double() - b.W_enc[:, j].cpu().double()  # (d, chunk)
+            out[i] += diff.pow(2).mean(0)
+        if mode in ("both", "bias"):
+            out[i] += (a.b_enc[i].cpu().double() - b.b_enc[j].cpu().double()).pow(2)
+    return out.numpy().astype(np.float32)

@@ -1,0 +1,153 @@
+"""match(), pair_cost() and the solvers (SPEC §3)."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import random_sae
+
+from saematch.matching import match, pair_cost
+from saematch.matching.cost import augmented_features
+from saematch.matching.solvers import assign
+from saematch.matching.synthetic import synthetic_pair
+from saematch.sae import JumpReLUSAE
+
+
+def _direct_cost(a, b, mode):
+    """(F, F) cost by brute force from the SPEC formulas (float64)."""
+    a, b = a.to(dtype=torch.float64), b.to(dtype=torch.float64)
+    dec = ((a.W_dec[:, None, :] - b.W_dec[None, :, :]) ** 2).mean(-1)
+    enc = ((a.W_enc.T[:, None, :] - b.W_enc.T[None, :, :]) ** 2).mean(-1)
+    bias = (a.b_enc[:, None] - b.b_enc[None, :]) ** 2
+    return {"decoder": dec, "encoder": enc, "both": dec + enc + bias, "bias": bias}[mode]
+
+
+@pytest.mark.parametrize("mode", ["decoder", "encoder", "both", "bias"])
+def test_pair_cost_matches_direct(mode):
+    a, b = random_sae(5, 7, seed=1), random_sae(5, 7, seed=2)
+    perm = np.array([3, 0, 6, 1, 5, 2, 4])
+    want = _direct_cost(a, b, mode)[torch.arange(7), torch.as_tensor(perm)].numpy()
+    np.testing.assert_allclose(pair_cost(a, b, perm, mode), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["decoder", "encoder", "both"])
+def test_augmented_features_give_the_cost(mode):
+    a, b = random_sae(6, 9, seed=3), random_sae(6, 9, seed=4)
+    xa, xb = (augmented_features(s, mode, side, np.float64) for s, side in ((a, "a"), (b, "b")))
+    np.testing.assert_allclose(xa @ xb.T, _direct_cost(a, b, mode).numpy(), atol=1e-7)
+
+
+@pytest.mark.parametrize("mode", ["decoder", "encoder", "both"])
+def test_match_pair_mse_and_total(mode):
+    a, b = random_sae(8, 12, seed=5), random_sae(8, 12, seed=6)
+    m = match(a, b, mode=mode, fold=True, solver="scipy")
+    assert m.perm.dtype == np.int64 and m.pair_mse.dtype == np.float32
+    np.testing.assert_allclose(m.pair_mse, pair_cost(a.fold(), b.fold(), m.perm, mode), rtol=1e-6)
+    assert m.total_cost == pytest.approx(float(m.pair_mse.sum()), rel=1e-6)
+    assert (m.mode, m.fold, m.solver) == (mode, True, "scipy") and m.seconds >= 0
+    # optimal: no single swap of two pairs lowers the cost
+    c = _direct_cost(a.fold(), b.fold(), mode).numpy()
+    base = c[np.arange(12), m.perm].sum()
+    for i in range(12):
+        for j in range(i + 1, 12):
+            p = m.perm.copy()
+            p[[i, j]] = p[[j, i]]
+            assert c[np.arange(12), p].sum() >= base - 1e-9
+
+
+def test_planted_permutation_is_recovered():
+    a, b, planted = synthetic_pair(d_model=128, width=300, unmatched=0.2, noise=0.2, seed=0)
+    m = match(a, b, mode="both")
+    has = planted >= 0
+    assert (m.perm[has] == planted[has]).mean() > 0.97
+    vanilla = pair_cost(a.fold(), b.fold(), np.arange(300), "both")
+    assert m.total_cost < 0.5 * vanilla.sum()
+
+
+def _sae(w_dec, theta, d):
+    f = len(theta)
+    return JumpReLUSAE(
+        W_enc=torch.zeros(d, f),
+        b_enc=torch.zeros(f),
+        W_dec=torch.as_tensor(w_dec),
+        b_dec=torch.zeros(d),
+        threshold=torch.as_tensor(theta),
+    )
+
+
+def test_folding_separates_same_direction_different_threshold():
+    # A0 and A1 share one direction; A0 fires at θ = 0.2, A1 at θ = 2. B has the same two
+    # features swapped. Raw rows tilt by ±ε so unfolded matching prefers the wrong pairing;
+    # folded rows (θ·W_dec) differ by 10x in norm, which identifies the partners.
+    d, eps = 16, 0.05
+    g = torch.Generator().manual_seed(0)
+    u, w = torch.randn(2, d, generator=g)
+    a = _sae(torch.stack([u + eps * w, u]), [0.2, 2.0], d)
+    b = _sae(torch.stack([u + eps * w, u - eps * w]), [2.0, 0.2], d)
+    folded = match(a, b, mode="decoder", fold=True).perm
+    unfolded = match(a, b, mode="decoder", fold=False).perm
+    assert folded.tolist() == [1, 0]
+    assert unfolded.tolist() == [0, 1]
+
+
+def _optimum(xa, xb, x):
+    return float((xa.astype(np.float64) @ xb.astype(np.float64).T)[np.arange(len(x)), x].sum())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("width", [40, 150, 400])
+def test_auto_and_lapjv_equal_scipy_optimum(seed, width):
+    a, b, _ = synthetic_pair(d_model=32, width=width, unmatched=0.3, noise=1.0, seed=seed)
+    a, b = a.fold(), b.fold()
+    xa, xb = augmented_features(a, "both", "a"), augmented_features(b, "both", "b")
+    ref = _optimum(xa, xb, assign(xa, xb, "scipy")[0])
+    dense = _optimum(xa, xb, assign(xa, xb, "lapjv")[0])
+    # force the sparse certified path with a tiny k, so the graph must be widened
+    x, info = assign(xa, xb, "auto", dense_below=0, max_dense_bytes=0, k=2, extra=8)
+    assert info["method"] == "sparse-certified"
+    assert np.unique(x).size == width
+    assert dense == pytest.approx(ref, rel=1e-6)
+    assert _optimum(xa, xb, x) == pytest.approx(ref, rel=1e-6)
+
+
+def test_auto_widens_when_candidates_are_too_few():
+    a, b = random_sae(24, 300, seed=7), random_sae(24, 300, seed=8)
+    xa, xb = (
+        augmented_features(a.fold(), "decoder", "a"),
+        augmented_features(b.fold(), "decoder", "b"),
+    )
+    x, info = assign(xa, xb, "auto", dense_below=0, max_dense_bytes=0, k=1, extra=4)
+    assert info["rounds"] > 1 and info["exact_rows"] > 0
+    ref = assign(xa, xb, "scipy")[0]
+    assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-6)
+
+
+def test_auto_on_random_square_costs():
+    # any cost matrix C is reachable: z_A = I, z_B = −C/2 gives c = C + row/column constants
+    rng = np.random.default_rng(0)
+    for n in (30, 120):
+        c = rng.random((n, n)).astype(np.float32)
+        xa = np.hstack(
+            [np.eye(n, dtype=np.float32), np.ones((n, 1), np.float32), np.ones((n, 1), np.float32)]
+        )
+        xb = np.hstack([c.T, np.ones((n, 1), np.float32), np.zeros((n, 1), np.float32)])
+        x, _ = assign(xa, xb, "auto", dense_below=0, max_dense_bytes=0, k=3, extra=8)
+        ref = assign(xa, xb, "scipy")[0]
+        assert c[np.arange(n), x].sum() == pytest.approx(c[np.arange(n), ref].sum(), rel=1e-6)
+
+
+def test_errors():
+    a = random_sae(8, 12, seed=0)
+    with pytest.raises(ValueError, match="widths differ"):
+        match(a, random_sae(8, 10, seed=1))
+    with pytest.raises(ValueError, match="d_model"):
+        match(a, random_sae(6, 12, seed=1))
+    with pytest.raises(ValueError, match="unknown matching mode"):
+        match(a, a, mode="sideways")
+    with pytest.raises(ValueError, match="unknown solver"):
+        match(a, a, solver="greedy")
+    with pytest.raises(ValueError, match="bijection"):
+        pair_cost(a, a, np.zeros(12, dtype=np.int64), "decoder")
+    relu = random_sae(8, 12, seed=2, theta_range=(0.0, 0.0))
+    with pytest.raises(ValueError, match="fold"):
+        match(relu, relu, fold=True)
+    assert match(relu, relu, fold=False).perm.tolist() == list(range(12))

@@ -1,0 +1,84 @@
+"""match_layers and its on-disk cache: hits, resume, corrupt entries."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers import random_sae
+
+import saematch.matching.cache as cache_mod
+from saematch.matching import match, match_layers
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    calls = []
+
+    def fake_match(a, b, **kw):
+        calls.append((a.name, b.name))
+        return match(a, b, **kw)
+
+    monkeypatch.setattr(cache_mod, "match", fake_match)
+    return calls
+
+
+def _saes(n=4):
+    return [random_sae(8, 16, seed=s) for s in range(n)]
+
+
+def test_match_layers_caches_and_resumes(tmp_path, counted):
+    saes = _saes()
+    first = match_layers(saes, mode="both", fold=True, solver="auto", cache_dir=tmp_path)
+    assert len(first) == 3 and len(counted) == 3
+    assert all(m.info["cached"] is False for m in first)
+    again = match_layers(saes, mode="both", fold=True, solver="auto", cache_dir=tmp_path)
+    assert len(counted) == 3  # nothing recomputed
+    assert all(m.info["cached"] for m in again)
+    for m, n in zip(first, again, strict=True):
+        assert np.array_equal(m.perm, n.perm) and np.array_equal(m.pair_mse, n.pair_mse)
+        assert (n.mode, n.fold, n.solver) == ("both", True, "auto")
+    # other settings are other entries
+    match_layers(saes, mode="decoder", fold=True, solver="auto", cache_dir=tmp_path)
+    assert len(counted) == 6
+    # an interrupted run: delete one entry's marker; only that pair is redone
+    (tmp_path / f"{cache_mod.cache_key(saes[1], saes[2], 'both', True, 'auto')}.json").unlink()
+    match_layers(saes, mode="both", fold=True, solver="auto", cache_dir=tmp_path, progress=False)
+    assert len(counted) == 7 and counted[-1] == (saes[1].name, saes[2].name)
+
+
+def test_corrupt_entry_is_recomputed(tmp_path, counted, caplog):
+    saes = _saes(2)
+    ref = match_layers(saes, cache_dir=tmp_path)[0]
+    key = cache_mod.cache_key(saes[0], saes[1], "both", True, "auto")
+    (tmp_path / f"{key}.npz").write_bytes(b"not a zip file")
+    out = match_layers(saes, cache_dir=tmp_path)[0]
+    assert len(counted) == 2 and "corrupt" in caplog.text
+    assert np.array_equal(out.perm, ref.perm)
+    # a non-bijective perm is corrupt too
+    np.savez(
+        tmp_path / f"{key}.npz", perm=np.zeros(16, np.int64), pair_mse=np.zeros(16, np.float32)
+    )
+    match_layers(saes, cache_dir=tmp_path)
+    assert len(counted) == 3
+    meta = json.loads((tmp_path / f"{key}.json").read_text())
+    assert meta["key"] == key and meta["code"] == cache_mod.CODE_VERSION
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_key_depends_on_content_and_settings():
+    a, b = _saes(2)
+    k = cache_mod.cache_key(a, b, "both", True, "auto")
+    assert k != cache_mod.cache_key(b, a, "both", True, "auto")
+    assert k != cache_mod.cache_key(a, b, "both", False, "auto")
+    assert k != cache_mod.cache_key(a, b, "encoder", True, "auto")
+    assert k != cache_mod.cache_key(a, b, "both", True, "scipy")
+    assert k == cache_mod.cache_key(a.to(dtype=None), b, "both", True, "auto")
+
+
+def test_match_layers_without_cache_and_errors():
+    saes = _saes(3)
+    assert len(match_layers(saes, progress=False)) == 2
+    with pytest.raises(ValueError, match="two SAEs"):
+        match_layers(saes[:1])
+    with pytest.raises(ValueError, match="widths differ"):
+        match_layers([saes[0], random_sae(8, 12, seed=9)])
