@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from saematch.lm import LanguageModel, chunks, token_ce
+from saematch.lm import LanguageModel, chunks
 from saematch.sae import JumpReLUSAE
 
 # (t, resid (L, B, T, d) indexed by block) -> x̂_{t+1} (B, T, d)
@@ -125,14 +125,14 @@ def pruning_sweep(
         mask = metric_mask[s].to(lm.device).bool().clone()
         mask[:, 0] = False  # position 0 (BOS) is never a target nor a metric token
         resid = lm.resid_post(ids, am, layers=range(top + 1))  # (top+1, B, T, d), one pass
-        clean = token_ce(lm.logits_from(top, resid[top], ids, am), ids)[mask]  # (n,)
+        clean = lm.token_losses_from(top, resid[top], ids, am)[mask]  # (n,) runs no block
         clean_sum += float(clean.double().sum())
         n_tok += clean.numel()
         for t in pairs:
             x_true = resid[t + 1][mask]  # (n, d)
             for name, fn in replacements.items():
                 x_hat = fn(t, resid)  # (B, T, d)
-                patched = token_ce(lm.logits_from(t + 1, x_hat, ids, am), ids)[mask]
+                patched = lm.token_losses_from(t + 1, x_hat, ids, am)[mask]
                 loss_sum[t, name] += float(patched.double().sum())
                 ev[t, name].update(x_hat[mask], x_true)
             if bar is not None:

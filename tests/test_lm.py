@@ -164,6 +164,22 @@ def test_token_ce_alignment_and_chunking(lm):
     assert [(s.start, s.stop) for s in chunks(5, 2)] == [(0, 2), (2, 4), (4, 5)]
 
 
+def test_token_losses_from_chunked_head(lm):
+    """The chunked-head loss equals CE of the full logits, also via the generic fallback."""
+    ids, am, _ = batch()
+    r = lm.resid_post(ids, am)
+    x = torch.randn(3, T, D)
+    for layer, resid in [(1, r[1]), (2, x), (N_LAYERS - 1, r[-1])]:
+        ref = token_ce(lm.logits_from(layer, resid, ids, am), ids)
+        lm.loss_chunk_tokens = 7
+        try:
+            assert (lm.token_losses_from(layer, resid, ids, am) - ref).abs().max() < 1e-5
+            lm._plain_head = False  # any other architecture: the model's own forward
+            assert (lm.token_losses_from(layer, resid, ids, am) - ref).abs().max() < 1e-5
+        finally:
+            lm.loss_chunk_tokens, lm._plain_head = 256, True
+
+
 def test_default_metric_mask():
     ids, am, mask = batch()
     assert not mask[:, 0].any() and not mask[1, 14:].any() and mask[0, 1:].all()

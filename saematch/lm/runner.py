@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 import transformers
 from torch import Tensor, nn
 
@@ -63,6 +64,7 @@ class LanguageModel:
         self.base = base  # the decoder stack (embeddings, layers, final norm)
         self.layers = base.layers
         self._plain_head = type(model).__name__ in _PLAIN_HEAD
+        self.loss_chunk_tokens = 256  # tokens per lm_head chunk in the loss paths
 
     @classmethod
     def load(
@@ -130,16 +132,36 @@ class LanguageModel:
             raise ValueError(f"layer {layer} out of range [{lo}, {self.n_layers - 1}]")
         return layer
 
+    def _head(self, h: Tensor) -> Tensor:
+        """Final-normed hidden (..., d) -> logits (..., V): lm_head, then Gemma 2's softcap."""
+        logits = self.model.lm_head(h)
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        if cap is not None:  # cap · tanh(logits / cap)
+            logits.div_(cap).tanh_().mul_(cap)
+        return logits
+
     def _forward(self, **kw) -> Tensor:
         """Logits (B, T, V) of the model's forward on kw (input_ids or inputs_embeds)."""
         if not self._plain_head:
             return self.model(**kw, use_cache=False).logits
-        h = self.base(**kw, use_cache=False).last_hidden_state  # final norm applied
-        logits = self.model.lm_head(h)
-        cap = getattr(self.model.config, "final_logit_softcapping", None)
-        if cap is not None:  # Gemma 2: cap · tanh(logits / cap)
-            logits.div_(cap).tanh_().mul_(cap)
-        return logits
+        return self._head(self.base(**kw, use_cache=False).last_hidden_state)
+
+    def _token_ce(self, targets: Tensor, **kw) -> Tensor:
+        """Per-token CE (B, T) of targets (B, T) under the forward on kw; chunked head (memory)."""
+        ids = targets.to(self.device)
+        if not self._plain_head:
+            return token_ce(self._forward(**kw), ids)
+        h = self.base(**kw, use_cache=False).last_hidden_state  # (B, T, d), final norm applied
+        B, T, d = h.shape
+        h = h.reshape(B * T, d)
+        target = torch.full_like(ids, -100)  # (B, T): the next token; none after the last
+        target[:, :-1] = ids[:, 1:]
+        target = target.reshape(-1)
+        out = torch.empty(B * T, dtype=torch.float32, device=h.device)
+        for s in chunks(B * T, self.loss_chunk_tokens):
+            logits = self._head(h[s]).float()  # (chunk, V)
+            out[s] = F.cross_entropy(logits, target[s], reduction="none")
+        return out.view(B, T).roll(1, dims=1)  # CE predicted at j−1 -> out[:, j]; out[:, 0] = 0
 
     @torch.no_grad()
     def logits(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
@@ -215,6 +237,24 @@ class LanguageModel:
         are pass-throughs, so layer indices and per-layer mask types are unchanged).
         layer = −1 replaces the embeddings output (the input to block 0).
         """
+        h, am = self._resume_args(layer, resid, input_ids, attention_mask)
+        with self._skipping(layer + 1):
+            return self._forward(inputs_embeds=h, attention_mask=am)
+
+    @torch.no_grad()
+    def token_losses_from(
+        self,
+        layer: int,
+        resid: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Per-token CE (B, T) as token_ce(logits_from(...), input_ids), never holding (B, T, V)."""
+        h, am = self._resume_args(layer, resid, input_ids, attention_mask)
+        with self._skipping(layer + 1):
+            return self._token_ce(input_ids, inputs_embeds=h, attention_mask=am)
+
+    def _resume_args(self, layer, resid, input_ids, attention_mask):
         self._check_layer(layer, allow_embed=True)
         if resid.ndim != 3 or resid.shape[-1] != self.d_model:
             raise ValueError(f"resid must be (B, T, {self.d_model}), got {tuple(resid.shape)}")
@@ -225,8 +265,7 @@ class LanguageModel:
             )
         h = resid.to(device=self.device, dtype=self.dtype)
         am = None if attention_mask is None else attention_mask.to(self.device)
-        with self._skipping(layer + 1):
-            return self._forward(inputs_embeds=h, attention_mask=am)
+        return h, am
 
     @torch.no_grad()
     def logits_with_replacement(
@@ -265,7 +304,9 @@ class LanguageModel:
         out = []
         for s in chunks(input_ids.shape[0], batch_size):
             am = None if attention_mask is None else attention_mask[s]
-            out.append(token_ce(self.logits(input_ids[s], am), input_ids[s].to(self.device)).cpu())
+            am = None if am is None else am.to(self.device)
+            ids = input_ids[s].to(self.device)
+            out.append(self._token_ce(ids, input_ids=ids, attention_mask=am).cpu())
         return torch.cat(out)
 
     def __repr__(self) -> str:
