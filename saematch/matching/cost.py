@@ -103,3 +103,15 @@ def pair_cost(a: JumpReLUSAE, b: JumpReLUSAE, perm, mode: str, chunk: int = 4096
         if mode in ("both", "bias"):
             out[i] += (a.b_enc[i].cpu().double() - b.b_enc[j].cpu().double()).pow(2)
     return out.numpy().astype(np.float32)
+
+
+def pair_cost_features(xa: np.ndarray, xb: np.ndarray, perm, chunk: int = 4096) -> np.ndarray:
+    """Per-pair cost (F,) float32 from augmented features: ‖z_A,i − z_B,perm[i]‖² (float64)."""
+    D = xa.shape[1] - 2
+    p = _perm_array(perm, xa.shape[0])
+    out = np.empty(len(p), dtype=np.float64)
+    for s in range(0, len(p), chunk):
+        za = xa[s : s + chunk, :D].astype(np.float64)
+        zb = xb[p[s : s + chunk], :D].astype(np.float64) * -0.5  # side b stores −2z
+        out[s : s + chunk] = ((za - zb) ** 2).sum(1)
+    return out.astype(np.float32)

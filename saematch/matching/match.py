@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from saematch.matching.cost import augmented_features, check_mode, pair_cost
+from saematch.matching.cost import augmented_features, check_mode, pair_cost_features
 from saematch.matching.permutation import Permutation
 from saematch.matching.solvers import assign, check_solver
 from saematch.sae import JumpReLUSAE, check_compatible
@@ -54,14 +54,12 @@ def match(
     check_solver(solver)
     check_compatible(a, b)
     t0 = time.perf_counter()
-    if fold:
-        a, b = a.fold(), b.fold()
     dtype = np.float64 if solver == "scipy" else np.float32
-    xa = augmented_features(a, mode, "a", dtype)
-    xb = augmented_features(b, mode, "b", dtype)
+    # one folded copy at a time, dropped once its features exist (memory at width 16k+)
+    xa = augmented_features(a.fold() if fold else a, mode, "a", dtype)
+    xb = augmented_features(b.fold() if fold else b, mode, "b", dtype)
     x, info = assign(xa, xb, solver, progress=progress)
-    del xa, xb
-    pair = pair_cost(a, b, x, mode)
+    pair = pair_cost_features(xa, xb, x)
     return Matching(
         perm=x,
         pair_mse=pair,
