@@ -99,7 +99,8 @@ class Context:
     @cached_property
     def saes(self) -> list:
         """One JumpReLUSAE per layer of `layers`, on the model's device."""
-        return self.sae_set.load_all(device=self.cfg.model.device)
+        by_layer = self.sae_set.load_all(device=self.cfg.model.device)  # {layer: SAE}
+        return [by_layer[L] for L in self.layers]
 
     def matchings(
         self,
