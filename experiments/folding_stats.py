@@ -1,0 +1,203 @@
+"""Folding statistics (Fig. 1): does θ track the hidden-state norm, and do folded decoders?
+
+Per layer l (x_l = resid_post of block l, averages over the non-BOS tokens of ctx.batch):
+
+    hidden_norm_l      = mean_n ‖x_l,n‖₂
+    theta_mean_l       = mean_j θ_l,j
+    folded_dec_norm_l  = mean_j ‖θ_l,j W_dec_l[j, :]‖₂              (eq. 4: the folded decoder row)
+
+Per adjacent pair t → t+1 with the matching perm (SPEC §3, folded by default):
+
+    hidden_norm_change_t = mean_n (‖x_t+1,n‖₂ − ‖x_t,n‖₂)           (same tokens, so = Δ of means)
+    dec_norm_diff_t      = mean_i (‖θ_t+1,perm[i] W_dec_t+1[perm[i]]‖₂ − ‖θ_t,i W_dec_t[i]‖₂)
+    dec_norm_absdiff_t   = mean_i |…the same difference…|          (and `_vanilla` with perm = id)
+
+Because perm is a bijection, dec_norm_diff_t equals folded_dec_norm_t+1 − folded_dec_norm_t
+for every perm; the matching only enters the absolute difference, which is therefore reported
+for the matched and the identity permutation. The paper's claim (Sec. 3.1) is that the
+per-pair norm change and the folded decoder norm difference move together: their Pearson and
+Spearman correlations over pairs are in results["correlation"].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from scipy import stats
+
+from experiments.common import save_matchings
+from experiments.context import Context, plain
+from saematch import plotting
+from saematch.data import chunks
+
+
+@dataclass
+class Options:
+    fold: bool = True  # perm from folded matching (SAE Match); false = unfolded matching
+
+
+@torch.no_grad()
+def hidden_norms(lm, batch, layers: list[int], batch_size: int) -> dict[str, np.ndarray]:
+    """Per layer, mean and std of ‖x_l‖₂ and mean ‖x_l+1 − x_l‖₂ over the masked tokens.
+
+    Returns {"mean": (L,), "std": (L,), "step": (L−1,) mean ‖x_next − x‖₂, "n_tokens": int}.
+    """
+    L = len(layers)
+    s1, s2, step = np.zeros(L), np.zeros(L), np.zeros(max(L - 1, 0))
+    n = 0
+    for b in chunks(batch, batch_size):
+        resid = lm.resid_post(b.input_ids, b.attention_mask, layers=layers)  # (L, B, T, d)
+        x = resid[:, b.metric_mask.to(resid.device).bool()].double()  # (L, n, d)
+        norms = x.norm(dim=-1)  # (L, n)
+        s1 += norms.sum(1).cpu().numpy()
+        s2 += norms.pow(2).sum(1).cpu().numpy()
+        step += (x[1:] - x[:-1]).norm(dim=-1).sum(1).cpu().numpy()
+        n += x.shape[1]
+    if n == 0:
+        raise ValueError("the batch's metric_mask selects no token; use longer sequences")
+    mean = s1 / n
+    return {
+        "mean": mean,
+        "std": np.sqrt(np.maximum(s2 / n - mean**2, 0)),
+        "step": step / n,
+        "n_tokens": n,
+    }
+
+
+def folded_row_norms(sae) -> np.ndarray:
+    """(F,) ‖θ_j W_dec[j, :]‖₂, the folded decoder row norms (eq. 4)."""
+    return sae.fold().W_dec.double().norm(dim=1).cpu().numpy()
+
+
+def correlation(x, y) -> dict[str, float]:
+    """Pearson r and Spearman ρ of two sequences (NaN when fewer than 3 points or constant)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return {"pearson": math.nan, "spearman": math.nan, "n": len(x)}
+    r = float(np.corrcoef(x, y)[0, 1])
+    rho = float(stats.spearmanr(x, y).statistic)
+    return {"pearson": r, "spearman": rho, "n": len(x)}
+
+
+def plot_layers(layer_rows: list[dict], corr: dict):
+    """Left: hidden-state norm per layer; middle: mean θ per layer; right: one vs the other."""
+    fig, (ax_h, ax_t, ax_s) = plotting.new_figure(1, 3, panel_size=(4.2, 3.2))
+    xs = [r["layer"] for r in layer_rows]
+    h = [r["hidden_norm"] for r in layer_rows]
+    sd = [r["hidden_norm_std"] for r in layer_rows]
+    th = [r["theta_mean"] for r in layer_rows]
+    blue, orange = plotting.OKABE_ITO["blue"], plotting.OKABE_ITO["orange"]
+    plotting.line_per_layer(ax_h, xs, h, "mean over tokens", color=blue)
+    plotting.band_per_layer(ax_h, xs, np.subtract(h, sd), np.add(h, sd), color=blue)
+    plotting.label_axes(ax_h, y="hidden_norm", title="Hidden-state norm (± 1 sd)", legend=False)
+    plotting.line_per_layer(ax_t, xs, th, "mean θ", color=orange)
+    plotting.line_per_layer(
+        ax_t, xs, [r["theta_median"] for r in layer_rows], "median θ", color=orange, ls="--"
+    )
+    plotting.label_axes(ax_t, y="theta", title="JumpReLU threshold θ")
+    ax_s.scatter(h, th, color=blue, zorder=3)
+    for x, y, lab in zip(h, th, xs, strict=True):
+        ax_s.annotate(str(lab), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    plotting.label_axes(
+        ax_s, x="hidden_norm", y="theta", title=f"θ vs norm (r = {corr['pearson']:.2f})"
+    )
+    return fig
+
+
+def plot_pairs(pair_rows: list[dict], corr: dict):
+    """Fig. 1 right: per pair, hidden-norm change vs folded decoder norm difference."""
+    fig, ax = plotting.new_figure(1, 1, panel_size=(4.6, 3.6))
+    x = [r["hidden_norm_change"] for r in pair_rows]
+    y = [r["dec_norm_diff"] for r in pair_rows]
+    ax.axhline(0, color=plotting.GREY, lw=0.8)
+    ax.axvline(0, color=plotting.GREY, lw=0.8)
+    ax.scatter(x, y, color=plotting.OKABE_ITO["blue"], zorder=3)
+    for xi, yi, r in zip(x, y, pair_rows, strict=True):
+        lab = f"{r['layer']}→{r['next_layer']}"
+        ax.annotate(lab, (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    ax.set_xlabel("Δ mean ‖x‖₂, layer t → t+1")
+    ax.set_ylabel("mean ‖θW_dec,t+1[perm i]‖ − ‖θW_dec,t[i]‖")
+    ax.set_title(
+        f"Norm change vs folded decoder norm\n(Pearson r = {corr['pearson']:.2f}, "
+        f"Spearman ρ = {corr['spearman']:.2f}, n = {corr['n']})"
+    )
+    return fig
+
+
+def run(cfg: DictConfig) -> dict:
+    """Hidden-state norms, θ and folded decoder norms per layer; their changes per pair."""
+    ctx = Context(cfg)
+    opts = ctx.options
+    with ctx.recorder as rec:
+        layers = list(ctx.layers)
+        if len(layers) < 2:
+            raise ValueError(f"folding_stats needs at least 2 layers, got {layers}")
+        saes = ctx.saes
+        norms = hidden_norms(ctx.lm, ctx.batch, layers, int(cfg.model.batch_size))
+        matchings = ctx.matchings(fold=bool(opts.fold))
+        save_matchings(ctx.run_dir, "folded" if opts.fold else "unfolded", layers, matchings)
+        dec = [folded_row_norms(s) for s in saes]  # per layer (F,)
+        layer_rows = []
+        for i, (L, s) in enumerate(zip(layers, saes, strict=True)):
+            th = s.threshold.double().cpu().numpy()
+            layer_rows.append(
+                {
+                    "layer": L,
+                    "hidden_norm": float(norms["mean"][i]),
+                    "hidden_norm_std": float(norms["std"][i]),
+                    "theta_mean": float(th.mean()),
+                    "theta_median": float(np.median(th)),
+                    "dec_norm": float(s.W_dec.double().norm(dim=1).mean()),  # unfolded rows
+                    "folded_dec_norm": float(dec[i].mean()),
+                }
+            )
+        pair_rows = []
+        for i, m in enumerate(matchings):
+            perm = np.asarray(m.perm, dtype=np.int64)
+            diff = dec[i + 1][perm] - dec[i]  # (F,) matched folded row-norm differences
+            pair_rows.append(
+                {
+                    "layer": layers[i],
+                    "next_layer": layers[i + 1],
+                    "hidden_norm_change": float(norms["mean"][i + 1] - norms["mean"][i]),
+                    "hidden_step_norm": float(norms["step"][i]),  # mean ‖x_t+1 − x_t‖
+                    "theta_change": layer_rows[i + 1]["theta_mean"] - layer_rows[i]["theta_mean"],
+                    "dec_norm_diff": float(diff.mean()),
+                    "dec_norm_absdiff": float(np.abs(diff).mean()),
+                    "dec_norm_absdiff_vanilla": float(np.abs(dec[i + 1] - dec[i]).mean()),
+                }
+            )
+        corr = {
+            "norm_change_vs_dec_norm_diff": correlation(
+                [r["hidden_norm_change"] for r in pair_rows],
+                [r["dec_norm_diff"] for r in pair_rows],
+            ),
+            "hidden_norm_vs_theta": correlation(
+                [r["hidden_norm"] for r in layer_rows], [r["theta_mean"] for r in layer_rows]
+            ),
+            "hidden_norm_vs_folded_dec_norm": correlation(
+                [r["hidden_norm"] for r in layer_rows], [r["folded_dec_norm"] for r in layer_rows]
+            ),
+        }
+        rec.add_table("folding_stats_layers", layer_rows)
+        rec.add_table("folding_stats_pairs", pair_rows)
+        for r in layer_rows:
+            rec.log_metrics(r)
+        rec.add_figure("folding_stats_norms", plot_layers(layer_rows, corr["hidden_norm_vs_theta"]))
+        rec.add_figure(
+            "folding_stats_norm_change", plot_pairs(pair_rows, corr["norm_change_vs_dec_norm_diff"])
+        )
+        results = {
+            "matching": {"fold": bool(opts.fold), "mode": plain(cfg.matching.mode)},
+            "n_tokens": norms["n_tokens"],
+            "layers": {str(r["layer"]): r for r in layer_rows},
+            "pairs": {str(r["layer"]): r for r in pair_rows},
+            "correlation": corr,
+            "sae_set": ctx.sae_set.to_dict(),
+        }
+        rec.finish(results)
+    return results
