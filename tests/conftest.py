@@ -17,3 +17,12 @@ def _seed_everything():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def test_zoo(tmp_path_factory):
+    """The test-size zoo, built once per session into $SAEMATCH_CACHE or a temp dir."""
+    from saematch.zoo import ensure_zoo
+
+    cache = os.environ.get("SAEMATCH_CACHE") or tmp_path_factory.mktemp("saematch-cache")
+    return ensure_zoo("test", cache_dir=cache, seed=0, progress=False)

@@ -1,0 +1,151 @@
+"""Build the zoo end to end: tokenizer → LM → activations → SAEs → descriptions → manifest."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import tokenizers
+import torch
+import transformers
+
+from saematch.data.stdlib import stdlib_texts
+from saematch.sources import save_sae
+from saematch.zoo.activations import resid_post
+from saematch.zoo.config import ZooConfig
+from saematch.zoo.describe import describe_features, token_strings_of
+from saematch.zoo.manifest import write_manifest
+from saematch.zoo.progress import Progress
+from saematch.zoo.tokenizer import chunk_with_bos, token_stream, train_tokenizer
+from saematch.zoo.train_lm import heldout_ce, make_model, train_lm, unigram_entropy
+from saematch.zoo.train_sae import train_saes
+
+STAGE_WEIGHTS = {"tokenizer": 0.05, "lm": 0.45, "activations": 0.05, "saes": 0.35, "describe": 0.1}
+DESCRIPTIONS = "descriptions.json"
+
+
+def sae_dir(root: Path, layer: int, sparsity: str) -> Path:
+    """Folder of one SAE inside a zoo: saes/<sparsity>/layer_<l>/."""
+    return root / "saes" / sparsity / f"layer_{layer}"
+
+
+def _pick(n: int, k: int, seed: int) -> torch.Tensor:
+    """k distinct indices of range(n) in a seeded order."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k]
+
+
+def build_zoo(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
+    """Build every artifact of the zoo into the empty folder `out`; returns the manifest."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the same thread count on every machine keeps the sums identical
+    try:
+        return _build(cfg, seed, Path(out), progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
+    t0, c0 = time.perf_counter(), time.process_time()
+    timings: dict[str, float] = {}
+
+    def mark(name: str) -> None:
+        timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 2)
+
+    progress.stage("tokenizer")
+    texts, held = stdlib_texts("code"), stdlib_texts("code", heldout=True)
+    if cfg.corpus_docs:
+        texts = texts[:: max(1, len(texts) // cfg.corpus_docs)][: cfg.corpus_docs]
+        held = held[: max(4, cfg.corpus_docs // 8)]
+    tok = train_tokenizer(texts[: cfg.tokenizer_docs or None], cfg.vocab_size)
+    model_dir = out / "model"
+    tok.save_pretrained(model_dir)
+    stream, held_stream = token_stream(tok, texts), token_stream(tok, held)
+    rows = chunk_with_bos(stream, cfg.seq_len, tok.bos_token_id)  # (R, T)
+    held_rows = chunk_with_bos(held_stream, cfg.seq_len, tok.bos_token_id)
+    mark("tokenizer")
+
+    progress.stage("lm")
+    torch.manual_seed(seed)
+    model = make_model(cfg, tok.pad_token_id, tok.eos_token_id, tok.bos_token_id)
+    losses = train_lm(model, rows, cfg, seed, progress)
+    lm_metrics = {
+        "heldout_ce": heldout_ce(
+            model, held_rows[_pick(len(held_rows), cfg.lm_eval_rows, seed + 1)]
+        ),
+        "unigram_entropy": unigram_entropy(stream, cfg.vocab_size),
+        "train_loss_first": losses[0],
+        "train_loss_last": sum(losses[-10:]) / len(losses[-10:]),
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "train_tokens": cfg.lm_steps * cfg.lm_batch * cfg.seq_len,
+    }
+    lm_metrics["ce_over_entropy"] = lm_metrics["heldout_ce"] / lm_metrics["unigram_entropy"]
+    model.save_pretrained(model_dir)
+    mark("lm")
+
+    progress.stage("activations")
+    sae_rows = rows[_pick(len(rows), cfg.sae_train_rows, seed + 2)]
+    eval_rows = held_rows[_pick(len(held_rows), cfg.sae_eval_rows, seed + 3)]
+    acts, held_acts = resid_post(model, sae_rows), resid_post(model, eval_rows)  # (L, N, d)
+    mark("activations")
+
+    progress.stage("saes")
+    result = train_saes(
+        acts,
+        held_acts,
+        list(cfg.l0_targets),
+        cfg.width,
+        steps=cfg.sae_steps,
+        batch=cfg.sae_batch,
+        lr=cfg.sae_lr,
+        bandwidth=cfg.sae_bandwidth,
+        seed=seed,
+        progress=progress,
+    )
+    mark("saes")
+
+    progress.stage("describe")
+    strings = token_strings_of(tok)
+    n_desc = cfg.describe_rows * (cfg.seq_len - 1)
+    sae_metrics: dict[str, dict[str, dict]] = {}
+    for s, level in enumerate(cfg.sparsities):
+        sae_metrics[level] = {}
+        for layer in range(cfg.n_layers):
+            sae = result.saes[layer][s]
+            sae.name = f"zoo-{cfg.size}-seed{seed}/{level}/layer_{layer}"
+            sae.meta = {"layer": layer, "site": "resid_post", "sparsity": level, "zoo": cfg.size}
+            folder = save_sae(sae, sae_dir(out, layer, level))
+            desc = describe_features(
+                sae, acts[layer, :n_desc], sae_rows[: cfg.describe_rows], strings
+            )
+            (folder / DESCRIPTIONS).write_text(json.dumps({str(k): v for k, v in desc.items()}))
+            sae_metrics[level][str(layer)] = {
+                k: round(v, 6) for k, v in result.metrics[layer][s].items()
+            }
+    mark("describe")
+
+    timings["total_wall_s"] = round(time.perf_counter() - t0, 2)
+    timings["total_cpu_s"] = round(time.process_time() - c0, 2)
+    manifest = {
+        "size": cfg.size,
+        "seed": seed,
+        "n_layers": cfg.n_layers,
+        "d_model": cfg.d_model,
+        "width": cfg.width,
+        "vocab_size": cfg.vocab_size,
+        "sparsities": cfg.sparsities,
+        "default_sparsity": cfg.default_sparsity,
+        "site": "resid_post",
+        "config": cfg.to_dict(),
+        "metrics": {"lm": lm_metrics, "saes": sae_metrics},
+        "timings": timings,
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    progress.log(f"built in {timings['total_wall_s']:.0f}s (cpu {timings['total_cpu_s']:.0f}s)")
+    return write_manifest(out, manifest)

@@ -1,0 +1,129 @@
+"""Sizes of the built-in zoo: "default" (the quality run) and "test" (fast, for the test suite)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """Every knob of one zoo size; the manifest records it (asdict) next to the metrics."""
+
+    size: str
+    # corpus + tokenizer
+    corpus_docs: int  # use N training documents, evenly spaced over the corpus (0 = all)
+    tokenizer_docs: int  # train the BPE on the first N of those documents (0 = all)
+    vocab_size: int
+    # LM (Gemma 2 architecture)
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    d_mlp: int
+    seq_len: int
+    sliding_window: int  # < seq_len so local and global layers differ, as in Gemma 2
+    lm_batch: int
+    lm_steps: int
+    lm_lr: float
+    lm_warmup: int
+    lm_eval_rows: int  # held-out rows for the CE metric
+    # SAEs
+    sae_width_mult: int
+    sae_train_rows: int  # rows of seq_len tokens whose activations train the SAEs
+    sae_eval_rows: int  # held-out rows for EV / dead fraction
+    sae_batch: int
+    sae_steps: int
+    sae_lr: float
+    sae_bandwidth: float  # ε of the rectangle kernel, in normalised units
+    l0_targets: tuple[int, ...] = (8, 16, 32)
+    default_l0: int = 16
+    describe_rows: int = 0  # rows (from the SAE training rows) used for descriptions
+    describe_top_k: int = 8
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        """SAE width F = sae_width_mult × d_model."""
+        return self.sae_width_mult * self.d_model
+
+    @property
+    def sparsities(self) -> list[str]:
+        """Names of the sparsity levels, e.g. ["l0_8", "l0_16", "l0_32"]."""
+        return [f"l0_{k}" for k in self.l0_targets]
+
+    @property
+    def default_sparsity(self) -> str:
+        """Name of the default sparsity level."""
+        return f"l0_{self.default_l0}"
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict of every field."""
+        d = asdict(self)
+        d["l0_targets"] = list(self.l0_targets)
+        return d
+
+
+SIZES: dict[str, ZooConfig] = {
+    "default": ZooConfig(
+        size="default",
+        corpus_docs=0,
+        tokenizer_docs=0,
+        vocab_size=4096,
+        n_layers=6,
+        d_model=128,
+        n_heads=4,
+        n_kv_heads=2,
+        head_dim=32,
+        d_mlp=512,
+        seq_len=128,
+        sliding_window=64,
+        lm_batch=32,
+        lm_steps=240,
+        lm_lr=5e-3,
+        lm_warmup=20,
+        lm_eval_rows=128,
+        sae_width_mult=8,
+        sae_train_rows=1024,
+        sae_eval_rows=256,
+        sae_batch=512,
+        sae_steps=400,
+        sae_lr=2e-3,
+        sae_bandwidth=0.05,
+        describe_rows=256,
+    ),
+    "test": ZooConfig(
+        size="test",
+        corpus_docs=80,
+        tokenizer_docs=0,
+        vocab_size=1024,
+        n_layers=4,
+        d_model=64,
+        n_heads=2,
+        n_kv_heads=1,
+        head_dim=32,
+        d_mlp=256,
+        seq_len=64,
+        sliding_window=32,
+        lm_batch=16,
+        lm_steps=60,
+        lm_lr=3e-3,
+        lm_warmup=6,
+        lm_eval_rows=64,
+        sae_width_mult=8,
+        sae_train_rows=512,
+        sae_eval_rows=128,
+        sae_batch=512,
+        sae_steps=150,
+        sae_lr=2e-3,
+        sae_bandwidth=0.05,
+        describe_rows=128,
+    ),
+}
+
+
+def get_config(size: str) -> ZooConfig:
+    """The ZooConfig of a named size; ValueError lists the known sizes."""
+    if size not in SIZES:
+        raise ValueError(f"unknown zoo size {size!r}; choose one of {sorted(SIZES)}")
+    return SIZES[size]

@@ -1,0 +1,117 @@
+"""The zoo on disk: `ensure_zoo` builds it once per (size, seed) into the cache, `Zoo` reads it.
+
+Layout under <cache>/zoo/<size>-seed<seed>/: model/ (HF model + tokenizer), saes/<sparsity>/
+layer_<l>/ (sae.safetensors, sae.json, descriptions.json), manifest.json (written last; sha256 of
+every file). A build runs in a temporary sibling folder under a file lock and is renamed into
+place, so readers never see a partial zoo and concurrent builders build it once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from filelock import FileLock
+
+from saematch.sae import JumpReLUSAE
+from saematch.sources import load_sae
+from saematch.zoo.build import DESCRIPTIONS, STAGE_WEIGHTS, build_zoo, sae_dir
+from saematch.zoo.config import get_config
+from saematch.zoo.manifest import read_manifest, verify
+from saematch.zoo.progress import Progress
+
+
+def default_cache_dir() -> Path:
+    """$SAEMATCH_CACHE if set, else ~/.cache/saematch."""
+    env = os.environ.get("SAEMATCH_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "saematch"
+
+
+def zoo_dir(size: str, seed: int, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where a zoo lives: <cache>/zoo/<size>-seed<seed>."""
+    return Path(cache_dir or default_cache_dir()) / "zoo" / f"{size}-seed{seed}"
+
+
+class Zoo:
+    """A built zoo: the LM folder, per-layer SAEs at several sparsities, and their descriptions."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.manifest: dict = read_manifest(self.root)
+        self.model_dir: Path = self.root / "model"
+        self.n_layers: int = self.manifest["n_layers"]
+        self.d_model: int = self.manifest["d_model"]
+        self.width: int = self.manifest["width"]
+        self.sparsities: list[str] = list(self.manifest["sparsities"])
+        self.default_sparsity: str = self.manifest["default_sparsity"]
+
+    def _level(self, sparsity: str | None) -> str:
+        level = sparsity or self.default_sparsity
+        if level not in self.sparsities:
+            raise ValueError(f"unknown sparsity {level!r}; this zoo has {self.sparsities}")
+        return level
+
+    def sae_path(self, layer: int, sparsity: str | None = None) -> Path:
+        """Folder of the SAE on resid_post of block `layer` (default sparsity if None)."""
+        if not 0 <= layer < self.n_layers:
+            raise ValueError(
+                f"layer {layer} out of range; this zoo has layers 0..{self.n_layers - 1}"
+            )
+        return sae_dir(self.root, layer, self._level(sparsity))
+
+    def load_sae(self, layer: int, sparsity: str | None = None) -> JumpReLUSAE:
+        """The SAE of one layer (saematch.sources.load_sae)."""
+        return load_sae(self.sae_path(layer, sparsity))
+
+    def load_saes(self, sparsity: str | None = None) -> list[JumpReLUSAE]:
+        """SAEs of every layer, in layer order."""
+        return [self.load_sae(layer, sparsity) for layer in range(self.n_layers)]
+
+    def descriptions(self, layer: int, sparsity: str | None = None) -> dict[int, str]:
+        """Feature index -> description (from top-activating contexts) for one SAE."""
+        raw = json.loads((self.sae_path(layer, sparsity) / DESCRIPTIONS).read_text())
+        return {int(k): v for k, v in raw.items()}
+
+    def __repr__(self) -> str:
+        return (
+            f"Zoo({self.root}, n_layers={self.n_layers}, d_model={self.d_model}, "
+            f"width={self.width}, sparsities={self.sparsities})"
+        )
+
+
+def ensure_zoo(
+    size: str = "default",
+    cache_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    force: bool = False,
+) -> Zoo:
+    """Load the zoo of (size, seed) from the cache, building it first if missing or corrupt."""
+    cfg = get_config(size)
+    root = zoo_dir(size, seed, cache_dir)
+    expect = {"size": size, "seed": seed}
+    if not force and not verify(root, expect):
+        return Zoo(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        problems = verify(root, expect)
+        if not force and not problems:  # another process built it while we waited
+            return Zoo(root)
+        log = Progress(progress, STAGE_WEIGHTS)
+        if root.exists():
+            log.log(f"rebuilding {root}: {'forced' if force else '; '.join(problems[:3])}")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
+        try:
+            build_zoo(cfg, seed, tmp, log)
+            if root.exists():
+                trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+                os.replace(root, trash / "zoo")
+                shutil.rmtree(trash, ignore_errors=True)
+            os.replace(tmp, root)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return Zoo(root)

@@ -1,0 +1,177 @@
+"""JumpReLU SAE training (Rajamanoharan et al. 2024, "Jumping Ahead"), all SAEs batched as one.
+
+M = n_layers × n_sparsities SAEs train together as one batched model (torch.bmm), so two cores
+stay busy. Inputs are normalised by one scalar per layer, s_l = sqrt(E‖x‖² / d_model), so every
+layer's activations have per-dimension RMS 1 and one bandwidth ε and learning rate fit all; the
+scale is folded back into the saved weights (W_enc / s, W_dec · s, b_dec · s), so saved SAEs act on
+raw resid_post. The L0 coefficient λ of each SAE is steered towards its target L0 during
+training (log λ moves by η · (L0 − target) / target per step), so sparsity names are target L0s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from saematch.sae import JumpReLUSAE
+from saematch.zoo.progress import Progress
+
+
+def _rectangle(u: Tensor) -> Tensor:
+    """Rectangle kernel K(u) = 1[|u| < 1/2]."""
+    return (u.abs() < 0.5).to(u.dtype)
+
+
+class _JumpReLUL0(torch.autograd.Function):
+    """f = z · H(z − θ) and L0 = Σ_F H(z − θ), with the paper's straight-through gradients.
+
+    ∂f/∂z = H(z − θ); ∂f/∂θ := −(θ/ε) K((z − θ)/ε); ∂L0/∂z = 0; ∂L0/∂θ := −(1/ε) K((z − θ)/ε).
+    z (M, B, F), θ (M, 1, F) -> f (M, B, F), l0 (M, B).
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor, theta: Tensor, eps: float):
+        mask = z > theta
+        ctx.save_for_backward(z, theta, mask)
+        ctx.eps = eps
+        return z * mask, mask.sum(-1, dtype=z.dtype)
+
+    @staticmethod
+    def backward(ctx, g_f: Tensor, g_l0: Tensor):
+        z, theta, mask = ctx.saved_tensors
+        near = _rectangle((z - theta) / ctx.eps)
+        g_theta = (near * (theta * g_f + g_l0[..., None])).sum(1, keepdim=True) * (-1 / ctx.eps)
+        return g_f * mask, g_theta, None
+
+
+@dataclass
+class SAEBatchResult:
+    """Trained SAEs (raw-activation units) and their held-out metrics, indexed [layer][level]."""
+
+    saes: list[list[JumpReLUSAE]]
+    metrics: list[list[dict]]
+
+
+def _lr(step: int, n: int, lr: float) -> float:
+    """5 % linear warmup, then cosine decay to 10 %."""
+    warm = max(1, n // 20)
+    if step < warm:
+        return lr * (step + 1) / warm
+    t = (step - warm) / max(1, n - warm)
+    return lr * (0.1 + 0.45 * (1 + torch.cos(torch.tensor(torch.pi * t)).item()))
+
+
+def train_saes(
+    acts: Tensor,
+    heldout: Tensor,
+    l0_targets: list[int],
+    width: int,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    bandwidth: float,
+    seed: int,
+    progress: Progress,
+) -> SAEBatchResult:
+    """Train one JumpReLU SAE per (layer, target L0) on acts (L, N, d); score on heldout (L, H, d).
+
+    Loss per SAE (normalised units): ‖x − x̂‖² + λ ‖f‖₀, θ = exp(log θ), W_dec rows kept unit norm.
+    """
+    L, N, d = acts.shape
+    S, F = len(l0_targets), width
+    M = L * S  # SAE m = l * S + s
+    g = torch.Generator().manual_seed(seed)
+    scale = acts.pow(2).sum(-1).mean(-1).div(d).sqrt()  # (L,) per-layer RMS
+    xs = acts / scale[:, None, None]
+    target = torch.tensor(l0_targets, dtype=torch.float32).repeat(L)  # (M,)
+
+    def expand(x: Tensor) -> Tensor:  # (L, B, d) -> (M, B, d)
+        return x.unsqueeze(1).expand(L, S, *x.shape[1:]).reshape(M, *x.shape[1:])
+
+    # init: unit decoder rows, W_enc = W_dec.T, b_dec = data mean, b_enc centres the input
+    W_dec = torch.randn(M, F, d, generator=g)
+    W_dec /= W_dec.norm(dim=-1, keepdim=True)
+    W_enc = W_dec.transpose(1, 2).clone()
+    b_dec = expand(xs.mean(1, keepdim=True)).squeeze(1).clone()  # (M, d)
+    b_enc = -torch.bmm(b_dec[:, None], W_enc).squeeze(1)  # (M, F)
+    # θ starts at the per-feature quantile that leaves each SAE at its target L0
+    probe = expand(xs[:, torch.randperm(N, generator=g)[: min(N, 4 * batch)]])
+    with torch.no_grad():
+        pre = torch.baddbmm(b_enc[:, None], probe, W_enc)  # (M, P, F)
+        q = (1 - target / F)[:, None].expand(M, F)
+        theta0 = torch.stack([torch.quantile(pre[m], q[m, 0], dim=0) for m in range(M)])  # (M, F)
+        del pre
+    log_theta = theta0.clamp_min(1e-2).log()
+    params = [W_enc, b_enc, W_dec, b_dec, log_theta]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))
+    log_lam = torch.full((M,), -2.0)
+    order = torch.cat([torch.randperm(N, generator=g) for _ in range(steps * batch // N + 1)])
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, steps, lr)
+        x = expand(xs[:, order[step * batch : (step + 1) * batch]])  # (M, B, d)
+        pre = torch.baddbmm(b_enc[:, None], x, W_enc)  # (M, B, F)
+        theta = log_theta.exp()[:, None]  # (M, 1, F)
+        f, l0 = _JumpReLUL0.apply(pre, theta, bandwidth)  # (M, B, F), (M, B)
+        x_hat = torch.baddbmm(b_dec[:, None], f, W_dec)  # (M, B, d)
+        rec = (x_hat - x).pow(2).sum(-1).mean(-1)  # (M,)
+        l0 = l0.mean(-1)  # (M,)
+        loss = (rec + log_lam.exp() * l0).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            W_dec /= W_dec.norm(dim=-1, keepdim=True)
+            log_lam += 0.05 * ((l0 - target) / target).clamp(-1, 1)
+        progress.step(
+            "sae step", step + 1, steps, f"rec {rec.mean().item():.2f} l0 {l0.mean().item():.1f}"
+        )
+    return _finish(W_enc, b_enc, W_dec, b_dec, log_theta, log_lam, scale, heldout, l0_targets)
+
+
+@torch.no_grad()
+def _finish(W_enc, b_enc, W_dec, b_dec, log_theta, log_lam, scale, heldout, l0_targets):
+    """Un-normalise the weights into JumpReLUSAEs and score each on held-out activations."""
+    L, S = len(scale), len(l0_targets)
+    saes, metrics = [], []
+    for l in range(L):
+        row_s, row_m = [], []
+        for s in range(S):
+            m = l * S + s
+            sae = JumpReLUSAE(
+                W_enc=(W_enc[m] / scale[l]).detach().clone(),
+                b_enc=b_enc[m].detach().clone(),
+                W_dec=(W_dec[m] * scale[l]).detach().clone(),
+                b_dec=(b_dec[m] * scale[l]).detach().clone(),
+                threshold=log_theta[m].exp().detach().clone(),
+            )
+            row_s.append(sae)
+            row_m.append({**evaluate_sae(sae, heldout[l]), "l0_coeff": float(log_lam[m].exp())})
+        saes.append(row_s)
+        metrics.append(row_m)
+    return SAEBatchResult(saes, metrics)
+
+
+@torch.no_grad()
+def evaluate_sae(sae: JumpReLUSAE, x: Tensor, chunk: int = 8192) -> dict:
+    """Held-out metrics on x (N, d): l0 (mean active features per token), explained variance
+    EV = 1 − Σ‖x̂ − x‖² / Σ‖x − mean(x)‖² (SPEC §5), dead_frac (features never active)."""
+    err, active, fired = 0.0, 0.0, torch.zeros(sae.width, dtype=torch.bool)
+    for i in range(0, len(x), chunk):
+        xb = x[i : i + chunk]
+        f = sae.encode(xb)
+        err += (sae.decode(f) - xb).pow(2).sum().item()
+        on = f > 0
+        active += on.sum().item()
+        fired |= on.any(0)
+    var = (x - x.mean(0)).pow(2).sum().item()
+    return {
+        "l0": active / len(x),
+        "explained_variance": 1 - err / var,
+        "dead_frac": 1 - fired.float().mean().item(),
+    }

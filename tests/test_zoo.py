@@ -1,0 +1,159 @@
+"""The built-in tiny zoo: loading, checksums, rebuild detection, determinism, descriptions."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from saematch.sources import load_sae
+from saematch.zoo import Zoo, default_cache_dir, ensure_zoo, verify, zoo_dir
+from saematch.zoo.describe import NEVER_ACTIVE
+from saematch.zoo.manifest import MANIFEST, sha256_file
+from saematch.zoo.progress import Progress
+from saematch.zoo.train_sae import train_saes
+
+
+def test_model_and_tokenizer_load(test_zoo):
+    model = AutoModelForCausalLM.from_pretrained(test_zoo.model_dir)
+    tok = AutoTokenizer.from_pretrained(test_zoo.model_dir)
+    assert type(model).__name__ == "Gemma2ForCausalLM"
+    assert model.config.num_hidden_layers == test_zoo.n_layers
+    assert model.config.hidden_size == test_zoo.d_model
+    assert model.config.sliding_window < test_zoo.manifest["config"]["seq_len"]
+    ids = tok("def f(self):\n    return 1", return_tensors="pt").input_ids
+    assert tok.bos_token == "<bos>" and tok.eos_token == "<eos>" and tok.pad_token == "<pad>"
+    assert tok.decode(ids[0]) == "def f(self):\n    return 1"  # byte-level: lossless
+    bos = torch.full((1, 1), tok.bos_token_id)
+    with torch.no_grad():
+        out = model(input_ids=torch.cat([bos, ids], 1), output_hidden_states=True)
+    assert out.logits.shape[-1] == len(tok)
+    assert len(out.hidden_states) == test_zoo.n_layers + 1
+
+
+def test_every_sae_loads_with_positive_thresholds(test_zoo):
+    assert len(test_zoo.sparsities) >= 3 and test_zoo.default_sparsity in test_zoo.sparsities
+    assert test_zoo.width >= 8 * test_zoo.d_model
+    for level in test_zoo.sparsities:
+        saes = test_zoo.load_saes(level)
+        assert len(saes) == test_zoo.n_layers
+        for layer, sae in enumerate(saes):
+            direct = load_sae(test_zoo.sae_path(layer, level))
+            assert direct.fingerprint() == sae.fingerprint()
+            assert (sae.d_model, sae.width) == (test_zoo.d_model, test_zoo.width)
+            assert bool((sae.threshold > 0).all())
+            sae.fold()  # foldable: θ > 0 everywhere
+    assert (
+        test_zoo.load_sae(0).fingerprint()
+        == test_zoo.load_sae(0, test_zoo.default_sparsity).fingerprint()
+    )
+    with pytest.raises(ValueError, match="unknown sparsity"):
+        test_zoo.sae_path(0, "l0_9999")
+    with pytest.raises(ValueError, match="out of range"):
+        test_zoo.sae_path(test_zoo.n_layers)
+
+
+def test_saes_reconstruct_resid_post(test_zoo):
+    """The SAE of block l reconstructs the output of model.model.layers[l] (not the final norm)."""
+    model = AutoModelForCausalLM.from_pretrained(test_zoo.model_dir)
+    tok = AutoTokenizer.from_pretrained(test_zoo.model_dir)
+    text = (
+        "import os\n\ndef main(argv=None):\n    for name in os.listdir('.'):\n        print(name)\n"
+    )
+    ids = torch.cat(
+        [torch.tensor([[tok.bos_token_id]]), tok(text, return_tensors="pt").input_ids], 1
+    )
+    with torch.no_grad():
+        hs = model(input_ids=ids, output_hidden_states=True).hidden_states
+    for layer in range(test_zoo.n_layers - 1):  # hidden_states[-1] is after the final norm
+        x = hs[layer + 1][0, 1:]  # (T, d), BOS excluded
+        sae = test_zoo.load_sae(layer)
+        ev = 1 - (sae(x) - x).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+        assert ev > 0.3, (layer, float(ev))
+
+
+def test_manifest_checksums_verify(test_zoo):
+    assert verify(test_zoo.root, {"size": "test", "seed": 0}) == []
+    files = test_zoo.manifest["files"]
+    assert "model/model.safetensors" in files and "model/tokenizer.json" in files
+    for level in test_zoo.sparsities:
+        for layer in range(test_zoo.n_layers):
+            assert f"saes/{level}/layer_{layer}/sae.safetensors" in files
+    for rel, entry in files.items():
+        assert sha256_file(test_zoo.root / rel) == entry["sha256"]
+    m = test_zoo.manifest
+    assert m["metrics"]["lm"]["heldout_ce"] < m["metrics"]["lm"]["unigram_entropy"]
+    for level in test_zoo.sparsities:
+        assert set(m["metrics"]["saes"][level]) == {str(i) for i in range(test_zoo.n_layers)}
+
+
+def test_corruption_is_detected(test_zoo, tmp_path):
+    copy = tmp_path / "zoo"
+    shutil.copytree(test_zoo.root, copy)
+    assert verify(copy) == []
+    sae_file = copy / "saes" / test_zoo.default_sparsity / "layer_1" / "sae.safetensors"
+    data = bytearray(sae_file.read_bytes())
+    data[-1] ^= 0xFF
+    sae_file.write_bytes(bytes(data))
+    assert verify(copy) == [
+        f"checksum mismatch saes/{test_zoo.default_sparsity}/layer_1/sae.safetensors"
+    ]
+    (copy / "model" / "tokenizer.json").unlink()
+    assert "missing file model/tokenizer.json" in verify(copy)
+    assert verify(copy, {"seed": 1})[0] == "manifest seed=0, expected 1"
+    (copy / MANIFEST).unlink()
+    assert verify(copy)[0].startswith("manifest unreadable")
+
+
+def test_ensure_zoo_reuses_a_valid_cache(test_zoo, monkeypatch):
+    """A second ensure_zoo on an intact cache loads without building."""
+    import saematch.zoo.store as store
+
+    def no_build(*a, **k):
+        raise AssertionError("ensure_zoo rebuilt an intact zoo")
+
+    monkeypatch.setattr(store, "build_zoo", no_build)
+    cache = test_zoo.root.parent.parent
+    zoo = ensure_zoo("test", cache_dir=cache, seed=0, progress=False)
+    assert isinstance(zoo, Zoo) and zoo.root == test_zoo.root == zoo_dir("test", 0, cache)
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("SAEMATCH_CACHE", str(tmp_path))
+    assert default_cache_dir() == tmp_path
+    monkeypatch.delenv("SAEMATCH_CACHE")
+    assert default_cache_dir().parts[-2:] == (".cache", "saematch")
+
+
+def test_descriptions_cover_every_feature(test_zoo):
+    for level in test_zoo.sparsities:
+        for layer in range(test_zoo.n_layers):
+            desc = test_zoo.descriptions(layer, level)
+            assert sorted(desc) == list(range(test_zoo.width))
+            live = [d for d in desc.values() if d != NEVER_ACTIVE]
+            assert len(live) > 0.5 * test_zoo.width
+            assert all(d.startswith("tokens: ") and '| e.g. "' in d for d in live)
+
+
+def test_sae_training_is_deterministic():
+    g = torch.Generator().manual_seed(0)
+    acts = torch.randn(2, 2048, 16, generator=g) * torch.linspace(0.2, 3, 16)
+    held = torch.randn(2, 512, 16, generator=g) * torch.linspace(0.2, 3, 16)
+    kw = dict(steps=30, batch=256, lr=3e-3, bandwidth=0.05, progress=Progress(False))
+    a = train_saes(acts, held, [2, 4, 8], 128, seed=3, **kw)
+    b = train_saes(acts, held, [2, 4, 8], 128, seed=3, **kw)
+    for ra, rb in zip(a.saes, b.saes, strict=True):
+        assert [s.fingerprint() for s in ra] == [s.fingerprint() for s in rb]
+    assert len(a.saes) == 2 and len(a.saes[0]) == 3
+    l0 = [a.metrics[0][s]["l0"] for s in range(3)]
+    assert l0[0] < l0[2]  # a larger L0 target gives a denser SAE
+
+
+@pytest.mark.slow
+def test_same_seed_rebuild_gives_same_sae_checksums(test_zoo, tmp_path):
+    rebuilt = ensure_zoo("test", cache_dir=tmp_path, seed=0, progress=False)
+    for rel, entry in test_zoo.manifest["files"].items():
+        if rel.endswith(".safetensors") or rel.endswith("descriptions.json"):
+            assert rebuilt.manifest["files"][rel]["sha256"] == entry["sha256"], rel
