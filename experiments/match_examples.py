@@ -1,0 +1,133 @@
+"""Matched pairs of one layer pair sorted by folded decoder MSE, with descriptions (Fig. 5).
+
+The lowest, middle and highest `n_examples` pairs of the matching t -> t+1 (cfg.matching;
+the paper matches folded, pair 19 -> 20), each with both descriptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from omegaconf import DictConfig
+
+from experiments.context import Context
+from experiments.matching_score import perm_array
+from experiments.paths import short
+from experiments.persistence import folded_mse
+from saematch import plotting
+from saematch.metrics import describe
+
+GROUPS = ("lowest", "middle", "highest")
+GROUP_COLORS = {"lowest": "SAME", "middle": "MAYBE", "highest": "DIFFERENT"}  # colour keys
+
+
+@dataclass
+class Options:
+    pair: int | None = None  # first layer t of the pair t -> t+1; null = the middle pair
+    n_examples: int = 3  # pairs per group (lowest, middle, highest MSE)
+
+
+def pick_examples(mse: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Indices (into mse) of the n lowest, n around the median and n highest values."""
+    F = mse.size
+    if not 1 <= 3 * n <= F:
+        raise ValueError(f"n_examples={n}: need 1 ≤ 3·n ≤ {F} (the SAE width)")
+    order = np.argsort(mse, kind="stable")
+    mid = F // 2 - n // 2
+    return {"lowest": order[:n], "middle": order[mid : mid + n], "highest": order[F - n :]}
+
+
+def plot(mse: np.ndarray, examples: list[dict], t: int, u: int):
+    """Top: distribution of folded decoder MSE with the examples marked. Bottom: their texts."""
+    fig, (ax, ax_t) = plotting.new_figure(
+        2, 1, panel_size=(9.0, 2.8), gridspec_kw={"height_ratios": [1.0, 1.25]}
+    )
+    pos = mse[mse > 0]
+    log = pos.size == mse.size and mse.max() / mse.min() > 100
+    bins = np.geomspace(mse.min(), mse.max(), 60) if log else 60
+    ax.hist(mse, bins=bins, color=plotting.GREY, alpha=0.6)
+    if log:
+        ax.set_xscale("log")
+    top = ax.get_ylim()[1]
+    lines = []
+    for n, e in enumerate(examples, start=1):
+        c = plotting.method_color(GROUP_COLORS[e["group"]])
+        ax.axvline(e["decoder_mse"], color=c, linewidth=1.0)
+        ax.text(e["decoder_mse"], top * (0.95 - 0.09 * ((n - 1) % 3)), str(n), color=c,
+                fontsize=7, ha="center", bbox={"fc": "white", "ec": c, "pad": 1})  # fmt: skip
+        lines.append(
+            f"{n}. [{e['group']}, MSE {e['decoder_mse']:.3g}]  {t}/{e['feature_a']}: "
+            f"{short(e['description_a'], 200, 1)}  →  {u}/{e['feature_b']}: "
+            f"{short(e['description_b'], 200, 1)}"
+        )
+    plotting.label_axes(ax, x="decoder_mse", y="count",
+                        title=f"Matched pairs {t} → {u} by folded decoder MSE")  # fmt: skip
+    ax_t.axis("off")
+    text = "\n".join(short(s, 150, 2) for s in lines)
+    ax_t.text(0, 1, text, va="top", ha="left", fontsize=7, family="monospace",
+              transform=ax_t.transAxes)  # fmt: skip
+    return fig
+
+
+def markdown(examples: list[dict], t: int, u: int) -> str:
+    """The examples as a Markdown table."""
+    out = [f"# Matched pairs {t} → {u}, sorted by folded decoder MSE\n",
+           "| group | rank | MSE | feature A | description A | feature B | description B |",
+           "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for e in examples:
+        da, db = (" ".join(str(x or "(none)").split()).replace("|", "\\|")
+                  for x in (e["description_a"], e["description_b"]))  # fmt: skip
+        out.append(
+            f"| {e['group']} | {e['rank']} | {e['decoder_mse']:.4g} | {t}/{e['feature_a']} | {da} "
+            f"| {u}/{e['feature_b']} | {db} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def run(cfg: DictConfig) -> dict:
+    """Lowest / middle / highest folded-decoder-MSE pairs of one matching, with descriptions."""
+    ctx = Context(cfg)
+    opts = ctx.options
+    with ctx.recorder as rec:
+        layers = list(ctx.layers)
+        k = (len(layers) - 1) // 2 if opts.pair is None else None
+        if opts.pair is not None:
+            if opts.pair not in layers[:-1]:
+                raise ValueError(
+                    f"pair={opts.pair}: must be a layer of the SAE set {layers} with a next layer"
+                )
+            k = layers.index(opts.pair)
+        t, u = layers[k], layers[k + 1]
+        perm = perm_array(ctx.matchings()[k].perm)
+        mse = folded_mse(ctx.saes[k], ctx.saes[k + 1], perm, "decoder").astype(np.float64)
+        rank = np.empty(mse.size, dtype=np.int64)
+        rank[np.argsort(mse, kind="stable")] = np.arange(mse.size)
+        quant = rank / max(mse.size - 1, 1)  # rank as a fraction: 0 lowest, 1 highest
+        desc_a, desc_b = ctx.descriptions(t), ctx.descriptions(u)
+        examples = []
+        for g, idx in pick_examples(mse, opts.n_examples).items():
+            for i in idx:
+                examples.append({
+                    "group": g, "rank": int(rank[i]), "quantile": float(quant[i]),
+                    "feature_a": int(i), "feature_b": int(perm[i]), "decoder_mse": float(mse[i]),
+                    "description_a": desc_a.get(int(i)), "description_b": desc_b.get(int(perm[i])),
+                })  # fmt: skip
+        rec.add_table("match_examples", examples, as_history=False)
+        all_pairs = [
+            {"feature_a": i, "feature_b": int(perm[i]), "decoder_mse": float(mse[i]),
+             "rank": int(rank[i])}
+            for i in range(mse.size)
+        ]  # fmt: skip
+        rec.add_table("match_examples_all_pairs", all_pairs, as_history=False)
+        rec.add_figure("match_examples", plot(mse, examples, t, u))
+        (ctx.run_dir / "match_examples.md").write_text(markdown(examples, t, u))
+        rec.add_artifact("match_examples_md", ctx.run_dir / "match_examples.md", type="text")
+        results = {
+            "pair": {"from": t, "to": u},
+            "layers": {str(t): {"next_layer": u, "decoder_mse": describe(mse)}},
+            "examples": examples,
+            "sae_set": ctx.sae_set.to_dict(),
+        }
+        rec.finish(results)
+    return results
