@@ -182,8 +182,13 @@ def table_row(summ: dict, **keys) -> dict:
 
 
 def plot(rows: list[dict], variants: list[str]):
-    """Stacked SAME/MAYBE/DIFFERENT bars per layer, one panel per variant, plus mean score."""
+    """Stacked SAME/MAYBE/DIFFERENT bars per layer, one panel per variant, plus mean score.
+
+    Steps not judged (description missing or dead, answer unparseable or pending) are the grey
+    top of each bar, so every bar is as tall as the number of paths.
+    """
     fig, axes = plotting.new_figure(1, len(variants) + 1, panel_size=(4.2, 3.3), squeeze=False)
+    top = max(r["n_steps"] for r in rows) if rows else 1
     for ax, v in zip(axes[0], variants, strict=False):
         sel = [r for r in rows if r["variant"] == v]
         xs, bottom = [r["layer"] for r in sel], np.zeros(len(sel))
@@ -191,7 +196,13 @@ def plot(rows: list[dict], variants: list[str]):
             h = np.array([r[name.lower()] for r in sel], dtype=float)
             ax.bar(xs, h, bottom=bottom, color=plotting.method_color(name), label=name)
             bottom += h
+        rest = np.array([r["n_steps"] for r in sel], dtype=float) - bottom
+        ax.bar(xs, rest, bottom=bottom, color="none", edgecolor=plotting.GREY, hatch="//",
+               linewidth=0.5, label="not judged")  # fmt: skip
+        ax.set_xticks(xs)
+        ax.set_ylim(0, top * 1.3)  # room for the legend
         plotting.label_axes(ax, x="layer_pair", y="count", title=plotting.method_label(v))
+        ax.legend(ncols=2, loc="upper center")
     ax = axes[0][-1]
     for v in variants:
         sel = [r for r in rows if r["variant"] == v]
