@@ -6,6 +6,7 @@ the paper matches folded, pair 19 -> 20), each with both descriptions.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,32 +41,33 @@ def pick_examples(mse: np.ndarray, n: int) -> dict[str, np.ndarray]:
 
 def plot(mse: np.ndarray, examples: list[dict], t: int, u: int):
     """Top: distribution of folded decoder MSE with the examples marked. Bottom: their texts."""
+    lines = []
+    for n, e in enumerate(examples, start=1):
+        head = f"{n}. [{e['group']}, MSE {e['decoder_mse']:.3g}] "
+        body = (f"{t}/{e['feature_a']}: {short(e['description_a'], 400, 1)}  →  "
+                f"{u}/{e['feature_b']}: {short(e['description_b'], 400, 1)}")  # fmt: skip
+        lines += textwrap.wrap(head + body, 120, max_lines=3, placeholder="…",
+                               subsequent_indent="    ")  # fmt: skip
+    text_h = 0.16 * len(lines) + 0.2  # inches
     fig, (ax, ax_t) = plotting.new_figure(
-        2, 1, panel_size=(9.0, 2.8), gridspec_kw={"height_ratios": [1.0, 1.25]}
+        2, 1, panel_size=(9.0, 1.0), gridspec_kw={"height_ratios": [2.8, text_h]}
     )
-    pos = mse[mse > 0]
-    log = pos.size == mse.size and mse.max() / mse.min() > 100
+    fig.set_size_inches(9.0, 2.8 + text_h)
+    log = bool((mse > 0).all()) and mse.max() / mse.min() > 100
     bins = np.geomspace(mse.min(), mse.max(), 60) if log else 60
     ax.hist(mse, bins=bins, color=plotting.GREY, alpha=0.6)
     if log:
         ax.set_xscale("log")
     top = ax.get_ylim()[1]
-    lines = []
     for n, e in enumerate(examples, start=1):
         c = plotting.method_color(GROUP_COLORS[e["group"]])
         ax.axvline(e["decoder_mse"], color=c, linewidth=1.0)
         ax.text(e["decoder_mse"], top * (0.95 - 0.09 * ((n - 1) % 3)), str(n), color=c,
                 fontsize=7, ha="center", bbox={"fc": "white", "ec": c, "pad": 1})  # fmt: skip
-        lines.append(
-            f"{n}. [{e['group']}, MSE {e['decoder_mse']:.3g}]  {t}/{e['feature_a']}: "
-            f"{short(e['description_a'], 200, 1)}  →  {u}/{e['feature_b']}: "
-            f"{short(e['description_b'], 200, 1)}"
-        )
     plotting.label_axes(ax, x="decoder_mse", y="count",
                         title=f"Matched pairs {t} → {u} by folded decoder MSE")  # fmt: skip
     ax_t.axis("off")
-    text = "\n".join(short(s, 150, 2) for s in lines)
-    ax_t.text(0, 1, text, va="top", ha="left", fontsize=7, family="monospace",
+    ax_t.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize=6.8, family="monospace",
               transform=ax_t.transAxes)  # fmt: skip
     return fig
 

@@ -88,7 +88,9 @@ def plot_diagram(table: list[dict], layers: list[int]):
         if r["step_mse"] is not None:
             ax.annotate("", xy=(x - 0.42, y), xytext=(x - 0.58, y),
                         arrowprops={"arrowstyle": "->", "color": plotting.GREY})  # fmt: skip
-            ax.text(x - 0.5, y - 0.3, f"{r['step_mse']:.2g}", ha="center", fontsize=6)
+            ax.text(
+                x - 0.5, y - 0.08, f"{r['step_mse']:.2g}", ha="center", va="bottom", fontsize=6.5
+            )
     ax.set_title("Feature paths (composed matchings); arrow label = step pair MSE (folded)")
     return fig
 
@@ -135,7 +137,7 @@ def run(cfg: DictConfig) -> dict:
     """Follow N start features through the composed matchings; table, figures, Markdown."""
     ctx = Context(cfg)
     opts = ctx.options
-    mode = plain(cfg.matching.mode)
+    mode = str(plain(cfg.matching)["mode"])
     with ctx.recorder as rec:
         layers = list(ctx.layers)
         start = layers[0] if opts.start_layer is None else int(opts.start_layer)

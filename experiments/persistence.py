@@ -95,25 +95,28 @@ def plot(table: list[dict], starts: list[int], show_score: bool):
     """One column per start layer: agreement, MSE and matching score against the target layer."""
     metrics = ["agreement", "mse"] + (["matching_score"] if show_score else [])
     fig, axes = plotting.new_figure(
-        len(metrics), len(starts), panel_size=(3.8, 2.8), squeeze=False, sharex="col"
+        len(metrics), len(starts), panel_size=(3.8, 2.8), squeeze=False, sharex=True, sharey="row"
     )
+    targets = sorted({r["layer"] for r in table})
     for c, s in enumerate(starts):
         rows = [r for r in table if r["start_layer"] == s]
         xs = [r["layer"] for r in rows]
         ax = axes[0][c]
-        plotting.line_per_layer(ax, xs, [r["agreement"] for r in rows], color="black",
-                                label="composition = exact")  # fmt: skip
+        plotting.line_per_layer(ax, xs, [r["agreement"] for r in rows], color="black")
         ax.set_ylim(-0.02, 1.02)
-        plotting.label_axes(ax, x=None, y=None, title=f"from layer {s}")
-        ax.set_ylabel("agreement (fraction of features)" if c == 0 else "")
+        ax.set_title(f"from layer {s}")
         for r_i, name in enumerate(metrics[1:], start=1):
-            ax = axes[r_i][c]
             for kind in PERM_KINDS:
-                plotting.line_per_layer(ax, xs, [r[f"{name}_{kind}"] for r in rows], method=kind)
-            plotting.label_axes(ax, x="layer" if r_i == len(metrics) - 1 else None,
-                                y=name if c == 0 else None, legend=c == 0)  # fmt: skip
-        axes[1][c].set_yscale("log")
+                ys = [r[f"{name}_{kind}"] for r in rows]
+                plotting.line_per_layer(axes[r_i][c], xs, ys, method=kind)
+        for r_i, name in enumerate(metrics):
+            last = r_i == len(metrics) - 1
+            plotting.label_axes(axes[r_i][c], x="layer" if last else None,
+                                y=name if c == 0 else None, legend=c == 0 and r_i == 1)  # fmt: skip
+    axes[0][0].set_ylabel("agreement: exact = composed\n(fraction of features)")
     axes[1][0].set_ylabel("mean pair MSE (folded)")
+    axes[0][0].set_xticks(targets)
+    axes[0][0].set_xlim(min(targets) - 0.5, max(targets) + 0.5)
     return fig
 
 
@@ -121,7 +124,7 @@ def run(cfg: DictConfig) -> dict:
     """Exact vs composed matchings from each start layer to every later layer."""
     ctx = Context(cfg)
     opts = ctx.options
-    mode = plain(cfg.matching.mode)
+    mode = str(plain(cfg.matching)["mode"])
     with ctx.recorder as rec:
         layers = list(ctx.layers)
         starts = [int(s) for s in opts.start_layers]
