@@ -1,0 +1,338 @@
+"""Sparsity sweep (App. A, Fig. 14) and the l0-matched SAE set (Fig. 15).
+
+Fig. 14: on one pair t -> t+1 (the paper: 20 -> 21), every available SAE of layer t is paired
+with one of layer t+1 (`combos: diagonal` pairs the k-th sparsest with the k-th sparsest, as the
+paper's "five SAEs ... each with a different mean l0"; `all` evaluates every combination),
+matched (folded), and block t+1 is pruned by D_{t+1}(P E_t(x_t)); ΔL and EV against the l0
+measured on the batch's metric tokens, next to the App. A baselines.
+
+Fig. 15: per layer the candidate SAE whose l0 is closest to its neighbours' (`l0_matched_choice`:
+an exact DP over layers), then per-layer SAE Match pruning EV/ΔL of that set vs the default set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from experiments.context import Context, plain
+from saematch import plotting
+from saematch.lm import chunks
+from saematch.pruning import permute_codes, pruning_sweep, sae_match_replacement
+
+
+@dataclass
+class Options:
+    pair: int | None = None  # first layer t of the swept pair t -> t+1; null = the middle pair
+    combos: str = "diagonal"  # diagonal (k-th sparsest level with k-th) | all
+    baselines: bool = True  # layer drop, encode-decode current / previous per SAE
+    l0_matched: bool = True  # Fig. 15: l0-matched set vs the default set, every layer
+    anchor_weight: float = 0.1  # λ of l0_matched_choice (pull towards the default set's l0)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One SAE available at a layer: its name, its stored l0 and how to load it."""
+
+    name: str
+    stored_l0: float
+    load: Callable
+
+
+def sae_candidates(ctx: Context, layer: int) -> list[Candidate]:
+    """Every SAE at `layer`, sparsest first by nominal l0: the zoo's sparsity levels (target
+    l0; stored_l0 = l0 measured when the zoo was built), or for saes.kind gemma_scope_* every
+    published width-16k Gemma Scope average_l0 SAE (saematch.sources.sets)."""
+    s, device = ctx.cfg.saes, ctx.cfg.model.device
+    kind = plain(s.kind)
+    if kind == "zoo":
+        stats = ctx.zoo.manifest["metrics"]["saes"]
+        out = [
+            Candidate(lv, float(stats[lv][str(layer)]["l0"]), partial(ctx.zoo.load_sae, layer, lv))
+            for lv in ctx.zoo.sparsities
+        ]
+    elif kind.startswith("gemma_scope"):
+        from saematch.sources.gemma_scope import GEMMA_SCOPE_2B_RES
+        from saematch.sources.sets import gemma_scope_sweep_set
+
+        # the canonical repo holds only `canonical` folders; the paper set's repo (or its
+        # local mirror) has every average_l0 folder
+        repo = s.repo_id if kind == "gemma_scope_paper" and s.repo_id else GEMMA_SCOPE_2B_RES
+        specs = gemma_scope_sweep_set([layer], repo_id=repo).specs(layer)  # by published l0
+        out = [
+            Candidate(
+                sp.sae_id, float(sp.sae_id.rsplit("_", 1)[1]), partial(sp.load, device=device)
+            )
+            for sp in specs
+        ]
+    else:
+        raise ValueError(
+            f"sparsity_sweep needs several SAEs per layer: use saes=tiny (the zoo) or a "
+            f"gemma_scope_* set, not saes.kind={kind!r}"
+        )
+    return out
+
+
+@torch.no_grad()
+def measure_l0(lm, batch, layer: int, saes: Sequence, batch_size: int) -> list[float]:
+    """Mean number of active features (f > 0) per metric token of each SAE at `layer`."""
+    active, n = [0.0] * len(saes), 0
+    for s in chunks(batch.input_ids.shape[0], batch_size):
+        x = lm.resid_post(batch.input_ids[s], batch.attention_mask[s], layers=[layer])[0]
+        mask = batch.metric_mask[s].to(x.device)
+        n += int(mask.sum())
+        for k, sae in enumerate(saes):
+            active[k] += float((sae.encode(x[mask]) > 0).sum())  # (n, F) -> count
+    return [a / n for a in active]
+
+
+def l0_matched_choice(
+    l0: Sequence[Sequence[float]], anchor: Sequence[float], weight: float
+) -> tuple[list[int], float]:
+    """Per layer the candidate k_t minimising (exactly, by DP over layers)
+
+        J = Σ_t |log l0_t,k_t − log l0_t+1,k_t+1| + λ Σ_t |log l0_t,k_t − log anchor_t|
+
+    (l0[t][k] of candidate k at layer t, anchor_t the default set's l0, λ = weight). The first
+    sum is the total variation of the l0 profile (half of Σ_t |Δ to t−1| + |Δ to t+1|), in
+    log units because the candidates are spaced geometrically; the anchor keeps the profile at
+    the default sparsity level and breaks ties. Returns (choice, J).
+    """
+    logs = [np.log(np.maximum(np.asarray(r, dtype=np.float64), 1e-6)) for r in l0]
+    anc = np.log(np.maximum(np.asarray(anchor, dtype=np.float64), 1e-6))
+    cost = weight * np.abs(logs[0] - anc[0])  # (K_0,) best J of a path ending in k
+    back = []
+    for t in range(1, len(logs)):
+        step = cost[:, None] + np.abs(logs[t - 1][:, None] - logs[t][None, :])  # (K_t-1, K_t)
+        back.append(step.argmin(0))
+        cost = step.min(0) + weight * np.abs(logs[t] - anc[t])
+    k = [int(cost.argmin())]
+    for b in reversed(back):
+        k.append(int(b[k[-1]]))
+    return k[::-1], float(cost.min())
+
+
+def log_variation(l0: Sequence[float]) -> float:
+    """Σ_t |log l0_t − log l0_t+1|: how bumpy an l0 profile over layers is."""
+    v = np.log(np.maximum(np.asarray(l0, dtype=np.float64), 1e-6))
+    return float(np.abs(np.diff(v)).sum())
+
+
+def plot_sweep(rows: list[dict]):
+    """Fig. 14: ΔL and EV vs measured l0 (SAE Match: mean l0 of the pair; encode-decode:
+    the l0 of the SAE it uses; layer drop uses no SAE: a horizontal line)."""
+    fig, axes = plotting.new_figure(1, 2, panel_size=(5.0, 3.4))
+    for ax, key, y in zip(
+        axes, ("delta_loss", "explained_variance"), ("delta_loss", "ev"), strict=True
+    ):
+        for m in ("sae_match", "encdec_current", "encdec_previous", "layer_drop"):
+            sel = sorted((r for r in rows if r["method"] == m), key=lambda r: r["l0"])
+            if m == "layer_drop" and sel:
+                c = plotting.method_color(m)
+                ax.axhline(sel[0][key], color=c, ls="--", label=plotting.method_label(m))
+            elif sel:
+                plotting.line_per_layer(ax, [r["l0"] for r in sel], [r[key] for r in sel], method=m)
+        title = "Loss increase" if key == "delta_loss" else "Explained variance"
+        plotting.label_axes(ax, x="l0", y=y, title=title, legend=key == "delta_loss")
+    return fig
+
+
+def plot_l0_matched(cands: dict, profiles: list[dict], prune: list[dict]):
+    """Fig. 15: measured l0 per layer (candidates grey; default vs l0-matched set), and SAE
+    Match pruning EV and ΔL per pair for both sets."""
+    fig, (ax0, ax1, ax2) = plotting.new_figure(1, 3, panel_size=(4.2, 3.2))
+    every = [c for cs in cands.values() for c in cs]
+    ax0.scatter([c["layer"] for c in every], [c["l0"] for c in every], color=plotting.GREY, s=10)
+    for name, color in (("default", plotting.OKABE_ITO["blue"]), ("l0_matched", "#D55E00")):
+        kw = {"label": name.replace("_", "-"), "color": color}
+        for ax, rows, key in ((ax0, profiles, "l0"), (ax1, prune, "explained_variance"),
+                              (ax2, prune, "delta_loss")):  # fmt: skip
+            sel = [r for r in rows if r["set"] == name]
+            plotting.line_per_layer(ax, [r["layer"] for r in sel], [r[key] for r in sel], **kw)
+    ax0.set_yscale("log")
+    plotting.label_axes(ax0, x="layer", y="l0", title="Measured l0 (grey: candidates)")
+    plotting.label_axes(ax1, x="layer_pair", y="ev", title="SAE Match pruning EV", legend=False)
+    plotting.label_axes(ax2, x="layer_pair", y="delta_loss", title="SAE Match pruning ΔL",
+                        legend=False)  # fmt: skip
+    return fig
+
+
+def _row(method: str, a: dict | None = None, b: dict | None = None) -> dict:
+    """A sweep-table row prefix: the SAEs used and the l0 to plot (mean of their l0)."""
+    l0 = [c["l0"] for c in (a, b) if c]
+    return {"method": method, "sae_t": a["sae"] if a else "", "sae_t1": b["sae"] if b else "",
+            "l0_t": a["l0"] if a else math.nan, "l0_t1": b["l0"] if b else math.nan,
+            "l0": float(np.mean(l0)) if l0 else math.nan}  # fmt: skip
+
+
+def sweep_replacements(t_saes: list, t1_saes: list, combos, perms: dict, baselines: bool):
+    """(replacements, rows): x̂_{t+1} builders for each combo (i, j) of candidates (dicts with
+    "sae", "l0", "model") and, with baselines, each SAE's encode-decode and the layer drop;
+    rows[name] is the table-row prefix (_row) of each."""
+    reps, rows = {}, {}
+    for i, j in combos:
+        a, b = t_saes[i], t1_saes[j]
+        name = f"sae_match|{a['sae']}|{b['sae']}"
+        reps[name] = lambda t, r, a=a["model"], b=b["model"], p=perms[i, j]: b.decode(
+            permute_codes(a.encode(r[t]), p)
+        )
+        rows[name] = _row("sae_match", a, b)
+    if baselines:
+        reps["layer_drop"], rows["layer_drop"] = (lambda t, r: r[t]), _row("layer_drop")
+        for a in {t_saes[i]["sae"]: t_saes[i] for i, _ in combos}.values():
+            reps[f"prev|{a['sae']}"] = lambda t, r, m=a["model"]: m(r[t])
+            rows[f"prev|{a['sae']}"] = _row("encdec_previous", a=a)
+        for b in {t1_saes[j]["sae"]: t1_saes[j] for _, j in combos}.values():
+            reps[f"cur|{b['sae']}"] = lambda t, r, m=b["model"]: m(r[t + 1])
+            rows[f"cur|{b['sae']}"] = _row("encdec_current", b=b)
+    return reps, rows
+
+
+def combos_of(k_t: int, k_t1: int, how: str) -> list[tuple[int, int]]:
+    """SAE index pairs to sweep: the diagonal (k-th sparsest with k-th sparsest) or all."""
+    if how == "all":
+        return [(i, j) for i in range(k_t) for j in range(k_t1)]
+    if how != "diagonal":
+        raise ValueError(f"experiment.combos must be 'diagonal' or 'all', got {how!r}")
+    if k_t != k_t1:
+        raise ValueError(
+            f"combos=diagonal needs as many SAEs at t as at t+1 ({k_t} vs {k_t1}); "
+            "use experiment.combos=all"
+        )
+    return [(k, k) for k in range(k_t)]
+
+
+def run(cfg: DictConfig) -> dict:
+    """Fig. 14 (ΔL, EV vs l0 on one pair) and Fig. 15 (l0-matched set vs default set)."""
+    ctx = Context(cfg)
+    opts = ctx.options
+    with ctx.recorder as rec:
+        layers, bs, dev = list(ctx.layers), int(cfg.model.batch_size), cfg.model.device
+        t = layers[(len(layers) - 2) // 2] if opts.pair is None else int(opts.pair)
+        if t not in layers or t + 1 not in layers:
+            raise ValueError(f"experiment.pair={t}: need layers {t} and {t + 1}; have {layers}")
+        combos_of(1, 1, opts.combos)  # a bad option fails before any work
+        lm, batch = ctx.lm, ctx.batch
+        cands = {}  # layer -> [{"layer", "sae", "stored_l0", "l0", "model"}] nominal order
+        for L in layers if opts.l0_matched else [t, t + 1]:
+            cs = sae_candidates(ctx, L)
+            models = [c.load().to(dev) for c in cs]
+            l0 = measure_l0(lm, batch, L, models, bs)
+            keep = L in (t, t + 1)  # other layers' SAEs are reloaded if chosen (memory)
+            cands[L] = [
+                {
+                    "layer": L,
+                    "sae": c.name,
+                    "stored_l0": c.stored_l0,
+                    "l0": v,
+                    "model": m if keep else None,
+                    "load": c.load,
+                    "fingerprint": m.fingerprint(),
+                }
+                for c, v, m in zip(cs, l0, models, strict=True)
+            ]
+        public = lambda r: {k: r[k] for k in ("layer", "sae", "stored_l0", "l0")}  # noqa: E731
+        rec.add_table("sae_candidates", [public(r) for rs in cands.values() for r in rs])
+
+        combos = combos_of(len(cands[t]), len(cands[t + 1]), opts.combos)
+        pair_saes = lambda i, j: [cands[t][i]["model"], cands[t + 1][j]["model"]]  # noqa: E731
+        perms = {(i, j): ctx.matchings(fold=True, saes=pair_saes(i, j))[0].perm for i, j in combos}
+        reps, meta = sweep_replacements(cands[t], cands[t + 1], combos, perms, opts.baselines)
+        kw = dict(attention_mask=batch.attention_mask, batch_size=bs)
+        (row,) = pruning_sweep(lm, reps, batch.input_ids, batch.metric_mask, layers=[t], **kw)
+        sweep = [{**meta[name], **v} for name, v in row["methods"].items()]
+        for r in sweep:
+            if r["method"] == "sae_match":
+                rec.log_metrics({k: r[k] for k in ("l0", "delta_loss", "explained_variance")})
+        rec.add_table("sparsity_sweep", sweep)
+        rec.add_figure("sparsity_sweep", plot_sweep(sweep))
+        results = {
+            "pair": t,
+            "combos": opts.combos,
+            "clean_loss": row["clean_loss"],
+            "n_tokens": row["n_tokens"],
+            "sweep": sweep,
+            "sae_set": ctx.sae_set.to_dict(),
+            "candidates": {str(L): [public(r) for r in rs] for L, rs in cands.items()},
+        }
+        if opts.l0_matched:
+            results |= l0_matched_sets(ctx, rec, layers, cands, kw)
+        rec.finish(results)
+    return results
+
+
+def l0_matched_sets(ctx: Context, rec, layers: list[int], cands: dict, kw: dict) -> dict:
+    """Fig. 15: pick the l0-matched set; prune every pair with it and with the default set."""
+    lm, batch, dev = ctx.lm, ctx.batch, ctx.cfg.model.device
+    sets = {"default": list(ctx.saes)}
+    l0 = {
+        "default": [
+            measure_l0(lm, batch, L, [s], kw["batch_size"])[0]
+            for L, s in zip(layers, sets["default"], strict=True)
+        ]
+    }
+    table = [[c["l0"] for c in cands[L]] for L in layers]
+    choice, objective = l0_matched_choice(table, l0["default"], ctx.options.anchor_weight)
+    chosen = [cands[L][k] for L, k in zip(layers, choice, strict=True)]
+    sets["l0_matched"] = [c["model"] or c["load"]().to(dev) for c in chosen]
+    l0["l0_matched"] = [c["l0"] for c in chosen]
+    known = {c["fingerprint"]: c["sae"] for cs in cands.values() for c in cs}
+    names = {  # a default SAE that is one of the candidates goes by the candidate's name
+        "default": [known.get(s.fingerprint(), spec[0].sae_id)
+                    for s, spec in zip(sets["default"], ctx.sae_set.entries.values(), strict=True)],
+        "l0_matched": [c["sae"] for c in chosen],
+    }  # fmt: skip
+    reps = {}
+    for k, saes in sets.items():
+        perms = [m.perm for m in ctx.matchings(fold=True, saes=saes)]
+        reps[k] = sae_match_replacement(
+            dict(zip(layers, saes, strict=True)), dict(zip(layers, perms, strict=False))
+        )
+    rows = pruning_sweep(lm, reps, batch.input_ids, batch.metric_mask, layers=layers[:-1], **kw)
+    prune = [
+        {"layer": r["layer"], "pruned_block": r["pruned_block"], "set": k, **v}
+        for r in rows
+        for k, v in r["methods"].items()
+    ]
+    profiles = [
+        {"layer": L, "set": k, "sae": names[k][n], "l0": l0[k][n]}
+        for k in sets
+        for n, L in enumerate(layers)
+    ]
+    rec.add_table("l0_profiles", profiles)
+    rec.add_table("l0_matched_pruning", prune)
+    rec.add_figure("l0_matched", plot_l0_matched(cands, profiles, prune))
+    per_layer = {
+        str(L): {"l0": {k: l0[k][n] for k in sets}, "sae": {k: names[k][n] for k in sets}}
+        for n, L in enumerate(layers)
+    }
+    for r in rows:
+        per_layer[str(r["layer"])] |= r["methods"]
+    mean = {
+        k: {
+            m: float(np.mean([r["methods"][k][m] for r in rows]))
+            for m in ("delta_loss", "explained_variance")
+        }
+        for k in sets
+    }
+    same = [
+        c["fingerprint"] == s.fingerprint() for c, s in zip(chosen, sets["default"], strict=True)
+    ]
+    return {
+        "layers": per_layer,
+        "l0_matched": {
+            "rule": "exact DP: min Σ_t |Δ log l0| + λ Σ_t |log l0_t − log l0_t(default)|",
+            "anchor_weight": ctx.options.anchor_weight,
+            "objective": objective,
+            "log_variation": {k: log_variation(v) for k, v in l0.items()},
+            "same_as_default": all(same),
+            "choice": names["l0_matched"],
+            "mean": mean,
+        },
+    }
