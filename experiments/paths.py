@@ -36,13 +36,13 @@ class Options:
 
 def activation_frequency(ctx: Context, layers: list[int]) -> dict[int, np.ndarray]:
     """{layer: (F,) fraction of non-BOS tokens of ctx.batch on which each feature fires}."""
-    by = dict(zip(ctx.layers, ctx.saes, strict=True))
+    by = {L: s.to(ctx.lm.device) for L, s in zip(ctx.layers, ctx.saes, strict=True)}
     counts = {L: torch.zeros(by[L].width, dtype=torch.long) for L in layers}
     n = 0
     for rows in resid_rows(ctx, layers):
         n += rows.shape[1]
         for i, L in enumerate(layers):
-            counts[L] += active(by[L].to(ctx.lm.device), rows[i]).sum(0).cpu()
+            counts[L] += active(by[L], rows[i]).sum(0).cpu()
     if n == 0:
         raise ValueError("the batch has no non-BOS tokens; raise data.seq_len")
     return {L: c.numpy() / n for L, c in counts.items()}

@@ -79,13 +79,13 @@ def folded_mse(sae_a, sae_b, perm, mode: str) -> np.ndarray:
 
 def score_between(ctx: Context, start: int, perms: dict[int, dict[str, np.ndarray]]) -> dict:
     """Matching score start -> L for each {L: {kind: perm}}, in one pass over ctx.batch."""
-    by = dict(zip(ctx.layers, ctx.saes, strict=True))
+    by = {L: s.to(ctx.lm.device) for L, s in zip(ctx.layers, ctx.saes, strict=True)}
     need = [start, *perms]
     acc = {(L, k): MatchingScoreAccumulator(p) for L, d in perms.items() for k, p in d.items()}
     for rows in resid_rows(ctx, need):
-        a = active(by[start].to(ctx.lm.device), rows[0])
+        a = active(by[start], rows[0])
         for i, L in enumerate(perms, start=1):
-            b = active(by[L].to(ctx.lm.device), rows[i])
+            b = active(by[L], rows[i])
             for k in perms[L]:
                 acc[(L, k)].update(a, b)
     return {L: {k: acc[(L, k)].result()[0] for k in d} for L, d in perms.items()}
