@@ -61,8 +61,10 @@ def test_quantile_options_are_checked():
 
 def test_quantile_ablation_ends_at_sae_match(test_zoo, tmp_path):
     qs = [0.0, 0.3, 1.0]
-    cfg = compose_cfg("quantile_ablation", [f"experiment.quantiles={qs}"], test_zoo, tmp_path)
+    over = [f"experiment.quantiles={qs}", "experiment.pairs=[0,2]"]
+    cfg = compose_cfg("quantile_ablation", over, test_zoo, tmp_path)
     res = quantile_ablation.run(cfg)
+    assert sorted(res["layers"]) == ["0", "2"]
     ctx = Context(cfg, run_dir=tmp_path / "direct")
     layers, saes, ms = ctx.layers, ctx.saes, ctx.matchings(fold=True)
     by = dict(zip(layers, saes, strict=True))
@@ -73,8 +75,9 @@ def test_quantile_ablation_ends_at_sae_match(test_zoo, tmp_path):
     }
     b = ctx.batch
     rows = pruning_sweep(ctx.lm, reps, b.input_ids, b.metric_mask,
-                         attention_mask=b.attention_mask, layers=layers[:-1])  # fmt: skip
-    for row, m in zip(rows, ms, strict=True):
+                         attention_mask=b.attention_mask, layers=[0, 2])  # fmt: skip
+    for row in rows:
+        m = ms[layers.index(row["layer"])]
         got = res["layers"][str(row["layer"])]["quantiles"]
         for q, ref in (("1", "sae_match"), ("0", "previous_decoder")):
             for k in ("delta_loss", "explained_variance"):
@@ -129,8 +132,27 @@ def test_sparsity_sweep(test_zoo, tmp_path):
 
 
 def test_sparsity_sweep_all_combos(test_zoo, tmp_path):
-    over = ["experiment.combos=all", "experiment.l0_matched=false", "experiment.baselines=false"]
+    over = ["experiment.combos=all", "experiment.l0_matched=false", "experiment.baselines=false",
+            "experiment.pair=0"]  # fmt: skip
     res = sparsity_sweep.run(compose_cfg("sparsity_sweep", over, test_zoo, tmp_path))
+    assert res["pair"] == 0 and sorted(res["candidates"]) == ["0", "1"]
     pairs = [(r["sae_t"], r["sae_t1"]) for r in res["sweep"]]
     assert sorted(pairs) == sorted(itertools.product(test_zoo.sparsities, repeat=2))
     assert all(r["method"] == "sae_match" for r in res["sweep"])
+
+
+@pytest.mark.parametrize("kind", ["gemma_scope_paper", "gemma_scope_canonical"])
+def test_gemma_scope_candidates_are_every_published_l0(kind):
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from saematch.sources.sets import GEMMA_SCOPE_PUBLISHED_L0
+
+    saes = {"kind": kind, "repo_id": "/mirror" if kind == "gemma_scope_paper" else "x"}
+    cfg = OmegaConf.create({"saes": saes, "model": {"device": "cpu"}})
+    cands = sparsity_sweep.sae_candidates(SimpleNamespace(cfg=cfg), 20)  # nothing is loaded
+    assert [c.stored_l0 for c in cands] == list(GEMMA_SCOPE_PUBLISHED_L0[20])
+    assert [c.name for c in cands][2] == "layer_20/width_16k/average_l0_71"
+    repo = cands[0].load.func.__self__.repo_id  # the paper set's repo (or mirror) has them all
+    assert repo == ("/mirror" if kind == "gemma_scope_paper" else "google/gemma-scope-2b-pt-res")
