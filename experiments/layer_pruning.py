@@ -46,7 +46,6 @@ def plot(rows: list[dict], methods: list[str]):
     plotting.label_axes(
         ax_ev, x="pruned_block", y="explained_variance", title="Explained variance", legend=False
     )
-    fig.tight_layout()
     return fig
 
 
