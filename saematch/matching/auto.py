@@ -4,7 +4,8 @@
    cost c̃_ij = c_ij − λ(r_i + s_j) (λ = 1: −2 z_A·z_B, λ = 0: the MSE itself). Shifting a
    row or column by a constant changes no full assignment, so any λ is exact; it only picks
    which pairs become candidates. The identity's edges are added so a perfect matching exists.
-2. LAPMOD solves the sparse problem; shortest paths give its LP duals (u, v).
+2. A shortest-augmenting-path solver (sparse_lap.py, numba) solves the sparse problem and
+   returns its LP duals (u, v); later rounds are warm-started from the previous solution.
 3. Every pair outside the graph is checked with c̃_ij ≥ max(R̃_i, C̃_j) in O(n log n). Rows the
    bounds cannot clear get their exact costs (a GEMM of those rows only, kept for later
    rounds); their pairs with the lowest reduced costs join the graph and the loop repeats.
@@ -16,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from saematch.matching.candidates import block_candidates
-from saematch.matching.certify import potentials, sparse_assign, unproven_rows
+from saematch.matching.certify import unproven_rows
+from saematch.matching.sparse_lap import build_csr, solve_sparse
 
 
 class _ExactRows:
@@ -73,11 +75,11 @@ def auto_assign(
     vals = np.concatenate([cand.vals, np.einsum("ij,ij->i", xa_n, xb_n)]).astype(np.float64)
     exact = _ExactRows(xa_n, xb_n)
     info = {"k": k, "lam": lam, "rounds": 0}
+    state = None
     for _ in range(max_rounds):
-        keys, first = np.unique(rows * n + cols, return_index=True)
-        rows, cols, vals = keys // n, keys % n, vals[first]
-        x = sparse_assign(n, rows, cols, vals)  # c̃ and c give the same assignment
-        u, v = potentials(n, rows, cols, vals, x)
+        csr = build_csr(n, rows, cols, vals)
+        state = solve_sparse(*csr, state)  # c̃ and c give the same assignment; warm rounds
+        x, u, v = state.x.copy(), state.row_duals(*csr), state.v
         info["rounds"] += 1
         bad = unproven_rows(u, v, cand.row_bound, cand.col_bound, tol)
         ex = exact.get(bad)  # (|bad|, n) exact c̃ rows
@@ -93,5 +95,5 @@ def auto_assign(
         vals = np.concatenate([vals, ex[np.repeat(np.arange(len(bad)), m), aj]])
     else:
         raise RuntimeError(f"auto solver: no proof after {max_rounds} rounds; use solver='lapjv'")
-    info.update(edges=len(rows), exact_rows=int((exact.slot >= 0).sum()), tol=tol)
+    info.update(edges=len(csr[1]), exact_rows=int((exact.slot >= 0).sum()), tol=tol)
     return x, info

@@ -1,0 +1,215 @@
+"""Sparse linear assignment with LP duals: shortest augmenting paths (Dijkstra) on CSR, numba.
+
+Invariant (the Hungarian / Jonker-Volgenant one): column potentials v and, for every assigned
+row i, u_i = c_iσ(i) − v_σ(i) with c_ij − u_i − v_j ≥ 0 on all of row i's edges. Each free
+row is joined by a shortest augmenting path in reduced costs; the columns the search
+finalised move by v_j −= d* − d_j, which keeps the invariant. When every row is assigned,
+(u, v) is a dual certificate: u_i + v_j ≤ c_ij on every edge, equality on the matching.
+
+Warm start: after edges are added, each column j on a new edge with c_ij − u_i − v_j < 0 is
+lowered to v_j = min(c_ij − u_i) (restoring c − u − v ≥ 0 for every assigned row) and its row
+is freed; the freed rows are re-augmented, everything else (assignment and v) is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+
+@dataclass
+class LapState:
+    """A sparse solution: x (n,) row -> column, y (n,) column -> row, v (n,) column duals."""
+
+    x: np.ndarray  # (n,) int64, -1 = free
+    y: np.ndarray  # (n,) int64, -1 = free
+    v: np.ndarray  # (n,) float64
+
+    def row_duals(self, indptr, indices, cost) -> np.ndarray:
+        """u (n,) float64: u_i = c_iσ(i) − v_σ(i)."""
+        return _row_duals(indptr, indices, cost, self.x, self.v)
+
+
+@nb.njit(cache=True)
+def _edge_cost(indptr, indices, cost, i, j):
+    for e in range(indptr[i], indptr[i + 1]):
+        if indices[e] == j:
+            return cost[e]
+    return np.inf
+
+
+@nb.njit(cache=True)
+def _row_duals(indptr, indices, cost, x, v):
+    n = len(x)
+    u = np.empty(n)
+    for i in range(n):
+        u[i] = _edge_cost(indptr, indices, cost, i, x[i]) - v[x[i]]
+    return u
+
+
+@nb.njit(cache=True)
+def _heap_push(hk, hv, size, key, val):
+    pos = size
+    hk[pos], hv[pos] = key, val
+    while pos > 0:
+        par = (pos - 1) >> 1
+        if hk[par] <= hk[pos]:
+            break
+        hk[par], hk[pos] = hk[pos], hk[par]
+        hv[par], hv[pos] = hv[pos], hv[par]
+        pos = par
+    return size + 1
+
+
+@nb.njit(cache=True)
+def _heap_pop(hk, hv, size):
+    key, val = hk[0], hv[0]
+    size -= 1
+    hk[0], hv[0] = hk[size], hv[size]
+    pos = 0
+    while True:
+        left = 2 * pos + 1
+        if left >= size:
+            break
+        child = left
+        if left + 1 < size and hk[left + 1] < hk[left]:
+            child = left + 1
+        if hk[pos] <= hk[child]:
+            break
+        hk[pos], hk[child] = hk[child], hk[pos]
+        hv[pos], hv[child] = hv[child], hv[pos]
+        pos = child
+    return key, val, size
+
+
+@nb.njit(cache=True)
+def _solve(indptr, indices, cost, x, y, v, cold):
+    """Augment every free row (in place); returns the number of rows left unmatched."""
+    n = len(x)
+    mc = np.full(n, np.inf)  # c_iσ(i) of assigned rows
+    if cold:
+        v[:] = np.inf
+        for e in range(len(indices)):  # column reduction: v_j = min_i c_ij
+            v[indices[e]] = min(v[indices[e]], cost[e])
+        for j in range(n):
+            if v[j] == np.inf:
+                v[j] = 0.0
+    u = np.zeros(n)
+    for i in range(n):
+        if x[i] >= 0:
+            mc[i] = _edge_cost(indptr, indices, cost, i, x[i])
+            u[i] = mc[i] - v[x[i]]
+    for i in range(n):  # lower v_j below every new edge it violates, and free its row
+        if x[i] < 0:
+            continue
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            if cost[e] - u[i] - v[j] < 0.0:
+                v[j] = cost[e] - u[i]
+                if y[j] >= 0:
+                    x[y[j]] = -1
+                    y[j] = -1
+    for i in range(n):  # greedy: a free row takes its best column when that column is free
+        if x[i] >= 0:
+            continue
+        best, bj, bc = np.inf, -1, 0.0
+        for e in range(indptr[i], indptr[i + 1]):
+            r = cost[e] - v[indices[e]]
+            if r < best:
+                best, bj, bc = r, indices[e], cost[e]
+        if bj >= 0 and y[bj] < 0:
+            x[i], y[bj], mc[i] = bj, i, bc
+    dist = np.full(n, np.inf)
+    done = np.zeros(n, dtype=np.bool_)
+    pred = np.empty(n, dtype=np.int64)
+    pcost = np.empty(n)
+    touched = np.empty(n, dtype=np.int64)
+    final = np.empty(n, dtype=np.int64)
+    hk = np.empty(len(indices) + 1)
+    hv = np.empty(len(indices) + 1, dtype=np.int64)
+    unmatched = 0
+    for i0 in range(n):
+        if x[i0] >= 0:
+            continue
+        u0 = np.inf
+        for e in range(indptr[i0], indptr[i0 + 1]):
+            u0 = min(u0, cost[e] - v[indices[e]])
+        nt, nf, size, sink, dstar = 0, 0, 0, -1, 0.0
+        for e in range(indptr[i0], indptr[i0 + 1]):
+            j = indices[e]
+            d = cost[e] - v[j] - u0
+            if d < dist[j]:
+                if dist[j] == np.inf:
+                    touched[nt] = j
+                    nt += 1
+                dist[j], pred[j], pcost[j] = d, i0, cost[e]
+                size = _heap_push(hk, hv, size, d, j)
+        while size > 0:
+            d, j, size = _heap_pop(hk, hv, size)
+            if done[j] or d > dist[j]:
+                continue
+            done[j] = True
+            final[nf] = j
+            nf += 1
+            if y[j] < 0:
+                sink, dstar = j, d
+                break
+            i = y[j]
+            ui = mc[i] - v[j]
+            for e in range(indptr[i], indptr[i + 1]):
+                j2 = indices[e]
+                if done[j2]:
+                    continue
+                d2 = d + cost[e] - ui - v[j2]
+                if d2 < dist[j2]:
+                    if dist[j2] == np.inf:
+                        touched[nt] = j2
+                        nt += 1
+                    dist[j2], pred[j2], pcost[j2] = d2, i, cost[e]
+                    size = _heap_push(hk, hv, size, d2, j2)
+        if sink >= 0:
+            for t in range(nf):
+                j = final[t]
+                v[j] -= dstar - dist[j]
+            j = sink
+            while True:
+                i = pred[j]
+                nxt = x[i]
+                x[i], y[j], mc[i] = j, i, pcost[j]
+                if i == i0:
+                    break
+                j = nxt
+        else:
+            unmatched += 1
+        for t in range(nt):
+            dist[touched[t]] = np.inf
+            done[touched[t]] = False
+    return unmatched
+
+
+def build_csr(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray):
+    """(indptr (n+1,), indices (m,), cost (m,) float64) of the unique edges, sorted by row."""
+    keys, first = np.unique(rows.astype(np.int64) * n + cols, return_index=True)
+    r, c = keys // n, keys % n
+    indptr = np.searchsorted(r, np.arange(n + 1)).astype(np.int64)
+    return indptr, c.astype(np.int64), np.asarray(vals, dtype=np.float64)[first]
+
+
+def solve_sparse(indptr, indices, cost, state: LapState | None = None) -> LapState:
+    """Min-cost perfect matching on a CSR graph, warm-started from `state` (updated in place).
+
+    Raises ValueError when the graph has no perfect matching.
+    """
+    n = len(indptr) - 1
+    cold = state is None
+    if cold:
+        state = LapState(np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.zeros(n))
+    left = _solve(indptr, indices, cost, state.x, state.y, state.v, cold)
+    if left:
+        raise ValueError(
+            f"sparse assignment: {left} rows found no augmenting path (no perfect matching); "
+            "add edges so that a perfect matching exists"
+        )
+    return state
