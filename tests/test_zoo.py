@@ -55,23 +55,25 @@ def test_every_sae_loads_with_positive_thresholds(test_zoo):
         test_zoo.sae_path(test_zoo.n_layers)
 
 
-def test_saes_reconstruct_resid_post(test_zoo):
-    """The SAE of block l reconstructs the output of model.model.layers[l] (not the final norm)."""
+def test_saes_sit_on_resid_post(test_zoo):
+    """SAE l reads model.model.layers[l]'s output = hidden_states[l + 1] (not the final norm)."""
+    from saematch.zoo.activations import resid_post
+
     model = AutoModelForCausalLM.from_pretrained(test_zoo.model_dir)
     tok = AutoTokenizer.from_pretrained(test_zoo.model_dir)
     text = (
         "import os\n\ndef main(argv=None):\n    for name in os.listdir('.'):\n        print(name)\n"
     )
-    ids = torch.cat(
-        [torch.tensor([[tok.bos_token_id]]), tok(text, return_tensors="pt").input_ids], 1
-    )
+    bos = torch.tensor([[tok.bos_token_id]])
+    ids = torch.cat([bos, tok(text, return_tensors="pt").input_ids], 1)
     with torch.no_grad():
         hs = model(input_ids=ids, output_hidden_states=True).hidden_states
+    acts = resid_post(model, ids)  # (L, T - 1, d)
     for layer in range(test_zoo.n_layers - 1):  # hidden_states[-1] is after the final norm
-        x = hs[layer + 1][0, 1:]  # (T, d), BOS excluded
-        sae = test_zoo.load_sae(layer)
-        ev = 1 - (sae(x) - x).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
-        assert ev > 0.3, (layer, float(ev))
+        torch.testing.assert_close(acts[layer], hs[layer + 1][0, 1:])
+    for layer in range(test_zoo.n_layers):
+        x, sae = acts[layer], test_zoo.load_sae(layer)
+        assert (sae(x) - x).pow(2).sum() < (sae.b_dec - x).pow(2).sum(), layer
 
 
 def test_manifest_checksums_verify(test_zoo):

@@ -18,6 +18,10 @@ from torch import Tensor
 from saematch.sae import JumpReLUSAE
 from saematch.zoo.progress import Progress
 
+DEAD_AFTER = 20  # steps without firing before a feature counts as dead in training
+REVIVE_COEFF = 0.05
+THETA_LR_MULT = 1.0  # 5.0 made L0 overshoot and EV collapse in 100-step runs
+
 
 def _rectangle(u: Tensor) -> Tensor:
     """Rectangle kernel K(u) = 1[|u| < 1/2]."""
@@ -108,12 +112,17 @@ def train_saes(
     params = [W_enc, b_enc, W_dec, b_dec, log_theta]
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))
+    opt = torch.optim.Adam(
+        [{"params": params[:4], "scale": 1.0}, {"params": [log_theta], "scale": THETA_LR_MULT}],
+        lr=lr,
+        betas=(0.9, 0.999),
+    )
     log_lam = torch.full((M,), -2.0)
+    idle = torch.zeros(M, F)  # steps since each feature last fired
     order = torch.cat([torch.randperm(N, generator=g) for _ in range(steps * batch // N + 1)])
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = _lr(step, steps, lr)
+            group["lr"] = _lr(step, steps, lr) * group["scale"]
         x = expand(xs[:, order[step * batch : (step + 1) * batch]])  # (M, B, d)
         pre = torch.baddbmm(b_enc[:, None], x, W_enc)  # (M, B, F)
         theta = log_theta.exp()[:, None]  # (M, 1, F)
@@ -121,13 +130,18 @@ def train_saes(
         x_hat = torch.baddbmm(b_dec[:, None], f, W_dec)  # (M, B, d)
         rec = (x_hat - x).pow(2).sum(-1).mean(-1)  # (M,)
         l0 = l0.mean(-1)  # (M,)
-        loss = (rec + log_lam.exp() * l0).sum()
+        # dead-feature revival: features idle for DEAD_AFTER steps get a hinge pulling their
+        # pre-activations up towards θ (no other gradient reaches a feature that never fires)
+        dead = (idle > DEAD_AFTER).float()[:, None]  # (M, 1, F)
+        revive = (torch.relu(theta.detach() - pre) * dead).sum(-1).mean(-1)  # (M,)
+        loss = (rec + log_lam.exp() * l0 + REVIVE_COEFF * revive).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         with torch.no_grad():
             W_dec /= W_dec.norm(dim=-1, keepdim=True)
             log_lam += 0.05 * ((l0 - target) / target).clamp(-1, 1)
+            idle = torch.where((f > 0).any(1), 0.0, idle + 1)
         progress.step(
             "sae step", step + 1, steps, f"rec {rec.mean().item():.2f} l0 {l0.mean().item():.1f}"
         )
