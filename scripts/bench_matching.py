@@ -1,6 +1,7 @@
 """Benchmark: dense scipy matching pipeline vs saematch's `auto` solver on synthetic SAE pairs.
 
     python scripts/bench_matching.py --widths 4096 16384 --mode decoder
+    python scripts/bench_matching.py --widths 4096 16384 --mode both
 
 For each width: a synthetic pair (d_model 2304, folded decoder rows of varied norm, B a
 permuted noisy copy of A with a share of partner-less features); wall time and peak RSS above
@@ -79,6 +80,11 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    # numba kernels load from their on-disk cache (or compile, first run ever): time it apart
+    a, b, _ = synthetic_pair(32, 256, args.unmatched, args.noise, args.seed)
+    t0 = time.perf_counter()
+    m = match(a, b, mode=args.mode)
+    print(f"warm-up (numba load/compile) {time.perf_counter() - t0:.2f} s [{m.info['method']}]")
     for n in args.widths:
         a, b, planted = synthetic_pair(args.d_model, n, args.unmatched, args.noise, args.seed)
         sae_gb = 2 * sum(t.numel() * t.element_size() for t in a.state_dict().values()) / 1e9

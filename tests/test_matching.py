@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import random_sae
+from scipy.optimize import linear_sum_assignment
 
 from saematch.matching import match, pair_cost
 from saematch.matching.cost import augmented_features
@@ -151,3 +152,51 @@ def test_errors():
     with pytest.raises(ValueError, match="fold"):
         match(relu, relu, fold=True)
     assert match(relu, relu, fold=False).perm.tolist() == list(range(12))
+
+
+@pytest.mark.parametrize("mode", ["decoder", "both"])
+@pytest.mark.parametrize("width", [100, 500])
+def test_dense_certified_equals_scipy_optimum(mode, width):
+    a, b, _ = synthetic_pair(d_model=48, width=width, unmatched=0.25, noise=0.7, seed=width)
+    xa, xb = augmented_features(a.fold(), mode, "a"), augmented_features(b.fold(), mode, "b")
+    x, info = assign(xa, xb, "auto")
+    assert info["method"] == "dense-certified" and info["proof"] == "duals"
+    assert 0 < info["dense_rest"] < width  # both parts (kept pairs, dense rest) are used
+    ref = assign(xa, xb, "scipy")[0]
+    assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
+
+
+def _square_cost_features(c):
+    n = len(c)
+    ones = np.ones((n, 1), np.float32)
+    xa = np.hstack([np.eye(n, dtype=np.float32), ones, ones])
+    return xa, np.hstack([c.T, ones, np.zeros((n, 1), np.float32)])
+
+
+def test_dense_certified_on_random_square_costs():
+    rng = np.random.default_rng(3)
+    for n in (70, 300):
+        c = rng.random((n, n)).astype(np.float32)
+        x, info = assign(*_square_cost_features(c), "auto")
+        assert info["method"] == "dense-certified"
+        ref = linear_sum_assignment(c.astype(np.float64))[1]
+        assert c[np.arange(n), x].sum(dtype=np.float64) == pytest.approx(
+            c[np.arange(n), ref].sum(dtype=np.float64), rel=1e-9
+        )
+
+
+def test_dense_certified_never_returns_an_unproven_guess(monkeypatch):
+    import saematch.matching.dense_cg as dense_cg
+
+    def wrong_guess(C, *args):  # the identity: far from optimal on a random cost
+        n = len(C)
+        return np.arange(n), np.arange(0), np.arange(0)
+
+    monkeypatch.setattr(dense_cg, "_assign_by_parts", wrong_guess)
+    c = np.random.default_rng(4).random((120, 120)).astype(np.float32)
+    x, info = assign(*_square_cost_features(c), "auto")
+    assert info["proof"] == "lapjvs"
+    ref = linear_sum_assignment(c.astype(np.float64))[1]
+    assert c[np.arange(120), x].sum(dtype=np.float64) == pytest.approx(
+        c[np.arange(120), ref].sum(dtype=np.float64), rel=1e-9
+    )

@@ -2,9 +2,11 @@
 
 * scipy — dense reference: float64 cost, column-reduced, scipy linear_sum_assignment.
 * lapjv — dense float32 cost, lapx `lapjvs` (fastest dense solver on this machine).
-* auto  — exact and fast: dense lapjvs while the float32 cost fits `max_dense_bytes` (the
-  cost is built blockwise in float32, never as a float64 copy); above that, the sparse
-  candidate solver with an LP-duality proof (auto.py), whose memory grows as n·k.
+* auto  — exact and fast. While the float32 cost fits `max_dense_bytes`: build it once
+  (blockwise, no float64 copy), keep clear mutual-best pairs, solve the rest densely with
+  lapjvs, and prove the whole assignment optimal with LP duals checked on all n² pairs
+  (dense_cg.py; falls back to lapjvs on the full cost if the proof fails). Above that, the
+  sparse candidate solver with a bound-based proof (auto.py), whose memory grows as n·k.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
 from saematch.matching.auto import auto_assign
+from saematch.matching.dense_cg import dense_certified_assign
 
 SOLVERS = ("auto", "lapjv", "scipy")
-DENSE_BELOW = 2048  # auto: always dense below this width
+DENSE_BELOW = 64  # auto: plain lapjvs below this width
 MAX_DENSE_BYTES = 2 * 1024**3  # auto: dense float32 cost up to 2 GiB (n ≈ 23k)
 
 
@@ -73,12 +76,11 @@ def assign(
     n = xa.shape[0]
     if solver == "scipy":
         return solve_scipy(xa, xb, progress), {"method": "scipy"}
-    if solver == "lapjv" or n < dense_below or n * n * 4 <= max_dense_bytes:
+    if solver == "lapjv" or n < dense_below:
         return solve_lapjv(xa, xb, progress), {"method": "lapjvs"}
-    x, info = auto_assign(
-        xa.astype(np.float32, copy=False),
-        xb.astype(np.float32, copy=False),
-        progress=progress,
-        **auto_kw,
-    )
+    xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
+    if n * n * 4 <= max_dense_bytes:
+        x, info = dense_certified_assign(xa, xb, progress=progress, **auto_kw)
+        return x, {"method": "dense-certified", **info}
+    x, info = auto_assign(xa, xb, progress=progress, **auto_kw)
     return x, {"method": "sparse-certified", **info}
