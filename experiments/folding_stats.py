@@ -83,47 +83,71 @@ def correlation(x, y) -> dict[str, float]:
     return {"pearson": r, "spearman": rho, "n": len(x)}
 
 
+def _fmt_r(c: dict) -> str:
+    r = c["pearson"]
+    return "n/a" if r is None or not math.isfinite(r) else f"{r:.2f}"
+
+
 def plot_layers(layer_rows: list[dict], corr: dict):
-    """Left: hidden-state norm per layer; middle: mean θ per layer; right: one vs the other."""
-    fig, (ax_h, ax_t, ax_s) = plotting.new_figure(1, 3, panel_size=(4.2, 3.2))
+    """Fig. 1 left: hidden-state norm, mean θ and mean folded decoder norm per layer."""
+    fig, (ax_h, ax_t, ax_d) = plotting.new_figure(1, 3, panel_size=(4.0, 3.2))
     xs = [r["layer"] for r in layer_rows]
     h = [r["hidden_norm"] for r in layer_rows]
     sd = [r["hidden_norm_std"] for r in layer_rows]
-    th = [r["theta_mean"] for r in layer_rows]
-    blue, orange = plotting.OKABE_ITO["blue"], plotting.OKABE_ITO["orange"]
-    plotting.line_per_layer(ax_h, xs, h, "mean over tokens", color=blue)
+    blue, orange, green = (plotting.OKABE_ITO[k] for k in ("blue", "orange", "green"))
+    plotting.line_per_layer(ax_h, xs, h, color=blue)
     plotting.band_per_layer(ax_h, xs, np.subtract(h, sd), np.add(h, sd), color=blue)
-    plotting.label_axes(ax_h, y="hidden_norm", title="Hidden-state norm (± 1 sd)", legend=False)
-    plotting.line_per_layer(ax_t, xs, th, "mean θ", color=orange)
+    plotting.label_axes(ax_h, y="hidden_norm", title="Hidden-state norm (± 1 sd over tokens)")
+    plotting.line_per_layer(ax_t, xs, [r["theta_mean"] for r in layer_rows], "mean", color=orange)
     plotting.line_per_layer(
-        ax_t, xs, [r["theta_median"] for r in layer_rows], "median θ", color=orange, ls="--"
+        ax_t, xs, [r["theta_median"] for r in layer_rows], "median", color=orange, ls="--"
     )
-    plotting.label_axes(ax_t, y="theta", title="JumpReLU threshold θ")
-    ax_s.scatter(h, th, color=blue, zorder=3)
-    for x, y, lab in zip(h, th, xs, strict=True):
-        ax_s.annotate(str(lab), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8)
-    plotting.label_axes(
-        ax_s, x="hidden_norm", y="theta", title=f"θ vs norm (r = {corr['pearson']:.2f})"
-    )
+    r_t = _fmt_r(corr["hidden_norm_vs_theta"])
+    plotting.label_axes(ax_t, y="theta", title=f"Threshold θ (r with norm = {r_t})")
+    plotting.line_per_layer(ax_d, xs, [r["folded_dec_norm"] for r in layer_rows], color=green)
+    ax_d.set_ylabel("mean ‖θ_j W_dec[j]‖₂ (folded)")
+    r_d = _fmt_r(corr["hidden_norm_vs_folded_dec_norm"])
+    plotting.label_axes(ax_d, title=f"Folded decoder norm (r with norm = {r_d})")
     return fig
 
 
 def plot_pairs(pair_rows: list[dict], corr: dict):
-    """Fig. 1 right: per pair, hidden-norm change vs folded decoder norm difference."""
-    fig, ax = plotting.new_figure(1, 1, panel_size=(4.6, 3.6))
+    """Fig. 1 right: per pair, hidden-norm change and folded decoder norm difference."""
+    fig, (ax_l, ax_s) = plotting.new_figure(1, 2, panel_size=(4.8, 3.6))
+    fig.get_layout_engine().set(wspace=0.08)
+    xs = [r["layer"] for r in pair_rows]
     x = [r["hidden_norm_change"] for r in pair_rows]
     y = [r["dec_norm_diff"] for r in pair_rows]
-    ax.axhline(0, color=plotting.GREY, lw=0.8)
-    ax.axvline(0, color=plotting.GREY, lw=0.8)
-    ax.scatter(x, y, color=plotting.OKABE_ITO["blue"], zorder=3)
-    for xi, yi, r in zip(x, y, pair_rows, strict=True):
-        lab = f"{r['layer']}→{r['next_layer']}"
-        ax.annotate(lab, (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=8)
-    ax.set_xlabel("Δ mean ‖x‖₂, layer t → t+1")
-    ax.set_ylabel("mean ‖θW_dec,t+1[perm i]‖ − ‖θW_dec,t[i]‖")
-    ax.set_title(
-        f"Norm change vs folded decoder norm\n(Pearson r = {corr['pearson']:.2f}, "
-        f"Spearman ρ = {corr['spearman']:.2f}, n = {corr['n']})"
+    blue, green = plotting.OKABE_ITO["blue"], plotting.OKABE_ITO["green"]
+    y_label = "Δ folded decoder norm ‖θ W_dec[j]‖₂ (matched)"
+    l1 = plotting.line_per_layer(ax_l, xs, x, "hidden-state norm change", color=blue)
+    ax_l.set_ylabel("Δ mean ‖x‖₂ (t → t+1)", color=blue)
+    ax_r = ax_l.twinx()
+    ax_r.spines["right"].set_visible(True)
+    ax_r.grid(False)
+    l2 = plotting.line_per_layer(ax_r, xs, y, "folded decoder norm difference", color=green)
+    ax_r.set_ylabel(y_label, color=green)
+    ax_l.set_xticks(xs, [f"{t}→{t + 1}" for t in xs])
+    ax_l.set_xlabel(plotting.axis_label("layer_pair"))
+    ax_l.set_title("Per layer pair")
+    ax_l.legend(handles=[l1, l2], loc="best")
+    ax_s.axhline(0, color=plotting.GREY, lw=0.8)
+    ax_s.scatter(x, y, color=blue, zorder=3)
+    for xi, yi, t in zip(x, y, xs, strict=True):
+        ax_s.annotate(
+            f"{t}→{t + 1}", (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=8
+        )
+    ax_s.set_xlabel("Δ mean ‖x‖₂ (t → t+1)")
+    ax_s.set_ylabel(y_label)
+    c = corr
+    rho = (
+        "n/a"
+        if c["spearman"] is None or not math.isfinite(c["spearman"])
+        else f"{c['spearman']:.2f}"
+    )
+    ax_s.set_title(
+        "Norm change vs decoder norm change\n"
+        f"Pearson r = {_fmt_r(c)}, Spearman ρ = {rho}, n = {c['n']}"
     )
     return fig
 
@@ -187,7 +211,7 @@ def run(cfg: DictConfig) -> dict:
         rec.add_table("folding_stats_pairs", pair_rows)
         for r in layer_rows:
             rec.log_metrics(r)
-        rec.add_figure("folding_stats_norms", plot_layers(layer_rows, corr["hidden_norm_vs_theta"]))
+        rec.add_figure("folding_stats_norms", plot_layers(layer_rows, corr))
         rec.add_figure(
             "folding_stats_norm_change", plot_pairs(pair_rows, corr["norm_change_vs_dec_norm_diff"])
         )

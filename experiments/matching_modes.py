@@ -78,7 +78,18 @@ def _bars(ax, names: list[str], values: list[float], metric: str, title: str) ->
     ax.bar(range(len(names)), values, color=colors)
     ax.set_xticks(range(len(names)), [plotting.method_label(n) for n in names], rotation=20)
     for i, v in enumerate(values):
-        ax.annotate(f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=8)
+        va, dy = ("bottom", 2) if v >= 0 else ("top", -2)
+        ax.annotate(
+            f"{v:.3g}",
+            (i, v),
+            xytext=(0, dy),
+            textcoords="offset points",
+            ha="center",
+            va=va,
+            fontsize=8,
+        )
+    ax.axhline(0, color=plotting.GREY, lw=0.8)
+    ax.margins(y=0.12)
     plotting.label_axes(ax, x=None, y=metric, title=title, legend=False)
 
 

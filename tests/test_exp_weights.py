@@ -40,7 +40,7 @@ def modes(test_zoo, tmp_path_factory):
 def test_folding_stats_numbers(folding):
     cfg, res, run_dir = folding
     ctx = Context(cfg)
-    layers = ctx.layers
+    layers = list(ctx.layers)
     assert sorted(int(k) for k in res["layers"]) == layers
     assert sorted(int(k) for k in res["pairs"]) == layers[:-1]
     for L, sae in zip(layers, ctx.saes, strict=True):
@@ -63,15 +63,19 @@ def test_folding_stats_numbers(folding):
     assert r["pearson"] is None or -1 - 1e-9 <= r["pearson"] <= 1 + 1e-9
     saved = json.loads((run_dir / "results.json").read_text())
     assert saved["status"] == "ok"
-    for f in ("folding_stats_layers.csv", "folding_stats_pairs.csv", "folding_stats_norms.png",
-              "folding_stats_norm_change.png"):  # fmt: skip
+    for f in (
+        "folding_stats_layers.csv",
+        "folding_stats_pairs.csv",
+        "folding_stats_norms.png",
+        "folding_stats_norm_change.png",
+    ):
         assert (run_dir / f).is_file(), f
 
 
 def test_mse_curves_folded_matching_is_optimal(curves):
     cfg, res, run_dir = curves
     ctx = Context(cfg)
-    assert sorted(int(k) for k in res["layers"]) == ctx.layers[:-1]
+    assert sorted(int(k) for k in res["layers"]) == list(ctx.layers)[:-1]
     n_better_than_vanilla = 0
     for t, e in res["layers"].items():
         f, m, v = e["folded"]["objective"], e["matched"]["objective"], e["vanilla"]["objective"]
@@ -95,7 +99,7 @@ def test_mse_curves_folded_matching_is_optimal(curves):
 def test_matching_modes_each_perm_optimal_for_its_mode(modes):
     cfg, res, run_dir = modes
     ctx = Context(cfg)
-    layers = ctx.layers
+    layers = list(ctx.layers)
     t = res["pair"]
     assert t == layers[(len(layers) - 1) // 2]
     per = res["layers"][str(t)]["modes"]
