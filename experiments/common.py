@@ -28,6 +28,16 @@ def save_matchings(run_dir: Path, name: str, layers: list[int], matchings: list)
     return out
 
 
+def as_matched(saes: list, fold: bool) -> list:
+    """The SAEs in the form a matching saw them: folded when fold=True (SPEC §5, pruning).
+
+    SAE Match transfers feature values between layers in the matched weights' units: with
+    folding, E_t gives f/θ_t and D_{t+1} multiplies by θ_{t+1}, so a feature at its threshold
+    in layer t lands at its partner's threshold in layer t+1.
+    """
+    return [s.fold() for s in saes] if fold else list(saes)
+
+
 def by_layer(layers: list[int], items: list) -> dict[int, object]:
     """Pair each layer with its item (SAE, matching) for indexing by block number."""
     return dict(zip(layers, items, strict=True))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-from experiments.common import by_layer, save_matchings
+from experiments.common import as_matched, by_layer, save_matchings
 from experiments.context import Context
 from saematch import plotting
 from saematch.pruning import BASELINES, permute_codes, pruning_sweep, pruning_table
@@ -16,15 +16,27 @@ from saematch.pruning import BASELINES, permute_codes, pruning_sweep, pruning_ta
 class Options:
     pairs: list[int] | None = None  # first layers t of the pairs t -> t+1; null = all
     baselines: bool = True
-    unfolded: bool = False  # also prune with the unfolded matching
+    unfolded: bool = False  # with matching.fold=true, also prune with the unfolded matching
 
 
-def replacements(saes: dict, perms: dict[str, dict], baselines: bool) -> dict:
-    """name -> x̂_{t+1} builder: SAE Match per matching, plus the App. A baselines."""
-    reps = {
-        name: (lambda t, r, p=p: saes[t + 1].decode(permute_codes(saes[t].encode(r[t]), p[t])))
-        for name, p in perms.items()
-    }
+def replacements(
+    saes: dict,
+    perms: dict[str, dict],
+    baselines: bool,
+    folded: dict | None = None,
+    fold: dict[str, bool] | None = None,
+) -> dict:
+    """name -> x̂_{t+1} builder: SAE Match per matching, plus the App. A baselines.
+
+    saes / folded: layer -> SAE, raw / folded; fold[name] says which form matching `name`
+    used (default: raw). The baselines are the same for both forms (folding keeps x̂).
+    """
+    fold = fold or {}
+
+    def transfer(p: dict, sae: dict):
+        return lambda t, r: sae[t + 1].decode(permute_codes(sae[t].encode(r[t]), p[t]))
+
+    reps = {name: transfer(p, folded if fold.get(name) else saes) for name, p in perms.items()}
     if baselines:
         reps |= {
             "layer_drop": lambda t, r: r[t],
@@ -55,9 +67,13 @@ def run(cfg: DictConfig) -> dict:
     opts = ctx.options
     with ctx.recorder as rec:
         layers = list(ctx.layers)
-        saes = by_layer(layers, [s.to(ctx.lm.device) for s in ctx.saes])
-        matchings = {"sae_match": ctx.matchings(fold=True)}
-        if opts.unfolded:
+        raw = [s.to(ctx.lm.device) for s in ctx.saes]
+        saes, folded = by_layer(layers, raw), by_layer(layers, as_matched(raw, True))
+        main_fold = bool(cfg.matching.fold)  # the matching config decides SAE Match's form
+        fold = {"sae_match": main_fold}
+        matchings = {"sae_match": ctx.matchings()}
+        if opts.unfolded and main_fold:
+            fold["sae_match_unfolded"] = False
             matchings["sae_match_unfolded"] = ctx.matchings(fold=False)
         perms = {k: by_layer(layers[:-1], [m.perm for m in v]) for k, v in matchings.items()}
         for k, v in matchings.items():
@@ -67,7 +83,7 @@ def run(cfg: DictConfig) -> dict:
         batch = ctx.batch
         rows = pruning_sweep(
             ctx.lm,
-            replacements(saes, perms, opts.baselines),
+            replacements(saes, perms, opts.baselines, folded=folded, fold=fold),
             batch.input_ids,
             batch.metric_mask,
             attention_mask=batch.attention_mask,

@@ -172,7 +172,7 @@ def run(cfg: DictConfig) -> dict:
             f"{x}~{y}": float(np.mean(perms[x] == perms[y])) for x, y in combinations(MODES, 2)
         }
         dev = ctx.lm.device
-        saes = {t: sa.to(dev), t + 1: sb.to(dev)}
+        saes = {t: ma.to(dev), t + 1: mb.to(dev)}  # transfer in the matched units (SPEC §5)
         batch, bs = ctx.batch, int(cfg.model.batch_size)
         rows = pruning_sweep(
             ctx.lm,
