@@ -101,7 +101,8 @@ def main() -> None:
             f"  speed-up {t_ref / t_auto:.2f}x wall, {u_ref / u_auto:.2f}x CPU\n"
             f"  total cost scipy {tot_ref:.9g} auto {tot_auto:.9g} "
             f"(rel diff {abs(tot_auto - tot_ref) / tot_ref:.1e}); same pairs "
-            f"{(p_ref == m.perm).mean():.4f}; planted partners recovered {rec:.4f}",
+            f"{(p_ref == m.perm).mean():.4f}; planted partners recovered {rec:.4f}\n"
+            f"  auto details: { {k: v for k, v in m.info.items() if k != 'method'} }",
             flush=True,
         )
         del a, b, m, p_ref, c_ref

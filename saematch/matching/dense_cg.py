@@ -62,9 +62,10 @@ def _block_topk(block, row0, r, s, rk_val, rk_idx, ck_val, ck_idx):
 def _label_duals(C, s, x, y, v, tol, max_scans):
     """Column duals of the assignment x: v_j ≤ v_σ(i) + c_ij − c_iσ(i) + tol for ALL pairs.
 
-    Shortest paths from v = 0 (edge σ(i) → j of weight c_ij − c_iσ(i)), label-correcting over
-    the dense C, smallest label first. Keys are v_j + s_j: in that frame a row's weights are
-    c̃_ij − c̃_iσ(i) ≥ 0 whenever σ(i) is row i's best c̃, so most columns are scanned once.
+    Shortest paths (edge σ(i) → j of weight c_ij − c_iσ(i)) from the start v (lowered in
+    place), label-correcting over the dense C, smallest label first. Keys are v_j + s_j: in
+    that frame a row's weights are c̃_ij − c̃_iσ(i) ≥ 0 whenever σ(i) is row i's best c̃
+    (c̃ = c − r_i − s_j), so most columns are scanned about once.
     Returns the number of row scans; < 0 when max_scans ran out (x is not optimal).
     """
     n = C.shape[0]
@@ -148,8 +149,8 @@ def _prove(C, x, rows, cols, sj, max_scans: float) -> int:
 def dense_certified_assign(
     xa: np.ndarray,
     xb: np.ndarray,
-    margin: float = 2.0,
-    block: int = 1024,
+    margin: float = 1.0,
+    block: int = 8192,
     max_scans: float = 3.0,
     progress: bool = False,
 ) -> tuple[np.ndarray, dict]:
@@ -165,7 +166,8 @@ def dense_certified_assign(
     xbt = xb.T
     for s in tqdm(range(0, n, block), desc="cost", disable=not progress, leave=False):
         np.matmul(xa[s : s + block], xbt, out=C[s : s + block])
-    # after the GEMM, not between its blocks: idle BLAS threads spin and steal the core
+    # after the GEMM, not between its blocks: idle BLAS threads spin and steal the core;
+    # large blocks: each GEMM call packs all of xb again
     _block_topk(C, 0, zero, zero, rv, ri, cv, ci)
     o = np.argsort(rv, axis=1)  # the heaps hold (second, best); put the best first
     rv, ri = np.take_along_axis(rv, o, 1), np.take_along_axis(ri, o, 1)
