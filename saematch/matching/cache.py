@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from saematch.matching.match import Matching, match
 from saematch.sae import JumpReLUSAE
 
-CODE_VERSION = "matching-1"  # bump when the matching definition or solvers change results
+CODE_VERSION = "matching-2"  # bump when the matching definition or solvers change results
 log = logging.getLogger(__name__)
 
 
