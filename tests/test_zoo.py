@@ -9,10 +9,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from saematch.sources import load_sae
-from saematch.zoo import Zoo, default_cache_dir, ensure_zoo, verify, zoo_dir
+from saematch.zoo import Zoo, default_cache_dir, ensure_zoo, get_config, verify, zoo_dir
 from saematch.zoo.describe import NEVER_ACTIVE
 from saematch.zoo.manifest import MANIFEST, sha256_file
 from saematch.zoo.progress import Progress
+from saematch.zoo.threads import torch_threads
 from saematch.zoo.train_sae import train_saes
 
 
@@ -122,6 +123,52 @@ def test_ensure_zoo_reuses_a_valid_cache(test_zoo, monkeypatch):
     assert isinstance(zoo, Zoo) and zoo.root == test_zoo.root == zoo_dir("test", 0, cache)
 
 
+def test_config_change_and_stale_build_folders(test_zoo, tmp_path, monkeypatch):
+    """A zoo built with other knobs is rebuilt; folders of killed builds are removed."""
+    import json
+
+    import saematch.zoo.store as store
+
+    cache = tmp_path / "cache"
+    root = zoo_dir("test", 0, cache)
+    shutil.copytree(test_zoo.root, root)
+    manifest = json.loads((root / MANIFEST).read_text())
+    manifest["config"]["lm_lr"] = 123.0  # as if built by older code
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    expect = {"config": get_config("test").to_dict()}
+    assert verify(root, expect) == ["manifest config differs in lm_lr (built by other code)"]
+    stale = root.parent / ".test-seed0.building-dead"
+    (stale / "model").mkdir(parents=True)
+    built = []
+
+    def fake_build(cfg, seed, out, progress):  # the real files, without the wait
+        built.append(out)
+        shutil.copytree(test_zoo.root, out, dirs_exist_ok=True)
+
+    monkeypatch.setattr(store, "build_zoo", fake_build)
+    zoo = ensure_zoo("test", cache_dir=cache, seed=0, progress=False)
+    assert len(built) == 1 and not stale.exists()
+    assert zoo.manifest["config"] == get_config("test").to_dict()
+    assert sorted(p.name for p in root.parent.iterdir()) == ["test-seed0", "test-seed0.lock"]
+
+
+def test_pick_threads(monkeypatch):
+    import saematch.zoo.threads as threads
+
+    monkeypatch.setattr(threads, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert threads.pick_threads(2) == 2 and threads.pick_threads(1) == 1
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (3.0, 0.0, 0.0))
+    assert threads.pick_threads(2) == 1  # busy cores: one thread, no spinning
+    assert threads.pick_threads(2, own_busy=2) == 1
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (2.1, 0.0, 0.0))
+    assert threads.pick_threads(2, own_busy=2) == 2  # the load was our own
+    before = torch.get_num_threads()
+    with threads.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
 def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("SAEMATCH_CACHE", str(tmp_path))
     assert default_cache_dir() == tmp_path
@@ -144,8 +191,10 @@ def test_sae_training_is_deterministic():
     acts = torch.randn(2, 2048, 16, generator=g) * torch.linspace(0.2, 3, 16)
     held = torch.randn(2, 512, 16, generator=g) * torch.linspace(0.2, 3, 16)
     kw = dict(steps=30, batch=256, lr=3e-3, bandwidth=0.05, progress=Progress(False))
-    a = train_saes(acts, held, [2, 4, 8], 128, seed=3, **kw)
-    b = train_saes(acts, held, [2, 4, 8], 128, seed=3, **kw)
+    with torch_threads(1):
+        a = train_saes(acts, held, [2, 4, 8], 128, seed=3, **kw)
+    with torch_threads(2):  # the build picks 1 or 2 threads by load: results must not differ
+        b = train_saes(acts, held, [2, 4, 8], 128, seed=3, **kw)
     for ra, rb in zip(a.saes, b.saes, strict=True):
         assert [s.fingerprint() for s in ra] == [s.fingerprint() for s in rb]
     assert len(a.saes) == 2 and len(a.saes[0]) == 3

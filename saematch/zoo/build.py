@@ -18,6 +18,7 @@ from saematch.zoo.config import ZooConfig
 from saematch.zoo.describe import describe_features, token_strings_of
 from saematch.zoo.manifest import write_manifest
 from saematch.zoo.progress import Progress
+from saematch.zoo.threads import pick_threads, torch_threads
 from saematch.zoo.tokenizer import chunk_with_bos, token_stream, train_tokenizer
 from saematch.zoo.train_lm import heldout_ce, make_model, train_lm, unigram_entropy
 from saematch.zoo.train_sae import train_saes
@@ -37,21 +38,30 @@ def _pick(n: int, k: int, seed: int) -> torch.Tensor:
 
 
 def build_zoo(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
-    """Build every artifact of the zoo into the empty folder `out`; returns the manifest."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # the same thread count on every machine keeps the sums identical
-    try:
+    """Build every artifact of the zoo into the empty folder `out`; returns the manifest.
+
+    Torch threads are chosen per stage (saematch.zoo.threads) and restored afterwards.
+    """
+    with torch_threads(1):
         return _build(cfg, seed, Path(out), progress)
-    finally:
-        torch.set_num_threads(threads)
+
+
+def _use_threads(cfg: ZooConfig, used: dict[str, int], stage: str) -> None:
+    n = pick_threads(cfg.max_threads)
+    torch.set_num_threads(n)
+    used[stage] = n
 
 
 def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     timings: dict[str, float] = {}
+    threads: dict[str, int] = {}
 
-    def mark(name: str) -> None:
+    cpu: dict[str, float] = {}
+
+    def mark(name: str) -> None:  # wall and CPU seconds of the stage that just ended
         timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 2)
+        cpu[name] = round(time.process_time() - c0 - sum(cpu.values()), 2)
 
     progress.stage("tokenizer")
     texts, held = stdlib_texts("code"), stdlib_texts("code", heldout=True)
@@ -67,6 +77,7 @@ def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
     mark("tokenizer")
 
     progress.stage("lm")
+    _use_threads(cfg, threads, "lm")
     torch.manual_seed(seed)
     model = make_model(cfg, tok.pad_token_id, tok.eos_token_id, tok.bos_token_id)
     losses = train_lm(model, rows, cfg, seed, progress)
@@ -85,12 +96,14 @@ def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
     mark("lm")
 
     progress.stage("activations")
+    _use_threads(cfg, threads, "activations")
     sae_rows = rows[_pick(len(rows), cfg.sae_train_rows, seed + 2)]
     eval_rows = held_rows[_pick(len(held_rows), cfg.sae_eval_rows, seed + 3)]
     acts, held_acts = resid_post(model, sae_rows), resid_post(model, eval_rows)  # (L, N, d)
     mark("activations")
 
     progress.stage("saes")
+    _use_threads(cfg, threads, "saes")
     result = train_saes(
         acts,
         held_acts,
@@ -106,6 +119,7 @@ def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
     mark("saes")
 
     progress.stage("describe")
+    _use_threads(cfg, threads, "describe")
     strings = token_strings_of(tok)
     n_desc = cfg.describe_rows * (cfg.seq_len - 1)
     sae_metrics: dict[str, dict[str, dict]] = {}
@@ -127,6 +141,8 @@ def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
 
     timings["total_wall_s"] = round(time.perf_counter() - t0, 2)
     timings["total_cpu_s"] = round(time.process_time() - c0, 2)
+    timings["cpu_s"] = cpu
+    timings["threads"] = threads
     manifest = {
         "size": cfg.size,
         "seed": seed,

@@ -40,6 +40,7 @@ class ZooConfig:
     default_l0: int = 16
     describe_rows: int = 0  # rows (from the SAE training rows) used for descriptions
     describe_top_k: int = 8
+    max_threads: int = 2  # torch threads while the cores are otherwise idle (zoo/threads.py)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -95,7 +96,7 @@ SIZES: dict[str, ZooConfig] = {
     "test": ZooConfig(
         size="test",
         corpus_docs=60,
-        tokenizer_docs=0,
+        tokenizer_docs=20,
         vocab_size=1024,
         n_layers=4,
         d_model=64,
@@ -106,9 +107,9 @@ SIZES: dict[str, ZooConfig] = {
         seq_len=64,
         sliding_window=32,
         lm_batch=16,
-        lm_steps=60,
-        lm_lr=5e-3,
-        lm_warmup=6,
+        lm_steps=150,
+        lm_lr=1e-2,
+        lm_warmup=10,
         lm_eval_rows=64,
         sae_width_mult=8,
         sae_train_rows=512,
@@ -118,6 +119,7 @@ SIZES: dict[str, ZooConfig] = {
         sae_lr=2e-3,
         sae_bandwidth=0.05,
         describe_rows=64,
+        max_threads=1,  # matmuls this small gain nothing from a second thread
     ),
 }
 

@@ -47,16 +47,21 @@ def read_manifest(root: Path) -> dict:
 
 def verify(root: Path, expect: dict | None = None) -> list[str]:
     """Problems with the zoo at root ([] = intact): missing manifest, missing/changed files,
-    or a config differing from `expect` (e.g. {"size": "test", "seed": 0})."""
+    or entries differing from `expect` (e.g. {"size": "test", "seed": 0, "config": {...}})."""
     try:
         manifest = read_manifest(root)
     except (OSError, ValueError) as e:
         return [f"manifest unreadable: {e}"]
-    problems = [
-        f"manifest {k}={manifest.get(k)!r}, expected {v!r}"
-        for k, v in (expect or {}).items()
-        if manifest.get(k) != v
-    ]
+    problems = []
+    for k, v in (expect or {}).items():
+        got = manifest.get(k)
+        if got == v:
+            continue
+        if isinstance(v, dict) and isinstance(got, dict):  # e.g. the config: name the keys
+            keys = sorted(set(v) ^ set(got) | {x for x in set(v) & set(got) if v[x] != got[x]})
+            problems.append(f"manifest {k} differs in {', '.join(keys)} (built by other code)")
+        else:
+            problems.append(f"manifest {k}={got!r}, expected {v!r}")
     files = manifest.get("files")
     if not files:
         problems.append("manifest lists no files")

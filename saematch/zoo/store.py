@@ -82,6 +82,15 @@ class Zoo:
         )
 
 
+def _remove_stale(root: Path, log: Progress) -> None:
+    """Delete temporary folders of builds killed by a signal (called while holding the lock:
+    every builder of `root` holds it, so any existing temporary sibling is a dead one's)."""
+    for pattern in (f".{root.name}.building-*", f".{root.name}.old-*"):
+        for stale in root.parent.glob(pattern):
+            log.log(f"removing stale {stale.name} left by an interrupted build")
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def ensure_zoo(
     size: str = "default",
     cache_dir: str | os.PathLike | None = None,
@@ -92,7 +101,7 @@ def ensure_zoo(
     """Load the zoo of (size, seed) from the cache, building it first if missing or corrupt."""
     cfg = get_config(size)
     root = zoo_dir(size, seed, cache_dir)
-    expect = {"size": size, "seed": seed}
+    expect = {"size": size, "seed": seed, "config": cfg.to_dict()}  # new knobs -> rebuild
     if not force and not verify(root, expect):
         return Zoo(root)
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +110,7 @@ def ensure_zoo(
         if not force and not problems:  # another process built it while we waited
             return Zoo(root)
         log = Progress(progress, STAGE_WEIGHTS)
+        _remove_stale(root, log)
         if root.exists():
             log.log(f"rebuilding {root}: {'forced' if force else '; '.join(problems[:3])}")
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))

@@ -10,6 +10,7 @@ from transformers import Gemma2Config, Gemma2ForCausalLM
 
 from saematch.zoo.config import ZooConfig
 from saematch.zoo.progress import Progress
+from saematch.zoo.threads import pick_threads
 
 
 def make_model(cfg: ZooConfig, pad_id: int, eos_id: int, bos_id: int) -> Gemma2ForCausalLM:
@@ -66,6 +67,8 @@ def train_lm(
     model.train()
     losses: list[float] = []
     for step in range(cfg.lm_steps):
+        if step % 50 == 49:  # other processes may have started or ended: re-pick the threads
+            torch.set_num_threads(pick_threads(cfg.max_threads, torch.get_num_threads()))
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         idx = order[(step * cfg.lm_batch) % len(order) :][: cfg.lm_batch]

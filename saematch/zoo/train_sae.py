@@ -20,6 +20,9 @@ from saematch.zoo.progress import Progress
 
 DEAD_AFTER = 20  # steps without firing before a feature counts as dead in training
 REVIVE_COEFF = 0.05
+LAMBDA_CTRL = 0.05  # log λ step per unit relative L0 error
+THETA_CTRL = 0.03  # log θ step per unit relative L0 error
+REVIVE_STEP = 0.1  # log θ step down per step for a feature idle > DEAD_AFTER steps
 THETA_LR_MULT = 1.0  # 5.0 made L0 overshoot and EV collapse in 100-step runs
 
 
@@ -140,7 +143,13 @@ def train_saes(
         opt.step()
         with torch.no_grad():
             W_dec /= W_dec.norm(dim=-1, keepdim=True)
-            log_lam += 0.05 * ((l0 - target) / target).clamp(-1, 1)
+            err = ((l0 - target) / target).clamp(-1, 1)  # (M,)
+            log_lam += LAMBDA_CTRL * err
+            # direct L0 control: θ of every feature moves with the L0 error (Adam's steps on θ
+            # are ~lr, far too slow to follow λ in a few hundred steps), and features idle for
+            # DEAD_AFTER steps get their θ lowered until they fire again
+            log_theta += THETA_CTRL * err[:, None]
+            log_theta -= REVIVE_STEP * (idle > DEAD_AFTER).float()
             idle = torch.where((f > 0).any(1), 0.0, idle + 1)
         progress.step(
             "sae step", step + 1, steps, f"rec {rec.mean().item():.2f} l0 {l0.mean().item():.1f}"
