@@ -24,7 +24,8 @@ from saematch.judge.embedding import EmbeddingJudge
 from saematch.judge.lexical import LexicalJudge
 from saematch.judge.openai import OpenAIJudge
 
-PAPER = Path("/work/shared/paper/mechanistic_permutability_iclr2025.txt")
+# The paper text lives in shared/ beside the checkout (CI copies it there too).
+PAPER = Path(__file__).resolve().parents[2] / "shared/paper/mechanistic_permutability_iclr2025.txt"
 SECRET = "sk-test-SECRET-0123456789"
 
 
