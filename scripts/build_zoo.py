@@ -32,7 +32,13 @@ def summary(manifest: dict) -> str:
             f"dead {max(dead) * 100:4.1f}% max"
         )
     t = manifest["timings"]
-    lines.append("timings (s): " + ", ".join(f"{k} {v}" for k, v in t.items()))
+    cpu, threads = t.get("cpu_s", {}), t.get("threads", {})
+    stages = [k for k, v in t.items() if isinstance(v, (int, float)) and not k.startswith("total")]
+    lines.append(
+        "stage seconds (wall / cpu / threads): "
+        + ", ".join(f"{k} {t[k]:.1f}/{cpu.get(k, 0):.1f}/{threads.get(k, 1)}" for k in stages)
+        + f"; total {t['total_wall_s']:.1f}/{t.get('total_cpu_s', 0):.1f}"
+    )
     return "\n".join(lines)
 
 
