@@ -9,10 +9,12 @@ from saematch.judge.base import Judge, JudgeResult
 from saematch.judge.embedding import check_thresholds, label_from_score
 from saematch.judge.prompt import check_pair
 
-# English function words plus the boilerplate of feature descriptions ("references to ...").
+# English function words plus the boilerplate of feature descriptions ("references to ...",
+# and the "e.g." that every built-in zoo description carries).
 _STOP = """a an and are as at be by for from in into is it its of on or that the their this to
 with words word tokens token related references mentions various terms phrases text
-context contexts specific particularly especially"""
+context contexts specific particularly especially e g eg ie"""  # "e.g." and "i.e." split
+
 STOPWORDS = frozenset(_STOP.split())
 
 
