@@ -13,7 +13,7 @@ from saematch.judge.prompt import check_pair
 # and the "e.g." that every built-in zoo description carries).
 _STOP = """a an and are as at be by for from in into is it its of on or that the their this to
 with words word tokens token related references mentions various terms phrases text
-context contexts specific particularly especially e g eg ie"""  # "e.g." and "i.e." split
+context contexts specific particularly especially e g eg i ie"""  # "e.g." and "i.e." split
 
 STOPWORDS = frozenset(_STOP.split())
 
