@@ -75,6 +75,7 @@ def plot(rows: list[dict], per_feature: dict[str, np.ndarray], methods: list[str
         v = per_feature[m][~np.isnan(per_feature[m])]
         ax_h.hist(v, bins=bins, histtype="step", linewidth=1.6, color=plotting.method_color(m),
                   label=plotting.method_label(m))  # fmt: skip
+    ax_h.set_yscale("log")  # most features score 0; the tail is what differs
     plotting.label_axes(
         ax_h, x="matching_score", y="count", title="Per-feature score (all pairs, active features)"
     )
