@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 MANIFEST = "manifest.json"
-FORMAT = "saematch-zoo/1"
+FORMAT = "saematch-zoo/2"  # 2: SAEs in Gemma Scope units (θ, f in input units)
 
 
 def sha256_file(path: Path, block: int = 1 << 20) -> str:

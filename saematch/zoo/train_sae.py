@@ -3,9 +3,10 @@
 M = n_layers × n_sparsities SAEs train together as one batched model (torch.bmm), so two cores
 stay busy. Inputs are normalised by one scalar per layer, s_l = sqrt(E‖x‖² / d_model), so every
 layer's activations have per-dimension RMS 1 and one bandwidth ε and learning rate fit all; the
-scale is folded back into the saved weights (W_enc / s, W_dec · s, b_dec · s), so saved SAEs act on
-raw resid_post. The L0 coefficient λ of each SAE is steered towards its target L0 during
-training (log λ moves by η · (L0 − target) / target per step), so sparsity names are target L0s.
+scale is folded back into the saved weights in Gemma Scope's convention (features and θ in input
+units: b_enc · s, θ · s, b_dec · s; W_enc, W_dec as trained), so saved SAEs act on raw resid_post.
+The L0 coefficient λ of each SAE is steered towards its target L0 during training (log λ moves
+by η · (L0 − target) / target per step), so sparsity names are target L0s.
 """
 
 from __future__ import annotations
@@ -166,12 +167,14 @@ def _finish(W_enc, b_enc, W_dec, b_dec, log_theta, log_lam, scale, heldout, l0_t
         row_s, row_m = [], []
         for s in range(S):
             m = l * S + s
+            # Gemma Scope's convention: features (and θ) in input units, decoder rows as
+            # trained. With x = s·x_n: pre = x W + s b = s·pre_n, x̂ = (s f_n) D + s c.
             sae = JumpReLUSAE(
-                W_enc=(W_enc[m] / scale[l]).detach().clone(),
-                b_enc=b_enc[m].detach().clone(),
-                W_dec=(W_dec[m] * scale[l]).detach().clone(),
+                W_enc=W_enc[m].detach().clone(),
+                b_enc=(b_enc[m] * scale[l]).detach().clone(),
+                W_dec=W_dec[m].detach().clone(),
                 b_dec=(b_dec[m] * scale[l]).detach().clone(),
-                threshold=log_theta[m].exp().detach().clone(),
+                threshold=(log_theta[m].exp() * scale[l]).detach().clone(),
             )
             row_s.append(sae)
             row_m.append({**evaluate_sae(sae, heldout[l]), "l0_coeff": float(log_lam[m].exp())})
