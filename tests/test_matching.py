@@ -159,7 +159,7 @@ def test_errors():
 def test_dense_certified_equals_scipy_optimum(mode, width):
     a, b, _ = synthetic_pair(d_model=48, width=width, unmatched=0.25, noise=0.7, seed=width)
     xa, xb = augmented_features(a.fold(), mode, "a"), augmented_features(b.fold(), mode, "b")
-    x, info = assign(xa, xb, "auto")
+    x, info = assign(xa, xb, "auto", bf16=False)
     assert info["method"] == "dense-certified" and info["proof"] == "duals"
     assert 0 < info["tries"][0]["dense_rest"] < width  # kept pairs and a dense rest
     ref = assign(xa, xb, "scipy")[0]
@@ -177,7 +177,7 @@ def test_dense_certified_on_random_square_costs():
     rng = np.random.default_rng(3)
     for n in (70, 300):
         c = rng.random((n, n)).astype(np.float32)
-        x, info = assign(*_square_cost_features(c), "auto")
+        x, info = assign(*_square_cost_features(c), "auto", bf16=False)
         assert info["method"] == "dense-certified"
         ref = linear_sum_assignment(c.astype(np.float64))[1]
         assert c[np.arange(n), x].sum(dtype=np.float64) == pytest.approx(
@@ -194,9 +194,61 @@ def test_dense_certified_never_returns_an_unproven_guess(monkeypatch):
 
     monkeypatch.setattr(dense_cg, "_assign_by_parts", wrong_guess)
     c = np.random.default_rng(4).random((120, 120)).astype(np.float32)
-    x, info = assign(*_square_cost_features(c), "auto")
+    x, info = assign(*_square_cost_features(c), "auto", bf16=False)
     assert info["proof"] == "lapjvs"
     ref = linear_sum_assignment(c.astype(np.float64))[1]
     assert c[np.arange(120), x].sum(dtype=np.float64) == pytest.approx(
         c[np.arange(120), ref].sum(dtype=np.float64), rel=1e-9
     )
+
+
+@pytest.mark.parametrize("mode", ["decoder", "both"])
+@pytest.mark.parametrize("width", [100, 500])
+def test_bf16_certified_equals_scipy_optimum(mode, width):
+    a, b, _ = synthetic_pair(d_model=48, width=width, unmatched=0.25, noise=0.7, seed=width)
+    xa, xb = augmented_features(a.fold(), mode, "a"), augmented_features(b.fold(), mode, "b")
+    x, info = assign(xa, xb, "auto", exact_tail=int(mode == "both"))
+    assert info["method"] == "bf16-certified" and info["tries"][-1]["scans"] > 0
+    ref = assign(xa, xb, "scipy")[0]
+    assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
+
+
+def test_bf16_certified_on_random_square_costs():
+    rng = np.random.default_rng(5)
+    for n in (70, 300):
+        c = rng.random((n, n)).astype(np.float32)
+        x, info = assign(*_square_cost_features(c), "auto")
+        ref = linear_sum_assignment(c.astype(np.float64))[1]
+        assert c[np.arange(n), x].sum(dtype=np.float64) == pytest.approx(
+            c[np.arange(n), ref].sum(dtype=np.float64), rel=1e-9
+        )
+
+
+def test_bf16_falls_back_when_the_bound_fails(monkeypatch):
+    import saematch.matching.bf16_cg as bf16_cg
+
+    monkeypatch.setattr(bf16_cg, "_bound_holds", lambda *a, **k: False)
+    a, b, _ = synthetic_pair(d_model=48, width=200, seed=1)
+    xa, xb = (
+        augmented_features(a.fold(), "decoder", "a"),
+        augmented_features(b.fold(), "decoder", "b"),
+    )
+    x, info = assign(xa, xb, "auto")
+    assert info["method"] == "dense-certified"
+    assert _optimum(xa, xb, x) == pytest.approx(
+        _optimum(xa, xb, assign(xa, xb, "scipy")[0]), rel=1e-9
+    )
+
+
+def test_bf16_duals_refuse_a_wrong_assignment():
+    from saematch.matching.bf16_cg import _bound_duals
+
+    n = 120
+    c = np.random.default_rng(6).random((n, n)).astype(np.float32)
+    xa, xb = _square_cost_features(c)  # c_ij = xa_i · xb_j exactly; zero-width bound
+    G = (xa @ xb.T).astype(np.float32)
+    zero, x = np.zeros(n), np.arange(n)  # the identity: not optimal here
+    scans, _ = _bound_duals(
+        G, zero, zero, zero, zero, xa, xb, zero, x, x.copy(), zero.copy(), 1e-12, 3 * n
+    )
+    assert scans < 0

@@ -58,7 +58,8 @@ def match(
     # one folded copy at a time, dropped once its features exist (memory at width 16k+)
     xa = augmented_features(a.fold() if fold else a, mode, "a", dtype)
     xb = augmented_features(b.fold() if fold else b, mode, "b", dtype)
-    x, info = assign(xa, xb, solver, progress=progress)
+    # "both": keep the b_enc term (last dim of z) exact in the bfloat16 cost
+    x, info = assign(xa, xb, solver, progress=progress, exact_tail=int(mode == "both"))
     pair = pair_cost_features(xa, xb, x)
     return Matching(
         perm=x,

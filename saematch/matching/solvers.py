@@ -2,7 +2,9 @@
 
 * scipy — dense reference: float64 cost, column-reduced, scipy linear_sum_assignment.
 * lapjv — dense float32 cost, lapx `lapjvs` (fastest dense solver on this machine).
-* auto  — exact and fast. While the float32 cost fits `max_dense_bytes`: build it once
+* auto  — exact and fast. While the float32 cost fits `max_dense_bytes`: first try a
+  bfloat16 cost with rigorous rounding bounds and exact costs on demand (bf16_cg.py), then
+  the float32 path: build it once
   (blockwise, no float64 copy), keep clear mutual-best pairs, solve the rest densely with
   lapjvs, and prove the whole assignment optimal with LP duals checked on all n² pairs
   (dense_cg.py; falls back to lapjvs on the full cost if the proof fails). Above that, the
@@ -17,6 +19,7 @@ from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
 from saematch.matching.auto import auto_assign
+from saematch.matching.bf16_cg import bf16_certified_assign
 from saematch.matching.dense_cg import dense_certified_assign
 
 SOLVERS = ("auto", "lapjv", "scipy")
@@ -69,9 +72,15 @@ def assign(
     progress: bool = False,
     dense_below: int = DENSE_BELOW,
     max_dense_bytes: int = MAX_DENSE_BYTES,
+    exact_tail: int = 0,
+    bf16: bool = True,
     **auto_kw,
 ) -> tuple[np.ndarray, dict]:
-    """Optimal x (n,) for c = xa @ xb.T with the named solver; returns (x, details)."""
+    """Optimal x (n,) for c = xa @ xb.T with the named solver; returns (x, details).
+
+    auto, dense range: first the bfloat16 cost with rounding bounds (bf16_cg.py; the last
+    `exact_tail` dims of z are kept exact, e.g. mode "both"'s b_enc), then the float32 one.
+    """
     check_solver(solver)
     n = xa.shape[0]
     if solver == "scipy":
@@ -80,6 +89,9 @@ def assign(
         return solve_lapjv(xa, xb, progress), {"method": "lapjvs"}
     xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
     if n * n * 4 <= max_dense_bytes:
+        res = bf16_certified_assign(xa, xb, exact_tail) if bf16 and not auto_kw else None
+        if res is not None:
+            return res[0], {"method": "bf16-certified", **res[1]}
         x, info = dense_certified_assign(xa, xb, progress=progress, **auto_kw)
         return x, {"method": "dense-certified", **info}
     x, info = auto_assign(xa, xb, progress=progress, **auto_kw)
