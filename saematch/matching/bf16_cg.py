@@ -5,7 +5,7 @@ faster than float32 on CPUs with AVX512-BF16); trailing `exact_tail` dims of z (
 term of mode "both") are added exactly. Rounding bounds |ĉ_ij − c_ij| ≤ e_ij with
 e_ij = κ ‖h_A,i‖ ‖h_B,j‖ + 4 ε32 (|r_i| + |s_j| + |ĝ_ij|), h the bfloat16 part of z and
 κ = 3·2⁻⁸ + K·2⁻²³ (inputs and output rounded to bfloat16, K-term float32 accumulation).
-1. Guess: clear mutual best pairs of ĉ; the rest solved by lapjv on its exact float64 sub-cost.
+1. Guess: clear mutual best pairs of ĉ; the rest solved by lapjvs on its float32 sub-cost.
 2. Proof: label-correcting column duals (as dense_cg.py) where a pair is scanned with its lower
    bound ĉ_ij − e_ij and, only when that bound would lower v_j, with its exact cost (float64
    dot of the float32 features, the cost scipy's reference sees). Every pair satisfies
@@ -128,10 +128,11 @@ def _guess(xa, xb, s, rv, ri, cv, ci, margin: float, tol: float):
     taken[j[sure]] = True
     cols = np.flatnonzero(~taken)
     v = s.copy()
-    if len(rows):  # lapjv (float64) on the proof's own costs
-        sub = xa[rows].astype(np.float64) @ xb[cols].astype(np.float64).T
-        red = sub - sub.min(axis=0, keepdims=True)  # same optimum; faster to solve
-        xs = np.asarray(lap.lapjv(red, extend_cost=False, return_cost=False)[0], dtype=np.int64)
+    if len(rows):  # lapjvs on the rest's float32 sub-cost
+        sub = xa[rows] @ xb[cols].T  # float32; the proof checks the guess on exact costs
+        red = sub - sub.min(axis=0, keepdims=True)  # same optimum, faster to solve
+        xs = lap.lapjvs(red, extend_cost=False, return_cost=False, jvx_like=False)[0]
+        xs = np.asarray(xs, dtype=np.int64)
         del red
         x[rows] = cols[xs]
         ys = np.empty(len(rows), dtype=np.int64)
@@ -147,7 +148,7 @@ def bf16_certified_assign(
     xb: np.ndarray,
     exact_tail: int = 0,
     margin: float = 1.0,
-    block: int = 4096,
+    block: int = 1024,
     max_scans: float = 3.0,
 ) -> tuple[np.ndarray, dict] | None:
     """Optimal x (n,) of c = xa @ xb.T from a bfloat16 cost and bounds; None when not proven."""
