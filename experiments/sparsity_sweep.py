@@ -149,8 +149,9 @@ def plot_l0_matched(cands: dict, profiles: list[dict], prune: list[dict]):
     fig, (ax0, ax1, ax2) = plotting.new_figure(1, 3, panel_size=(4.2, 3.2))
     every = [c for cs in cands.values() for c in cs]
     ax0.scatter([c["layer"] for c in every], [c["l0"] for c in every], color=plotting.GREY, s=10)
-    for name, color in (("default", plotting.OKABE_ITO["blue"]), ("l0_matched", "#D55E00")):
-        kw = {"label": name.replace("_", "-"), "color": color}
+    styles = {"default": (plotting.OKABE_ITO["blue"], "-"), "l0_matched": ("#D55E00", "--")}
+    for name, (color, ls) in styles.items():  # dashed on top: identical sets stay visible
+        kw = {"label": name.replace("_", "-"), "color": color, "ls": ls}
         for ax, rows, key in ((ax0, profiles, "l0"), (ax1, prune, "explained_variance"),
                               (ax2, prune, "delta_loss")):  # fmt: skip
             sel = [r for r in rows if r["set"] == name]
