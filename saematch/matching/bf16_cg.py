@@ -86,14 +86,12 @@ def _bf16_cost(xa, xb, exact_tail: int, block: int) -> np.ndarray:
     out = np.empty((n, xb.shape[0]), dtype=np.float32)
     tb = torch.from_numpy(xb[:, :h]).bfloat16()  # strided view in, contiguous bfloat16 out
     ot = torch.from_numpy(out)
+    tail_b = torch.from_numpy(xb[:, h:D]).T  # (t, n): the exact tail, added per block
     for s0 in range(0, n, block):
         ta = torch.from_numpy(xa[s0 : s0 + block, :h]).bfloat16()
         ot[s0 : s0 + block].copy_(ta @ tb.T)  # bfloat16 product, widened to float32
-    if exact_tail:
-        ot += (
-            torch.from_numpy(np.ascontiguousarray(xa[:, h:D]))
-            @ torch.from_numpy(np.ascontiguousarray(xb[:, h:D])).T
-        )
+        if exact_tail:  # (block, n) temporary only, never a second n×n array
+            ot[s0 : s0 + block] += torch.from_numpy(xa[s0 : s0 + block, h:D]) @ tail_b
     return out
 
 
