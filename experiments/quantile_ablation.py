@@ -8,11 +8,11 @@ For the pair t -> t+1 and quantile q, block t+1 is pruned and x_{t+1} replaced b
 smallest MSE, decoded by their partner in SAE t+1; f⁺_q the rest, decoded by SAE t's own
 decoder. q = 1 is SAE Match pruning, q = 0 is D_t(E_t(x_t)) with b_dec of SAE t+1.
 
-Which SAEs: the permutation and its pair MSE come from the folded matching (ctx.matchings,
-fold=True, scored on folded weights); they only rank and pair features. The decode uses the
-SAEs as loaded, exactly like layer_pruning's SAE Match, so q = 1 reproduces its numbers.
-`folded_decode: true` decodes with the folded SAEs instead (features f/θ_t, decoder rows
-θ_t+1 · W_dec): the same at q = 0, different wherever a feature crosses layers.
+Which SAEs: the permutation and its pair MSE come from the configured matching (cfg.matching;
+folded by default). The decode uses the SAEs in the form that matching saw them (folded when
+matching.fold=true: features f/θ_t, decoder rows θ_t+1 · W_dec), exactly like layer_pruning's
+SAE Match, so q = 1 reproduces its numbers. `folded_decode` overrides that choice: the same at
+q = 0, different wherever a feature crosses layers.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ DEFAULT_QUANTILES = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]
 class Options:
     pairs: list[int] | None = None  # first layers t of the pairs t -> t+1; null = all
     quantiles: list[float] = field(default_factory=lambda: list(DEFAULT_QUANTILES))
-    folded_decode: bool = False  # decode with the folded SAEs (see the module docstring)
+    folded_decode: bool | None = None  # null = as the matching (matching.fold); see docstring
 
 
 def check_quantiles(qs) -> list[float]:
@@ -114,9 +114,12 @@ def run(cfg: DictConfig) -> dict:
                 f"experiment.pairs={list(opts.pairs)} has no pair t -> t+1 in {layers}"
             )
         saes = [s.to(ctx.lm.device) for s in ctx.saes]
-        ms = ctx.matchings(fold=True)
+        ms = ctx.matchings()
         save_matchings(ctx.run_dir, "sae_match", layers, ms)
-        if opts.folded_decode:
+        folded_decode = bool(
+            cfg.matching.fold if opts.folded_decode is None else opts.folded_decode
+        )
+        if folded_decode:
             saes = [s.fold() for s in saes]
         saes, matchings = by_layer(layers, saes), by_layer(layers[:-1], ms)
         batch = ctx.batch
@@ -149,7 +152,7 @@ def run(cfg: DictConfig) -> dict:
         rec.add_figure("quantile_ev", plot_by_q(table, "explained_variance", "ev", "EV vs q"))
         results = {
             "quantiles": qs,
-            "folded_decode": opts.folded_decode,
+            "folded_decode": folded_decode,
             "clean_loss": rows[0]["clean_loss"],
             "n_tokens": rows[0]["n_tokens"],
             "mean": {

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from experiments.common import as_matched
 from experiments.context import Context, plain
 from saematch import plotting
 from saematch.lm import chunks
@@ -180,8 +181,10 @@ def sweep_replacements(t_saes: list, t1_saes: list, combos, perms: dict, baselin
     for i, j in combos:
         a, b = t_saes[i], t1_saes[j]
         name = f"sae_match|{a['sae']}|{b['sae']}"
-        reps[name] = lambda t, r, a=a["model"], b=b["model"], p=perms[i, j]: b.decode(
-            permute_codes(a.encode(r[t]), p)
+        # matched folded, so the transfer runs in folded units (SPEC §5, README)
+        fa, fb = a["model"].fold(), b["model"].fold()
+        reps[name] = lambda t, r, fa=fa, fb=fb, p=perms[i, j]: fb.decode(
+            permute_codes(fa.encode(r[t]), p)
         )
         rows[name] = _row("sae_match", a, b)
     if baselines:
@@ -293,7 +296,8 @@ def l0_matched_sets(ctx: Context, rec, layers: list[int], cands: dict, kw: dict)
     for k, saes in sets.items():
         perms = [m.perm for m in ctx.matchings(fold=True, saes=saes)]
         reps[k] = sae_match_replacement(
-            dict(zip(layers, saes, strict=True)), dict(zip(layers, perms, strict=False))
+            dict(zip(layers, as_matched(saes, True), strict=True)),
+            dict(zip(layers, perms, strict=False)),
         )
     rows = pruning_sweep(lm, reps, batch.input_ids, batch.metric_mask, layers=layers[:-1], **kw)
     prune = [

@@ -67,7 +67,7 @@ def test_quantile_ablation_ends_at_sae_match(test_zoo, tmp_path):
     assert sorted(res["layers"]) == ["0", "2"]
     ctx = Context(cfg, run_dir=tmp_path / "direct")
     layers, saes, ms = ctx.layers, ctx.saes, ctx.matchings(fold=True)
-    by = dict(zip(layers, saes, strict=True))
+    by = dict(zip(layers, [s.fold() for s in saes], strict=True))  # decoded in matched units
     perms = dict(zip(layers[:-1], [m.perm for m in ms], strict=True))
     reps = {  # the definitions written out directly
         "sae_match": sae_match_replacement(by, perms),
@@ -93,7 +93,10 @@ def test_quantile_ablation_ends_at_sae_match(test_zoo, tmp_path):
 
 def test_quantile_ablation_folded_decode_agrees_only_at_q0(test_zoo, tmp_path):
     over = ["experiment.quantiles=[0.0,1.0]", "experiment.pairs=[1]"]
-    raw = quantile_ablation.run(compose_cfg("quantile_ablation", over, test_zoo, tmp_path / "a"))
+    raw_over = [*over, "experiment.folded_decode=false"]
+    raw = quantile_ablation.run(
+        compose_cfg("quantile_ablation", raw_over, test_zoo, tmp_path / "a")
+    )
     over.append("experiment.folded_decode=true")
     fold = quantile_ablation.run(compose_cfg("quantile_ablation", over, test_zoo, tmp_path / "b"))
     a, b = raw["layers"]["1"]["quantiles"], fold["layers"]["1"]["quantiles"]
