@@ -47,7 +47,8 @@ def build_zoo(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
 
 
 def _use_threads(cfg: ZooConfig, used: dict[str, int], stage: str) -> None:
-    n = pick_threads(cfg.max_threads)
+    # The 1-minute load average still holds the previous stage's own threads: don't count them.
+    n = pick_threads(cfg.max_threads, own_busy=torch.get_num_threads())
     torch.set_num_threads(n)
     used[stage] = n
 
