@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from saematch.atomic import atomic_write_text
+
 
 def pick_explanation(
     explanations: Iterable[Mapping[str, Any]],
@@ -113,10 +115,5 @@ def load_json_descriptions(path: str | os.PathLike) -> DictDescriptions:
 
 def save_json_descriptions(mapping: Mapping[int, str], path: str | os.PathLike) -> Path:
     """Write {index: text} as `descriptions.json` (sorted by index, atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     items = {str(k): mapping[k] for k in sorted(mapping, key=int)}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(items, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(items, indent=1, ensure_ascii=False))

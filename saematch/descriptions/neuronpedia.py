@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from saematch.atomic import atomic_write_text
 from saematch.descriptions.base import DescriptionSource, pick_explanation
 from saematch.descriptions.http import (
     HTTPStatusError,
@@ -164,10 +165,7 @@ class NeuronpediaAPI(DescriptionSource):
             if e.status != 404:
                 raise
             record = {"found": False, "explanations": []}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(record, ensure_ascii=False))
         return record
 
     def _lookup(self, index: int) -> str | None:

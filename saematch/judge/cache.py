@@ -13,10 +13,11 @@ import hashlib
 import json
 import os
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from saematch.atomic import atomic_write_text
 
 FORMAT = "saematch-judge-cache/1"
 
@@ -57,7 +58,6 @@ class JudgeCache:
     def put(self, key: str, user: str, raw: str, usage: dict[str, Any] | None = None) -> None:
         """Store one answer atomically."""
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         entry = {
             "format": FORMAT,
             "key": key,
@@ -67,9 +67,7 @@ class JudgeCache:
             "usage": usage or {},
             "created_unix": time.time(),
         }
-        tmp = path.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(entry, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(entry, ensure_ascii=False))
 
     def __len__(self) -> int:
         return sum(1 for _ in self.folder.glob("*/*.json")) if self.folder.is_dir() else 0

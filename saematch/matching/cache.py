@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 from filelock import FileLock
 from tqdm.auto import tqdm
 
+from saematch.atomic import atomic_write, atomic_write_text
 from saematch.matching.match import Matching, match
 from saematch.sae import JumpReLUSAE
 
@@ -40,22 +39,9 @@ def cache_key(a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool, solver: str
     return hashlib.blake2b(json.dumps(spec, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_matching(m: Matching, folder: Path, key: str) -> None:
     """Write m as <key>.npz + <key>.json (atomic, no pickle)."""
-    _atomic_write(folder / f"{key}.npz", lambda f: np.savez(f, perm=m.perm, pair_mse=m.pair_mse))
+    atomic_write(folder / f"{key}.npz", lambda f: np.savez(f, perm=m.perm, pair_mse=m.pair_mse))
     meta = {
         **m.settings(),
         "key": key,
@@ -64,9 +50,7 @@ def save_matching(m: Matching, folder: Path, key: str) -> None:
         "seconds": m.seconds,
         "info": m.info,
     }
-    _atomic_write(
-        folder / f"{key}.json", lambda f: f.write(json.dumps(meta, indent=1, default=str).encode())
-    )
+    atomic_write_text(folder / f"{key}.json", json.dumps(meta, indent=1, default=str))
 
 
 def load_matching(folder: Path, key: str, width: int) -> Matching | None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from saematch.atomic import atomic_write_bytes, atomic_write_text
 from saematch.sae import TENSOR_NAMES, JumpReLUSAE
 
 WEIGHTS = "sae.safetensors"
@@ -28,18 +28,8 @@ def save_sae(sae: JumpReLUSAE, path: str | os.PathLike) -> Path:
         "width": sae.width,
         "meta": sae.meta,
     }
-    for fname, write in (
-        (WEIGHTS, lambda p: save_file(tensors, p)),
-        (METADATA, lambda p: Path(p).write_text(json.dumps(meta, indent=2))),
-    ):
-        fd, tmp = tempfile.mkstemp(dir=path, prefix=f".{fname}.")
-        os.close(fd)
-        try:
-            write(tmp)
-            os.replace(tmp, path / fname)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    atomic_write_bytes(path / WEIGHTS, save(tensors))
+    atomic_write_text(path / METADATA, json.dumps(meta, indent=2))
     return path
 
 

@@ -6,10 +6,11 @@ import csv
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from saematch.atomic import atomic_write, atomic_write_text
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -46,20 +47,8 @@ def write_json_atomic(path: Path, obj: Any) -> Path:
 
     A reader never sees a half-written file: either the old file or the complete new one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, text)
 
 
 def append_jsonl(path: Path, row: Mapping[str, Any]) -> None:
@@ -84,12 +73,10 @@ def write_csv(path: Path, rows: list[Mapping[str, Any]]) -> Path:
     def cell(v: Any) -> Any:
         return json.dumps(v) if isinstance(v, dict | list) else ("" if v is None else v)
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    def write(f) -> None:
         w = csv.writer(f)
         w.writerow(cols)
         for r in rows:
             w.writerow([cell(r.get(c)) for c in cols])
-    os.replace(tmp, path)
-    return path
+
+    return atomic_write(path, write, text=True, newline="")

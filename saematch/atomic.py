@@ -1,0 +1,48 @@
+"""Atomic file writes: a reader sees the old file or the complete new one, never half of one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+
+def atomic_write(
+    path: str | os.PathLike,
+    write: Callable[[IO], None],
+    *,
+    text: bool = False,
+    newline: str | None = None,
+) -> Path:
+    """Call `write(f)` on a unique temp file beside `path`, fsync, then os.replace it into place.
+
+    The temp name is unique per call, so concurrent writers (threads, processes) never share it;
+    on any failure the temp file is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        mode = "w" if text else "wb"
+        kw = {"encoding": "utf-8", "newline": newline} if text else {}
+        with os.fdopen(fd, mode, **kw) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, content: str) -> Path:
+    """Atomically write a UTF-8 string to `path`."""
+    return atomic_write(path, lambda f: f.write(content), text=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, content: bytes) -> Path:
+    """Atomically write bytes to `path`."""
+    return atomic_write(path, lambda f: f.write(content))
