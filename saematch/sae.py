@@ -107,11 +107,8 @@ class JumpReLUSAE:
 
     __call__ = forward
 
-    def fold(self) -> JumpReLUSAE:
-        """Fold θ into the weights (eq. 4): W_enc/θ, b_enc/θ, θ·W_dec, θ' = 1.
-
-        decode(encode(x)) is unchanged; encode's feature j is scaled by 1/θ_j.
-        """
+    def fold_threshold(self) -> Tensor:
+        """θ, checked for folding: every θ_j finite and > 0, else ValueError naming j."""
         th = self.threshold
         bad = (~torch.isfinite(th)) | (th <= 0)
         if bad.any():
@@ -120,6 +117,14 @@ class JumpReLUSAE:
                 f"cannot fold {self.name or 'SAE'}: threshold[{j}] = {th[j].item()} (θ must be "
                 "> 0). A ReLU SAE (θ = 0) has nothing to fold: match it with fold=false."
             )
+        return th
+
+    def fold(self) -> JumpReLUSAE:
+        """Fold θ into the weights (eq. 4): W_enc/θ, b_enc/θ, θ·W_dec, θ' = 1.
+
+        decode(encode(x)) is unchanged; encode's feature j is scaled by 1/θ_j.
+        """
+        th = self.fold_threshold()
         return JumpReLUSAE(
             W_enc=self.W_enc / th,  # eq. 4
             b_enc=self.b_enc / th,

@@ -62,8 +62,8 @@ def measure(fn):
 
 def dense_scipy(a, b, mode: str):
     """The dense reference pipeline; returns (perm, pair cost)."""
-    xa = augmented_features(a.fold(), mode, "a")
-    xb = augmented_features(b.fold(), mode, "b")
+    xa = augmented_features(a, mode, "a", fold=True)
+    xb = augmented_features(b, mode, "b", fold=True)
     cost = (xa @ xb.T).astype(np.float64)  # float32 GEMM, then the float64 copy scipy needs
     cost -= cost.min(axis=0, keepdims=True)  # column reduction (MEASURED.md trap)
     rows, cols = linear_sum_assignment(cost)

@@ -37,6 +37,19 @@ def test_augmented_features_give_the_cost(mode):
     np.testing.assert_allclose(xa @ xb.T, _direct_cost(a, b, mode).numpy(), atol=1e-7)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["decoder", "encoder", "both"])
+def test_folded_features_equal_features_of_the_folded_sae(mode, dtype):
+    a = random_sae(6, 9, seed=3)
+    for side in "ab":
+        direct = augmented_features(a, mode, side, dtype, fold=True)
+        assert direct.dtype == dtype
+        np.testing.assert_array_equal(direct, augmented_features(a.fold(), mode, side, dtype))
+    relu = random_sae(6, 9, seed=2, theta_range=(0.0, 0.0))
+    with pytest.raises(ValueError, match=r"threshold\[0\]"):
+        augmented_features(relu, mode, "a", fold=True)
+
+
 @pytest.mark.parametrize("mode", ["decoder", "encoder", "both"])
 def test_match_pair_mse_and_total(mode):
     a, b = random_sae(8, 12, seed=5), random_sae(8, 12, seed=6)
@@ -159,7 +172,7 @@ def test_errors():
 def test_dense_certified_equals_scipy_optimum(mode, width):
     a, b, _ = synthetic_pair(d_model=48, width=width, unmatched=0.25, noise=0.7, seed=width)
     xa, xb = augmented_features(a.fold(), mode, "a"), augmented_features(b.fold(), mode, "b")
-    x, info = assign(xa, xb, "auto", bf16=False)
+    x, info = assign(xa, xb, "auto", quantised=False)
     assert info["method"] == "dense-certified" and info["proof"] == "duals"
     assert 0 < info["tries"][0]["dense_rest"] < width  # kept pairs and a dense rest
     ref = assign(xa, xb, "scipy")[0]
@@ -177,7 +190,7 @@ def test_dense_certified_on_random_square_costs():
     rng = np.random.default_rng(3)
     for n in (70, 300):
         c = rng.random((n, n)).astype(np.float32)
-        x, info = assign(*_square_cost_features(c), "auto", bf16=False)
+        x, info = assign(*_square_cost_features(c), "auto", quantised=False)
         assert info["method"] == "dense-certified"
         ref = linear_sum_assignment(c.astype(np.float64))[1]
         assert c[np.arange(n), x].sum(dtype=np.float64) == pytest.approx(
@@ -194,7 +207,7 @@ def test_dense_certified_never_returns_an_unproven_guess(monkeypatch):
 
     monkeypatch.setattr(dense_cg, "_assign_by_parts", wrong_guess)
     c = np.random.default_rng(4).random((120, 120)).astype(np.float32)
-    x, info = assign(*_square_cost_features(c), "auto", bf16=False)
+    x, info = assign(*_square_cost_features(c), "auto", quantised=False)
     assert info["proof"] == "lapjvs"
     ref = linear_sum_assignment(c.astype(np.float64))[1]
     assert c[np.arange(120), x].sum(dtype=np.float64) == pytest.approx(
@@ -202,32 +215,66 @@ def test_dense_certified_never_returns_an_unproven_guess(monkeypatch):
     )
 
 
-@pytest.mark.parametrize("mode", ["decoder", "both"])
+@pytest.mark.parametrize("mode", ["decoder", "encoder", "both"])
 @pytest.mark.parametrize("width", [100, 500])
-def test_bf16_certified_equals_scipy_optimum(mode, width):
+def test_int8_certified_equals_scipy_optimum(mode, width):
     a, b, _ = synthetic_pair(d_model=48, width=width, unmatched=0.25, noise=0.7, seed=width)
     xa, xb = augmented_features(a.fold(), mode, "a"), augmented_features(b.fold(), mode, "b")
-    x, info = assign(xa, xb, "auto", exact_tail=int(mode == "both"))
-    assert info["method"] == "bf16-certified" and info["tries"][-1]["scans"] > 0
+    both = mode == "both"
+    x, info = assign(xa, xb, "auto", exact_tail=int(both), head_splits=(48,) * both)
+    assert info["method"] == "int8-certified" and info["tries"][-1]["scans"] > 0
     ref = assign(xa, xb, "scipy")[0]
     assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
 
 
-def test_bf16_certified_on_random_square_costs():
+def test_int8_certified_on_random_square_costs():
     rng = np.random.default_rng(5)
     for n in (70, 300):
         c = rng.random((n, n)).astype(np.float32)
         x, info = assign(*_square_cost_features(c), "auto")
+        assert info["method"] == "int8-certified"
         ref = linear_sum_assignment(c.astype(np.float64))[1]
         assert c[np.arange(n), x].sum(dtype=np.float64) == pytest.approx(
             c[np.arange(n), ref].sum(dtype=np.float64), rel=1e-9
         )
 
 
-def test_bf16_falls_back_when_the_bound_fails(monkeypatch):
-    import saematch.matching.bf16_cg as bf16_cg
+def test_int8_bound_holds_on_every_pair():
+    """The stored cost minus the error bound never exceeds the exact cost (all n² pairs)."""
+    import saematch.matching.int8_cg as int8_cg
 
-    monkeypatch.setattr(bf16_cg, "_bound_holds", lambda *a, **k: False)
+    a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=9)
+    xa, xb = (
+        augmented_features(a, "both", "a", fold=True),
+        augmented_features(b, "both", "b", fold=True),
+    )
+    n, D = xa.shape[0], xa.shape[1] - 2
+    (G16, gmin, step), (da, qa, _), (db, qb, zb), top = int8_cg._int8_cost(xa, xb, D - 1, (40,), 64)
+    exact = xa.astype(np.float64) @ xb.astype(np.float64).T
+    tail = np.abs(xa[:, D - 1 : D]).astype(np.float64) @ np.abs(xb[:, D - 1 : D]).max(0)
+    lb = (
+        gmin[:, None]
+        + G16 * step[:, None]
+        - da[:, None] * zb[None, :]
+        - qa[:, None] * (db + 8 * int8_cg.EPS * qb)[None, :]
+        + xa[:, D, None]
+        + xb[None, :, D + 1]
+        - 8 * int8_cg.EPS * tail[:, None]
+    )
+    assert (exact >= lb).all()
+    width = exact - lb  # the bound is loose (Cauchy–Schwarz) but not absurd
+    assert np.median(width) < 0.2 * np.median(np.abs(exact))
+    rv, ri, cv, ci = top  # top-2 per row and column of the estimate, best first
+    est = gmin[:, None] + G16 * step[:, None] + xa[:, D, None] + xb[None, :, D + 1]
+    assert (ri[:, 0] == exact.argmin(1)).mean() > 0.95
+    assert (ci[:, 0] == exact.argmin(0)).mean() > 0.95
+    assert (rv[:, 0] <= rv[:, 1]).all() and np.isfinite(est).all()
+
+
+def test_int8_falls_back_when_the_bound_fails(monkeypatch):
+    import saematch.matching.int8_cg as int8_cg
+
+    monkeypatch.setattr(int8_cg, "_bound_holds", lambda *a, **k: False)
     a, b, _ = synthetic_pair(d_model=48, width=200, seed=1)
     xa, xb = (
         augmented_features(a.fold(), "decoder", "a"),
@@ -240,15 +287,44 @@ def test_bf16_falls_back_when_the_bound_fails(monkeypatch):
     )
 
 
-def test_bf16_duals_refuse_a_wrong_assignment():
-    from saematch.matching.bf16_cg import _bound_duals
+def test_int8_falls_back_without_the_int8_gemm(monkeypatch):
+    import saematch.matching.int8_cg as int8_cg
+
+    monkeypatch.setattr(int8_cg, "int8_gemm_available", lambda: False)
+    a, b, _ = synthetic_pair(d_model=48, width=150, seed=2)
+    xa, xb = (
+        augmented_features(a, "both", "a", fold=True),
+        augmented_features(b, "both", "b", fold=True),
+    )
+    x, info = assign(xa, xb, "auto", exact_tail=1, head_splits=(48,))
+    assert info["method"] == "dense-certified"
+
+
+def test_int8_duals_refuse_a_wrong_assignment():
+    from saematch.matching.int8_cg import _bound_duals
 
     n = 120
     c = np.random.default_rng(6).random((n, n)).astype(np.float32)
     xa, xb = _square_cost_features(c)  # c_ij = xa_i · xb_j exactly; zero-width bound
-    G = (xa @ xb.T).astype(np.float32)
+    G16 = np.zeros((n, n), dtype=np.uint16)  # lower bound 0 ≤ c_ij: every pair gets exact
     zero, x = np.zeros(n), np.arange(n)  # the identity: not optimal here
     scans, _ = _bound_duals(
-        G, zero, zero, zero, zero, xa, xb, zero, x, x.copy(), zero.copy(), 1e-12, 3 * n
+        G16,
+        zero,
+        zero,
+        zero,
+        zero,
+        zero,
+        zero,
+        zero,
+        zero,
+        xa,
+        xb,
+        zero,
+        x,
+        x.copy(),
+        zero.copy(),
+        1e-12,
+        3 * n,
     )
     assert scans < 0

@@ -37,36 +37,48 @@ def feature_dim(d_model: int, mode: str) -> int:
     return {"decoder": d_model, "encoder": d_model, "both": 2 * d_model + 1}[mode]
 
 
-def augmented_features(sae: JumpReLUSAE, mode: str, side: str, dtype=np.float32) -> np.ndarray:
+@torch.no_grad()
+def augmented_features(
+    sae: JumpReLUSAE, mode: str, side: str, dtype=np.float32, fold: bool = False
+) -> np.ndarray:
     """The augmented vectors (F, D + 2): side "a" -> [z, ‖z‖², 1]; side "b" -> [−2z, 1, ‖z‖²].
 
     x_a[i] · x_b[j] = c_ij (the mode's cost), so `xa @ xb.T` is the dense cost matrix.
-    Uses the SAE's weights as given (fold first for folded matching).
+    fold=True builds the features of sae.fold() (same values) without a folded copy of the
+    SAE; otherwise the weights are used as given.
     """
     check_mode(mode)
+    if side not in ("a", "b"):
+        raise ValueError(f"side must be 'a' or 'b', got {side!r}")
     F, d = sae.width, sae.d_model
     D = feature_dim(d, mode)
-    out = np.empty((F, D + 2), dtype=dtype)
-    scale = np.asarray(1.0 / np.sqrt(d), dtype=dtype)
+    tdt = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+    out = torch.empty((F, D + 2), dtype=tdt)
+    th = sae.fold_threshold().detach().cpu() if fold else None
+    scale = 1.0 / np.sqrt(d)
     col = 0
     if mode in ("decoder", "both"):
-        out[:, col : col + d] = _np(sae.W_dec, dtype) * scale
+        w = sae.W_dec.detach().cpu()
+        w = w * th[:, None] if fold else w  # folded in the SAE's dtype, as fold() does
+        torch.mul(w.to(tdt), scale, out=out[:, col : col + d])
         col += d
     if mode in ("encoder", "both"):
-        out[:, col : col + d] = _np(sae.W_enc, dtype).T * scale
+        w = sae.W_enc.detach().cpu()
+        w = w / th if fold else w
+        torch.mul(w.to(tdt).T, scale, out=out[:, col : col + d])
         col += d
     if mode == "both":
-        out[:, col] = _np(sae.b_enc, dtype)
-    z = out[:, :D]
+        bias = sae.b_enc.detach().cpu()
+        out[:, col] = (bias / th if fold else bias).to(tdt)
+    res = out.numpy()
+    z = res[:, :D]
     sq = np.einsum("ij,ij->i", z, z, dtype=np.float64)  # (F,) squared norms, accumulated in f64
     if side == "a":
-        out[:, D], out[:, D + 1] = sq, 1.0
-    elif side == "b":
-        z *= -2.0
-        out[:, D], out[:, D + 1] = 1.0, sq
+        res[:, D], res[:, D + 1] = sq, 1.0
     else:
-        raise ValueError(f"side must be 'a' or 'b', got {side!r}")
-    return out
+        out[:, :D].mul_(-2.0)
+        res[:, D], res[:, D + 1] = 1.0, sq
+    return res
 
 
 def _perm_array(perm, n: int) -> np.ndarray:

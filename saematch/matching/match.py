@@ -55,11 +55,15 @@ def match(
     check_compatible(a, b)
     t0 = time.perf_counter()
     dtype = np.float64 if solver == "scipy" else np.float32
-    # one folded copy at a time, dropped once its features exist (memory at width 16k+)
-    xa = augmented_features(a.fold() if fold else a, mode, "a", dtype)
-    xb = augmented_features(b.fold() if fold else b, mode, "b", dtype)
-    # "both": keep the b_enc term (last dim of z) exact in the bfloat16 cost
-    x, info = assign(xa, xb, solver, progress=progress, exact_tail=int(mode == "both"))
+    # folded features straight from the weights: no folded copy of either SAE
+    xa = augmented_features(a, mode, "a", dtype, fold=fold)
+    xb = augmented_features(b, mode, "b", dtype, fold=fold)
+    # "both": the b_enc term (last dim of z) stays exact in the int8 cost, and the decoder
+    # and encoder parts get their own int8 scales
+    both = mode == "both"
+    x, info = assign(
+        xa, xb, solver, progress=progress, exact_tail=int(both), head_splits=(a.d_model,) * both
+    )
     pair = pair_cost_features(xa, xb, x)
     return Matching(
         perm=x,

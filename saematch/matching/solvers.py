@@ -2,8 +2,8 @@
 
 * scipy — dense reference: float64 cost, column-reduced, scipy linear_sum_assignment.
 * lapjv — dense float32 cost, lapx `lapjvs` (fastest dense solver on this machine).
-* auto  — exact and fast. While the float32 cost fits `max_dense_bytes`: first try a
-  bfloat16 cost with rigorous rounding bounds and exact costs on demand (bf16_cg.py), then
+* auto  — exact and fast. While the float32 cost fits `max_dense_bytes`: first try an
+  int8 cost with rigorous error bounds and exact costs on demand (int8_cg.py), then
   the float32 path: build it once
   (blockwise, no float64 copy), keep clear mutual-best pairs, solve the rest densely with
   lapjvs, and prove the whole assignment optimal with LP duals checked on all n² pairs
@@ -19,8 +19,8 @@ from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
 from saematch.matching.auto import auto_assign
-from saematch.matching.bf16_cg import bf16_certified_assign
 from saematch.matching.dense_cg import dense_certified_assign
+from saematch.matching.int8_cg import int8_certified_assign
 
 SOLVERS = ("auto", "lapjv", "scipy")
 DENSE_BELOW = 64  # auto: plain lapjvs below this width
@@ -73,13 +73,15 @@ def assign(
     dense_below: int = DENSE_BELOW,
     max_dense_bytes: int = MAX_DENSE_BYTES,
     exact_tail: int = 0,
-    bf16: bool = True,
+    head_splits: tuple[int, ...] = (),
+    quantised: bool = True,
     **auto_kw,
 ) -> tuple[np.ndarray, dict]:
     """Optimal x (n,) for c = xa @ xb.T with the named solver; returns (x, details).
 
-    auto, dense range: first the bfloat16 cost with rounding bounds (bf16_cg.py; the last
-    `exact_tail` dims of z are kept exact, e.g. mode "both"'s b_enc), then the float32 one.
+    auto, dense range: first the int8 cost with error bounds (int8_cg.py; the last
+    `exact_tail` dims of z are kept exact, e.g. mode "both"'s b_enc; `head_splits` are where
+    its parts of different scale start, e.g. the encoder's), then the float32 one.
     """
     check_solver(solver)
     n = xa.shape[0]
@@ -89,9 +91,10 @@ def assign(
         return solve_lapjv(xa, xb, progress), {"method": "lapjvs"}
     xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
     if n * n * 4 <= max_dense_bytes:
-        res = bf16_certified_assign(xa, xb, exact_tail) if bf16 and not auto_kw else None
+        ok = quantised and not auto_kw
+        res = int8_certified_assign(xa, xb, exact_tail, head_splits) if ok else None
         if res is not None:
-            return res[0], {"method": "bf16-certified", **res[1]}
+            return res[0], {"method": "int8-certified", **res[1]}
         x, info = dense_certified_assign(xa, xb, progress=progress, **auto_kw)
         return x, {"method": "dense-certified", **info}
     x, info = auto_assign(xa, xb, progress=progress, **auto_kw)

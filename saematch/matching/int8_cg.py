@@ -1,0 +1,355 @@
+"""Exact assignment from an int8 cost: rigorous error bounds, exact costs only where needed.
+
+c_ij = xa_i · xb_j = r_i + s_j + g_ij with g_ij = z_A,i · (−2 z_B,j) (augmented features,
+cost.py). The head of each row (all dims but the trailing `exact_tail`, e.g. mode "both"'s
+b_enc) is quantised: a = σ q + δ with q int8 and σ = max|a| / 127 per row. One int8 GEMM per
+row block (int32 accumulation, exact; about 2x a bfloat16 GEMM on CPUs with AVX512-VNNI)
+gives ĝ_ij = σ_i σ'_j (q_i · q'_j) + tail_i · tail'_j in float32; ĝ is stored as bfloat16
+(half the memory of float32), each row's and column's two cheapest pairs kept on the way.
+
+Bound. a·b − σq·σ'q' = δ·b + σq·δ' exactly, so with Cauchy–Schwarz
+
+    |g_ij − ĝ_ij| ≤ ‖δ_i‖ ‖b_j‖ + ‖σq_i‖ (‖δ'_j‖ + 8ε ‖σ'q'_j‖) + 8ε Σ_t |tail_it| max|tail'_t|
+                    + 2⁻⁸·1.01 |stored ĝ_ij|
+
+(float32 scaling and tail rounding, then bfloat16 storage). The norms are exact float64 sums.
+1. Guess: clear mutual best pairs of ĉ kept; the rest solved by lapjvs on its float32 cost.
+2. Proof: label-correcting column duals over all n² pairs (as dense_cg.py); a pair is scanned
+   with its lower bound and, only when that bound would lower v_j, with its exact cost (float64
+   dot of the float32 features, the cost scipy's reference sees). Every pair then satisfies
+   u_i + v_j ≤ c_ij with equality on the guess: it is optimal (LP duality).
+   No proof within the scan budget -> None (the caller falls back to the float32 solver).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import lap
+import numba as nb
+import numpy as np
+import torch
+
+from saematch.matching.dense_cg import _label_duals
+from saematch.matching.sparse_lap import _heap_pop, _heap_push
+
+EPS = float(np.finfo(np.float32).eps)
+LEVELS = 65535.0  # ĝ is stored per row as 16-bit fixed point, rounded down
+SLACK = 1 + 1e-9  # on float64 norms
+
+
+def int8_gemm_available() -> bool:
+    """torch's int8 GEMM on this build (a private op: checked, never assumed)."""
+    try:
+        q = torch.ones((2, 8), dtype=torch.int8)
+        return bool(torch._int_mm(q, q.T)[0, 0] == 8)
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@nb.njit(cache=True, nogil=True)
+def _quantise(z, q, scale, dsq, qsq, zsq):
+    """Per row: σ = max|z| / 127, q = round(z / σ) (int8); adds ‖δ‖², ‖σq‖², ‖z‖² (float64)."""
+    for i in range(z.shape[0]):
+        m = 0.0
+        for k in range(z.shape[1]):
+            m = max(m, abs(np.float64(z[i, k])))
+        s = np.float32(m / 127.0) if m > 0 else np.float32(1.0)
+        inv = 1.0 / np.float64(s)
+        for k in range(z.shape[1]):
+            x = np.float64(z[i, k])
+            t = min(127.0, max(-127.0, np.rint(x * inv)))
+            q[i, k] = np.int8(t)
+            deq = t * np.float64(s)  # exact in float64
+            dsq[i] += (x - deq) ** 2
+            qsq[i] += deq * deq
+            zsq[i] += x * x
+        scale[i] = s
+
+
+@nb.njit(cache=True)
+def _keep2(val, idx, r, c, j):
+    """Insert (c, j) into row r's two smallest (val[r, 0] ≤ val[r, 1])."""
+    if c < val[r, 1]:
+        if c < val[r, 0]:
+            val[r, 1], idx[r, 1] = val[r, 0], idx[r, 0]
+            val[r, 0], idx[r, 0] = c, j
+        else:
+            val[r, 1], idx[r, 1] = c, j
+
+
+@nb.njit(cache=True, nogil=True)
+def _scale_block(ints, row0, sa, sb, ta, tb, r, s, buf, G16, gmin, step, rv, ri, cv, ci):
+    """Rows row0.. of ĝ from the parts' int32 products (P, m, n): float32 ĝ, then stored as
+    16-bit fixed point per row, rounded down (gmin_i + G16_ij·step_i ≤ ĝ_ij); keeps the
+    top-2 of ĉ = ĝ + r + s per row and column (cv, ci: this caller's own column arrays)."""
+    n, t = ints.shape[2], ta.shape[1]
+    for a in range(ints.shape[1]):
+        i = row0 + a
+        for j in range(n):  # plain loops: vectorised
+            buf[j] = np.float32(np.float32(ints[0, a, j]) * sa[i, 0]) * sb[j, 0]
+        for p in range(1, ints.shape[0]):
+            for j in range(n):
+                buf[j] += np.float32(np.float32(ints[p, a, j]) * sa[i, p]) * sb[j, p]
+        for k in range(t):
+            for j in range(n):
+                buf[j] += ta[i, k] * tb[j, k]
+        lo, hi = np.float32(np.inf), np.float32(-np.inf)
+        for j in range(n):
+            lo, hi = min(lo, buf[j]), max(hi, buf[j])
+        d = max((np.float64(hi) - np.float64(lo)) / LEVELS, 1e-300)
+        gmin[i], step[i] = lo, d
+        inv = (1.0 - 1e-12) / d
+        for j in range(n):
+            G16[i, j] = np.uint16(min(LEVELS, np.floor((np.float64(buf[j]) - lo) * inv)))
+        ri_ = r[i]
+        for j in range(n):
+            c = buf[j] + ri_ + s[j]
+            if c < rv[i, 1] or c < cv[j, 1]:
+                _keep2(rv, ri, i, c, j)
+                _keep2(cv, ci, j, c, i)
+
+
+@nb.njit(cache=True, fastmath=True)
+def _exact(xa, xb, i, j):
+    """c_ij = xa[i] · xb[j] accumulated in float64 (deterministic for a given pair)."""
+    acc = 0.0
+    for k in range(xa.shape[1]):
+        acc += np.float64(xa[i, k]) * np.float64(xb[j, k])
+    return acc
+
+
+@nb.njit(cache=True)
+def _bound_duals(G16, gmin, step, E1, F1, E2, F2, rowc, colc, xa, xb, s, x, y, v, tol, max_scans):
+    """Label-correcting duals over all pairs: lower bounds first, exact costs on demand.
+
+    c_ij ≥ gmin_i + G16_ij step_i − E1_i F1_j − E2_i F2_j + rowc_i + colc_j (module doc).
+    Returns (row scans, exact costs computed); scans < 0 when max_scans ran out (x is not
+    optimal).
+    """
+    n = G16.shape[0]
+    cap = 4 * n
+    hk = np.empty(cap)
+    hv = np.empty(cap, dtype=np.int64)
+    pend = np.ones(n, dtype=np.bool_)
+    size, scans, exact = 0, 0, 0
+    for j in range(n):
+        size = _heap_push(hk, hv, size, v[j] + s[j], j)
+    while size > 0:
+        key, j0, size = _heap_pop(hk, hv, size)
+        if not pend[j0] or key > v[j0] + s[j0]:
+            continue
+        pend[j0] = False
+        scans += 1
+        if scans > max_scans:
+            return -1, exact
+        i = y[j0]
+        base = v[j0] - _exact(xa, xb, i, j0)
+        k_i = base + rowc[i] + gmin[i] + tol
+        e1, e2, d = E1[i], E2[i], step[i]
+        for j in range(n):
+            if G16[i, j] * d - e1 * F1[j] - e2 * F2[j] + k_i >= v[j] - colc[j]:
+                continue
+            if j == j0:
+                continue
+            exact += 1
+            cand = base + _exact(xa, xb, i, j)
+            if cand < v[j] - tol:
+                v[j] = cand
+                pend[j] = True
+                if size == cap:  # rebuild the lazy heap from the pending columns
+                    size = 0
+                    for t in range(n):
+                        if pend[t]:
+                            size = _heap_push(hk, hv, size, v[t] + s[t], t)
+                else:
+                    size = _heap_push(hk, hv, size, cand + s[j], j)
+    return scans, exact
+
+
+class _Norms:
+    """Per-row float64 norms the bound needs: ‖δ‖, ‖σq‖ and ‖z‖ over the whole head."""
+
+    def __init__(self, n: int):
+        self.dsq, self.qsq, self.zsq = np.zeros(n), np.zeros(n), np.zeros(n)
+
+    def get(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.sqrt(self.dsq), np.sqrt(self.qsq), np.sqrt(self.zsq)
+
+
+def _quantise_rows(z, bounds, r0: int, parts, scale, norms: _Norms) -> None:
+    """Quantise z's rows r0.. (as many as parts hold) into int8 parts, one σ per row and part."""
+    r1 = r0 + len(parts[0])
+    for p, (lo, hi) in enumerate(bounds):
+        col = np.empty(r1 - r0, dtype=np.float32)
+        _quantise(
+            z[r0:r1, lo:hi], parts[p], col, norms.dsq[r0:r1], norms.qsq[r0:r1], norms.zsq[r0:r1]
+        )
+        scale[r0:r1, p] = col
+
+
+def _part_bounds(h: int, splits: tuple[int, ...]) -> list[tuple[int, int]]:
+    edges = [0, *sorted(x for x in splits if 0 < x < h), h]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _int8_cost(xa, xb, h: int, splits: tuple[int, ...], block: int):
+    """ĝ (n, n) as 16-bit fixed point (G16, gmin, step), both sides' norms, top-2 of ĉ.
+
+    xb is quantised once; xa block by block. Two workers (one thread each) share the row
+    blocks: while one scales its block, the other's int8 GEMM runs, so neither core idles.
+    """
+    n, D = xa.shape[0], xa.shape[1] - 2
+    bounds = _part_bounds(h, splits)
+    workers = max(1, min(2, torch.get_num_threads()))
+    block = min(block, n)
+    na, nb_ = _Norms(n), _Norms(n)
+    qb = [np.empty((n, hi - lo), dtype=np.int8) for lo, hi in bounds]
+    sa, sb = (np.empty((n, len(bounds)), dtype=np.float32) for _ in range(2))
+    half = (n + 1) // 2  # side b in two halves, one per worker
+    with ThreadPoolExecutor(workers) as pool:
+        list(
+            pool.map(
+                lambda r: _quantise_rows(xb, bounds, r[0], [q[r[0] : r[1]] for q in qb], sb, nb_),
+                [(0, half), (half, n)],
+            )
+        )
+    G16 = np.empty((n, n), dtype=np.uint16)
+    gmin, step = np.empty(n), np.empty(n)
+    rv = np.full((n, 2), np.inf, dtype=np.float32)
+    ri = np.zeros((n, 2), dtype=np.int64)
+    cols = [(rv.copy(), ri.copy()) for _ in range(workers)]  # per-worker column top-2
+    ta, tb = np.ascontiguousarray(xa[:, h:D]), np.ascontiguousarray(xb[:, h:D])
+    ra, rb = np.ascontiguousarray(xa[:, D]), np.ascontiguousarray(xb[:, D + 1])
+    tqb = [torch.from_numpy(q).T for q in qb]
+
+    def work(w: int) -> None:
+        ints = torch.empty((len(bounds), block, n), dtype=torch.int32)
+        qa = [np.empty((block, hi - lo), dtype=np.int8) for lo, hi in bounds]
+        buf = np.empty(n, dtype=np.float32)
+        cv, ci = cols[w]
+        for s0 in range(w * block, n, workers * block):
+            m = min(block, n - s0)
+            _quantise_rows(xa, bounds, s0, [q[:m] for q in qa], sa, na)
+            for p, q in enumerate(qa):
+                torch._int_mm(torch.from_numpy(q[:m]), tqb[p], out=ints[p, :m])
+            I = ints[:, :m].numpy()
+            _scale_block(I, s0, sa, sb, ta, tb, ra, rb, buf, G16, gmin, step, rv, ri, cv, ci)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // workers))
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(work, range(workers)))
+    finally:
+        torch.set_num_threads(threads)
+    cv, ci = _merge_top2(cols)
+    return (G16, gmin, step), na.get(), nb_.get(), (rv, ri, cv, ci)
+
+
+def _merge_top2(parts):
+    """Two smallest per row over several (val, idx) top-2 arrays."""
+    val = np.concatenate([v for v, _ in parts], axis=1)
+    idx = np.concatenate([i for _, i in parts], axis=1)
+    o = np.argsort(val, axis=1, kind="stable")[:, :2]
+    return np.take_along_axis(val, o, 1), np.take_along_axis(idx, o, 1)
+
+
+def _bound_holds(G, E1, F1, E2, F2, rowc, colc, xa, xb, m: int = 512, seed: int = 0) -> bool:
+    """Spot check of the bound on random pairs (and the diagonal): exact c ≥ lower bound.
+
+    Guards against a backend that computes other than assumed; the proof relies on the bound.
+    """
+    G16, gmin, step = G
+    n = G16.shape[0]
+    g = np.random.default_rng(seed)
+    i = np.concatenate([g.integers(0, n, m), np.arange(min(n, m))])
+    j = np.concatenate([g.integers(0, n, m), np.arange(min(n, m))])
+    c = np.einsum("ij,ij->i", xa[i].astype(np.float64), xb[j].astype(np.float64))
+    lb = gmin[i] + G16[i, j] * step[i] - E1[i] * F1[j] - E2[i] * F2[j] + rowc[i] + colc[j]
+    return bool(np.all(c >= lb))
+
+
+def _sub_cost(xa, xb, rows, cols, block: int = 2048) -> np.ndarray:
+    """xa[rows] @ xb[cols].T (float32) in tiles: no full copy of either side's rows."""
+    out = np.empty((len(rows), len(cols)), dtype=np.float32)
+    for c0 in range(0, len(cols), block):
+        xbt = xb[cols[c0 : c0 + block]].T
+        for r0 in range(0, len(rows), block):
+            np.matmul(xa[rows[r0 : r0 + block]], xbt, out=out[r0 : r0 + block, c0 : c0 + block])
+    return out
+
+
+def _guess(xa, xb, s, rv, ri, cv, ci, margin: float, tol: float):
+    """Clear mutual best pairs of ĉ kept, the rest solved on its float32 sub-cost.
+
+    Returns x (n,), start column duals v (n,) and the size of the rest.
+    """
+    n = len(s)
+    ar = np.arange(n)
+    j = ri[:, 0]
+    gap = margin * np.abs(rv[:, 0]) + 1e-6 * np.abs(rv[:, 1])
+    sure = (ci[j, 0] == ar) & (rv[:, 1] - rv[:, 0] > gap) & (cv[j, 1] - cv[j, 0] > gap)
+    x = np.where(sure, j, -1)
+    rows = np.flatnonzero(~sure)
+    taken = np.zeros(n, dtype=bool)
+    taken[j[sure]] = True
+    cols = np.flatnonzero(~taken)
+    v = s.copy()
+    if len(rows):  # lapjvs on the rest's float32 sub-cost; the proof checks it on exact costs
+        sub = _sub_cost(xa, xb, rows, cols)
+        shift = sub.min(axis=0)
+        sub -= shift  # same optimum, faster to solve; duals shift back by the same amount
+        xs = lap.lapjvs(sub, extend_cost=False, return_cost=False, jvx_like=False)[0]
+        xs = np.asarray(xs, dtype=np.int64)
+        x[rows] = cols[xs]
+        ys = np.empty(len(rows), dtype=np.int64)
+        ys[xs] = np.arange(len(rows))
+        sc = s[cols] + shift  # keys v + s unchanged in the shifted frame
+        vs = s[cols] - shift
+        if _label_duals(sub, sc, xs, ys, vs, tol, 50 * len(rows)) >= 0:
+            v[cols] = vs + shift
+    return x, v, len(rows)
+
+
+def int8_certified_assign(
+    xa: np.ndarray,
+    xb: np.ndarray,
+    exact_tail: int = 0,
+    head_splits: tuple[int, ...] = (),
+    margin: float = 1.0,
+    block: int = 256,
+    max_scans: float = 3.0,
+) -> tuple[np.ndarray, dict] | None:
+    """Optimal x (n,) of c = xa @ xb.T from an int8 cost and bounds; None when not proven.
+
+    head_splits: column indices where the head changes scale (mode "both": d, between the
+    decoder and the encoder part); each part gets its own int8 scale per row.
+    """
+    if not int8_gemm_available():
+        return None
+    n, D = xa.shape[0], xa.shape[1] - 2
+    h = D - exact_tail
+    G, (da, qa, _), (db, qb, zb), (rv, ri, cv, ci) = _int8_cost(xa, xb, h, head_splits, block)
+    E1, F1 = da * SLACK, zb * SLACK  # ‖δ_i‖ ‖b_j‖
+    E2, F2 = qa * SLACK, (db + 8 * EPS * qb) * SLACK  # ‖σq_i‖ (‖δ'_j‖ + 8ε ‖σ'q'_j‖)
+    tmax = np.abs(xb[:, h:D]).max(0) if exact_tail else np.zeros(0, np.float32)
+    r = xa[:, D].astype(np.float64)
+    s = xb[:, D + 1].astype(np.float64)
+    rowc = r - 8 * EPS * (np.abs(xa[:, h:D]).astype(np.float64) @ tmax)
+    colc = s
+    if not _bound_holds(G, E1, F1, E2, F2, rowc, colc, xa, xb):
+        return None
+    tol = 1e-10 * max(float(np.abs(rv[:, 0]).max()), 1e-30)
+    info = {"proof": "duals-int8", "tries": []}
+    for mg in (margin, 4 * margin):  # a wider margin leaves more to the exact rest
+        x, v, rest = _guess(xa, xb, s, rv, ri, cv, ci, mg, tol)
+        y = np.empty(n, dtype=np.int64)
+        y[x] = np.arange(n)
+        scans, exact = _bound_duals(
+            *G, E1, F1, E2, F2, rowc, colc, xa, xb, s, x, y, v, tol, int(max_scans * n) + n
+        )
+        info["tries"].append({"margin": mg, "dense_rest": rest, "scans": scans, "exact": exact})
+        if scans >= 0:
+            return x, info
+    return None
