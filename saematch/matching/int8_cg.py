@@ -124,6 +124,8 @@ def _bound_duals(G16, gmin, step, E1, F1, E2, F2, rowc, colc, xa, xb, s, x, y, v
     """Label-correcting duals over all pairs: lower bounds first, exact costs on demand.
 
     c_ij ≥ gmin_i + G16_ij step_i − E1_i F1_j − E2_i F2_j + rowc_i + colc_j (module doc).
+    Columns are scanned smallest v_j + s_j first: s is a potential, ideally near-feasible
+    duals (the start v), which keeps most reduced edge weights ≥ 0 and rescans rare.
     Returns (row scans, exact costs computed); scans < 0 when max_scans ran out (x is not
     optimal).
     """
@@ -317,7 +319,7 @@ def int8_certified_assign(
     xb: np.ndarray,
     exact_tail: int = 0,
     head_splits: tuple[int, ...] = (),
-    margin: float = 1.0,
+    margin: float = 0.25,
     block: int = 256,
     max_scans: float = 3.0,
 ) -> tuple[np.ndarray, dict] | None:
@@ -342,12 +344,15 @@ def int8_certified_assign(
         return None
     tol = 1e-10 * max(float(np.abs(rv[:, 0]).max()), 1e-30)
     info = {"proof": "duals-int8", "tries": []}
+    # the rest is mostly partner-less features whatever the margin; a wider margin only
+    # adds easy rows to the dense LAP (0.25 -> 1.0: rest 3.8k -> 5k, +1.3 s at 16k)
     for mg in (margin, 4 * margin):  # a wider margin leaves more to the exact rest
         x, v, rest = _guess(xa, xb, s, rv, ri, cv, ci, mg, tol)
         y = np.empty(n, dtype=np.int64)
         y[x] = np.arange(n)
+        # heap potential = the start duals: half the rescans and exact costs of keys v + s
         scans, exact = _bound_duals(
-            *G, E1, F1, E2, F2, rowc, colc, xa, xb, s, x, y, v, tol, int(max_scans * n) + n
+            *G, E1, F1, E2, F2, rowc, colc, xa, xb, v.copy(), x, y, v, tol, int(max_scans * n) + n
         )
         info["tries"].append({"margin": mg, "dense_rest": rest, "scans": scans, "exact": exact})
         if scans >= 0:
