@@ -320,7 +320,7 @@ def int8_certified_assign(
     exact_tail: int = 0,
     head_splits: tuple[int, ...] = (),
     margin: float = 0.25,
-    block: int = 256,
+    block: int = 128,
     max_scans: float = 3.0,
 ) -> tuple[np.ndarray, dict] | None:
     """Optimal x (n,) of c = xa @ xb.T from an int8 cost and bounds; None when not proven.
