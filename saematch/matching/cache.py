@@ -22,7 +22,7 @@ from saematch.atomic import atomic_write, atomic_write_text
 from saematch.matching.match import Matching, match
 from saematch.sae import JumpReLUSAE
 
-CODE_VERSION = "matching-2"  # bump when the matching definition or solvers change results
+CODE_VERSION = "matching-3"  # bump when the matching definition or solvers change results
 log = logging.getLogger(__name__)
 
 

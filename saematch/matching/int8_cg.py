@@ -345,8 +345,9 @@ def int8_certified_assign(
     tol = 1e-10 * max(float(np.abs(rv[:, 0]).max()), 1e-30)
     info = {"proof": "duals-int8", "tries": []}
     # the rest is mostly partner-less features whatever the margin; a wider margin only
-    # adds easy rows to the dense LAP (0.25 -> 1.0: rest 3.8k -> 5k, +1.3 s at 16k)
-    for mg in (margin, 4 * margin):  # a wider margin leaves more to the exact rest
+    # adds easy rows to the dense LAP (0.25 -> 1.0: rest 3.8k -> 5k, +1.3 s at 16k). Noisy
+    # small pairs (d 48) can need 4: a failed try costs one bounded proof attempt
+    for mg in (margin, 4 * margin, 16 * margin):  # wider: more left to the exact rest
         x, v, rest = _guess(xa, xb, s, rv, ri, cv, ci, mg, tol)
         y = np.empty(n, dtype=np.int64)
         y[x] = np.arange(n)
