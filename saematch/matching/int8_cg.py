@@ -78,36 +78,58 @@ def _keep2(val, idx, r, c, j):
             val[r, 1], idx[r, 1] = c, j
 
 
+@nb.njit(cache=True, nogil=True, fastmath=True)
+def _row_estimate(ints, a, i, sa, sb, ta, tb, buf):
+    """buf = float32 ĝ_i· from the parts' int32 products; returns its (min, max).
+
+    fastmath (vectorised): reordering or fusing the few float32 roundings stays inside the
+    8ε term of the bound.
+    """
+    n = buf.shape[0]
+    for j in range(n):
+        buf[j] = np.float32(np.float32(ints[0, a, j]) * sa[i, 0]) * sb[j, 0]
+    for p in range(1, ints.shape[0]):
+        for j in range(n):
+            buf[j] += np.float32(np.float32(ints[p, a, j]) * sa[i, p]) * sb[j, p]
+    for k in range(ta.shape[1]):
+        for j in range(n):
+            buf[j] += ta[i, k] * tb[j, k]
+    lo, hi = buf[0], buf[0]
+    for j in range(n):
+        lo, hi = min(lo, buf[j]), max(hi, buf[j])
+    return lo, hi
+
+
+@nb.njit(cache=True, nogil=True)
+def _row_store(buf, lo, inv, out):
+    """out_j = ⌊(buf_j − lo)·inv⌋ (uint16, saturating): strict float64, never rounded up."""
+    for j in range(buf.shape[0]):
+        out[j] = np.uint16(min(LEVELS, np.floor((np.float64(buf[j]) - lo) * inv)))
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True)
+def _row_top2(buf, i, r, s, rv, ri, cv, ci):
+    """Fold ĉ_i· = buf + r_i + s into row i's and the columns' two smallest."""
+    ri_ = r[i]
+    for j in range(buf.shape[0]):
+        c = buf[j] + ri_ + s[j]
+        if c < rv[i, 1] or c < cv[j, 1]:
+            _keep2(rv, ri, i, c, j)
+            _keep2(cv, ci, j, c, i)
+
+
 @nb.njit(cache=True, nogil=True)
 def _scale_block(ints, row0, sa, sb, ta, tb, r, s, buf, G16, gmin, step, rv, ri, cv, ci):
     """Rows row0.. of ĝ from the parts' int32 products (P, m, n): float32 ĝ, then stored as
     16-bit fixed point per row, rounded down (gmin_i + G16_ij·step_i ≤ ĝ_ij); keeps the
     top-2 of ĉ = ĝ + r + s per row and column (cv, ci: this caller's own column arrays)."""
-    n, t = ints.shape[2], ta.shape[1]
     for a in range(ints.shape[1]):
         i = row0 + a
-        for j in range(n):  # plain loops: vectorised
-            buf[j] = np.float32(np.float32(ints[0, a, j]) * sa[i, 0]) * sb[j, 0]
-        for p in range(1, ints.shape[0]):
-            for j in range(n):
-                buf[j] += np.float32(np.float32(ints[p, a, j]) * sa[i, p]) * sb[j, p]
-        for k in range(t):
-            for j in range(n):
-                buf[j] += ta[i, k] * tb[j, k]
-        lo, hi = np.float32(np.inf), np.float32(-np.inf)
-        for j in range(n):
-            lo, hi = min(lo, buf[j]), max(hi, buf[j])
+        lo, hi = _row_estimate(ints, a, i, sa, sb, ta, tb, buf)
         d = max((np.float64(hi) - np.float64(lo)) / LEVELS, 1e-300)
         gmin[i], step[i] = lo, d
-        inv = (1.0 - 1e-12) / d
-        for j in range(n):
-            G16[i, j] = np.uint16(min(LEVELS, np.floor((np.float64(buf[j]) - lo) * inv)))
-        ri_ = r[i]
-        for j in range(n):
-            c = buf[j] + ri_ + s[j]
-            if c < rv[i, 1] or c < cv[j, 1]:
-                _keep2(rv, ri, i, c, j)
-                _keep2(cv, ci, j, c, i)
+        _row_store(buf, np.float64(lo), (1.0 - 1e-12) / d, G16[i])
+        _row_top2(buf, i, r, s, rv, ri, cv, ci)
 
 
 @nb.njit(cache=True, fastmath=True)
