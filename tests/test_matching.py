@@ -328,3 +328,18 @@ def test_int8_duals_refuse_a_wrong_assignment():
         3 * n,
     )
     assert scans < 0
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_int8_result_does_not_depend_on_the_worker_count(threads):
+    a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.2, noise=0.5, seed=11)
+    xa, xb = (augmented_features(s, "both", side, fold=True) for s, side in ((a, "a"), (b, "b")))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x, info = assign(xa, xb, "auto", exact_tail=1, head_splits=(40,))
+    finally:
+        torch.set_num_threads(before)
+    assert info["method"] == "int8-certified" and torch.get_num_threads() == before
+    ref = assign(xa, xb, "scipy")[0]
+    assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)

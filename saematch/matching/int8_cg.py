@@ -2,23 +2,28 @@
 
 c_ij = xa_i · xb_j = r_i + s_j + g_ij with g_ij = z_A,i · (−2 z_B,j) (augmented features,
 cost.py). The head of each row (all dims but the trailing `exact_tail`, e.g. mode "both"'s
-b_enc) is quantised: a = σ q + δ with q int8 and σ = max|a| / 127 per row. One int8 GEMM per
-row block (int32 accumulation, exact; about 2x a bfloat16 GEMM on CPUs with AVX512-VNNI)
-gives ĝ_ij = σ_i σ'_j (q_i · q'_j) + tail_i · tail'_j in float32; ĝ is stored as bfloat16
-(half the memory of float32), each row's and column's two cheapest pairs kept on the way.
+b_enc) is quantised per part (`head_splits`: decoder and encoder get their own scale):
+a = σ q + δ with q int8 and σ = max|a| / 127 per row and part. One int8 GEMM per row block
+and part (int32 accumulation, exact; about 2x a bfloat16 GEMM on CPUs with AVX512-VNNI)
+gives ĝ_ij = Σ_parts σ_i σ'_j (q_i · q'_j) + tail_i · tail'_j in float32. ĝ is stored per row
+as 16-bit fixed point rounded down (half the memory of float32), and each row's and
+column's two cheapest ĉ = ĝ + r + s are kept on the way. Two workers (one core each)
+pipeline the GEMM and this scaling.
 
-Bound. a·b − σq·σ'q' = δ·b + σq·δ' exactly, so with Cauchy–Schwarz
+Bound. a·b − σq·σ'q' = δ·b + σq·δ' exactly, so with Cauchy–Schwarz over the whole head
 
-    |g_ij − ĝ_ij| ≤ ‖δ_i‖ ‖b_j‖ + ‖σq_i‖ (‖δ'_j‖ + 8ε ‖σ'q'_j‖) + 8ε Σ_t |tail_it| max|tail'_t|
-                    + 2⁻⁸·1.01 |stored ĝ_ij|
+    g_ij ≥ stored_ij − ‖δ_i‖ ‖b_j‖ − ‖σq_i‖ (‖δ'_j‖ + 8ε ‖σ'q'_j‖) − 8ε Σ_t |tail_it| max|tail'_t|
 
-(float32 scaling and tail rounding, then bfloat16 storage). The norms are exact float64 sums.
-1. Guess: clear mutual best pairs of ĉ kept; the rest solved by lapjvs on its float32 cost.
+(the 8ε terms: float32 scaling and tail rounding). The norms are exact float64 sums of the
+actual residuals, so the bound is rigorous, if loose (about 100x the typical error).
+1. Guess: clear mutual best pairs of ĉ kept (runners-up worse by `margin`); the rest, mostly
+   partner-less features, solved by lapjvs on its float32 cost.
 2. Proof: label-correcting column duals over all n² pairs (as dense_cg.py); a pair is scanned
    with its lower bound and, only when that bound would lower v_j, with its exact cost (float64
    dot of the float32 features, the cost scipy's reference sees). Every pair then satisfies
    u_i + v_j ≤ c_ij with equality on the guess: it is optimal (LP duality).
-   No proof within the scan budget -> None (the caller falls back to the float32 solver).
+   No proof within the scan budget -> a wider margin; then None (the caller falls back to
+   the float32 solver).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from saematch.matching.sparse_lap import _heap_pop, _heap_push
 EPS = float(np.finfo(np.float32).eps)
 LEVELS = 65535.0  # ĝ is stored per row as 16-bit fixed point, rounded down
 SLACK = 1 + 1e-9  # on float64 norms
+MAX_WORKERS = 8  # int8 cost: one row-block worker per torch thread, at most this many
 
 
 def int8_gemm_available() -> bool:
@@ -220,22 +226,23 @@ def _part_bounds(h: int, splits: tuple[int, ...]) -> list[tuple[int, int]]:
 def _int8_cost(xa, xb, h: int, splits: tuple[int, ...], block: int):
     """ĝ (n, n) as 16-bit fixed point (G16, gmin, step), both sides' norms, top-2 of ĉ.
 
-    xb is quantised once; xa block by block. Two workers (one thread each) share the row
-    blocks: while one scales its block, the other's int8 GEMM runs, so neither core idles.
+    xb is quantised once; xa block by block. One worker per torch thread (one thread each)
+    share the row blocks: while one scales its block, another's int8 GEMM runs, so no core
+    idles.
     """
     n, D = xa.shape[0], xa.shape[1] - 2
     bounds = _part_bounds(h, splits)
-    workers = max(1, min(2, torch.get_num_threads()))
+    workers = max(1, min(MAX_WORKERS, torch.get_num_threads()))
     block = min(block, n)
     na, nb_ = _Norms(n), _Norms(n)
     qb = [np.empty((n, hi - lo), dtype=np.int8) for lo, hi in bounds]
     sa, sb = (np.empty((n, len(bounds)), dtype=np.float32) for _ in range(2))
-    half = (n + 1) // 2  # side b in two halves, one per worker
+    edges = np.linspace(0, n, workers + 1).astype(int)  # side b in one slice per worker
     with ThreadPoolExecutor(workers) as pool:
         list(
             pool.map(
                 lambda r: _quantise_rows(xb, bounds, r[0], [q[r[0] : r[1]] for q in qb], sb, nb_),
-                [(0, half), (half, n)],
+                zip(edges[:-1], edges[1:], strict=True),
             )
         )
     G16 = np.empty((n, n), dtype=np.uint16)
