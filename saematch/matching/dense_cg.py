@@ -144,7 +144,8 @@ def _prove(C, x, rows, cols, sj, max_scans: float) -> int:
         if _label_duals(sub, sj[cols], xs, ys, vs, tol, 50 * rest) >= 0:
             v[cols] = vs
         del sub
-    return _label_duals(C, sj, x, y, v, tol, int(max_scans * n) + n)
+    # heap potential = the start duals (keys v + v0): fewer rescans than keys v + s
+    return _label_duals(C, v.copy(), x, y, v, tol, int(max_scans * n) + n)
 
 
 def dense_certified_assign(
