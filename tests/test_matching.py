@@ -241,25 +241,25 @@ def test_int8_certified_on_random_square_costs():
 
 def test_int8_bound_holds_on_every_pair():
     """The stored cost minus the error bound never exceeds the exact cost (all n² pairs)."""
-    import saematch.matching.int8_cg as int8_cg
+    from saematch.matching.int8_cost import EPS, int8_cost
 
     a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=9)
     xa, xb = (
         augmented_features(a, "both", "a", fold=True),
         augmented_features(b, "both", "b", fold=True),
     )
-    n, D = xa.shape[0], xa.shape[1] - 2
-    (G16, gmin, step), (da, qa, _), (db, qb, zb), top = int8_cg._int8_cost(xa, xb, D - 1, (40,), 64)
+    D = xa.shape[1] - 2
+    (G16, gmin, step), (da, qa, _), (db, qb, zb), top = int8_cost(xa, xb, D - 1, (40,), 64)
     exact = xa.astype(np.float64) @ xb.astype(np.float64).T
     tail = np.abs(xa[:, D - 1 : D]).astype(np.float64) @ np.abs(xb[:, D - 1 : D]).max(0)
     lb = (
         gmin[:, None]
         + G16 * step[:, None]
         - da[:, None] * zb[None, :]
-        - qa[:, None] * (db + 8 * int8_cg.EPS * qb)[None, :]
+        - qa[:, None] * (db + 8 * EPS * qb)[None, :]
         + xa[:, D, None]
         + xb[None, :, D + 1]
-        - 8 * int8_cg.EPS * tail[:, None]
+        - 8 * EPS * tail[:, None]
     )
     assert (exact >= lb).all()
     width = exact - lb  # the bound is loose (Cauchy–Schwarz) but not absurd
@@ -326,8 +326,10 @@ def test_int8_duals_refuse_a_wrong_assignment():
         zero.copy(),
         1e-12,
         3 * n,
+        hits := np.zeros(n, dtype=np.int64),
     )
-    assert scans < 0
+    assert scans < 0 and hits.sum() == 3 * n + 1  # every scan counted; the suspects stand out
+    assert hits.max() >= 3
 
 
 @pytest.mark.parametrize("threads", [1, 3])

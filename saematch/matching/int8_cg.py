@@ -3,12 +3,9 @@
 c_ij = xa_i · xb_j = r_i + s_j + g_ij with g_ij = z_A,i · (−2 z_B,j) (augmented features,
 cost.py). The head of each row (all dims but the trailing `exact_tail`, e.g. mode "both"'s
 b_enc) is quantised per part (`head_splits`: decoder and encoder get their own scale):
-a = σ q + δ with q int8 and σ = max|a| / 127 per row and part. One int8 GEMM per row block
-and part (int32 accumulation, exact; about 2x a bfloat16 GEMM on CPUs with AVX512-VNNI)
-gives ĝ_ij = Σ_parts σ_i σ'_j (q_i · q'_j) + tail_i · tail'_j in float32. ĝ is stored per row
-as 16-bit fixed point rounded down (half the memory of float32), and each row's and
-column's two cheapest ĉ = ĝ + r + s are kept on the way. Two workers (one core each)
-pipeline the GEMM and this scaling.
+a = σ q + δ with q int8 and σ = max|a| / 127 per row and part. One int8 GEMM (int32 sums,
+exact; about 2x a bfloat16 GEMM on CPUs with AVX512-VNNI) gives the estimate ĝ, stored as
+16-bit fixed point rounded down (int8_cost.py; workers pipeline the GEMM and the scaling).
 
 Bound. a·b − σq·σ'q' = δ·b + σq·δ' exactly, so with Cauchy–Schwarz over the whole head
 
@@ -28,114 +25,13 @@ actual residuals, so the bound is rigorous, if loose (about 100x the typical err
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import lap
 import numba as nb
 import numpy as np
-import torch
 
 from saematch.matching.dense_cg import _label_duals
+from saematch.matching.int8_cost import EPS, SLACK, int8_cost, int8_gemm_available
 from saematch.matching.sparse_lap import _heap_pop, _heap_push
-
-EPS = float(np.finfo(np.float32).eps)
-LEVELS = 65535.0  # ĝ is stored per row as 16-bit fixed point, rounded down
-SLACK = 1 + 1e-9  # on float64 norms
-MAX_WORKERS = 8  # int8 cost: one row-block worker per torch thread, at most this many
-
-
-def int8_gemm_available() -> bool:
-    """torch's int8 GEMM on this build (a private op: checked, never assumed)."""
-    try:
-        q = torch.ones((2, 8), dtype=torch.int8)
-        return bool(torch._int_mm(q, q.T)[0, 0] == 8)
-    except (AttributeError, RuntimeError):
-        return False
-
-
-@nb.njit(cache=True, nogil=True)
-def _quantise(z, q, scale, dsq, qsq, zsq):
-    """Per row: σ = max|z| / 127, q = round(z / σ) (int8); adds ‖δ‖², ‖σq‖², ‖z‖² (float64)."""
-    for i in range(z.shape[0]):
-        m = 0.0
-        for k in range(z.shape[1]):
-            m = max(m, abs(np.float64(z[i, k])))
-        s = np.float32(m / 127.0) if m > 0 else np.float32(1.0)
-        inv = 1.0 / np.float64(s)
-        for k in range(z.shape[1]):
-            x = np.float64(z[i, k])
-            t = min(127.0, max(-127.0, np.rint(x * inv)))
-            q[i, k] = np.int8(t)
-            deq = t * np.float64(s)  # exact in float64
-            dsq[i] += (x - deq) ** 2
-            qsq[i] += deq * deq
-            zsq[i] += x * x
-        scale[i] = s
-
-
-@nb.njit(cache=True)
-def _keep2(val, idx, r, c, j):
-    """Insert (c, j) into row r's two smallest (val[r, 0] ≤ val[r, 1])."""
-    if c < val[r, 1]:
-        if c < val[r, 0]:
-            val[r, 1], idx[r, 1] = val[r, 0], idx[r, 0]
-            val[r, 0], idx[r, 0] = c, j
-        else:
-            val[r, 1], idx[r, 1] = c, j
-
-
-@nb.njit(cache=True, nogil=True, fastmath=True)
-def _row_estimate(ints, a, i, sa, sb, ta, tb, buf):
-    """buf = float32 ĝ_i· from the parts' int32 products; returns its (min, max).
-
-    fastmath (vectorised): reordering or fusing the few float32 roundings stays inside the
-    8ε term of the bound.
-    """
-    n = buf.shape[0]
-    for j in range(n):
-        buf[j] = np.float32(np.float32(ints[0, a, j]) * sa[i, 0]) * sb[j, 0]
-    for p in range(1, ints.shape[0]):
-        for j in range(n):
-            buf[j] += np.float32(np.float32(ints[p, a, j]) * sa[i, p]) * sb[j, p]
-    for k in range(ta.shape[1]):
-        for j in range(n):
-            buf[j] += ta[i, k] * tb[j, k]
-    lo, hi = buf[0], buf[0]
-    for j in range(n):
-        lo, hi = min(lo, buf[j]), max(hi, buf[j])
-    return lo, hi
-
-
-@nb.njit(cache=True, nogil=True)
-def _row_store(buf, lo, inv, out):
-    """out_j = ⌊(buf_j − lo)·inv⌋ (uint16, saturating): strict float64, never rounded up."""
-    for j in range(buf.shape[0]):
-        out[j] = np.uint16(min(LEVELS, np.floor((np.float64(buf[j]) - lo) * inv)))
-
-
-@nb.njit(cache=True, nogil=True, fastmath=True)
-def _row_top2(buf, i, r, s, rv, ri, cv, ci):
-    """Fold ĉ_i· = buf + r_i + s into row i's and the columns' two smallest."""
-    ri_ = r[i]
-    for j in range(buf.shape[0]):
-        c = buf[j] + ri_ + s[j]
-        if c < rv[i, 1] or c < cv[j, 1]:
-            _keep2(rv, ri, i, c, j)
-            _keep2(cv, ci, j, c, i)
-
-
-@nb.njit(cache=True, nogil=True)
-def _scale_block(ints, row0, sa, sb, ta, tb, r, s, buf, G16, gmin, step, rv, ri, cv, ci):
-    """Rows row0.. of ĝ from the parts' int32 products (P, m, n): float32 ĝ, then stored as
-    16-bit fixed point per row, rounded down (gmin_i + G16_ij·step_i ≤ ĝ_ij); keeps the
-    top-2 of ĉ = ĝ + r + s per row and column (cv, ci: this caller's own column arrays)."""
-    for a in range(ints.shape[1]):
-        i = row0 + a
-        lo, hi = _row_estimate(ints, a, i, sa, sb, ta, tb, buf)
-        d = max((np.float64(hi) - np.float64(lo)) / LEVELS, 1e-300)
-        gmin[i], step[i] = lo, d
-        _row_store(buf, np.float64(lo), (1.0 - 1e-12) / d, G16[i])
-        _row_top2(buf, i, r, s, rv, ri, cv, ci)
 
 
 @nb.njit(cache=True, fastmath=True)
@@ -148,14 +44,17 @@ def _exact(xa, xb, i, j):
 
 
 @nb.njit(cache=True)
-def _bound_duals(G16, gmin, step, E1, F1, E2, F2, rowc, colc, xa, xb, s, x, y, v, tol, max_scans):
+def _bound_duals(
+    G16, gmin, step, E1, F1, E2, F2, rowc, colc, xa, xb, s, x, y, v, tol, max_scans, hits
+):
     """Label-correcting duals over all pairs: lower bounds first, exact costs on demand.
 
     c_ij ≥ gmin_i + G16_ij step_i − E1_i F1_j − E2_i F2_j + rowc_i + colc_j (module doc).
     Columns are scanned smallest v_j + s_j first: s is a potential, ideally near-feasible
     duals (the start v), which keeps most reduced edge weights ≥ 0 and rescans rare.
     Returns (row scans, exact costs computed); scans < 0 when max_scans ran out (x is not
-    optimal).
+    optimal). hits_j counts column j's scans (a diagnostic: a wrong guess shows as columns
+    scanned again and again).
     """
     n = G16.shape[0]
     cap = 4 * n
@@ -171,6 +70,7 @@ def _bound_duals(G16, gmin, step, E1, F1, E2, F2, rowc, colc, xa, xb, s, x, y, v
             continue
         pend[j0] = False
         scans += 1
+        hits[j0] += 1
         if scans > max_scans:
             return -1, exact
         i = y[j0]
@@ -195,95 +95,6 @@ def _bound_duals(G16, gmin, step, E1, F1, E2, F2, rowc, colc, xa, xb, s, x, y, v
                 else:
                     size = _heap_push(hk, hv, size, cand + s[j], j)
     return scans, exact
-
-
-class _Norms:
-    """Per-row float64 norms the bound needs: ‖δ‖, ‖σq‖ and ‖z‖ over the whole head."""
-
-    def __init__(self, n: int):
-        self.dsq, self.qsq, self.zsq = np.zeros(n), np.zeros(n), np.zeros(n)
-
-    def get(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return np.sqrt(self.dsq), np.sqrt(self.qsq), np.sqrt(self.zsq)
-
-
-def _quantise_rows(z, bounds, r0: int, parts, scale, norms: _Norms) -> None:
-    """Quantise z's rows r0.. (as many as parts hold) into int8 parts, one σ per row and part."""
-    r1 = r0 + len(parts[0])
-    for p, (lo, hi) in enumerate(bounds):
-        col = np.empty(r1 - r0, dtype=np.float32)
-        _quantise(
-            z[r0:r1, lo:hi], parts[p], col, norms.dsq[r0:r1], norms.qsq[r0:r1], norms.zsq[r0:r1]
-        )
-        scale[r0:r1, p] = col
-
-
-def _part_bounds(h: int, splits: tuple[int, ...]) -> list[tuple[int, int]]:
-    edges = [0, *sorted(x for x in splits if 0 < x < h), h]
-    return list(zip(edges[:-1], edges[1:], strict=True))
-
-
-def _int8_cost(xa, xb, h: int, splits: tuple[int, ...], block: int):
-    """ĝ (n, n) as 16-bit fixed point (G16, gmin, step), both sides' norms, top-2 of ĉ.
-
-    xb is quantised once; xa block by block. One worker per torch thread (one thread each)
-    share the row blocks: while one scales its block, another's int8 GEMM runs, so no core
-    idles.
-    """
-    n, D = xa.shape[0], xa.shape[1] - 2
-    bounds = _part_bounds(h, splits)
-    workers = max(1, min(MAX_WORKERS, torch.get_num_threads()))
-    block = min(block, n)
-    na, nb_ = _Norms(n), _Norms(n)
-    qb = [np.empty((n, hi - lo), dtype=np.int8) for lo, hi in bounds]
-    sa, sb = (np.empty((n, len(bounds)), dtype=np.float32) for _ in range(2))
-    edges = np.linspace(0, n, workers + 1).astype(int)  # side b in one slice per worker
-    with ThreadPoolExecutor(workers) as pool:
-        list(
-            pool.map(
-                lambda r: _quantise_rows(xb, bounds, r[0], [q[r[0] : r[1]] for q in qb], sb, nb_),
-                zip(edges[:-1], edges[1:], strict=True),
-            )
-        )
-    G16 = np.empty((n, n), dtype=np.uint16)
-    gmin, step = np.empty(n), np.empty(n)
-    rv = np.full((n, 2), np.inf, dtype=np.float32)
-    ri = np.zeros((n, 2), dtype=np.int64)
-    cols = [(rv.copy(), ri.copy()) for _ in range(workers)]  # per-worker column top-2
-    ta, tb = np.ascontiguousarray(xa[:, h:D]), np.ascontiguousarray(xb[:, h:D])
-    ra, rb = np.ascontiguousarray(xa[:, D]), np.ascontiguousarray(xb[:, D + 1])
-    tqb = [torch.from_numpy(q).T for q in qb]
-
-    def work(w: int) -> None:
-        ints = torch.empty((len(bounds), block, n), dtype=torch.int32)
-        qa = [np.empty((block, hi - lo), dtype=np.int8) for lo, hi in bounds]
-        buf = np.empty(n, dtype=np.float32)
-        cv, ci = cols[w]
-        for s0 in range(w * block, n, workers * block):
-            m = min(block, n - s0)
-            _quantise_rows(xa, bounds, s0, [q[:m] for q in qa], sa, na)
-            for p, q in enumerate(qa):
-                torch._int_mm(torch.from_numpy(q[:m]), tqb[p], out=ints[p, :m])
-            I = ints[:, :m].numpy()
-            _scale_block(I, s0, sa, sb, ta, tb, ra, rb, buf, G16, gmin, step, rv, ri, cv, ci)
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads // workers))
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(work, range(workers)))
-    finally:
-        torch.set_num_threads(threads)
-    cv, ci = _merge_top2(cols)
-    return (G16, gmin, step), na.get(), nb_.get(), (rv, ri, cv, ci)
-
-
-def _merge_top2(parts):
-    """Two smallest per row over several (val, idx) top-2 arrays."""
-    val = np.concatenate([v for v, _ in parts], axis=1)
-    idx = np.concatenate([i for _, i in parts], axis=1)
-    o = np.argsort(val, axis=1, kind="stable")[:, :2]
-    return np.take_along_axis(val, o, 1), np.take_along_axis(idx, o, 1)
 
 
 def _bound_holds(G, E1, F1, E2, F2, rowc, colc, xa, xb, m: int = 512, seed: int = 0) -> bool:
@@ -321,6 +132,7 @@ def _guess(xa, xb, s, rv, ri, cv, ci, margin: float, tol: float):
     j = ri[:, 0]
     gap = margin * np.abs(rv[:, 0]) + 1e-6 * np.abs(rv[:, 1])
     sure = (ci[j, 0] == ar) & (rv[:, 1] - rv[:, 0] > gap) & (cv[j, 1] - cv[j, 0] > gap)
+
     x = np.where(sure, j, -1)
     rows = np.flatnonzero(~sure)
     taken = np.zeros(n, dtype=bool)
@@ -361,7 +173,7 @@ def int8_certified_assign(
         return None
     n, D = xa.shape[0], xa.shape[1] - 2
     h = D - exact_tail
-    G, (da, qa, _), (db, qb, zb), (rv, ri, cv, ci) = _int8_cost(xa, xb, h, head_splits, block)
+    G, (da, qa, _), (db, qb, zb), (rv, ri, cv, ci) = int8_cost(xa, xb, h, head_splits, block)
     E1, F1 = da * SLACK, zb * SLACK  # ‖δ_i‖ ‖b_j‖
     E2, F2 = qa * SLACK, (db + 8 * EPS * qb) * SLACK  # ‖σq_i‖ (‖δ'_j‖ + 8ε ‖σ'q'_j‖)
     tmax = np.abs(xb[:, h:D]).max(0) if exact_tail else np.zeros(0, np.float32)
@@ -373,16 +185,33 @@ def int8_certified_assign(
         return None
     tol = 1e-10 * max(float(np.abs(rv[:, 0]).max()), 1e-30)
     info = {"proof": "duals-int8", "tries": []}
-    # the rest is mostly partner-less features whatever the margin; a wider margin only
-    # adds easy rows to the dense LAP (0.25 -> 1.0: rest 3.8k -> 5k, +1.3 s at 16k). Noisy
-    # small pairs (d 48) can need 4: a failed try costs one bounded proof attempt
-    for mg in (margin, 4 * margin, 16 * margin):  # wider: more left to the exact rest
+    # The rest is mostly partner-less features whatever the margin; a wider margin only adds
+    # easy rows to the dense LAP (0.25 -> 1.0: rest 3.9k -> 5k, +1.3 s at 16k). A kept pair
+    # that the optimum breaks makes the proof fail (seen at 4k, mode both: 0.25 and 0.5 fail,
+    # 1.0 passes); a failed try costs one bounded proof.
+    for mg in (margin, 4 * margin, 16 * margin):
         x, v, rest = _guess(xa, xb, s, rv, ri, cv, ci, mg, tol)
         y = np.empty(n, dtype=np.int64)
         y[x] = np.arange(n)
+        hits = np.zeros(n, dtype=np.int64)
         # heap potential = the start duals: half the rescans and exact costs of keys v + s
         scans, exact = _bound_duals(
-            *G, E1, F1, E2, F2, rowc, colc, xa, xb, v.copy(), x, y, v, tol, int(max_scans * n) + n
+            *G,
+            E1,
+            F1,
+            E2,
+            F2,
+            rowc,
+            colc,
+            xa,
+            xb,
+            v.copy(),
+            x,
+            y,
+            v,
+            tol,
+            int(max_scans * n) + n,
+            hits,
         )
         info["tries"].append({"margin": mg, "dense_rest": rest, "scans": scans, "exact": exact})
         if scans >= 0:
