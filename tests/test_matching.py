@@ -300,36 +300,65 @@ def test_int8_falls_back_without_the_int8_gemm(monkeypatch):
     assert info["method"] == "dense-certified"
 
 
-def test_int8_duals_refuse_a_wrong_assignment():
+def test_int8_duals_cancel_the_cycles_of_a_wrong_assignment():
     from saematch.matching.int8_cg import _bound_duals
 
     n = 120
     c = np.random.default_rng(6).random((n, n)).astype(np.float32)
     xa, xb = _square_cost_features(c)  # c_ij = xa_i · xb_j exactly; zero-width bound
     G16 = np.zeros((n, n), dtype=np.uint16)  # lower bound 0 ≤ c_ij: every pair gets exact
-    zero, x = np.zeros(n), np.arange(n)  # the identity: not optimal here
-    scans, _ = _bound_duals(
-        G16,
-        zero,
-        zero,
-        zero,
-        zero,
-        zero,
-        zero,
-        zero,
-        zero,
-        xa,
-        xb,
-        zero,
-        x,
-        x.copy(),
-        zero.copy(),
-        1e-12,
-        3 * n,
-        hits := np.zeros(n, dtype=np.int64),
-    )
-    assert scans < 0 and hits.sum() == 3 * n + 1  # every scan counted; the suspects stand out
-    assert hits.max() >= 3
+    zero = np.zeros(n)
+    cost = lambda p: c[np.arange(n), p].sum(dtype=np.float64)  # noqa: E731
+    ref = linear_sum_assignment(c.astype(np.float64))[1]
+    for max_cycles, want in ((0, -2), (10_000, None)):
+        x = np.arange(n)  # the identity: far from optimal
+        scans, _, cycles = _bound_duals(
+            G16,
+            zero,
+            zero,
+            zero,
+            zero,
+            zero,
+            zero,
+            zero,
+            zero,
+            xa,
+            xb,
+            zero,
+            x,
+            x.copy(),
+            zero.copy(),
+            1e-12,
+            100 * n,
+            np.full(n, -1, dtype=np.int64),
+            max_cycles,
+        )
+        assert np.array_equal(np.sort(x), np.arange(n)) and cost(x) < cost(np.arange(n))
+        if want is not None:  # stopped after the first cancellation round: cheaper already
+            assert scans == want and cycles == 1
+        else:  # cancelled until optimal, then proven
+            assert scans > 0 and cycles > 1
+            assert cost(x) == pytest.approx(cost(ref), rel=1e-9)
+
+
+def test_int8_repairs_a_wrong_guess_by_cancelling_cycles(monkeypatch):
+    import saematch.matching.int8_cg as int8_cg
+
+    real = int8_cg._guess
+
+    def worse(*args, **kw):  # the real guess with kept pairs swapped: not optimal
+        x, v, rest = real(*args, **kw)
+        x[[0, 1, 2, 3, 4, 5]] = x[[1, 2, 0, 4, 5, 3]]
+        return x, v, rest
+
+    monkeypatch.setattr(int8_cg, "_guess", worse)
+    a, b, _ = synthetic_pair(d_model=48, width=400, unmatched=0.2, noise=0.5, seed=3)
+    xa, xb = (augmented_features(t, "both", side, fold=True) for t, side in ((a, "a"), (b, "b")))
+    x, info = assign(xa, xb, "auto", exact_tail=1, head_splits=(48,))
+    assert info["method"] == "int8-certified" and len(info["tries"]) == 1  # no wider margin
+    assert info["tries"][0]["cycles"] >= 1 and info["tries"][0]["scans"] > 0
+    ref = assign(xa, xb, "scipy")[0]
+    assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
 
 
 @pytest.mark.parametrize("threads", [1, 3])

@@ -45,23 +45,47 @@ def _exact(xa, xb, i, j):
 
 @nb.njit(cache=True)
 def _bound_duals(
-    G16, gmin, step, E1, F1, E2, F2, rowc, colc, xa, xb, s, x, y, v, tol, max_scans, hits
+    G16,
+    gmin,
+    step,
+    E1,
+    F1,
+    E2,
+    F2,
+    rowc,
+    colc,
+    xa,
+    xb,
+    s,
+    x,
+    y,
+    v,
+    tol,
+    max_scans,
+    parent,
+    max_cycles,
 ):
     """Label-correcting duals over all pairs: lower bounds first, exact costs on demand.
 
     c_ij ≥ gmin_i + G16_ij step_i − E1_i F1_j − E2_i F2_j + rowc_i + colc_j (module doc).
     Columns are scanned smallest v_j + s_j first: s is a potential, ideally near-feasible
     duals (the start v), which keeps most reduced edge weights ≥ 0 and rescans rare.
-    Returns (row scans, exact costs computed); scans < 0 when max_scans ran out (x is not
-    optimal). hits_j counts column j's scans (a diagnostic: a wrong guess shows as columns
-    scanned again and again).
+    parent_j = the column whose row last lowered v_j (−1: none). A cycle in that graph is a
+    negative cycle (the label-correcting fact): x is not optimal. Every 64 scans such
+    cycles are cancelled in place (x, y move to a cheaper assignment) and their columns
+    rescanned; the final duals prove the final x whatever path led to it.
+    Returns (row scans, exact costs computed, cycles cancelled); scans = −1 when max_scans
+    ran out, −2 after max_cycles cancellation rounds.
     """
     n = G16.shape[0]
     cap = 4 * n
     hk = np.empty(cap)
     hv = np.empty(cap, dtype=np.int64)
     pend = np.ones(n, dtype=np.bool_)
-    size, scans, exact = 0, 0, 0
+    stamp = np.zeros(n, dtype=np.int64)
+    ring = np.empty(n, dtype=np.int64)
+    every = 64  # cycle checks: O(n) each, against a scan of O(n); short-lived spirals
+    size, scans, exact, cycles = 0, 0, 0, 0
     for j in range(n):
         size = _heap_push(hk, hv, size, v[j] + s[j], j)
     while size > 0:
@@ -70,9 +94,32 @@ def _bound_duals(
             continue
         pend[j0] = False
         scans += 1
-        hits[j0] += 1
         if scans > max_scans:
-            return -1, exact
+            return -1, exact, cycles
+        if scans % every == 0 and _has_cycle(parent, stamp):
+            m = _cancel_cycles(parent, stamp, x, y, ring)
+            cycles += 1
+            if cycles > max_cycles:
+                return -2, exact, cycles
+            stamp[:] = 0
+            for t in range(m):
+                stamp[ring[t]] = 1
+            for q in range(n):  # parent edges through a moved row are stale
+                if parent[q] >= 0 and stamp[parent[q]] == 1:
+                    parent[q] = -1
+            for t in range(m):  # their rows moved: scan them again
+                c = ring[t]
+                parent[c] = -1
+                pend[c] = True
+                if size == cap:
+                    size = 0
+                    for q in range(n):
+                        if pend[q]:
+                            size = _heap_push(hk, hv, size, v[q] + s[q], q)
+                else:
+                    size = _heap_push(hk, hv, size, v[c] + s[c], c)
+            if pend[j0]:  # j0 was on a cycle: it is scanned again with its new row
+                continue
         i = y[j0]
         base = v[j0] - _exact(xa, xb, i, j0)
         k_i = base + rowc[i] + gmin[i] + tol
@@ -86,6 +133,7 @@ def _bound_duals(
             cand = base + _exact(xa, xb, i, j)
             if cand < v[j] - tol:
                 v[j] = cand
+                parent[j] = j0
                 pend[j] = True
                 if size == cap:  # rebuild the lazy heap from the pending columns
                     size = 0
@@ -94,7 +142,54 @@ def _bound_duals(
                             size = _heap_push(hk, hv, size, v[t] + s[t], t)
                 else:
                     size = _heap_push(hk, hv, size, cand + s[j], j)
-    return scans, exact
+    return scans, exact, cycles
+
+
+@nb.njit(cache=True)
+def _has_cycle(parent, stamp):
+    """Whether the parent graph has a cycle (walks stamped with their start, O(n))."""
+    stamp[:] = 0
+    for j in range(parent.shape[0]):
+        k = j
+        while k >= 0 and stamp[k] == 0:
+            stamp[k] = j + 1
+            k = parent[k]
+        if k >= 0 and stamp[k] == j + 1:
+            return True
+    return False
+
+
+@nb.njit(cache=True)
+def _cancel_cycles(parent, stamp, x, y, ring):
+    """Cancel every cycle of the parent graph in x, y (in place); ring gets their columns.
+
+    A cycle c_0, c_1 = parent[c_0], … is negative (label-correcting, exact costs): moving
+    row y[c_{t+1}] to c_t along it lowers the assignment's cost. Returns the number of
+    columns written to ring.
+    """
+    n = parent.shape[0]
+    stamp[:] = 0
+    m = 0
+    for j in range(n):
+        k = j
+        while k >= 0 and stamp[k] == 0:
+            stamp[k] = j + 1
+            k = parent[k]
+        if k >= 0 and stamp[k] == j + 1:  # a new cycle through k
+            start, c = m, k
+            while True:
+                ring[m] = c
+                m += 1
+                c = parent[c]
+                if c == k:
+                    break
+            k, r0 = m - start, y[ring[start]]
+            for t in range(k):  # row y[c_{t+1}] takes c_t (y[c_{t+1}] not yet overwritten)
+                c = ring[start + t]
+                r_next = r0 if t == k - 1 else y[ring[start + t + 1]]
+                x[r_next] = c
+                y[c] = r_next
+    return m
 
 
 def _bound_holds(G, E1, F1, E2, F2, rowc, colc, xa, xb, m: int = 512, seed: int = 0) -> bool:
@@ -110,6 +205,9 @@ def _bound_holds(G, E1, F1, E2, F2, rowc, colc, xa, xb, m: int = 512, seed: int 
     c = np.einsum("ij,ij->i", xa[i].astype(np.float64), xb[j].astype(np.float64))
     lb = gmin[i] + G16[i, j] * step[i] - E1[i] * F1[j] - E2[i] * F2[j] + rowc[i] + colc[j]
     return bool(np.all(c >= lb))
+
+
+MAX_CYCLE_ROUNDS = 200  # negative-cycle cancellation rounds within one proof
 
 
 def _sub_cost(xa, xb, rows, cols, block: int = 2048) -> np.ndarray:
@@ -187,15 +285,16 @@ def int8_certified_assign(
     info = {"proof": "duals-int8", "tries": []}
     # The rest is mostly partner-less features whatever the margin; a wider margin only adds
     # easy rows to the dense LAP (0.25 -> 1.0: rest 3.9k -> 5k, +1.3 s at 16k). A kept pair
-    # that the optimum breaks makes the proof fail (seen at 4k, mode both: 0.25 and 0.5 fail,
-    # 1.0 passes); a failed try costs one bounded proof.
+    # that the optimum breaks (seen at 4k, mode both, margin 0.25), or a float32 near-tie in
+    # the rest's LAP, shows as a negative cycle in the proof's parent graph: the proof
+    # cancels it and goes on; a wider margin only when that does not converge.
     for mg in (margin, 4 * margin, 16 * margin):
         x, v, rest = _guess(xa, xb, s, rv, ri, cv, ci, mg, tol)
         y = np.empty(n, dtype=np.int64)
         y[x] = np.arange(n)
-        hits = np.zeros(n, dtype=np.int64)
+        parent = np.full(n, -1, dtype=np.int64)
         # heap potential = the start duals: half the rescans and exact costs of keys v + s
-        scans, exact = _bound_duals(
+        scans, exact, cycles = _bound_duals(
             *G,
             E1,
             F1,
@@ -211,9 +310,12 @@ def int8_certified_assign(
             v,
             tol,
             int(max_scans * n) + n,
-            hits,
+            parent,
+            MAX_CYCLE_ROUNDS,
         )
-        info["tries"].append({"margin": mg, "dense_rest": rest, "scans": scans, "exact": exact})
+        info["tries"].append(
+            {"margin": mg, "dense_rest": rest, "scans": scans, "exact": exact, "cycles": cycles}
+        )
         if scans >= 0:
             return x, info
     return None
