@@ -59,6 +59,23 @@ def _block_topk(block, row0, r, s, rk_val, rk_idx, ck_val, ck_idx):
 
 
 @nb.njit(cache=True)
+def _push_pending(hk, hv, size, pend, v, s, j):
+    """Mark column j pending and push it with key v_j + s_j; returns the heap size.
+
+    The heap is lazy (stale entries are skipped when popped); when full it is rebuilt from
+    the pending columns alone.
+    """
+    pend[j] = True
+    if size == hk.shape[0]:
+        size = 0
+        for t in range(pend.shape[0]):
+            if pend[t]:
+                size = _heap_push(hk, hv, size, v[t] + s[t], t)
+        return size
+    return _heap_push(hk, hv, size, v[j] + s[j], j)
+
+
+@nb.njit(cache=True)
 def _label_duals(C, s, x, y, v, tol, max_scans):
     """Column duals of the assignment x: v_j ≤ v_σ(i) + c_ij − c_iσ(i) + tol for ALL pairs.
 
@@ -90,15 +107,25 @@ def _label_duals(C, s, x, y, v, tol, max_scans):
             cand = base + np.float64(C[i, j])
             if cand < v[j] - tol:
                 v[j] = cand
-                pend[j] = True
-                if size == cap:  # rebuild the lazy heap from the pending columns
-                    size = 0
-                    for t in range(n):
-                        if pend[t]:
-                            size = _heap_push(hk, hv, size, v[t] + s[t], t)
-                else:
-                    size = _heap_push(hk, hv, size, cand + s[j], j)
+                size = _push_pending(hk, hv, size, pend, v, s, j)
     return scans
+
+
+def clear_pairs(rv, ri, cv, ci, margin: float):
+    """Pairs kept without solving: j is i's best column, i is j's best row, and both
+    runners-up are worse by more than `margin`·|c_ij| (rv, ri / cv, ci: each row's / column's
+    two smallest costs and their indices, best first).
+
+    Returns x (n,) with −1 on the rest, and the rest's rows and columns.
+    """
+    n = len(ri)
+    j = ri[:, 0]
+    gap = margin * np.abs(rv[:, 0]) + 1e-6 * np.abs(rv[:, 1])
+    sure = (ci[j, 0] == np.arange(n)) & (rv[:, 1] - rv[:, 0] > gap) & (cv[j, 1] - cv[j, 0] > gap)
+    x = np.where(sure, j, -1)
+    taken = np.zeros(n, dtype=bool)
+    taken[j[sure]] = True
+    return x, np.flatnonzero(~sure), np.flatnonzero(~taken)
 
 
 def _assign_by_parts(C, rv, ri, cv, ci, margin: float):
@@ -107,16 +134,7 @@ def _assign_by_parts(C, rv, ri, cv, ci, margin: float):
     Pair (i, j) is kept when j is i's best column, i is j's best row, and both runners-up are
     worse by more than `margin`·|c_ij|. Returns x (n,) and the rest's rows and columns.
     """
-    n = C.shape[0]
-    ar = np.arange(n)
-    j = ri[:, 0]
-    gap = margin * np.abs(rv[:, 0]) + 1e-6 * np.abs(rv[:, 1])
-    sure = (ci[j, 0] == ar) & (rv[:, 1] - rv[:, 0] > gap) & (cv[j, 1] - cv[j, 0] > gap)
-    x = np.where(sure, j, -1)
-    rows = np.flatnonzero(~sure)
-    taken = np.zeros(n, dtype=bool)
-    taken[j[sure]] = True
-    cols = np.flatnonzero(~taken)
+    x, rows, cols = clear_pairs(rv, ri, cv, ci, margin)
     if len(rows):
         sub = C[np.ix_(rows, cols)]  # (f, f) float32
         sub -= sub.min(axis=0, keepdims=True)  # same optimum; lapjvs is faster on it

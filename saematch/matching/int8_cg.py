@@ -29,7 +29,7 @@ import lap
 import numba as nb
 import numpy as np
 
-from saematch.matching.dense_cg import _label_duals
+from saematch.matching.dense_cg import _label_duals, _push_pending, clear_pairs
 from saematch.matching.int8_cost import EPS, SLACK, int8_cost, int8_gemm_available
 from saematch.matching.sparse_lap import _heap_pop, _heap_push
 
@@ -108,16 +108,8 @@ def _bound_duals(
                 if parent[q] >= 0 and stamp[parent[q]] == 1:
                     parent[q] = -1
             for t in range(m):  # their rows moved: scan them again
-                c = ring[t]
-                parent[c] = -1
-                pend[c] = True
-                if size == cap:
-                    size = 0
-                    for q in range(n):
-                        if pend[q]:
-                            size = _heap_push(hk, hv, size, v[q] + s[q], q)
-                else:
-                    size = _heap_push(hk, hv, size, v[c] + s[c], c)
+                parent[ring[t]] = -1
+                size = _push_pending(hk, hv, size, pend, v, s, ring[t])
             if pend[j0]:  # j0 was on a cycle: it is scanned again with its new row
                 continue
         i = y[j0]
@@ -134,14 +126,7 @@ def _bound_duals(
             if cand < v[j] - tol:
                 v[j] = cand
                 parent[j] = j0
-                pend[j] = True
-                if size == cap:  # rebuild the lazy heap from the pending columns
-                    size = 0
-                    for t in range(n):
-                        if pend[t]:
-                            size = _heap_push(hk, hv, size, v[t] + s[t], t)
-                else:
-                    size = _heap_push(hk, hv, size, cand + s[j], j)
+                size = _push_pending(hk, hv, size, pend, v, s, j)
     return scans, exact, cycles
 
 
@@ -225,17 +210,7 @@ def _guess(xa, xb, s, rv, ri, cv, ci, margin: float, tol: float):
 
     Returns x (n,), start column duals v (n,) and the size of the rest.
     """
-    n = len(s)
-    ar = np.arange(n)
-    j = ri[:, 0]
-    gap = margin * np.abs(rv[:, 0]) + 1e-6 * np.abs(rv[:, 1])
-    sure = (ci[j, 0] == ar) & (rv[:, 1] - rv[:, 0] > gap) & (cv[j, 1] - cv[j, 0] > gap)
-
-    x = np.where(sure, j, -1)
-    rows = np.flatnonzero(~sure)
-    taken = np.zeros(n, dtype=bool)
-    taken[j[sure]] = True
-    cols = np.flatnonzero(~taken)
+    x, rows, cols = clear_pairs(rv, ri, cv, ci, margin)
     v = s.copy()
     if len(rows):  # lapjvs on the rest's float32 sub-cost; the proof checks it on exact costs
         sub = _sub_cost(xa, xb, rows, cols)
