@@ -374,3 +374,19 @@ def test_int8_result_does_not_depend_on_the_worker_count(threads):
     assert info["method"] == "int8-certified" and torch.get_num_threads() == before
     ref = assign(xa, xb, "scipy")[0]
     assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
+
+
+def test_int8_path_reaches_twice_the_float32_area_then_the_sparse_solver(monkeypatch):
+    import saematch.matching.int8_cg as int8_cg
+
+    a, b, _ = synthetic_pair(d_model=32, width=200, unmatched=0.2, noise=0.5, seed=4)
+    xa, xb = (augmented_features(t, "decoder", side, fold=True) for t, side in ((a, "a"), (b, "b")))
+    budget = 3 * 200 * 200  # fits the 16-bit estimate (2n²), not the float32 cost (4n²)
+    x, info = assign(xa, xb, "auto", max_dense_bytes=budget)
+    assert info["method"] == "int8-certified"
+    ref = _optimum(xa, xb, assign(xa, xb, "scipy")[0])
+    assert _optimum(xa, xb, x) == pytest.approx(ref, rel=1e-9)
+    monkeypatch.setattr(int8_cg, "_bound_holds", lambda *a, **k: False)
+    x, info = assign(xa, xb, "auto", max_dense_bytes=budget)
+    assert info["method"] == "sparse-certified"
+    assert _optimum(xa, xb, x) == pytest.approx(ref, rel=1e-9)

@@ -2,13 +2,13 @@
 
 * scipy — dense reference: float64 cost, column-reduced, scipy linear_sum_assignment.
 * lapjv — dense float32 cost, lapx `lapjvs` (fastest dense solver on this machine).
-* auto  — exact and fast. While the float32 cost fits `max_dense_bytes`: first try an
-  int8 cost with rigorous error bounds and exact costs on demand (int8_cg.py), then
-  the float32 path: build it once
-  (blockwise, no float64 copy), keep clear mutual-best pairs, solve the rest densely with
-  lapjvs, and prove the whole assignment optimal with LP duals checked on all n² pairs
-  (dense_cg.py; falls back to lapjvs on the full cost if the proof fails). Above that, the
-  sparse candidate solver with a bound-based proof (auto.py), whose memory grows as n·k.
+* auto  — exact and fast. While its 16-bit n×n estimate fits `max_dense_bytes`: an int8
+  cost with rigorous error bounds and exact costs on demand, proven by LP duals over all n²
+  pairs (int8_cg.py). Else, or if that finds no proof, while the float32 cost fits: build it
+  once (blockwise, no float64 copy), keep clear mutual-best pairs, solve the rest densely
+  with lapjvs, and prove the whole assignment optimal the same way (dense_cg.py; falls back
+  to lapjvs on the full cost if the proof fails). Above that, the sparse candidate solver
+  with a bound-based proof (auto.py), whose memory grows as n·k.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from saematch.matching.int8_cg import int8_certified_assign
 
 SOLVERS = ("auto", "lapjv", "scipy")
 DENSE_BELOW = 64  # auto: plain lapjvs below this width
-MAX_DENSE_BYTES = 2 * 1024**3  # auto: dense float32 cost up to 2 GiB (n ≈ 23k)
+MAX_DENSE_BYTES = 2 * 1024**3  # auto: n×n arrays up to 2 GiB (int8 n ≈ 32k, float32 n ≈ 23k)
 
 
 def check_solver(solver: str) -> None:
@@ -90,11 +90,11 @@ def assign(
     if solver == "lapjv" or n < dense_below:
         return solve_lapjv(xa, xb, progress), {"method": "lapjvs"}
     xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
-    if n * n * 4 <= max_dense_bytes:
-        ok = quantised and not auto_kw
-        res = int8_certified_assign(xa, xb, exact_tail, head_splits) if ok else None
+    if quantised and not auto_kw and n * n * 2 <= max_dense_bytes:  # a 16-bit estimate
+        res = int8_certified_assign(xa, xb, exact_tail, head_splits)
         if res is not None:
             return res[0], {"method": "int8-certified", **res[1]}
+    if n * n * 4 <= max_dense_bytes:  # the float32 cost
         x, info = dense_certified_assign(xa, xb, progress=progress, **auto_kw)
         return x, {"method": "dense-certified", **info}
     x, info = auto_assign(xa, xb, progress=progress, **auto_kw)
