@@ -12,7 +12,7 @@ from experiment_helpers import compose_cfg
 
 from experiments import quantile_ablation, sparsity_sweep
 from experiments.context import Context
-from experiments.sparsity_sweep import l0_matched_choice, log_variation
+from experiments.l0_matched import l0_matched_choice, log_variation
 from saematch.pruning import pruning_sweep, sae_match_replacement
 
 
