@@ -192,6 +192,7 @@ def _bound_holds(G, E1, F1, E2, F2, rowc, colc, xa, xb, m: int = 512, seed: int 
     return bool(np.all(c >= lb))
 
 
+SAFE_REST = 2048  # start at the wider margin while its dense rest has at most this many rows
 MAX_CYCLE_ROUNDS = 200  # negative-cycle cancellation rounds within one proof
 
 
@@ -263,7 +264,12 @@ def int8_certified_assign(
     # that the optimum breaks (seen at 4k, mode both, margin 0.25), or a float32 near-tie in
     # the rest's LAP, shows as a negative cycle in the proof's parent graph: the proof
     # cancels it and goes on; a wider margin only when that does not converge.
-    for mg in (margin, 4 * margin, 16 * margin):
+    # While the wider margin's rest is small its dense LAP is cheap: start there (4k, mode
+    # both: 2.6 s -> 1.5 s, where 0.25 fails its first try).
+    ladder = [margin, 4 * margin, 16 * margin]
+    if len(clear_pairs(rv, ri, cv, ci, ladder[1])[1]) <= SAFE_REST:
+        ladder = ladder[1:]
+    for mg in ladder:
         x, v, rest = _guess(xa, xb, s, rv, ri, cv, ci, mg, tol)
         y = np.empty(n, dtype=np.int64)
         y[x] = np.arange(n)
