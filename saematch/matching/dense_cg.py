@@ -4,7 +4,7 @@
    matrix the dense solvers see); then in one pass each row's and column's two smallest
    costs are kept (numba).
 2. Guess: clear mutual nearest pairs (runners-up worse by a factor 1 + margin) are kept; the
-   remaining rows and columns form a dense sub-problem solved exactly by lapjvs.
+   remaining rows and columns form a dense sub-problem solved exactly by lapjvr.
 3. Proof: column duals v for the guess σ by shortest paths, v_j ≤ v_σ(i) + c_ij − c_iσ(i)
    over ALL n² pairs (label-correcting on C, started from the sub-problem's
    own duals, so most columns are scanned once). Then u_i = c_iσ(i) − v_σ(i) gives
@@ -111,6 +111,15 @@ def _label_duals(C, s, x, y, v, tol, max_scans):
     return scans
 
 
+def solve_rest(sub: np.ndarray) -> np.ndarray:
+    """Column of each row in the optimum of a dense float32 sub-cost (square).
+
+    lapx `lapjvr` (Rust, float64 potentials even on float32 costs): 0.75 s on the 3.9k-row rest
+    of a 16k matching where `lapjvs` took 1.5 s, same optimum.
+    """
+    return np.asarray(lap.lapjvr(sub, extend_cost=False, return_cost=False)[1], dtype=np.int64)
+
+
 def clear_pairs(rv, ri, cv, ci, margin: float):
     """Pairs kept without solving: j is i's best column, i is j's best row, and both
     runners-up are worse by more than `margin`·|c_ij| (rv, ri / cv, ci: each row's / column's
@@ -129,7 +138,7 @@ def clear_pairs(rv, ri, cv, ci, margin: float):
 
 
 def _assign_by_parts(C, rv, ri, cv, ci, margin: float):
-    """A guess of the optimum: clear mutual best pairs kept, lapjvs on the dense rest.
+    """A guess of the optimum: clear mutual best pairs kept, lapjvr on the dense rest.
 
     Pair (i, j) is kept when j is i's best column, i is j's best row, and both runners-up are
     worse by more than `margin`·|c_ij|. Returns x (n,) and the rest's rows and columns.
@@ -137,9 +146,8 @@ def _assign_by_parts(C, rv, ri, cv, ci, margin: float):
     x, rows, cols = clear_pairs(rv, ri, cv, ci, margin)
     if len(rows):
         sub = C[np.ix_(rows, cols)]  # (f, f) float32
-        sub -= sub.min(axis=0, keepdims=True)  # same optimum; lapjvs is faster on it
-        xs = lap.lapjvs(sub, extend_cost=False, return_cost=False, jvx_like=False)[0]
-        x[rows] = cols[np.asarray(xs, dtype=np.int64)]
+        sub -= sub.min(axis=0, keepdims=True)  # same optimum; faster to solve
+        x[rows] = cols[solve_rest(sub)]
     return x, rows, cols
 
 

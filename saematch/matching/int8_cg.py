@@ -14,7 +14,7 @@ Bound. a·b − σq·σ'q' = δ·b + σq·δ' exactly, so with Cauchy–Schwarz 
 (the 8ε terms: float32 scaling and tail rounding). The norms are exact float64 sums of the
 actual residuals, so the bound is rigorous, if loose (about 100x the typical error).
 1. Guess: clear mutual best pairs of ĉ kept (runners-up worse by `margin`); the rest, mostly
-   partner-less features, solved by lapjvs on its float32 cost.
+   partner-less features, solved by lapjvr on its float32 cost.
 2. Proof: label-correcting column duals over all n² pairs (as dense_cg.py); a pair is scanned
    with its lower bound and, only when that bound would lower v_j, with its exact cost (float64
    dot of the float32 features, the cost scipy's reference sees). Every pair then satisfies
@@ -25,11 +25,10 @@ actual residuals, so the bound is rigorous, if loose (about 100x the typical err
 
 from __future__ import annotations
 
-import lap
 import numba as nb
 import numpy as np
 
-from saematch.matching.dense_cg import _label_duals, _push_pending, clear_pairs
+from saematch.matching.dense_cg import _label_duals, _push_pending, clear_pairs, solve_rest
 from saematch.matching.int8_cost import EPS, SLACK, int8_cost, int8_gemm_available
 from saematch.matching.sparse_lap import _heap_pop, _heap_push
 
@@ -213,12 +212,11 @@ def _guess(xa, xb, s, rv, ri, cv, ci, margin: float, tol: float):
     """
     x, rows, cols = clear_pairs(rv, ri, cv, ci, margin)
     v = s.copy()
-    if len(rows):  # lapjvs on the rest's float32 sub-cost; the proof checks it on exact costs
+    if len(rows):  # LAP on the rest's float32 sub-cost; the proof checks it on exact costs
         sub = _sub_cost(xa, xb, rows, cols)
         shift = sub.min(axis=0)
         sub -= shift  # same optimum, faster to solve; duals shift back by the same amount
-        xs = lap.lapjvs(sub, extend_cost=False, return_cost=False, jvx_like=False)[0]
-        xs = np.asarray(xs, dtype=np.int64)
+        xs = solve_rest(sub)
         x[rows] = cols[xs]
         ys = np.empty(len(rows), dtype=np.int64)
         ys[xs] = np.arange(len(rows))
