@@ -215,14 +215,21 @@ def test_dense_certified_never_returns_an_unproven_guess(monkeypatch):
     )
 
 
+@pytest.mark.parametrize("safe_rest", [None, 0])  # 0: start at the narrow margin (as at 16k)
 @pytest.mark.parametrize("mode", ["decoder", "encoder", "both"])
 @pytest.mark.parametrize("width", [100, 500])
-def test_int8_certified_equals_scipy_optimum(mode, width):
+def test_int8_certified_equals_scipy_optimum(mode, width, safe_rest, monkeypatch):
+    import saematch.matching.int8_cg as int8_cg
+
+    if safe_rest is not None:
+        monkeypatch.setattr(int8_cg, "SAFE_REST", safe_rest)
     a, b, _ = synthetic_pair(d_model=48, width=width, unmatched=0.25, noise=0.7, seed=width)
     xa, xb = augmented_features(a.fold(), mode, "a"), augmented_features(b.fold(), mode, "b")
     both = mode == "both"
     x, info = assign(xa, xb, "auto", exact_tail=int(both), head_splits=(48,) * both)
     assert info["method"] == "int8-certified" and info["tries"][-1]["scans"] > 0
+    first = info["tries"][0]["margin"]
+    assert first == (0.25 if safe_rest == 0 else 1.0)  # small rests: the wider margin first
     ref = assign(xa, xb, "scipy")[0]
     assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
 
@@ -352,6 +359,7 @@ def test_int8_repairs_a_wrong_guess_by_cancelling_cycles(monkeypatch):
         return x, v, rest
 
     monkeypatch.setattr(int8_cg, "_guess", worse)
+    monkeypatch.setattr(int8_cg, "SAFE_REST", 0)
     a, b, _ = synthetic_pair(d_model=48, width=400, unmatched=0.2, noise=0.5, seed=3)
     xa, xb = (augmented_features(t, "both", side, fold=True) for t, side in ((a, "a"), (b, "b")))
     x, info = assign(xa, xb, "auto", exact_tail=1, head_splits=(48,))
