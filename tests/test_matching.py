@@ -398,3 +398,25 @@ def test_int8_path_reaches_twice_the_float32_area_then_the_sparse_solver(monkeyp
     x, info = assign(xa, xb, "auto", max_dense_bytes=budget)
     assert info["method"] == "sparse-certified"
     assert _optimum(xa, xb, x) == pytest.approx(ref, rel=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["decoder", "both"])
+def test_int8_handles_dead_and_duplicate_features(mode):
+    """Real SAEs have dead features (all-zero weights) and near-copies: ties everywhere."""
+    a, b, _ = synthetic_pair(d_model=64, width=600, unmatched=0.2, noise=0.5, seed=5)
+
+    def edited(s):
+        W_enc, b_enc, W_dec = s.W_enc.clone(), s.b_enc.clone(), s.W_dec.clone()
+        th = s.threshold.clone()
+        W_enc[:, :50], W_dec[:50], b_enc[:50] = 0, 0, 0  # dead
+        W_enc[:, 100:200], W_dec[100:200] = W_enc[:, :100], W_dec[:100]  # exact copies
+        b_enc[100:200], th[100:200] = b_enc[:100], th[:100]
+        return JumpReLUSAE(W_enc=W_enc, b_enc=b_enc, W_dec=W_dec, b_dec=s.b_dec, threshold=th)
+
+    xa = augmented_features(edited(a), mode, "a", fold=True)
+    xb = augmented_features(edited(b), mode, "b", fold=True)
+    both = mode == "both"
+    x, info = assign(xa, xb, "auto", exact_tail=int(both), head_splits=(64,) * both)
+    assert info["method"] == "int8-certified"
+    ref = assign(xa, xb, "scipy")[0]
+    assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
