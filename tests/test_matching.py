@@ -319,27 +319,11 @@ def test_int8_duals_cancel_the_cycles_of_a_wrong_assignment():
     ref = linear_sum_assignment(c.astype(np.float64))[1]
     for max_cycles, want in ((0, -2), (10_000, None)):
         x = np.arange(n)  # the identity: far from optimal
+        bound = (G16, zero, zero, zero, zero, zero, zero, zero, zero)
         scans, _, cycles = _bound_duals(
-            G16,
-            zero,
-            zero,
-            zero,
-            zero,
-            zero,
-            zero,
-            zero,
-            zero,
-            xa,
-            xb,
-            zero,
-            x,
-            x.copy(),
-            zero.copy(),
-            1e-12,
-            100 * n,
-            np.full(n, -1, dtype=np.int64),
-            max_cycles,
-        )
+            bound, xa, xb, zero, x, x.copy(), zero.copy(), 1e-12, 100 * n,
+            np.full(n, -1, dtype=np.int64), max_cycles,
+        )  # fmt: skip
         assert np.array_equal(np.sort(x), np.arange(n)) and cost(x) < cost(np.arange(n))
         if want is not None:  # stopped after the first cancellation round: cheaper already
             assert scans == want and cycles == 1

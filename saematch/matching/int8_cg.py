@@ -19,8 +19,9 @@ actual residuals, so the bound is rigorous, if loose (about 100x the typical err
    with its lower bound and, only when that bound would lower v_j, with its exact cost (float64
    dot of the float32 features, the cost scipy's reference sees). Every pair then satisfies
    u_i + v_j ≤ c_ij with equality on the guess: it is optimal (LP duality).
-   No proof within the scan budget -> a wider margin; then None (the caller falls back to
-   the float32 solver).
+   A negative cycle met on the way (the guess was not optimal) is cancelled in place and the
+   proof goes on. No proof within the scan budget -> a wider margin; then None (the caller
+   falls back to the float32 solver).
 """
 
 from __future__ import annotations
@@ -43,29 +44,10 @@ def _exact(xa, xb, i, j):
 
 
 @nb.njit(cache=True)
-def _bound_duals(
-    G16,
-    gmin,
-    step,
-    E1,
-    F1,
-    E2,
-    F2,
-    rowc,
-    colc,
-    xa,
-    xb,
-    s,
-    x,
-    y,
-    v,
-    tol,
-    max_scans,
-    parent,
-    max_cycles,
-):
+def _bound_duals(bound, xa, xb, s, x, y, v, tol, max_scans, parent, max_cycles):
     """Label-correcting duals over all pairs: lower bounds first, exact costs on demand.
 
+    bound = (G16, gmin, step, E1, F1, E2, F2, rowc, colc):
     c_ij ≥ gmin_i + G16_ij step_i − E1_i F1_j − E2_i F2_j + rowc_i + colc_j (module doc).
     Columns are scanned smallest v_j + s_j first: s is a potential, ideally near-feasible
     duals (the start v), which keeps most reduced edge weights ≥ 0 and rescans rare.
@@ -76,6 +58,7 @@ def _bound_duals(
     Returns (row scans, exact costs computed, cycles cancelled); scans = −1 when max_scans
     ran out, −2 after max_cycles cancellation rounds.
     """
+    G16, gmin, step, E1, F1, E2, F2, rowc, colc = bound
     n = G16.shape[0]
     cap = 4 * n
     hk = np.empty(cap)
@@ -255,6 +238,7 @@ def int8_certified_assign(
     colc = s
     if not _bound_holds(G, E1, F1, E2, F2, rowc, colc, xa, xb):
         return None
+    bound = (*G, E1, F1, E2, F2, rowc, colc)
     tol = 1e-10 * max(float(np.abs(rv[:, 0]).max()), 1e-30)
     info = {"proof": "duals-int8", "tries": []}
     # The rest is mostly partner-less features whatever the margin; a wider margin only adds
@@ -274,23 +258,7 @@ def int8_certified_assign(
         parent = np.full(n, -1, dtype=np.int64)
         # heap potential = the start duals: half the rescans and exact costs of keys v + s
         scans, exact, cycles = _bound_duals(
-            *G,
-            E1,
-            F1,
-            E2,
-            F2,
-            rowc,
-            colc,
-            xa,
-            xb,
-            v.copy(),
-            x,
-            y,
-            v,
-            tol,
-            int(max_scans * n) + n,
-            parent,
-            MAX_CYCLE_ROUNDS,
+            bound, xa, xb, v.copy(), x, y, v, tol, int(max_scans * n) + n, parent, MAX_CYCLE_ROUNDS
         )
         info["tries"].append(
             {"margin": mg, "dense_rest": rest, "scans": scans, "exact": exact, "cycles": cycles}
