@@ -59,6 +59,30 @@ def _block_topk(block, row0, r, s, rk_val, rk_idx, ck_val, ck_idx):
 
 
 @nb.njit(cache=True)
+def _all_pending(v, s):
+    """A lazy heap (keys v_j + s_j) holding every column, all marked pending."""
+    n = v.shape[0]
+    hk = np.empty(4 * n)
+    hv = np.empty(4 * n, dtype=np.int64)
+    size = 0
+    for j in range(n):
+        size = _heap_push(hk, hv, size, v[j] + s[j], j)
+    return hk, hv, np.ones(n, dtype=np.bool_), size
+
+
+@nb.njit(cache=True)
+def _pop_pending(hk, hv, size, pend, v, s):
+    """The pending column of smallest key, no longer pending (−1 when none); skips stale
+    entries. Returns (column, heap size)."""
+    while size > 0:
+        key, j0, size = _heap_pop(hk, hv, size)
+        if pend[j0] and key <= v[j0] + s[j0]:
+            pend[j0] = False
+            return j0, size
+    return -1, size
+
+
+@nb.njit(cache=True)
 def _push_pending(hk, hv, size, pend, v, s, j):
     """Mark column j pending and push it with key v_j + s_j; returns the heap size.
 
@@ -86,18 +110,12 @@ def _label_duals(C, s, x, y, v, tol, max_scans):
     Returns the number of row scans; < 0 when max_scans ran out (x is not optimal).
     """
     n = C.shape[0]
-    cap = 4 * n
-    hk = np.empty(cap)
-    hv = np.empty(cap, dtype=np.int64)
-    pend = np.ones(n, dtype=np.bool_)
-    size, scans = 0, 0
-    for j in range(n):
-        size = _heap_push(hk, hv, size, v[j] + s[j], j)
-    while size > 0:
-        key, j0, size = _heap_pop(hk, hv, size)
-        if not pend[j0] or key > v[j0] + s[j0]:
-            continue
-        pend[j0] = False
+    hk, hv, pend, size = _all_pending(v, s)
+    scans = 0
+    while True:
+        j0, size = _pop_pending(hk, hv, size, pend, v, s)
+        if j0 < 0:
+            break
         scans += 1
         if scans > max_scans:
             return -1

@@ -29,9 +29,15 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from saematch.matching.dense_cg import _label_duals, _push_pending, clear_pairs, solve_rest
+from saematch.matching.dense_cg import (
+    _all_pending,
+    _label_duals,
+    _pop_pending,
+    _push_pending,
+    clear_pairs,
+    solve_rest,
+)
 from saematch.matching.int8_cost import EPS, SLACK, int8_cost, int8_gemm_available
-from saematch.matching.sparse_lap import _heap_pop, _heap_push
 
 
 @nb.njit(cache=True, fastmath=True)
@@ -60,21 +66,15 @@ def _bound_duals(bound, xa, xb, s, x, y, v, tol, max_scans, parent, max_cycles):
     """
     G16, gmin, step, E1, F1, E2, F2, rowc, colc = bound
     n = G16.shape[0]
-    cap = 4 * n
-    hk = np.empty(cap)
-    hv = np.empty(cap, dtype=np.int64)
-    pend = np.ones(n, dtype=np.bool_)
+    hk, hv, pend, size = _all_pending(v, s)
     stamp = np.zeros(n, dtype=np.int64)
     ring = np.empty(n, dtype=np.int64)
     every = 64  # cycle checks: O(n) each, against a scan of O(n); short-lived spirals
-    size, scans, exact, cycles = 0, 0, 0, 0
-    for j in range(n):
-        size = _heap_push(hk, hv, size, v[j] + s[j], j)
-    while size > 0:
-        key, j0, size = _heap_pop(hk, hv, size)
-        if not pend[j0] or key > v[j0] + s[j0]:
-            continue
-        pend[j0] = False
+    scans, exact, cycles = 0, 0, 0
+    while True:
+        j0, size = _pop_pending(hk, hv, size, pend, v, s)
+        if j0 < 0:
+            break
         scans += 1
         if scans > max_scans:
             return -1, exact, cycles
