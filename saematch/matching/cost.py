@@ -29,10 +29,6 @@ def check_mode(mode: str, allowed: tuple[str, ...] = MODES) -> None:
         raise ValueError(f"unknown matching mode {mode!r}; choose one of {', '.join(allowed)}.")
 
 
-def _np(t: torch.Tensor, dtype) -> np.ndarray:
-    return t.detach().to("cpu").numpy().astype(dtype, copy=False)
-
-
 def feature_dim(d_model: int, mode: str) -> int:
     """Length of the per-feature vector z for `mode`."""
     return {"decoder": d_model, "encoder": d_model, "both": 2 * d_model + 1}[mode]

@@ -78,8 +78,8 @@ def _bound_duals(bound, xa, xb, s, x, y, v, tol, max_scans, parent, max_cycles):
         scans += 1
         if scans > max_scans:
             return -1, exact, cycles
-        if scans % every == 0 and _has_cycle(parent, stamp):
-            m = _cancel_cycles(parent, stamp, x, y, ring)
+        m = _cancel_cycles(parent, stamp, x, y, ring) if scans % every == 0 else 0
+        if m > 0:
             cycles += 1
             if cycles > max_cycles:
                 return -2, exact, cycles
@@ -113,22 +113,9 @@ def _bound_duals(bound, xa, xb, s, x, y, v, tol, max_scans, parent, max_cycles):
 
 
 @nb.njit(cache=True)
-def _has_cycle(parent, stamp):
-    """Whether the parent graph has a cycle (walks stamped with their start, O(n))."""
-    stamp[:] = 0
-    for j in range(parent.shape[0]):
-        k = j
-        while k >= 0 and stamp[k] == 0:
-            stamp[k] = j + 1
-            k = parent[k]
-        if k >= 0 and stamp[k] == j + 1:
-            return True
-    return False
-
-
-@nb.njit(cache=True)
 def _cancel_cycles(parent, stamp, x, y, ring):
-    """Cancel every cycle of the parent graph in x, y (in place); ring gets their columns.
+    """Cancel every cycle of the parent graph in x, y (in place; one O(n) walk, nothing to do
+    when there is none); ring gets their columns.
 
     A cycle c_0, c_1 = parent[c_0], … is negative (label-correcting, exact costs): moving
     row y[c_{t+1}] to c_t along it lowers the assignment's cost. Returns the number of

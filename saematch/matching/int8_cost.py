@@ -11,6 +11,7 @@ cheapest ĉ = ĝ + r + s are kept on the way. The bound that makes it exact is i
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
@@ -23,6 +24,7 @@ SLACK = 1 + 1e-9  # on float64 norms
 MAX_WORKERS = 8  # int8 cost: one row-block worker per torch thread, at most this many
 
 
+@functools.cache
 def int8_gemm_available() -> bool:
     """torch's int8 GEMM on this build (a private op: checked, never assumed)."""
     try:
