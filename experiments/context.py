@@ -127,6 +127,8 @@ class Context:
                 fold=fold,
                 solver=solver,
                 cache_dir=cache,
+                max_memory=mc.get("max_memory"),
+                device=mc.get("device", "auto"),
             )
         return self._matchings[key]
 

@@ -89,6 +89,8 @@ class MatchingConfig:
     fold: bool = True
     solver: Solver = Solver.auto
     cache: bool = True
+    max_memory: str | None = None  # e.g. "6GB"; None: half the available memory
+    device: str = "auto"  # auto | cpu | cuda
 
 
 @dataclass

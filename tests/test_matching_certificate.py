@@ -88,14 +88,14 @@ def test_every_solver_returns_a_certificate(mode, solver, width):
     assert m.total_cost == pytest.approx(ref.total_cost, rel=1e-6)
 
 
-def test_sparse_solver_returns_a_certificate():
+def test_streamed_solver_returns_a_certificate():
     a, b, _ = synthetic_pair(d_model=24, width=200, unmatched=0.3, noise=0.8, seed=1)
     xa, xb = (
         augmented_features(a, "decoder", "a", fold=True),
         augmented_features(b, "decoder", "b", fold=True),
     )
-    res = assign(xa, xb, "auto", max_dense_bytes=0, k=4)  # sparse options no longer leak
-    assert res.info["method"] == "sparse-certified"
+    res = assign(xa, xb, "auto", max_dense_bytes=0, k=4)  # its options no longer leak
+    assert res.info["method"] == "streamed-certified"
     xa64, xb64 = xa.astype(np.float64), xb.astype(np.float64)
     assert check_certificate(lambda r: xa64[r] @ xb64.T, res.perm, res.u, res.v, res.tol).ok
     assert assign(xa, xb, "auto", k=64).info["method"] == "int8-certified"  # was a TypeError

@@ -97,10 +97,12 @@ def cached_match(
     fold: bool,
     solver: str,
     cache_dir: str | Path | None,
+    **resources,
 ) -> Matching:
-    """match(a, b, ...) through the cache in cache_dir (no cache when None)."""
+    """match(a, b, ...) through the cache in cache_dir (no cache when None). resources
+    (max_memory, device) change how, not what: they are not part of the key."""
     if cache_dir is None:
-        return match(a, b, mode=mode, fold=fold, solver=solver)
+        return match(a, b, mode=mode, fold=fold, solver=solver, **resources)
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     key = cache_key(a, b, mode, fold, solver)
@@ -108,7 +110,7 @@ def cached_match(
         hit = load_matching(folder, key, a.width)
         if hit is not None:
             return hit
-        m = match(a, b, mode=mode, fold=fold, solver=solver)
+        m = match(a, b, mode=mode, fold=fold, solver=solver, **resources)
         m.info["cached"] = False
         save_matching(m, folder, key)
         return m
@@ -122,12 +124,24 @@ def match_layers(
     solver: str = "auto",
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    max_memory=None,
+    device: str = "auto",
 ) -> list[Matching]:
-    """Matchings of every adjacent pair (saes[t] -> saes[t+1]); len(saes) − 1 results."""
+    """Matchings of every adjacent pair (saes[t] -> saes[t+1]); len(saes) − 1 results.
+    max_memory, device: as in match()."""
     if len(saes) < 2:
         raise ValueError(f"match_layers needs at least two SAEs, got {len(saes)}")
     pairs = range(len(saes) - 1)
     return [
-        cached_match(saes[t], saes[t + 1], mode=mode, fold=fold, solver=solver, cache_dir=cache_dir)
+        cached_match(
+            saes[t],
+            saes[t + 1],
+            mode=mode,
+            fold=fold,
+            solver=solver,
+            cache_dir=cache_dir,
+            max_memory=max_memory,
+            device=device,
+        )
         for t in tqdm(pairs, desc="matching layers", disable=not progress)
     ]

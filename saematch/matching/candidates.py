@@ -1,14 +1,13 @@
-"""Sparse candidates: each row's and column's cheapest edges, and bounds on all the others.
+"""Sparse candidates in one streamed pass of the quantised bound (blocks.py).
 
-One pass of GEMM blocks over the cost c = xa @ xb.T (never the full n×n matrix). It keeps
+For every row block, on the bound L ≤ c in the g frame (L − r_i − s_j, which ranks
+candidates well for squared distances of varied norm):
 
-* every row's k cheapest columns, and R_i = the k-th smallest c_i· (exact, torch.topk);
-* for every column j, every entry below a threshold τ_j (set from the first block, a random
-  sample of rows, so that about k entries per column pass), pruned to the k cheapest when the
-  pool grows; C_j = τ_j.
-
-Lower bounds used by the optimality proof: a pair (i, j) that is not a candidate has
-c_ij ≥ max(R_i, C_j).
+* each row's k smallest (R_i = the (k+1)-th) and each column's k smallest (C_j = its (k+1)-th,
+  kept by a shrinking threshold over the blocks). Every pair that is neither has
+  c_ij ≥ r_i + s_j + max(R_i, C_j);
+* each row's and column's two smallest estimates ĉ (L plus the bound's width, c frame): what
+  the guess starts from.
 """
 
 from __future__ import annotations
@@ -22,82 +21,113 @@ from tqdm.auto import tqdm
 
 @dataclass
 class Candidates:
-    """Sparse edges (sorted by row, then column, unique) and the non-candidate lower bounds."""
+    """Candidate edges (unique), the g-frame bounds of all other pairs, and the c-frame top-2."""
 
     rows: np.ndarray  # (m,) int64
     cols: np.ndarray  # (m,) int64
-    vals: np.ndarray  # (m,) float32 cost c_ij
-    row_bound: np.ndarray  # (n,) float32, R_i
-    col_bound: np.ndarray  # (n,) float32, C_j
+    row_bound: np.ndarray  # (n,) float32, R_i (g frame)
+    col_bound: np.ndarray  # (n,) float32, C_j (g frame)
+    top2: tuple  # (rv, ri, cv, ci): (n, 2) smallest estimates ĉ per row / column, best first
 
 
-def _prune_columns(r: np.ndarray, c: np.ndarray, v: np.ndarray, tau: np.ndarray, k: int):
-    """Keep each column's k cheapest pool entries; lower τ_j to the k-th value kept."""
-    order = np.lexsort((v, c))
-    r, c, v = r[order], c[order], v[order]
-    start = np.searchsorted(c, c, side="left")
-    rank = np.arange(len(c)) - start
-    kth = rank == k - 1
-    tau[c[kth]] = np.minimum(tau[c[kth]], v[kth])
-    keep = rank < k
-    return r[keep], c[keep], v[keep]
+class ColumnTopK:
+    """Each column's k + 1 smallest values over row blocks: a threshold τ_j that only shrinks
+    (the first block's (k+1)-th value, then the pool's), and a pool pruned to k + 1 per column.
+    Values skipped or pruned are ≥ the final τ_j."""
+
+    def __init__(self, n: int, k: int):
+        self.n, self.k1 = n, k + 1
+        self.tau = None
+        self.r, self.c, self.v, self.size = [], [], [], 0
+
+    def add(self, low: torch.Tensor, row0) -> None:
+        """Fold a block (b, n); row0: its first row index, or the rows' indices (b,)."""
+        if self.tau is None:
+            kk = min(self.k1, low.shape[0])
+            self.tau = torch.topk(low, kk, dim=0, largest=False).values[-1].cpu().numpy()
+            if kk < self.k1:
+                self.tau[:] = np.inf
+        bi, bj = torch.nonzero(low <= torch.from_numpy(self.tau).to(low.device), as_tuple=True)
+        bi_np = bi.cpu().numpy()
+        self.r.append(bi_np + row0 if np.isscalar(row0) else np.asarray(row0)[bi_np])
+        self.c.append(bj.cpu().numpy())
+        self.v.append(low[bi, bj].cpu().numpy())
+        self.size += len(bi)
+        if self.size > 4 * self.k1 * self.n:
+            self._prune()
+
+    def _prune(self) -> None:
+        r, c, v = (np.concatenate(x) for x in (self.r, self.c, self.v))
+        order = np.lexsort((v, c))
+        r, c, v = r[order], c[order], v[order]
+        rank = np.arange(len(c)) - np.searchsorted(c, c, side="left")
+        kth = rank == self.k1 - 1
+        self.tau[c[kth]] = np.minimum(self.tau[c[kth]], v[kth])
+        keep = rank < self.k1
+        self.r, self.c, self.v, self.size = [r[keep]], [c[keep]], [v[keep]], int(keep.sum())
+
+    def result(self):
+        """(rows, cols) of each column's k smallest and C (n,), the (k+1)-th (−inf if none)."""
+        self._prune()
+        r, c, v = self.r[0], self.c[0], self.v[0]
+        rank = np.arange(len(c)) - np.searchsorted(c, c, side="left")
+        bound = np.full(self.n, -np.inf, dtype=np.float32)
+        kth = rank == self.k1 - 1
+        bound[c[kth]] = v[kth]
+        keep = rank < self.k1 - 1
+        return r[keep], c[keep], bound
 
 
-def block_candidates(
-    xa: np.ndarray, xb: np.ndarray, k: int, block: int = 2048, seed: int = 0, progress: bool = False
-) -> Candidates:
-    """Row and column candidates of c = xa @ xb.T (xa, xb: (n, D+2) float32), k per row/column."""
-    n = xa.shape[0]
-    k = max(1, min(k, n))
-    block = max(1, min(block, n))
-    order = np.random.default_rng(seed).permutation(n)  # random blocks: the first one samples
-    k0 = max(1, min(block, int(np.ceil(k * block / n))))
-    tau = np.full(n, np.inf, dtype=np.float32)
-    row_bound = np.empty(n, dtype=np.float32)
-    parts_r, parts_c, parts_v = [], [], []  # row top-k
-    pool_r, pool_c, pool_v, pool_size = [], [], [], 0
-    xbt = xb.T
-    for s in tqdm(range(0, n, block), desc="candidates", disable=not progress, leave=False):
-        idx = order[s : s + block]
-        cost = xa[idx] @ xbt  # (b, n) float32: c_ij
-        ct = torch.from_numpy(cost)
-        vals, cols = torch.topk(ct, k, dim=1, largest=False, sorted=False)
-        row_bound[idx] = vals.max(1).values.numpy()
-        parts_r.append(np.repeat(idx, k))
-        parts_c.append(cols.numpy().ravel())
-        parts_v.append(vals.numpy().ravel())
-        if s == 0:
-            kk = min(k0, len(idx))
-            tau[:] = torch.kthvalue(ct, kk, dim=0).values.numpy()
-        bi, bj = torch.nonzero(ct < torch.from_numpy(tau), as_tuple=True)
-        bi, bj = bi.numpy(), bj.numpy()
-        pool_r.append(idx[bi])
-        pool_c.append(bj)
-        pool_v.append(cost[bi, bj])
-        pool_size += len(bi)
-        if pool_size > 3 * k * n:
-            r, c, v = _prune_columns(*map(np.concatenate, (pool_r, pool_c, pool_v)), tau, k)
-            pool_r, pool_c, pool_v, pool_size = [r], [c], [v], len(r)
-        del cost, ct
-    rows = np.concatenate(parts_r + pool_r).astype(np.int64)
-    cols = np.concatenate(parts_c + pool_c).astype(np.int64)
-    vals = np.concatenate(parts_v + pool_v)
-    keys, first = np.unique(rows * n + cols, return_index=True)
-    return Candidates(keys // n, keys % n, vals[first], row_bound, tau)
+def _top2_columns(low: torch.Tensor, row0: int, cv, ci) -> None:
+    """Fold a block's two smallest per column into (cv, ci) (n, 2), best first."""
+    m1, a1 = low.min(0)
+    low[a1, torch.arange(low.shape[1], device=low.device)] = np.inf
+    m2, a2 = low.min(0)
+    vals = np.concatenate([cv, m1.cpu().numpy()[:, None], m2.cpu().numpy()[:, None]], 1)
+    idx = np.concatenate(
+        [ci, a1.cpu().numpy()[:, None] + row0, a2.cpu().numpy()[:, None] + row0], 1
+    )
+    o = np.argsort(vals, axis=1, kind="stable")[:, :2]
+    cv[:], ci[:] = np.take_along_axis(vals, o, 1), np.take_along_axis(idx, o, 1)
 
 
-def unproven_rows(
-    u: np.ndarray, v: np.ndarray, row_bound: np.ndarray, col_bound: np.ndarray, tol: float
-) -> np.ndarray:
-    """Rows i for which some j may have c_ij − u_i − v_j < −tol, given c_ij ≥ max(R_i, C_j).
+def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candidates:
+    """One pass of row blocks of the bound lb (blocks.LowerBound): see the module doc."""
+    n = lb.n
+    R = np.empty(n, dtype=np.float32)
+    rc = np.empty((n, k), dtype=np.int64)
+    rv, ri = np.empty((n, 2), dtype=np.float32), np.empty((n, 2), dtype=np.int64)
+    cv, ci = np.full((n, 2), np.inf, dtype=np.float32), np.zeros((n, 2), dtype=np.int64)
+    cols = ColumnTopK(n, k)
+    rt, st = (torch.as_tensor(a, dtype=torch.float32, device=lb.device) for a in (lb.r, lb.s))
+    for r0 in tqdm(range(0, n, block), desc="candidates", disable=not progress, leave=False):
+        r1 = min(n, r0 + block)
+        low = lb.block(slice(r0, r1), norms=False)  # the g frame
+        vals, idx = torch.topk(low, k + 1, dim=1, largest=False, sorted=True)
+        rc[r0:r1], R[r0:r1] = idx[:, :k].cpu().numpy(), vals[:, k].cpu().numpy()
+        cols.add(low, r0)
+        low.add_(rt[r0:r1, None]).add_(st[None, :])  # the c frame, and the estimate ĉ:
+        low.addr_(lb.E1[r0:r1], lb.F1).addr_(lb.E2[r0:r1], lb.F2)  # the bound's width back
+        vals, idx = torch.topk(low, 2, dim=1, largest=False, sorted=True)
+        rv[r0:r1], ri[r0:r1] = vals.cpu().numpy(), idx.cpu().numpy()
+        _top2_columns(low, r0, cv, ci)
+        del low
+    cr, cc, C = cols.result()
+    rows = np.concatenate([np.repeat(np.arange(n), k), cr])
+    keys = np.unique(rows * n + np.concatenate([rc.ravel(), cc]))
+    return Candidates(keys // n, keys % n, R, C, (rv, ri, cv, ci))
+
+
+def unproven_rows(u, v, row_bound, col_bound, tol: float) -> np.ndarray:
+    """Rows i for which some j may have c_ij − u_i − v_j < −tol, given c_ij ≥ max(R_i, C_j)
+    (all in one frame; valid for the pairs that are not candidates).
 
     O(n log n): sort columns by C_j; those with C_j ≤ R_i need v_j ≤ R_i − u_i (prefix max of
-    v), the rest need C_j − v_j ≥ u_i (suffix min). Pairs inside the candidate graph satisfy
-    the same test whenever (u, v) is feasible there, because their c_ij ≤ max(R_i, C_j).
+    v), the rest need C_j − v_j ≥ u_i (suffix min).
     """
     order = np.argsort(col_bound, kind="stable")
     cb, vs = col_bound[order].astype(np.float64), v[order]
-    pre_max = np.maximum.accumulate(vs)  # max v over the p cheapest-bound columns
+    pre_max = np.maximum.accumulate(vs)
     suf_min = np.minimum.accumulate((cb - vs)[::-1])[::-1]
     p = np.searchsorted(cb, row_bound.astype(np.float64), side="right")  # C_j ≤ R_i for j < p
     low_ok = (p == 0) | (pre_max[np.maximum(p - 1, 0)] <= row_bound - u + tol)

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from saematch.matching.cost import augmented_features, check_mode, pair_cost_features
+from saematch.matching.budget import features_bytes, resolve_budget
+from saematch.matching.cost import augmented_features, check_mode, feature_dim, pair_cost_features
 from saematch.matching.permutation import Permutation
-from saematch.matching.solvers import assign, check_solver
+from saematch.matching.solvers import assign, check_solver, plan, resolve_device
 from saematch.sae import JumpReLUSAE, check_compatible
 
 
@@ -52,17 +53,27 @@ def match(
     fold: bool = True,
     solver: str = "auto",
     progress: bool = False,
+    max_memory: int | float | str | None = None,
+    device: str = "auto",
 ) -> Matching:
     """Optimal bijection a -> b minimising Σ_i cost(i, perm[i]) (eq. 3), with its duals.
 
     cost = mean_d ΔW_dec² (decoder), mean_d ΔW_enc² (encoder), or their sum + Δb_enc²
     (both); on folded weights (eq. 4) when fold=True. Solvers: auto | lapjv | scipy.
+    max_memory: what the matching may allocate ("6GB", bytes; None: half the available
+    memory, logged); a width that cannot fit raises MemoryError before allocating.
+    device: auto | cpu | cuda, where solver=auto's cost blocks run (same certified result).
     """
     check_mode(mode)
     check_solver(solver)
     check_compatible(a, b)
+    dev = resolve_device(device)
+    budget = resolve_budget(max_memory)
     t0 = time.perf_counter()
     dtype = np.float64 if solver == "scipy" else np.float32
+    D = feature_dim(a.d_model, mode)
+    work = budget - features_bytes(a.width, D, np.dtype(dtype).itemsize)
+    plan(a.width, D, solver, work, dev)  # MemoryError now, before the features exist
     # folded features straight from the weights: no folded copy of either SAE
     xa = augmented_features(a, mode, "a", dtype, fold=fold)
     xb = augmented_features(b, mode, "b", dtype, fold=fold)
@@ -70,7 +81,14 @@ def match(
     # and encoder parts get their own int8 scales
     both = mode == "both"
     res = assign(
-        xa, xb, solver, progress=progress, exact_tail=int(both), head_splits=(a.d_model,) * both
+        xa,
+        xb,
+        solver,
+        progress=progress,
+        exact_tail=int(both),
+        head_splits=(a.d_model,) * both,
+        max_memory=work,
+        device=dev,
     )
     pair = pair_cost_features(xa, xb, res.perm)
     return Matching(

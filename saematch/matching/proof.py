@@ -186,3 +186,32 @@ def cancel_cycles(parent, stamp, x, y, ring):
 def row_duals(xa: np.ndarray, xb: np.ndarray, x: np.ndarray, v: np.ndarray) -> np.ndarray:
     """u_i = c_iσ(i) − v_σ(i) with exact costs (float64)."""
     return exact_pair_costs(xa, xb, np.arange(len(x)), x) - v[x]
+
+
+@nb.njit(cache=True)
+def graph_duals(indptr, indices, cost, x, y, v, s, tol, max_scans):
+    """label_duals on a sparse graph (CSR, each row's edges): v_j ≤ v_σ(i) + c_ij − c_iσ(i) + tol
+    on every edge, v lowered in place from its start; keys v_j + s_j. Returns the number of
+    row scans (< 0: max_scans ran out, x is not optimal on the graph)."""
+    hk, hv, pend, size = all_pending(v, s)
+    scans = 0
+    while True:
+        j0, size = pop_pending(hk, hv, size, pend, v, s)
+        if j0 < 0:
+            break
+        scans += 1
+        if scans > max_scans:
+            return -1
+        i = y[j0]
+        c0 = np.inf
+        for e in range(indptr[i], indptr[i + 1]):
+            if indices[e] == j0:
+                c0 = cost[e]
+        base = v[j0] - c0
+        for e in range(indptr[i], indptr[i + 1]):
+            j = indices[e]
+            cand = base + cost[e]
+            if cand < v[j] - tol:
+                v[j] = cand
+                size = push_pending(hk, hv, size, pend, v, s, j)
+    return scans

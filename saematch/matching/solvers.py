@@ -4,8 +4,8 @@
 * lapjv — dense float32 cost, lapx `lapjvs` (fastest dense solver on this machine).
 * auto  — exact and fast, never a float64 n×n matrix: the quantised certified solver
   (certified.py: stored 16-bit estimate, guess, proof by duals) while its estimate fits
-  `max_dense_bytes`; else, or if it finds no proof, the sparse certified solver (sparse.py:
-  candidate edges, sparse LAP, bounds).
+  `max_dense_bytes`; else, or if it finds no proof, the streamed certified solver
+  (streamed.py: row blocks of the same bound, sparse candidates, proof in rounds).
 
 Every solver returns an Assignment (certificate.py): the permutation and LP duals proving it
 optimal; for scipy and lapjv the duals are computed on their dense cost (proof.py).
@@ -15,18 +15,52 @@ from __future__ import annotations
 
 import lap
 import numpy as np
+import torch
 from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
+from saematch.matching.budget import dense_bytes, stored_bytes, streamed_bytes, too_big
 from saematch.matching.certificate import Assignment
-from saematch.matching.certified import quantised_certified_assign, stored_bytes
+from saematch.matching.certified import quantised_certified_assign
 from saematch.matching.proof import dense_duals
-from saematch.matching.sparse import sparse_certified_assign
+from saematch.matching.streamed import streamed_certified_assign
 
 SOLVERS = ("auto", "lapjv", "scipy")
 DENSE_BELOW = 64  # auto: plain lapjvs below this width
 MAX_DENSE_BYTES = 2 * 1024**3  # auto: the stored 16-bit estimate up to 2 GiB (n ≈ 32k)
-SPARSE_OPTIONS = ("k", "lam", "block", "extra", "max_rounds")  # keywords of the sparse solver
+STREAMED_OPTIONS = ("k", "rest_k", "margin", "max_rounds", "seed")
+DEVICES = ("auto", "cpu", "cuda")
+MIN_BLOCK, MAX_BLOCK = 16, 256  # streamed row blocks
+
+
+def resolve_device(device: str) -> str:
+    """auto -> cuda when torch sees a GPU, else cpu. Raises ValueError on anything else."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown matching device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("matching.device=cuda but torch sees no GPU; use device=auto or cpu")
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+def plan(n: int, D: int, solver: str, budget: int, device: str = "cpu", dense_below=None):
+    """(path, streamed row block) for n features of length D within `budget` bytes of
+    working memory (features excluded); MemoryError, before anything is allocated, when no
+    path fits. path: dense | stored | streamed."""
+    dense_below = DENSE_BELOW if dense_below is None else dense_below
+    if solver in ("scipy", "lapjv") or n < dense_below:
+        need = dense_bytes(n, solver)
+        if need > budget:
+            raise too_big(n, D, need, budget, f"the dense {solver} solver")
+        return "dense", None
+    if device == "cpu" and stored_bytes(n) <= min(budget, MAX_DENSE_BYTES):
+        return "stored", None
+    block = MAX_BLOCK
+    while block > MIN_BLOCK and streamed_bytes(n, D, block) > budget:
+        block //= 2
+    need = streamed_bytes(n, D, block)
+    if need > budget:
+        raise too_big(n, D, need, budget, f"the streamed solver in row blocks of {block}")
+    return "streamed", block
 
 
 def check_solver(solver: str) -> None:
@@ -93,30 +127,41 @@ def assign(
     max_dense_bytes: int = MAX_DENSE_BYTES,
     exact_tail: int = 0,
     head_splits: tuple[int, ...] = (),
-    **sparse_options,
+    max_memory: int | None = None,
+    device: str = "cpu",
+    **streamed_options,
 ) -> Assignment:
     """Optimal assignment of c = xa @ xb.T with the named solver, with its duals.
 
-    auto: the quantised certified solver while its stored estimate fits max_dense_bytes (the
-    last `exact_tail` dims of z are kept exact, e.g. mode "both"'s b_enc; `head_splits` are
-    where its parts of different scale start, e.g. the encoder's), then the sparse one.
-    sparse_options (SPARSE_OPTIONS) go to the latter.
+    auto: the quantised certified solver while its stored estimate fits max_dense_bytes and
+    max_memory (bytes of working memory; None: no limit), on the CPU (the last `exact_tail`
+    dims of z are kept exact, e.g. mode "both"'s b_enc; `head_splits` are where its parts of
+    different scale start, e.g. the encoder's); else the streamed one on `device`, in row
+    blocks that fit max_memory. streamed_options (STREAMED_OPTIONS) go to the latter.
     """
     check_solver(solver)
-    unknown = set(sparse_options) - set(SPARSE_OPTIONS)
+    unknown = set(streamed_options) - set(STREAMED_OPTIONS)
     if unknown:
-        raise TypeError(f"assign: unknown options {sorted(unknown)}; known: {SPARSE_OPTIONS}")
-    n = xa.shape[0]
+        raise TypeError(f"assign: unknown options {sorted(unknown)}; known: {STREAMED_OPTIONS}")
+    n, D = xa.shape[0], xa.shape[1] - 2
+    device = resolve_device(device)
+    budget = max_memory if max_memory is not None else 2**62
+    path, block = plan(n, D, solver, budget, device, dense_below)
     if solver == "scipy":
         return solve_scipy(xa, xb, progress)
-    if solver == "lapjv" or n < dense_below:
+    if path == "dense":
         return solve_lapjv(xa, xb, progress)
     xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
-    if stored_bytes(n) <= max_dense_bytes:
+    if path == "stored" and stored_bytes(n) <= max_dense_bytes:
         res = quantised_certified_assign(xa, xb, exact_tail, head_splits)
         if res is not None:
             res.info = {"method": "int8-certified", **res.info}
             return res
-    res = sparse_certified_assign(xa, xb, progress=progress, **sparse_options)
-    res.info = {"method": "sparse-certified", **res.info}
+    if path != "streamed":  # the stored path did not run or found no proof
+        block = plan(n, D, solver, budget, "cuda", dense_below)[1]  # "cuda": never stored
+    res = streamed_certified_assign(
+        xa, xb, exact_tail, head_splits, block=block, device=device, progress=progress,
+        **streamed_options,
+    )  # fmt: skip
+    res.info = {"method": "streamed-certified", **res.info}
     return res

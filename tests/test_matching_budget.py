@@ -1,0 +1,81 @@
+"""Memory budget and device of match(): parsed, respected, and a clear error before allocating."""
+
+import importlib
+import logging
+
+import pytest
+import torch
+
+import saematch.matching.solvers as solvers
+from saematch.matching import check_matching, match
+from saematch.matching.budget import parse_bytes, resolve_budget, streamed_bytes
+from saematch.matching.synthetic import synthetic_pair
+
+match_mod = importlib.import_module("saematch.matching.match")  # the module, not the function
+
+
+def test_parse_bytes():
+    assert parse_bytes("6GB") == 6 * 10**9
+    assert parse_bytes("512 MiB") == 512 * 2**20
+    assert parse_bytes(6e9) == 6 * 10**9 and parse_bytes("1.5gb") == 1_500_000_000
+    for bad in ("lots", "-1GB", 0, "6 parsecs", True):
+        with pytest.raises(ValueError, match="max_memory"):
+            parse_bytes(bad)
+
+
+def test_default_budget_is_a_share_of_available_memory_and_logged(caplog):
+    with caplog.at_level(logging.INFO, logger="saematch.matching.budget"):
+        b = resolve_budget(None)
+    assert b > 0 and "matching.max_memory not set" in caplog.text
+
+
+def test_too_small_a_budget_stops_before_allocating(monkeypatch):
+    a, b, _ = synthetic_pair(d_model=32, width=300, seed=1)
+
+    def no_features(*args, **kw):
+        raise AssertionError("features were built before the budget check")
+
+    monkeypatch.setattr(match_mod, "augmented_features", no_features)
+    with pytest.raises(MemoryError) as err:
+        match(a, b, mode="decoder", max_memory="100kB")
+    msg = str(err.value)
+    assert "300 features" in msg and "0.00 GB" in msg and "matching.max_memory" in msg
+    with pytest.raises(MemoryError, match="dense scipy"):
+        match(a, b, mode="decoder", solver="scipy", max_memory="1MB")
+
+
+@pytest.mark.parametrize("mode", ["decoder", "both"])
+def test_a_budget_below_the_stored_estimate_streams_in_row_blocks(mode, monkeypatch):
+    monkeypatch.setattr(solvers, "MAX_DENSE_BYTES", 0)  # no stored estimate at any width
+    n = 300
+    a, b, _ = synthetic_pair(d_model=32, width=n, unmatched=0.2, noise=0.5, seed=2)
+    D = 32 if mode == "decoder" else 65
+    feats = 2 * n * (D + 2) * 4
+    budget = feats + streamed_bytes(n, D, 32)  # row blocks of 32 at most
+    m = match(a, b, mode=mode, max_memory=budget, device="cpu")
+    assert m.info["method"] == "streamed-certified" and m.info["block"] <= 32
+    assert check_matching(a, b, m).ok
+    ref = match(a, b, mode=mode, solver="scipy")
+    assert m.total_cost == pytest.approx(ref.total_cost, rel=1e-6)  # float32 vs 64 features
+
+
+def test_devices():
+    a, b, _ = synthetic_pair(d_model=16, width=80, seed=3)
+    with pytest.raises(ValueError, match="unknown matching device"):
+        match(a, b, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no GPU"):
+            match(a, b, device="cuda")
+    assert match(a, b, device="auto").info["method"] == "int8-certified"
+
+
+def test_plans_at_published_widths():
+    """What the dispatcher picks for Gemma Scope widths (d_model 2304, decoder), no allocation."""
+    assert solvers.plan(16384, 2304, "auto", 6 * 10**9) == ("stored", None)
+    path, block = solvers.plan(65536, 2304, "auto", 6 * 10**9)
+    assert path == "streamed" and block >= 16
+    path, block = solvers.plan(131072, 2304, "auto", 12 * 10**9)
+    assert path == "streamed"
+    assert solvers.plan(16384, 2304, "auto", 6 * 10**9, device="cuda")[0] == "streamed"
+    with pytest.raises(MemoryError, match="1048576 features"):
+        solvers.plan(2**20, 2304, "auto", 2 * 10**9)
