@@ -1,23 +1,28 @@
-"""Benchmark: dense scipy matching pipeline vs saematch's `auto` solver on synthetic SAE pairs.
+"""Benchmark: saematch's `auto` solver against references on synthetic SAE pairs.
 
-    python scripts/bench_matching.py --widths 4096 16384 --mode decoder
     python scripts/bench_matching.py --widths 4096 16384 --mode both
+    python scripts/bench_matching.py --widths 65536 131072 --mode decoder --max-memory 6GB
+    python scripts/bench_matching.py --widths 65536 --device cuda
 
 For each width: a synthetic pair (d_model 2304, folded decoder rows of varied norm, B a
-permuted noisy copy of A with a share of partner-less features); wall time and peak RSS above
-the two SAEs (from /proc, which sees BLAS buffers; tracemalloc does not) of
+permuted noisy copy of A with a share of partner-less features); wall time and peak RSS (from
+/proc, which sees BLAS buffers; tracemalloc does not) of
 
-* scipy: fold, features, float32 GEMM (numpy BLAS), float64 copy, column reduction,
-  scipy.optimize.linear_sum_assignment;
-* auto:  saematch.matching.match(a, b, solver="auto").
+* gemm:  the float32 GEMM of the same features (numpy BLAS, row blocks, outputs dropped), what
+  any exact method must at least compute or bound. Above --gemm-full-below it is timed on
+  --gemm-rows rows and scaled by n / rows (GEMM time is linear in the rows; printed as such);
+* scipy (widths up to --scipy-below): fold, features, float32 GEMM, float64 copy, column
+  reduction, scipy.optimize.linear_sum_assignment;
+* auto:  saematch.matching.match(a, b, solver="auto"), its certificate checked on sampled rows.
 
-Both are scored with the same float64 pair cost; the totals must agree.
+Totals of scipy and auto are scored with the same float64 pair cost and must agree.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import time
 from pathlib import Path
 
@@ -60,6 +65,45 @@ def measure(fn):
     return out, dt, cpu, peak
 
 
+def gemm_reference(a, b, mode: str, full_below: int, rows: int, block: int = 2048):
+    """(seconds, extrapolated?) of the float32 GEMM xa @ xb.T of the same features."""
+    xa = augmented_features(a, mode, "a", fold=True)
+    xb = augmented_features(b, mode, "b", fold=True)
+    n = len(xa)
+    m = n if n < full_below else min(n, rows)
+    out = np.empty((min(block, m), n), dtype=np.float32)
+    t0 = time.perf_counter()
+    for s in range(0, m, block):
+        np.matmul(xa[s : min(m, s + block)], xb.T, out=out[: min(m, s + block) - s])
+    dt = time.perf_counter() - t0
+    return dt * n / m, m < n
+
+
+def sampled_certificate(a, b, m, rows: int = 2048, seed: int = 0):
+    """The certificate checked on random rows (every column): (ok, min reduced, max slack)."""
+    xa = augmented_features(a, m.mode, "a", fold=m.fold)
+    xb = augmented_features(b, m.mode, "b", fold=m.fold)
+    idx = np.sort(np.random.default_rng(seed).choice(len(xa), min(rows, len(xa)), replace=False))
+    xbt = xb.astype(np.float64).T
+    u, v = m.duals
+
+    def cost(sl):
+        return xa[idx[sl]].astype(np.float64) @ xbt
+
+    return check_certificate_rows(cost, m.perm[idx], u[idx], v, m.info["tol"])
+
+
+def check_certificate_rows(cost, perm, u, v, tol, block: int = 256):
+    """min reduced cost and max slack over the given rows (every column)."""
+    lo, slack = np.inf, -np.inf
+    for r0 in range(0, len(perm), block):
+        c = cost(slice(r0, r0 + block))
+        red = c - u[r0 : r0 + block, None] - v[None, :]
+        lo = min(lo, float(red.min()))
+        slack = max(slack, float(red[np.arange(len(c)), perm[r0 : r0 + block]].max()))
+    return lo >= -tol and slack <= tol, lo, slack
+
+
 def dense_scipy(a, b, mode: str):
     """The dense reference pipeline; returns (perm, pair cost)."""
     xa = augmented_features(a, mode, "a", fold=True)
@@ -79,33 +123,68 @@ def main() -> None:
     ap.add_argument("--unmatched", type=float, default=0.2)
     ap.add_argument("--noise", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scipy-below", type=int, default=20000, help="dense reference up to here")
+    ap.add_argument("--gemm-full-below", type=int, default=40000)
+    ap.add_argument("--gemm-rows", type=int, default=8192)
+    ap.add_argument("--max-memory", default=None, help='e.g. "6GB" (default: half available)')
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = ap.parse_args()
+    print(f"load average at start: {os.getloadavg()}", flush=True)
     # numba kernels load from their on-disk cache (or compile, first run ever): time it apart
     a, b, _ = synthetic_pair(32, 256, args.unmatched, args.noise, args.seed)
     t0 = time.perf_counter()
-    m = match(a, b, mode=args.mode)
+    m = match(a, b, mode=args.mode, device=args.device)
+    from saematch.matching.streamed import streamed_certified_assign
+
+    xa, xb = (augmented_features(t, args.mode, side, fold=True) for t, side in ((a, "a"), (b, "b")))
+    streamed_certified_assign(xa, xb, k=4, block=64)  # its numba kernels too
     print(f"warm-up (numba load/compile) {time.perf_counter() - t0:.2f} s [{m.info['method']}]")
     for n in args.widths:
         a, b, planted = synthetic_pair(args.d_model, n, args.unmatched, args.noise, args.seed)
         sae_gb = 2 * sum(t.numel() * t.element_size() for t in a.state_dict().values()) / 1e9
-        (p_ref, c_ref), t_ref, u_ref, m_ref = measure(lambda a=a, b=b: dense_scipy(a, b, args.mode))
-        m, t_auto, u_auto, m_auto = measure(lambda a=a, b=b: match(a, b, mode=args.mode))
-        tot_ref, tot_auto = float(c_ref.astype(np.float64).sum()), m.total_cost
-        has = planted >= 0
-        rec = (m.perm[has] == planted[has]).mean()
+        (t_gemm, extrap), _, _, m_gemm = measure(
+            lambda a=a, b=b: gemm_reference(a, b, args.mode, args.gemm_full_below, args.gemm_rows)
+        )
         print(
-            f"width {n} mode {args.mode} (SAEs {sae_gb:.2f} GB)\n"
-            f"  scipy: {t_ref:.1f} s wall, {u_ref:.1f} s CPU, +{m_ref:.2f} GB peak RSS\n"
-            f"  auto [{m.info['method']}]: {t_auto:.1f} s wall, {u_auto:.1f} s CPU, "
-            f"+{m_auto:.2f} GB peak RSS\n"
-            f"  speed-up {t_ref / t_auto:.2f}x wall, {u_ref / u_auto:.2f}x CPU\n"
-            f"  total cost scipy {tot_ref:.9g} auto {tot_auto:.9g} "
-            f"(rel diff {abs(tot_auto - tot_ref) / tot_ref:.1e}); same pairs "
-            f"{(p_ref == m.perm).mean():.4f}; planted partners recovered {rec:.4f}\n"
-            f"  auto details: { {k: v for k, v in m.info.items() if k != 'method'} }",
+            f"width {n} mode {args.mode} (SAEs {sae_gb:.2f} GB, "
+            f"RSS {_rss_kb('VmRSS') / 1e6:.2f} GB)\n"
+            f"  fp32 GEMM of the same features: {t_gemm:.1f} s"
+            + (f" (timed on {args.gemm_rows} rows, scaled by n/rows)" if extrap else ""),
             flush=True,
         )
-        del a, b, m, p_ref, c_ref
+        ref = None
+        if n <= args.scipy_below:
+            ref, t_ref, u_ref, m_ref = measure(lambda a=a, b=b: dense_scipy(a, b, args.mode))
+            print(f"  scipy: {t_ref:.1f} s wall, {u_ref:.1f} s CPU, +{m_ref:.2f} GB peak RSS")
+        m, t_auto, u_auto, m_auto = measure(
+            lambda a=a, b=b: match(
+                a, b, mode=args.mode, max_memory=args.max_memory, device=args.device
+            )
+        )
+        peak_total = _rss_kb("VmHWM") / 1e6
+        has = planted >= 0
+        rec = (m.perm[has] == planted[has]).mean()
+        ok, lo, slack = sampled_certificate(a, b, m)
+        print(
+            f"  auto [{m.info['method']}]: {t_auto:.1f} s wall, {u_auto:.1f} s CPU, "
+            f"+{m_auto:.2f} GB peak RSS above the SAEs (process peak {peak_total:.2f} GB)\n"
+            f"  auto / fp32 GEMM: {t_auto / t_gemm:.2f}x; certificate on 2048 sampled rows: "
+            f"{'ok' if ok else 'FAILED'} (min reduced cost {lo:.2e}, max slack {slack:.2e}, "
+            f"tol {m.info['tol']:.1e}); planted partners recovered {rec:.4f}",
+            flush=True,
+        )
+        if ref is not None:
+            p_ref, c_ref = ref
+            tot_ref, tot_auto = float(c_ref.astype(np.float64).sum()), m.total_cost
+            print(
+                f"  speed-up over scipy {t_ref / t_auto:.2f}x wall, {u_ref / u_auto:.2f}x CPU; "
+                f"total cost scipy {tot_ref:.9g} auto {tot_auto:.9g} "
+                f"(rel diff {abs(tot_auto - tot_ref) / tot_ref:.1e}); same pairs "
+                f"{(p_ref == m.perm).mean():.4f}"
+            )
+        info = {k: v for k, v in m.info.items() if k not in ("method", "tol")}
+        print(f"  auto details: {info}", flush=True)
+        del a, b, m, ref
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import importlib
 import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -79,3 +80,21 @@ def test_plans_at_published_widths():
     assert solvers.plan(16384, 2304, "auto", 6 * 10**9, device="cuda")[0] == "streamed"
     with pytest.raises(MemoryError, match="1048576 features"):
         solvers.plan(2**20, 2304, "auto", 2 * 10**9)
+
+
+@pytest.mark.parametrize("mode", ["decoder", "both"])
+def test_streamed_bound_holds_on_every_pair(mode):
+    """blocks.LowerBound (the torch code both devices run) never exceeds an exact cost."""
+    from saematch.matching.blocks import LowerBound
+    from saematch.matching.cost import augmented_features
+
+    a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=9)
+    xa, xb = (augmented_features(t, mode, side, fold=True) for t, side in ((a, "a"), (b, "b")))
+    both = mode == "both"
+    lb = LowerBound(xa, xb, exact_tail=int(both), head_splits=(40,) * both)
+    exact = xa.astype(np.float64) @ xb.astype(np.float64).T
+    low = lb.block(slice(0, 300)).double().numpy()
+    assert (exact >= low).all()
+    assert np.median(exact - low) < 0.2 * np.median(np.abs(exact))  # loose, not absurd
+    g = lb.block(torch.arange(300), norms=False).double().numpy()
+    assert (exact - lb.r[:, None] - lb.s[None, :] >= g).all()  # the g frame too
