@@ -30,9 +30,7 @@ def score_run(test_zoo, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def persistence_run(test_zoo, tmp_path_factory):
-    return _run(
-        "persistence", test_zoo, tmp_path_factory, ["experiment.start_layers=[0,1]"]
-    )
+    return _run("persistence", test_zoo, tmp_path_factory, ["experiment.start_layers=[0,1]"])
 
 
 def test_matching_scores_are_fractions_and_folded_beats_vanilla(score_run):
@@ -107,9 +105,7 @@ def test_paths_follow_the_composed_matchings(test_zoo, tmp_path_factory):
 
 
 def test_match_examples_span_the_mse_range(test_zoo, tmp_path_factory):
-    res, cfg = _run(
-        "match_examples", test_zoo, tmp_path_factory, ["experiment.n_examples=2"]
-    )
+    res, cfg = _run("match_examples", test_zoo, tmp_path_factory, ["experiment.n_examples=2"])
     ex = res["examples"]
     assert [e["group"] for e in ex] == ["lowest"] * 2 + ["middle"] * 2 + ["highest"] * 2
     mse = [e["decoder_mse"] for e in ex]

@@ -65,7 +65,7 @@ def test_quantile_ablation_ends_at_sae_match(test_zoo, tmp_path):
     res = run(cfg)
     assert sorted(res["layers"]) == ["0", "2"]
     ctx = context(cfg)
-    layers, saes, ms = ctx.layers, ctx.saes, ctx.matchings(fold=True)
+    saes, ms = ctx.saes, ctx.matchings(fold=True)
     by = {L: s.fold() for L, s in saes.items()}  # decoded in matched units
     perms = {t: m.perm for t, m in ms.items()}
     reps = {  # the definitions written out directly
@@ -93,9 +93,7 @@ def test_quantile_ablation_ends_at_sae_match(test_zoo, tmp_path):
 def test_quantile_ablation_folded_decode_agrees_only_at_q0(test_zoo, tmp_path):
     over = ["experiment.quantiles=[0.0,1.0]", "experiment.pairs=[1]"]
     raw_over = [*over, "experiment.folded_decode=false"]
-    raw = run(
-        compose_cfg("quantile_ablation", raw_over, test_zoo, tmp_path / "a")
-    )
+    raw = run(compose_cfg("quantile_ablation", raw_over, test_zoo, tmp_path / "a"))
     over.append("experiment.folded_decode=true")
     fold = run(compose_cfg("quantile_ablation", over, test_zoo, tmp_path / "b"))
     a, b = raw["layers"]["1"]["quantiles"], fold["layers"]["1"]["quantiles"]
