@@ -98,3 +98,20 @@ def test_streamed_bound_holds_on_every_pair(mode):
     assert np.median(exact - low) < 0.2 * np.median(np.abs(exact))  # loose, not absurd
     g = lb.block(torch.arange(300), norms=False).double().numpy()
     assert (exact - lb.r[:, None] - lb.s[None, :] >= g).all()  # the g frame too
+
+
+def test_candidate_top2_numba_and_torch_agree(monkeypatch):
+    """The CPU shortcut and the torch code a GPU runs give the same estimates' top-2."""
+    import saematch.matching.candidates as cands
+    from saematch.matching.blocks import LowerBound
+    from saematch.matching.cost import augmented_features
+
+    a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=4)
+    xa, xb = (augmented_features(t, "decoder", side, fold=True) for t, side in ((a, "a"), (b, "b")))
+    lb = LowerBound(xa, xb)
+    fast = cands.stream_candidates(lb, 8, 64)
+    monkeypatch.setattr(cands, "NUMBA_TOP2", False)
+    slow = cands.stream_candidates(lb, 8, 64)
+    for f, s in zip(fast.top2, slow.top2, strict=True):
+        np.testing.assert_allclose(f, s, rtol=1e-5)
+    assert np.array_equal(fast.rows, slow.rows) and np.array_equal(fast.cols, slow.cols)

@@ -18,6 +18,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from saematch.matching.quantised import fold_top2_block
+
+NUMBA_TOP2 = True  # on the CPU, the top-2 estimates in one numba pass (4x less than torch)
+
 
 @dataclass
 class Candidates:
@@ -96,8 +100,10 @@ def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candida
     n = lb.n
     R = np.empty(n, dtype=np.float32)
     rc = np.empty((n, k), dtype=np.int64)
-    rv, ri = np.empty((n, 2), dtype=np.float32), np.empty((n, 2), dtype=np.int64)
+    rv, ri = np.full((n, 2), np.inf, dtype=np.float32), np.zeros((n, 2), dtype=np.int64)
     cv, ci = np.full((n, 2), np.inf, dtype=np.float32), np.zeros((n, 2), dtype=np.int64)
+    numba_top2 = NUMBA_TOP2 and lb.device.type == "cpu"
+    r32, s32 = lb.r.astype(np.float32), lb.s.astype(np.float32)
     cols = ColumnTopK(n, k)
     rt, st = (torch.as_tensor(a, dtype=torch.float32, device=lb.device) for a in (lb.r, lb.s))
     for r0 in tqdm(range(0, n, block), desc="candidates", disable=not progress, leave=False):
@@ -106,11 +112,14 @@ def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candida
         vals, idx = torch.topk(low, k + 1, dim=1, largest=False, sorted=True)
         rc[r0:r1], R[r0:r1] = idx[:, :k].cpu().numpy(), vals[:, k].cpu().numpy()
         cols.add(low, r0)
-        low.add_(rt[r0:r1, None]).add_(st[None, :])  # the c frame, and the estimate ĉ:
         low.addr_(lb.E1[r0:r1], lb.F1).addr_(lb.E2[r0:r1], lb.F2)  # the bound's width back
-        vals, idx = torch.topk(low, 2, dim=1, largest=False, sorted=True)
-        rv[r0:r1], ri[r0:r1] = vals.cpu().numpy(), idx.cpu().numpy()
-        _top2_columns(low, r0, cv, ci)
+        if numba_top2:  # ĉ = that + r_i + s_j, folded into the top-2 in one pass
+            fold_top2_block(low.numpy(), r0, r32, s32, rv, ri, cv, ci)
+        else:
+            low.add_(rt[r0:r1, None]).add_(st[None, :])  # the c frame: the estimate ĉ
+            vals, idx = torch.topk(low, 2, dim=1, largest=False, sorted=True)
+            rv[r0:r1], ri[r0:r1] = vals.cpu().numpy(), idx.cpu().numpy()
+            _top2_columns(low, r0, cv, ci)
         del low
     cr, cc, C = cols.result()
     rows = np.concatenate([np.repeat(np.arange(n), k), cr])

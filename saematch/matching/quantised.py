@@ -102,8 +102,9 @@ def _row_store(buf, lo, inv, out):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True)
-def _row_top2(buf, i, r, s, rv, ri, cv, ci):
-    """Fold ĉ_i· = buf + r_i + s into row i's and the columns' two smallest."""
+def fold_top2(buf, i, r, s, rv, ri, cv, ci):
+    """Fold ĉ_i· = buf + r_i + s into row i's and the columns' two smallest (shared with
+    candidates.py's CPU path)."""
     ri_ = r[i]
     for j in range(buf.shape[0]):
         c = buf[j] + ri_ + s[j]
@@ -123,7 +124,7 @@ def _scale_block(ints, row0, sa, sb, ta, tb, r, s, buf, G16, gmin, step, rv, ri,
         d = max((np.float64(hi) - np.float64(lo)) / LEVELS, 1e-300)
         gmin[i], step[i] = lo, d
         _row_store(buf, np.float64(lo), (1.0 - 1e-12) / d, G16[i])
-        _row_top2(buf, i, r, s, rv, ri, cv, ci)
+        fold_top2(buf, i, r, s, rv, ri, cv, ci)
 
 
 class _Norms:
@@ -250,3 +251,10 @@ def bound_holds(bound, xa, xb, m: int = 512, seed: int = 0) -> bool:
     c = np.einsum("ij,ij->i", xa[i].astype(np.float64), xb[j].astype(np.float64))
     lb = gmin[i] + G16[i, j] * step[i] - E1[i] * F1[j] - E2[i] * F2[j] + rowc[i] + colc[j]
     return bool(np.all(c >= lb))
+
+
+@nb.njit(cache=True, nogil=True)
+def fold_top2_block(block, row0, r, s, rv, ri, cv, ci):
+    """fold_top2 for every row of a (b, n) float32 block whose first row is row0."""
+    for a in range(block.shape[0]):
+        fold_top2(block[a], row0 + a, r, s, rv, ri, cv, ci)
