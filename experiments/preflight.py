@@ -11,7 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from experiments.context import plain
-from experiments.targets import build, check
+from experiments.targets import build, check, parameters, target
 
 SNIFF_BYTES = 8192  # a NUL byte in a text file's first 8 KiB means it is not text
 
@@ -30,28 +30,32 @@ def layer_range(layers) -> tuple[int, int]:
     return first, last
 
 
-def set_layers(cfg: DictConfig) -> list[int]:
+def set_layers(cfg: DictConfig) -> list[int] | None:
     """The layers the configured SAE set has, without loading any SAE (the zoo: its size's
-    config; a hub set: its id snapshot, no download)."""
-    from experiments.sae_sets import SKELETON_KEYS, is_zoo_set
+    config; a hub set: its id snapshot, no download). None when only building it would tell
+    (a target that needs the Context's extras): then SAESet.narrow checks at build."""
+    from experiments.sae_sets import SAE_SET_EXTRAS, SKELETON_KEYS, is_zoo_set
 
     if is_zoo_set(cfg):
         from saematch.zoo.config import get_config
 
         return list(range(get_config(cfg.model.zoo_size).n_layers))
+    params, _ = parameters(target(cfg.saes, "saes"))
+    if any(k in params and params[k].default is params[k].empty for k in SAE_SET_EXTRAS):
+        return None
     return list(build(cfg.saes, "saes", own=SKELETON_KEYS).layers)
 
 
 def check_saes(cfg: DictConfig) -> None:
     """saes names a callable taking its keys; saes.layers is [first, last] inside its layers."""
-    from experiments.sae_sets import SKELETON_KEYS
+    from experiments.sae_sets import SAE_SET_EXTRAS, SKELETON_KEYS
 
-    check(cfg.saes, "saes", supplied=("zoo",), own=SKELETON_KEYS)
+    check(cfg.saes, "saes", supplied=SAE_SET_EXTRAS, own=SKELETON_KEYS)
     if cfg.saes.layers is None:
         return
     first, last = layer_range(cfg.saes.layers)
     have = set_layers(cfg)
-    if not {first, last} <= set(have):
+    if have is not None and not {first, last} <= set(have):
         raise ValueError(
             f"saes.layers={list(cfg.saes.layers)}: the SAE set ({cfg.saes._target_}) has "
             f"layers {have[0]}..{have[-1]}; pick first and last among them"

@@ -1,6 +1,8 @@
 """The `saes` and `descriptions` config groups: `_target_`-built SAE sets and description sources.
 
-`saes.layers` and `saes.sae_ids` are read here, not passed to the target (SKELETON_KEYS).
+`saes.layers` and `saes.sae_ids` are read here, not passed to the target (SKELETON_KEYS); a
+target gets `zoo`, `cache_dir`, `seed` or `device` from the Context when it has a parameter
+of that name (SAE_SET_EXTRAS), e.g. `def my_set(cache_dir, seed, size="default") -> SAESet`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from saematch.descriptions import DictDescriptions
 from saematch.sources import SAESet
 
 SKELETON_KEYS = ("layers", "sae_ids")
+# What the Context hands an SAE-set target that asks for it by parameter name.
+SAE_SET_EXTRAS = ("zoo", "cache_dir", "seed", "device")
 
 
 def zoo_set(zoo, sparsity: str | None = None) -> SAESet:
@@ -43,7 +47,15 @@ def is_zoo_set(cfg: DictConfig) -> bool:
 def build_sae_set(cfg: DictConfig, ctx) -> SAESet:
     """The SAE set of cfg.saes, narrowed to cfg.saes.layers, with per-layer sae_ids."""
     s = cfg.saes
-    sae_set = build(s, "saes", own=SKELETON_KEYS, zoo=lambda: ctx.zoo)
+    sae_set = build(
+        s,
+        "saes",
+        own=SKELETON_KEYS,
+        zoo=lambda: ctx.zoo,
+        cache_dir=lambda: ctx.cache_dir,
+        seed=lambda: int(cfg.seed),
+        device=lambda: ctx.device,
+    )
     if s.sae_ids:
         src = next(iter(sae_set.entries.values()))[0]
         ids = {L: specs[0].sae_id for L, specs in sae_set.entries.items()}

@@ -103,3 +103,31 @@ def test_extreme_thresholds_fail_before_matching(theta):
         _sae(theta).fold()
     with pytest.raises(ValueError, match=r"threshold\[3\]"):
         _sae(theta).check_foldable()
+
+
+def test_an_sae_set_target_gets_the_contexts_extras(tmp_path, monkeypatch):
+    """A new SAE set is a function and a YAML; cache_dir and seed come from the Context."""
+    from experiments import sae_sets
+    from experiments.context import Context
+    from saematch.sources import SAESet
+
+    seen = {}
+
+    def my_set(cache_dir, seed, width: int = 8, sparsity: str | None = None) -> SAESet:
+        seen.update(cache_dir=cache_dir, seed=seed, width=width)
+        return SAESet.from_ids("mine", "local", str(tmp_path), {L: f"l{L}" for L in range(4)})
+
+    monkeypatch.setattr(sae_sets, "my_set", my_set, raising=False)
+    over = [
+        "saes._target_=experiments.sae_sets.my_set",
+        "+saes.width=16",
+        f"paths.cache_dir={tmp_path}",
+        "seed=3",
+        "saes.layers=[1,2]",
+    ]
+    cfg = _compose([*over, "dry_run=true"])
+    run_experiment(cfg)  # layers of such a set are checked when it is built
+    assert sae_sets.build_sae_set(cfg, Context(cfg, tmp_path)).layers == (1, 2)
+    assert seen == {"cache_dir": tmp_path, "seed": 3, "width": 16}
+    with pytest.raises(ValueError, match="saes.widht: .*my_set takes no argument"):
+        run_experiment(_compose([*over, "+saes.widht=1", "dry_run=true"]))

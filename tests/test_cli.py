@@ -223,7 +223,10 @@ def test_the_guide_toy_experiment(test_zoo, tmp_path):
         out = run_dir_of(cfg)
         saved = json.loads((out / "results.json").read_text())
         assert saved["status"] == "ok" and saved["results"]["sae_set"]["name"]
-        assert saved["results"]["provenance"]["git_commit"]
+        prov = saved["results"]["provenance"]
+        assert prov["saematch"] and prov["torch"] and "git_commit" in prov
+        if (CONF.parent / ".git").exists():  # a checkout (not an sdist): the commit is known
+            assert len(prov["git_commit"]) == 40
         theta = [r["theta_mean"] for r in saved["tables"]["toy_fixed_points"]]
         want = [2 * float(ctx.saes[t].threshold.double().mean()) for t in ctx.next_layer]
         assert theta == pytest.approx(want)
