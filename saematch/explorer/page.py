@@ -79,10 +79,14 @@ def meta(data: ExplorerData) -> dict:
         s["judged"] = len(data.judge.get(lk.src, {}))
         pairs.append(s)
     exact = [
-        {"src": lk.src, "dst": lk.dst, "agreement": agreement(lk, data.adjacent, data.layers),
-         "mean_cost": float(np.nanmean(lk.cost)) if lk.width else None}
+        {
+            "src": lk.src,
+            "dst": lk.dst,
+            "agreement": agreement(lk, data.adjacent, data.layers),
+            "mean_cost": float(np.nanmean(lk.cost)) if lk.width else None,
+        }
         for lk in data.exact
-    ]  # fmt: skip
+    ]
     return {
         "format_version": FORMAT_VERSION,
         "title": data.title,
