@@ -146,3 +146,35 @@ def test_exact_start_outside_the_set_is_a_clear_error(test_zoo, tmp_path):
     cfg = compose_cfg("explorer", [f"experiment.exact_starts=[{last}]"], test_zoo, tmp_path)
     with pytest.raises(ValueError, match="the last layer has nothing after it"):
         explorer.run(cfg)
+
+
+def test_match_file_fields_and_flow_graph_reach_the_layer_files(tmp_path):
+    from types import SimpleNamespace
+
+    from saematch.explorer import link_from_matching
+    from saematch.explorer.data import predecessors_from_graph
+
+    m = SimpleNamespace(  # what saematch.load_matching returns for a partial matching
+        perm=np.array([1, -1, 0]),
+        pair_mse=np.array([0.1, np.nan, 0.3]),
+        confidence=np.array([0.5, np.nan, 0.2]),
+        predecessors=np.array([[2, 0], [0, 1], [1, 2]]),
+        predecessor_cost=np.ones((3, 2)),
+        split_children=np.array([[-1, -1], [0, 2], [-1, -1]]),
+    )
+    lk = link_from_matching(0, 1, m)
+    assert lk.unmatched_share == pytest.approx(1 / 3)
+    graph = SimpleNamespace(
+        layers=[SimpleNamespace(layer=1, origin=np.zeros(3))],
+        predecessors=lambda t, j: [("mlp/1/2", 0.9), ("res/0/1", 0.4)] if j == 2 else [],
+    )
+    preds = predecessors_from_graph(graph)
+    assert preds == {1: {2: [Predecessor("mlp", 1, 2, 0.9), Predecessor("res", 0, 1, 0.4)]}}
+    data = ExplorerData([0, 1], [lk], predecessors=preds)
+    meta = _meta(write_explorer(data, tmp_path).read_text())
+    assert meta["has_topk"] and meta["has_confidence"] and meta["has_preds"]
+    nxt = _put(tmp_path / DATA_DIR / "layer_0.js")[1]["next"]
+    assert nxt["target"] == [1, -1, 0] and nxt["cost"][1] is None and nxt["k"] == 2
+    assert nxt["pred"] == [2, 0, 0, 1, 1, 2] and nxt["split"] == [-1, -1, 0, 2, -1, -1]
+    with pytest.raises(ValueError, match="predecessors must be"):
+        Link(0, 1, [0, 1], [1, 1], predecessors=np.zeros(2))

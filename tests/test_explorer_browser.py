@@ -118,6 +118,7 @@ def path_of(layers, adj, L0, f0) -> dict[int, int]:
 
 
 def test_explorer_page_in_chromium(browser, page):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
@@ -126,7 +127,7 @@ def test_explorer_page_in_chromium(browser, page):
     html, layers, adj = page["html"], page["layers"], page["adj"]
     text = html.read_text()
     assert "http://" not in text and "https://" not in text  # no network, no CDN
-    wait = WebDriverWait(browser, 10)
+    wait = WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException])
     browser.get(html.as_uri())
     wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "ready"))
     head = lambda: browser.find_element(By.CSS_SELECTOR, "#feature h2").text  # noqa: E731
@@ -219,3 +220,46 @@ def test_missing_data_file_is_a_clear_message(browser, page, tmp_path):
     err = browser.find_element(By.ID, "error")
     WebDriverWait(browser, 10).until(lambda d: err.is_displayed())
     assert "keep the folder explorer_data/ beside this page" in err.text
+
+
+def test_unmatched_confidence_topk_and_flow_in_chromium(browser, tmp_path):
+    """A partial matching (−1 = unmatched) with the optional fields of a match file and a flow
+    graph: the page flags where a path ends and shows every optional column."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from saematch.explorer import ExplorerData, Link, Predecessor, write_explorer
+
+    ones = np.ones(6)
+    topk = np.array([[0, 2]] * 6)
+    adj = [
+        Link(0, 1, [1, -1, 0, 3, 4, 5], [0.1, np.nan, 0.2, 0.3, 0.4, 0.5], confidence=ones * 0.25,
+             predecessors=topk, predecessor_cost=ones[:, None] * [0.1, 0.2]),
+        Link(1, 2, [2, 0, 1, -1, 4, 5], [0.1, 0.2, 0.3, np.nan, 0.5, 0.6], confidence=ones),
+    ]  # fmt: skip
+    descs = {L: [f"layer {L} feature {i}" for i in range(6)] for L in (0, 1, 2)}
+    preds = {1: {2: [Predecessor("mlp", 1, 4, 0.9)]}}
+    html = write_explorer(ExplorerData([0, 1, 2], adj, descs, predecessors=preds), tmp_path)
+    wait = WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException])
+    cells = lambda: [  # noqa: E731
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in browser.find_elements(By.CSS_SELECTOR, "table.path tbody tr")
+    ]
+
+    browser.get(f"{html.as_uri()}#L0/1")  # 0/1 has no partner in layer 1
+    wait.until(lambda d: "Layer 0 · feature 1" in d.find_element(By.ID, "feature").text)
+    assert "unmatched to L1" in browser.find_element(By.ID, "feature").text
+    assert [r[1] for r in cells()] == ["L0/1", "unmatched", "unmatched"]
+    heads = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "table.path th")]
+    assert "confidence" in heads
+
+    browser.get(f"{html.as_uri()}#L1/2")  # nobody at layer 0 maps to 1/2
+    wait.until(lambda d: "Layer 1 · feature 2" in d.find_element(By.ID, "feature").text)
+    rows = cells()
+    assert [r[1] for r in rows] == ["unmatched", "L1/2", "L2/1"]
+    assert rows[2][3] == "1.00"  # the confidence of the step 1/2 -> 2/1
+    nb = browser.find_element(By.ID, "neighbours").text
+    assert "cheapest at L0 (top 2)" in nb and "L0/0" in nb and "L0/2" in nb
+    assert "flow: from mlp" in nb and "mlp L1/4" in nb  # another SAE's feature: not a link
+    assert not browser.find_elements(By.CSS_SELECTOR, '#neighbours a[href="#L1/4"]')

@@ -26,6 +26,9 @@ class Link:
     target: np.ndarray  # (F,) int64, partner at dst or −1
     cost: np.ndarray  # (F,) float32, pair cost (NaN where unmatched)
     confidence: np.ndarray | None = None  # (F,) float32, per-pair confidence when known
+    predecessors: np.ndarray | None = None  # (F, k) int64: dst j's k cheapest src features
+    predecessor_cost: np.ndarray | None = None  # (F, k) float32
+    split_children: np.ndarray | None = None  # (F, 2) int64: src i's two children, −1 = none
 
     def __post_init__(self) -> None:
         self.target = np.asarray(self.target, dtype=np.int64).reshape(-1)
@@ -46,6 +49,13 @@ class Link:
             self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
             if self.confidence.size != n:
                 raise ValueError(f"{where}: confidence has {self.confidence.size} entries, not {n}")
+        for name in ("predecessors", "predecessor_cost", "split_children"):
+            a = getattr(self, name)
+            if a is not None:
+                a = np.asarray(a, dtype=np.float32 if name == "predecessor_cost" else np.int64)
+                if a.ndim != 2 or a.shape[0] != n:
+                    raise ValueError(f"{where}: {name} must be ({n}, k), got {a.shape}")
+                setattr(self, name, a)
 
     @property
     def width(self) -> int:
@@ -58,8 +68,9 @@ class Link:
 
 
 def link_from_matching(src: int, dst: int, matching) -> Link:
-    """A Link from a matching object: `perm` (or `target`), `pair_mse` (or `cost`), and an
-    optional `confidence`; a matching may mark unmatched features with −1 in its perm."""
+    """A Link from a matching object: `perm` (or `target`), `pair_mse` (or `cost`), and the
+    optional `confidence`, `predecessors` (top-k), `predecessor_cost`, `split_children` of a
+    match file (`saematch.load_matching`); −1 in perm marks an unmatched feature."""
     target = getattr(matching, "target", None)
     target = getattr(matching, "perm", None) if target is None else target
     cost = getattr(matching, "cost", None)
@@ -69,9 +80,9 @@ def link_from_matching(src: int, dst: int, matching) -> Link:
             f"layer {src} -> {dst}: a matching needs .perm and .pair_mse (or .target and .cost), "
             f"got {type(matching).__name__}"
         )
-    return Link(
-        src, dst, np.asarray(target), np.asarray(cost), getattr(matching, "confidence", None)
-    )
+    extra = ("confidence", "predecessors", "predecessor_cost", "split_children")
+    kw = {k: getattr(matching, k, None) for k in extra}
+    return Link(src, dst, np.asarray(target), np.asarray(cost), **kw)
 
 
 @dataclass
@@ -103,7 +114,7 @@ class ExplorerData:
     judge_note: str | None = None
     matching_score: Mapping[int, float] = field(default_factory=dict)
     predecessors: Mapping[int, Mapping[int, list[Predecessor]]] = field(default_factory=dict)
-    title: str = "saematch explorer"
+    title: str = "feature paths"
     settings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -167,3 +178,23 @@ def agreement(exact: Link, adjacent: Sequence[Link], layers: Sequence[int]) -> f
     for lk in adjacent[list(layers).index(exact.src) : list(layers).index(exact.dst)]:
         cur = np.where(cur >= 0, lk.target[np.maximum(cur, 0)], -1)
     return float(np.mean((cur == exact.target) & (cur >= 0)))
+
+
+def predecessors_from_graph(graph) -> dict[int, dict[int, list[Predecessor]]]:
+    """{layer: {feature: [Predecessor]}} from a flow graph: any object with `.layers` (each with
+    `.layer` and `.origin` (F,)) and `.predecessors(t, feature) -> [("module/layer/j", w)]`."""
+    out: dict[int, dict[int, list[Predecessor]]] = {}
+    for fl in graph.layers:
+        t, per = int(fl.layer), {}
+        for j in range(len(fl.origin)):
+            edges = graph.predecessors(t, j)
+            if edges:
+                per[j] = [Predecessor(*_node(n), float(w)) for n, w in edges]
+        out[t] = per
+    return out
+
+
+def _node(node_id: str) -> tuple[str, int, int]:
+    """ "mlp/5/123" -> ("mlp", 5, 123)."""
+    module, layer, index = str(node_id).split("/")
+    return module, int(layer), int(index)

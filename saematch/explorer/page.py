@@ -42,9 +42,14 @@ def _array(a: np.ndarray | None, kind: str) -> str:
 
 
 def _link_js(lk: Link) -> str:
+    flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731
+    k = 0 if lk.predecessors is None else lk.predecessors.shape[1]
     return (
         f'{{"src":{lk.src},"dst":{lk.dst},"target":{_array(lk.target, "int")},'
-        f'"cost":{_array(lk.cost, "float")},"conf":{_array(lk.confidence, "float")}}}'
+        f'"cost":{_array(lk.cost, "float")},"conf":{_array(lk.confidence, "float")},'
+        f'"k":{k},"pred":{_array(flat(lk.predecessors), "int")},'
+        f'"pred_cost":{_array(flat(lk.predecessor_cost), "float")},'
+        f'"split":{_array(flat(lk.split_children), "int")}}}'
     )
 
 
@@ -102,6 +107,7 @@ def meta(data: ExplorerData) -> dict:
         "exact": exact,
         "exact_starts": sorted({lk.src for lk in data.exact}),
         "has_confidence": any(lk.confidence is not None for lk in data.adjacent),
+        "has_topk": any(lk.predecessors is not None for lk in data.adjacent),
         "has_judge": any(data.judge.values()),
         "judge_note": data.judge_note,
         "has_preds": any(data.predecessors.values()),

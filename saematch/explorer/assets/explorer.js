@@ -53,6 +53,8 @@ function prepLink(lk) {
   lk.target = Int32Array.from(lk.target);
   lk.cost = floats(lk.cost);
   lk.conf = lk.conf ? floats(lk.conf) : null;
+  if (lk.pred) { lk.pred = Int32Array.from(lk.pred); lk.pred_cost = lk.pred_cost ? floats(lk.pred_cost) : null; }
+  if (lk.split) lk.split = Int32Array.from(lk.split);
   lk.ready = true;
   return lk;
 }
@@ -210,7 +212,7 @@ async function select(L, f, { push = true } = {}) {
     const k = LAYERS.indexOf(L);
     state.focusPair = Math.min(Math.max(k - 1, 0), META.pairs.length - 1);
     const need = state.rows.flatMap((r) => [[r.layer, r.f], ...(r.ex ? [[r.layer, r.ex.f]] : [])]);
-    const preds = (layerData[L].preds[f] || []).map((p) => [p[1], p[2]]);
+    const preds = (layerData[L].preds[f] || []).filter((p) => p[0] === "res").map((p) => [p[1], p[2]]);
     await loadDescs(need.concat(preds.filter(([pl]) => LAYERS.includes(pl))));
     if (push && location.hash !== `#L${L}/${f}`) history.pushState(null, "", `#L${L}/${f}`);
     render();
@@ -297,6 +299,19 @@ function renderNeighbours() {
   let html = "";
   if (k > 0) html += line(`matched at L${LAYERS[k - 1]}`, `${fid(LAYERS[k - 1], rows[k - 1].f)} ${descHTML(LAYERS[k - 1], rows[k - 1].f)}`);
   if (k + 1 < LAYERS.length) html += line(`matched at L${LAYERS[k + 1]}`, `${fid(LAYERS[k + 1], rows[k + 1].f)} ${descHTML(LAYERS[k + 1], rows[k + 1].f)}`);
+  if (k > 0) {
+    const lk = layerData[LAYERS[k - 1]].next;
+    if (lk.k) {
+      const top = Array.from({ length: lk.k }, (_, r) => [lk.pred[f * lk.k + r], lk.pred_cost ? lk.pred_cost[f * lk.k + r] : NaN]);
+      html += line(`cheapest at L${LAYERS[k - 1]} (top ${lk.k})`, top.map(([i, c]) => `${fid(LAYERS[k - 1], i)} <span class="muted">${fmt(c)}</span>`).join(" · "));
+    }
+  }
+  if (k + 1 < LAYERS.length) {
+    const lk = layerData[L].next;
+    if (lk.split && lk.split[2 * f] >= 0) {
+      html += line("splits into", `${fid(LAYERS[k + 1], lk.split[2 * f])} and ${fid(LAYERS[k + 1], lk.split[2 * f + 1])}`);
+    }
+  }
   html += line("same layer", `${f > 0 ? fid(L, f - 1) : ""} <span class="muted">◀ [ &nbsp; ] ▶</span> ${f + 1 < F ? fid(L, f + 1) : ""}`);
   const preds = layerData[L].preds[f];
   if (META.has_preds) {
@@ -304,7 +319,7 @@ function renderNeighbours() {
       const byModule = {};
       preds.forEach(([m, pl, pf, w]) => (byModule[m] = byModule[m] || []).push([pl, pf, w]));
       for (const [m, ps] of Object.entries(byModule)) {
-        html += line(`flow: from ${esc(m)}`, ps.map(([pl, pf, w]) => `${LAYERS.includes(pl) ? fid(pl, pf) : `<span class="fid none">${esc(m)} L${pl}/${pf}</span>`} <span class="muted">${fmt(w)}</span>`).join(" · "));
+        html += line(`flow: from ${esc(m)}`, ps.map(([pl, pf, w]) => `${m === "res" && LAYERS.includes(pl) ? fid(pl, pf) : `<span class="fid none" title="a feature of the ${esc(m)} SAE, not of this run's residual SAEs">${esc(m)} L${pl}/${pf}</span>`} <span class="muted">${fmt(w)}</span>`).join(" · "));
       }
     } else html += line("flow graph", '<span class="muted">no predecessors recorded for this feature</span>');
   } else html += line("flow graph", '<span class="muted">none in this run (predecessors by module appear here when a flow graph is given)</span>');
@@ -316,6 +331,7 @@ function renderNeighbours() {
 // ---- charts (inline SVG) -------------------------------------------------------------------
 const W = 388, H = 150, M = { l: 44, r: 8, t: 8, b: 26 };
 const pairLabel = (p) => `${p.src}→${p.dst}`;
+const tickPair = (p) => (META.pairs.length > 8 ? `${p.src}` : pairLabel(p)); // room on the axis
 function axes(xs, yTicks, yFmt, yLabel) {
   let g = "";
   for (const [y, v] of yTicks) {
@@ -326,9 +342,26 @@ function axes(xs, yTicks, yFmt, yLabel) {
   xs.forEach(([x, label], i) => {
     if (i % every === 0) g += `<text x="${x}" y="${H - M.b + 13}" text-anchor="middle">${label}</text>`;
   });
-  g += `<text x="${(M.l + W - M.r) / 2}" y="${H - 2}" text-anchor="middle">layer pair (t → t+1)</text>`;
+  const xl = META.pairs.length > 8 ? "layer pair t → t+1, by t" : "layer pair (t → t+1)";
+  g += `<text x="${(M.l + W - M.r) / 2}" y="${H - 2}" text-anchor="middle">${xl}</text>`;
   if (yLabel) g += `<text transform="translate(10,${(M.t + H - M.b) / 2}) rotate(-90)" text-anchor="middle">${yLabel}</text>`;
   return g;
+}
+function logTicks(lo, hi) { // tick positions (log10 units) at 1, 2, 5 (or 1, 3; or 1) × 10^e
+  const span = hi - lo;
+  const mults = span > 2.5 ? [1] : span > 1.2 ? [1, 3] : [1, 2, 5];
+  const out = [];
+  for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) {
+    for (const m of mults) {
+      const v = e + Math.log10(m);
+      if (v >= lo - 1e-9 && v <= hi + 1e-9) out.push(v);
+    }
+  }
+  const step = Math.ceil(out.length / 6);
+  return out.length >= 2 ? out.filter((_, i) => i % step === 0) : [lo, hi];
+}
+function tickLabel(x) {
+  return x >= 1e-3 && x < 1e4 ? String(Number(x.toPrecision(2))) : x.toExponential(0).replace("e+", "e");
 }
 function svg(inner, h = H) { return `<svg viewBox="0 0 ${W} ${h}" role="img">${inner}</svg>`; }
 const xOf = (i, n) => M.l + ((i + 0.5) * (W - M.l - M.r)) / n;
@@ -350,11 +383,9 @@ function chartCost() {
   let lo = Math.log10(Math.min(...qs)), hi = Math.log10(Math.max(...qs));
   if (hi - lo < 0.5) { lo -= 0.25; hi += 0.25; }
   const y = (v) => M.t + ((hi - Math.log10(Math.max(v, 10 ** lo))) / (hi - lo)) * (H - M.t - M.b);
-  const ticks = [];
-  for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) ticks.push([y(10 ** e), e]);
-  if (ticks.length < 2) ticks.push([y(10 ** lo), lo], [y(10 ** hi), hi]);
+  const ticks = logTicks(lo, hi).map((e) => [y(10 ** e), e]);
   const bw = Math.min(22, ((W - M.l - M.r) / n) * 0.6);
-  let g = axes(P.map((p, i) => [xOf(i, n), pairLabel(p)]), ticks, (e) => `1e${Math.round(e)}`, "pair cost");
+  let g = axes(P.map((p, i) => [xOf(i, n), tickPair(p)]), ticks, (e) => tickLabel(10 ** e), "pair cost");
   P.forEach((p, i) => {
     const q = p.quantiles, x = xOf(i, n);
     if (q.p50 === null) return;
@@ -388,7 +419,7 @@ function chartHist() {
     const x0 = x(E[i]), x1 = x(E[i + 1]);
     if (c) g += `<rect x="${x0}" y="${y(c)}" width="${Math.max(0.5, x1 - x0 - 0.6)}" height="${y(0) - y(c)}" fill="${C.blue}" opacity="0.75"><title>${fmt(E[i])}–${fmt(E[i + 1])}: ${c}</title></rect>`;
   });
-  for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) g += `<text x="${x(10 ** e)}" y="${H - M.b + 13}" text-anchor="middle">1e${e}</text>`;
+  for (const e of logTicks(lo, hi)) g += `<text x="${x(10 ** e)}" y="${H - M.b + 13}" text-anchor="middle">${tickLabel(10 ** e)}</text>`;
   g += `<text x="${(M.l + W - M.r) / 2}" y="${H - 2}" text-anchor="middle">pair cost (log scale)</text>
     <text transform="translate(10,${(M.t + H - M.b) / 2}) rotate(-90)" text-anchor="middle">features</text>`;
   const s = state.rows ? state.rows[state.focusPair + 1].step : null;
@@ -404,7 +435,7 @@ function chartBars(values, color, yMax, yFmt, yLabel, title) {
   const n = values.length;
   const y = (v) => M.t + (1 - v / yMax) * (H - M.t - M.b);
   const ticks = [0, 0.5, 1].map((t) => [y(t * yMax), t * yMax]);
-  let g = axes(META.pairs.map((p, i) => [xOf(i, n), pairLabel(p)]), ticks, yFmt, yLabel);
+  let g = axes(META.pairs.map((p, i) => [xOf(i, n), tickPair(p)]), ticks, yFmt, yLabel);
   const bw = Math.min(22, ((W - M.l - M.r) / n) * 0.6);
   values.forEach((v, i) => {
     if (v === null || v === undefined) return;
