@@ -22,7 +22,13 @@ def run_experiment(cfg: DictConfig) -> dict:
     if cfg.dry_run:
         print(OmegaConf.to_yaml(cfg))
         return {"dry_run": True}
-    return experiment_module(cfg.experiment.name).run(cfg)
+    out = experiment_module(cfg.experiment.name).run(cfg)
+    if cfg.explorer and cfg.experiment.name != "explorer":  # the page beside the run's files
+        from experiments.context import run_dir_of
+        from experiments.explorer import write_for_run
+
+        write_for_run(cfg, run_dir_of(cfg))
+    return out
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")

@@ -106,54 +106,65 @@ def matching_scores(ctx: Context, adjacent: list[Link]) -> dict[int, float]:
     return {t: float(a.result()[0]) for t, a in acc.items()}
 
 
+def explorer_data(ctx: Context, o: Options) -> tuple[ExplorerData, dict]:
+    """Everything the page shows for ctx's SAE set and matchings; plus timing/bookkeeping."""
+    m = plain(ctx.cfg.matching)
+    t0 = time.perf_counter()
+    layers = list(ctx.layers)
+    starts = layers[:-1] if o.exact_starts is None else [int(s) for s in o.exact_starts]
+    bad = [s for s in starts if s not in layers[:-1]]
+    if bad:
+        raise ValueError(
+            f"experiment.exact_starts={starts}: {bad} not among this set's layers "
+            f"{layers[:-1]} (the last layer has nothing after it)"
+        )
+    adjacent = [
+        link_from_matching(t, u, mt)
+        for t, u, mt in zip(layers[:-1], layers[1:], ctx.matchings(), strict=True)
+    ]
+    exact = exact_links(ctx, adjacent, starts, o.exact_max_distance)
+    t_match = time.perf_counter() - t0
+    width = adjacent[0].width
+    descs = {}
+    if o.descriptions:
+        descs = {L: [ctx.descriptions(L).get(i) for i in range(width)] for L in layers}
+    judge, note = {}, None
+    if o.judge_run:
+        judge, note = judge_labels(o.judge_run, adjacent, "folded" if m["fold"] else "unfolded")
+    scores = matching_scores(ctx, adjacent) if o.matching_score else {}
+    settings = {"saes": ctx.sae_set.name, "mode": m["mode"], "fold": m["fold"]}
+    settings["solver"] = m["solver"]
+    fold = str(m["fold"]).lower()
+    data = ExplorerData(
+        layers,
+        adjacent,
+        descs,
+        exact=exact,
+        judge=judge,
+        judge_note=note,
+        matching_score=scores,
+        settings=settings,
+        title=o.title or f"{ctx.sae_set.name} · mode {m['mode']}, fold={fold}",
+    )
+    info = {"exact_starts": starts, "n_exact_links": len(exact), "judge": note}
+    info["matching_score"] = {str(t): v for t, v in scores.items()}
+    info["seconds_matchings"] = t_match
+    return data, info
+
+
+def write_for_run(cfg: DictConfig, run_dir: Path) -> Path:
+    """The page for another experiment's run (top-level `explorer=true`): its SAEs and
+    matchings (disk-cached, so no new LAP), no exact LAPs beyond them, no model pass."""
+    ctx = Context(cfg, run_dir=run_dir)
+    data, _ = explorer_data(ctx, Options(exact_starts=[], matching_score=False))
+    return write_explorer(data, ctx.run_dir)
+
+
 def run(cfg: DictConfig) -> dict:
     """Write explorer.html and explorer_data/ into the run dir; results list sizes and times."""
     ctx = Context(cfg)
-    o = ctx.options
-    m = plain(cfg.matching)
     with ctx.recorder as rec:
-        t0 = time.perf_counter()
-        layers = list(ctx.layers)
-        starts = layers[:-1] if o.exact_starts is None else [int(s) for s in o.exact_starts]
-        bad = [s for s in starts if s not in layers[:-1]]
-        if bad:
-            raise ValueError(
-                f"experiment.exact_starts={starts}: {bad} not among this set's layers "
-                f"{layers[:-1]} (the last layer has nothing after it)"
-            )
-        adjacent = [
-            link_from_matching(t, u, mt)
-            for t, u, mt in zip(layers[:-1], layers[1:], ctx.matchings(), strict=True)
-        ]
-        exact = exact_links(ctx, adjacent, starts, o.exact_max_distance)
-        t_match = time.perf_counter() - t0
-        width = adjacent[0].width
-        descs = (
-            {L: [ctx.descriptions(L).get(i) for i in range(width)] for L in layers}
-            if o.descriptions
-            else {}
-        )
-        judge, note = ({}, None)
-        if o.judge_run:
-            judge, note = judge_labels(o.judge_run, adjacent, "folded" if m["fold"] else "unfolded")
-        scores = matching_scores(ctx, adjacent) if o.matching_score else {}
-        settings = {
-            "saes": ctx.sae_set.name,
-            "mode": m["mode"],
-            "fold": m["fold"],
-            "solver": m["solver"],
-        }
-        data = ExplorerData(
-            layers,
-            adjacent,
-            descs,
-            exact=exact,
-            judge=judge,
-            judge_note=note,
-            matching_score=scores,
-            settings=settings,
-            title=o.title or f"{ctx.sae_set.name} · mode {m['mode']}, fold={m['fold']}",
-        )
+        data, info = explorer_data(ctx, ctx.options)
         t1 = time.perf_counter()
         html = write_explorer(data, ctx.run_dir)
         files = sorted((ctx.run_dir / DATA_DIR).glob("*.js"))
@@ -163,11 +174,8 @@ def run(cfg: DictConfig) -> dict:
             "html_bytes": html.stat().st_size,
             "data_files": len(files),
             "data_bytes": sum(f.stat().st_size for f in files),
-            "exact_starts": starts,
-            "n_exact_links": len(exact),
-            "matching_score": {str(t): s for t, s in scores.items()},
-            "judge": note,
-            "seconds": {"matchings": t_match, "write": time.perf_counter() - t1},
+            **info,
+            "seconds_write": time.perf_counter() - t1,
             "sae_set": ctx.sae_set.to_dict(),
         }
         rec.finish(results)

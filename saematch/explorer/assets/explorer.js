@@ -312,7 +312,7 @@ function renderNeighbours() {
       html += line("splits into", `${fid(LAYERS[k + 1], lk.split[2 * f])} and ${fid(LAYERS[k + 1], lk.split[2 * f + 1])}`);
     }
   }
-  html += line("same layer", `${f > 0 ? fid(L, f - 1) : ""} <span class="muted">◀ [ &nbsp; ] ▶</span> ${f + 1 < F ? fid(L, f + 1) : ""}`);
+  html += line("same layer", `${[f > 0 ? fid(L, f - 1) : "", f + 1 < F ? fid(L, f + 1) : ""].filter(Boolean).join(" · ")} <span class="muted">(keys <kbd>[</kbd> <kbd>]</kbd>)</span>`);
   const preds = layerData[L].preds[f];
   if (META.has_preds) {
     if (preds && preds.length) {
