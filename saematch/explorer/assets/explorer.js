@@ -526,20 +526,29 @@ async function runSearch(q) {
     await Promise.all(names.map(load));
   }
   if (tok !== search.token) return;
-  const hits = [];
-  let total = 0;
+  // rank: descriptions where the words come earliest first (a zoo description starts with the
+  // feature's top tokens), then by layer and index
+  let found = [];
   for (const L of LAYERS) {
     for (let c = 0; c < chunks; c++) {
       const d = store[`desc_${L}_${c}`];
       for (let i = 0; i < d.length; i++) {
-        const t = d[i];
-        if (t && words.every((w) => t.toLowerCase().includes(w))) {
-          total++;
-          if (hits.length < 200) hits.push([L, c * META.desc_chunk + i]);
+        if (!d[i]) continue;
+        const t = d[i].toLowerCase();
+        let rank = 0;
+        for (const w of words) {
+          const at = t.indexOf(w);
+          if (at < 0) { rank = -1; break; }
+          rank += at;
         }
+        if (rank >= 0) found.push([rank, L, c * META.desc_chunk + i]);
       }
     }
   }
+  const total = found.length;
+  found.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+  const hits = found.slice(0, 200).map(([, L, f]) => [L, f]);
+  found = null;
   showResults(hits, total ? (total > hits.length ? `${total} matches, first ${hits.length} shown` : `${total} matches`) : `no description contains “${esc(q)}”`, words);
 }
 
