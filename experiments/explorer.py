@@ -19,7 +19,9 @@ from omegaconf import DictConfig
 
 from experiments.context import Context, plain
 from saematch.explorer import DATA_DIR, ExplorerData, Link, link_from_matching, write_explorer
+from saematch.explorer.data import cheapest_paths
 from saematch.metrics import MatchingScoreAccumulator
+from saematch.zoo.describe import NEVER_ACTIVE
 
 
 @dataclass
@@ -146,6 +148,7 @@ def explorer_data(ctx: Context, o: Options) -> tuple[ExplorerData, dict]:
         settings=settings,
         title=o.title or f"{ctx.sae_set.name} · mode {m['mode']}, fold={fold}",
     )
+    data.examples = cheapest_paths(data, 8, usable=lambda t: t is not None and t != NEVER_ACTIVE)
     info = {"exact_starts": starts, "n_exact_links": len(exact), "judge": note}
     info["matching_score"] = {str(t): v for t, v in scores.items()}
     info["seconds_matchings"] = t_match

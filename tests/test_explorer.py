@@ -193,3 +193,17 @@ def test_explorer_flag_writes_the_page_beside_another_run(test_zoo, tmp_path):
     assert meta["layers"] == list(range(int(test_zoo.n_layers))) and meta["exact"] == []
     assert (run_dir / "results.json").is_file()  # the run's own files are still there
     assert len(list((run_dir / DATA_DIR).glob("layer_*.js"))) == len(meta["layers"])
+
+
+def test_cheapest_paths_sum_step_costs_and_skip_unusable_and_unmatched():
+    from saematch.explorer.data import cheapest_paths
+
+    adj = [
+        Link(0, 1, [1, 0, 2, -1], [0.5, 0.1, 0.1, np.nan]),
+        Link(1, 2, [0, 1, 2, 3], [0.1, 0.3, 0.05, 0.0]),
+    ]
+    descs = {0: ["a", "b", None, "d"]}
+    # totals: 0 -> 0.5 + cost_1[1] = 0.8; 1 -> 0.1 + 0.1 = 0.2; 2 -> 0.15 (no text); 3 unmatched
+    data = ExplorerData([0, 1, 2], adj, descs)
+    assert cheapest_paths(data, 4) == [(0, 1), (0, 0)]
+    assert cheapest_paths(data, 4, usable=lambda t: True) == [(0, 2), (0, 1), (0, 0)]

@@ -116,6 +116,7 @@ class ExplorerData:
     predecessors: Mapping[int, Mapping[int, list[Predecessor]]] = field(default_factory=dict)
     title: str = "feature paths"
     settings: dict = field(default_factory=dict)
+    examples: list[tuple[int, int]] = field(default_factory=list)  # (layer, feature) to start
 
     def __post_init__(self) -> None:
         self.layers = [int(L) for L in self.layers]
@@ -198,3 +199,22 @@ def _node(node_id: str) -> tuple[str, int, int]:
     """ "mlp/5/123" -> ("mlp", 5, 123)."""
     module, layer, index = str(node_id).split("/")
     return module, int(layer), int(index)
+
+
+def cheapest_paths(data: ExplorerData, n: int, usable=lambda text: text is not None) -> list:
+    """The n features of the first layer whose composed path to the last layer has the lowest
+    summed step cost (Σ_t cost_t(path_t)), among those whose description passes `usable`
+    (all, without descriptions); paths that end unmatched are left out. [(layer, feature)]."""
+    total = np.zeros(data.width)
+    cur = np.arange(data.width)
+    for lk in data.adjacent:
+        ok = cur >= 0
+        total[ok] += lk.cost[cur[ok]]
+        total[~ok] = np.inf
+        cur = np.where(ok, lk.target[np.maximum(cur, 0)], -1)
+    total[cur < 0] = np.inf
+    texts = data.descriptions.get(data.layers[0])
+    if texts is not None:
+        total[[not usable(t) for t in texts]] = np.inf
+    order = np.argsort(total, kind="stable")[:n]
+    return [(data.layers[0], int(i)) for i in order if np.isfinite(total[i])]

@@ -111,6 +111,7 @@ def meta(data: ExplorerData) -> dict:
         "has_judge": any(data.judge.values()),
         "judge_note": data.judge_note,
         "has_preds": any(data.predecessors.values()),
+        "examples": [[int(L), int(f)] for L, f in data.examples],
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 

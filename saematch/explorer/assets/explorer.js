@@ -647,6 +647,17 @@ function fromHash() {
 window.addEventListener("hashchange", fromHash);
 window.addEventListener("popstate", fromHash);
 
+async function renderExamples() { // where to start: the cheapest composed paths
+  const ex = META.examples || [];
+  if (!ex.length) return;
+  await loadDescs(ex);
+  if (state.rows) return; // a feature was picked meanwhile
+  const items = ex.map(([L, f]) => `<div>${fid(L, f)}</div><div>${descHTML(L, f)}</div>`).join("");
+  $("feature").insertAdjacentHTML("beforeend", `<h3 class="examples">Start with the cheapest paths
+    <span class="sub">from L${ex[0][0]}: lowest summed step cost through every layer</span></h3>
+    <div class="nb">${items}</div>`);
+}
+
 // ---- start ---------------------------------------------------------------------------------
 (function start() {
   $("run-title").textContent = META.title;
@@ -656,6 +667,5 @@ window.addEventListener("popstate", fromHash);
   if (META.judge_note) parts.push(`judge: ${esc(META.judge_note)}`);
   $("settings").innerHTML = parts.join(" · ");
   renderCharts();
-  status("ready");
-  fromHash();
+  renderExamples().catch(() => {}).finally(() => { status("ready"); fromHash(); });
 })();
