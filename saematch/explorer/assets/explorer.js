@@ -224,8 +224,10 @@ function render() {
   renderPath();
   renderNeighbours();
   renderCharts();
+  // keep the selected layer in view inside the path's own scroll box (the page stays put)
+  const wrap = document.querySelector(".pathwrap");
   const row = document.querySelector("tr.selected");
-  if (row) row.scrollIntoView({ block: "nearest" });
+  if (wrap && row) wrap.scrollTop = Math.max(0, row.offsetTop - wrap.clientHeight / 2 + row.offsetHeight / 2);
 }
 
 function renderFeature() {
@@ -281,11 +283,11 @@ function renderPath() {
   el.hidden = false;
   el.innerHTML = `<h3>Path of L${L}/${state.f} <span class="sub">forward and backward · step cost = pair cost
     from the layer above (composed path) · ${exactNote()}</span></h3>
-    <table class="path"><colgroup><col style="width:46px"><col style="width:84px"><col style="width:112px">
+    <div class="pathwrap"><table class="path"><colgroup><col style="width:46px"><col style="width:84px"><col style="width:112px">
       ${hasConf ? '<col style="width:80px">' : ""}${hasJudge ? '<col style="width:90px">' : ""}<col><col style="width:96px"></colgroup>
     <thead><tr><th>layer</th><th>composed</th><th>step cost</th>${hasConf ? "<th>confidence</th>" : ""}
       ${hasJudge ? "<th>judge</th>" : ""}<th>description</th><th>exact LAP</th></tr></thead>
-    <tbody>${body}</tbody></table>
+    <tbody>${body}</tbody></table></div>
     <div class="legend"><span><span class="sw" style="background:${C.blue}"></span>cost ≤ median of its layer pair</span>
       <span><span class="sw" style="background:${C.orange}"></span>≤ 90th percentile</span>
       <span><span class="sw" style="background:${C.verm}"></span>worst 10 %</span>
@@ -426,7 +428,7 @@ function chartHist() {
   if (s && s.cost > 0) {
     const xs = Math.min(Math.max(x(s.cost), M.l), W - M.r);
     g += `<line x1="${xs}" x2="${xs}" y1="${M.t}" y2="${H - M.b}" stroke="${C.orange}" stroke-width="2"/>
-      <text x="${xs + (xs > W - 120 ? -4 : 4)}" y="${M.t + 10}" text-anchor="${xs > W - 120 ? "end" : "start"}" style="fill:${C.orange}">this path: p${percentile(s.lk, s.cost)}</text>`;
+      <text x="${xs + (xs > W - 120 ? -4 : 4)}" y="${M.t + 10}" text-anchor="${xs > W - 120 ? "end" : "start"}" style="fill:${C.orange};paint-order:stroke;stroke:#fff;stroke-width:3px">this path: p${percentile(s.lk, s.cost)}</text>`;
   }
   return svg(g);
 }
