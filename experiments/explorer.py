@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig
-
+from experiments.common import Results
 from experiments.context import Context, plain
+from experiments.registry import default_options
 from saematch.explorer import DATA_DIR, ExplorerData, Link, link_from_matching, write_explorer
-from saematch.explorer.data import cheapest_paths
+from saematch.explorer.data import cheapest_paths, cost_bins, link_summary
 from saematch.metrics import MatchingScoreAccumulator
 from saematch.zoo.describe import NEVER_ACTIVE
 
@@ -28,17 +28,28 @@ from saematch.zoo.describe import NEVER_ACTIVE
 class Options:
     # Start layers s of exact LAPs s -> L for every later L; null = every layer of the set, [] =
     # none. n layers cost n(n-1)/2 LAPs: 15 on the zoo, 325 on Gemma Scope (use e.g. [10,12,20]).
-    exact_starts: list[int] | None = None
-    exact_max_distance: int | None = None  # only L - s <= this; null = up to the last layer
-    matching_score: bool = True  # one pass of the model over cfg.data
-    descriptions: bool = True  # false: no description files (e.g. with a slow API source)
-    judge_run: str | None = None  # a judge_by_layer run dir (or its judge_pairs.csv)
-    title: str | None = None  # page title; null = SAE set, matching settings
+    exact_starts: list[int] | None
+    exact_max_distance: int | None  # only L - s <= this; null = up to the last layer
+    matching_score: bool  # one pass of the model over cfg.data
+    descriptions: bool  # false: no description files (e.g. with a slow API source)
+    judge_run: str | None  # a judge_by_layer run dir (or its judge_pairs.csv)
+    title: str | None  # page title; null = SAE set, matching settings
+
+
+@dataclass
+class PairRow:
+    """One adjacent layer pair as the page summarises it."""
+
+    layer: int
+    next_layer: int
+    median_cost: float | None
+    unmatched_share: float
+    matching_score: float | None
 
 
 def exact_links(ctx: Context, adjacent: list[Link], starts: list[int], max_dist: int | None):
     """Exact LAPs s -> L (cached on disk via ctx.matchings); L = s + 1 is the adjacent link."""
-    layers, by = ctx.layers, dict(zip(ctx.layers, ctx.saes, strict=True))
+    layers, by = ctx.layers, ctx.saes
     out = []
     for s in starts:
         for k in range(layers.index(s) + 1, len(layers)):
@@ -48,7 +59,7 @@ def exact_links(ctx: Context, adjacent: list[Link], starts: list[int], max_dist:
             if k == layers.index(s) + 1:
                 out.append(adjacent[k - 1])
             else:
-                out.append(link_from_matching(s, L, ctx.matchings(saes=[by[s], by[L]])[0]))
+                out.append(link_from_matching(s, L, ctx.matchings(saes={s: by[s], L: by[L]})[s]))
     return out
 
 
@@ -99,7 +110,7 @@ def matching_scores(ctx: Context, adjacent: list[Link]) -> dict[int, float]:
     """Matching score of each adjacent pair (SPEC §5) on ctx.batch, in one pass of the model."""
     from experiments.matching_score import active, resid_rows
 
-    by = {L: s.to(ctx.lm.device) for L, s in zip(ctx.layers, ctx.saes, strict=True)}
+    by = {L: s.to(ctx.lm.device) for L, s in ctx.saes.items()}
     acc = {lk.src: MatchingScoreAccumulator(lk.target) for lk in adjacent}
     for rows in resid_rows(ctx, ctx.layers):  # (L, n, d)
         act = [active(by[L], rows[k]) for k, L in enumerate(ctx.layers)]
@@ -120,10 +131,8 @@ def explorer_data(ctx: Context, o: Options) -> tuple[ExplorerData, dict]:
             f"experiment.exact_starts={starts}: {bad} not among this set's layers "
             f"{layers[:-1]} (the last layer has nothing after it)"
         )
-    adjacent = [
-        link_from_matching(t, u, mt)
-        for t, u, mt in zip(layers[:-1], layers[1:], ctx.matchings(), strict=True)
-    ]
+    ms = ctx.matchings()
+    adjacent = [link_from_matching(t, u, ms[t]) for t, u in ctx.next_layer.items()]
     exact = exact_links(ctx, adjacent, starts, o.exact_max_distance)
     t_match = time.perf_counter() - t0
     width = adjacent[0].width
@@ -155,31 +164,38 @@ def explorer_data(ctx: Context, o: Options) -> tuple[ExplorerData, dict]:
     return data, info
 
 
-def write_for_run(cfg: DictConfig, run_dir: Path) -> Path:
+def write_for_run(ctx: Context) -> Path:
     """The page for another experiment's run (top-level `explorer=true`): its SAEs and
-    matchings (disk-cached, so no new LAP), no exact LAPs beyond them, no model pass."""
-    ctx = Context(cfg, run_dir=run_dir)
-    data, _ = explorer_data(ctx, Options(exact_starts=[], matching_score=False))
+    matchings (ctx's, so no new LAP), no exact LAPs beyond them, no model pass."""
+    opts = default_options("explorer", exact_starts=[], matching_score=False)
+    data, _ = explorer_data(ctx, opts)
     return write_explorer(data, ctx.run_dir)
 
 
-def run(cfg: DictConfig) -> dict:
-    """Write explorer.html and explorer_data/ into the run dir; results list sizes and times."""
-    ctx = Context(cfg)
-    with ctx.recorder as rec:
-        data, info = explorer_data(ctx, ctx.options)
-        t1 = time.perf_counter()
-        html = write_explorer(data, ctx.run_dir)
-        files = sorted((ctx.run_dir / DATA_DIR).glob("*.js"))
-        rec.add_artifact("explorer", html, type="html")
-        results = {
-            "explorer": html.name,
-            "html_bytes": html.stat().st_size,
-            "data_files": len(files),
-            "data_bytes": sum(f.stat().st_size for f in files),
-            **info,
-            "seconds_write": time.perf_counter() - t1,
-            "sae_set": ctx.sae_set.to_dict(),
-        }
-        rec.finish(results)
-    return results
+def run(opts: Options, ctx: Context) -> Results:
+    """Write explorer.html and explorer_data/ into the run dir; the summary lists sizes, times."""
+    data, info = explorer_data(ctx, opts)
+    t1 = time.perf_counter()
+    html = write_explorer(data, ctx.run_dir)
+    files = sorted((ctx.run_dir / DATA_DIR).glob("*.js"))
+    summary = {
+        "explorer": html.name,
+        "html_bytes": html.stat().st_size,
+        "data_files": len(files),
+        "data_bytes": sum(f.stat().st_size for f in files),
+        **info,
+        "seconds_write": time.perf_counter() - t1,
+    }
+    rows = [
+        PairRow(
+            lk.src,
+            lk.dst,
+            link_summary(lk, cost_bins([lk]))["quantiles"]["p50"],
+            lk.unmatched_share,
+            data.matching_score.get(lk.src),
+        )
+        for lk in data.adjacent
+    ]
+    res = Results(summary=summary, headline=rows)
+    res.table("explorer_pairs", rows)
+    return res

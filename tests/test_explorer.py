@@ -138,14 +138,25 @@ def test_judge_labels_keep_only_this_runs_pairs(tmp_path):
 
 
 def test_exact_start_outside_the_set_is_a_clear_error(test_zoo, tmp_path):
-    from experiment_helpers import compose_cfg
-
-    from experiments import explorer
+    from experiment_helpers import compose_cfg, run
 
     last = int(test_zoo.n_layers) - 1
     cfg = compose_cfg("explorer", [f"experiment.exact_starts=[{last}]"], test_zoo, tmp_path)
     with pytest.raises(ValueError, match="the last layer has nothing after it"):
-        explorer.run(cfg)
+        run(cfg)
+
+
+def test_explorer_flag_writes_the_page_beside_another_run(test_zoo, tmp_path):
+    from experiment_helpers import compose_cfg, run, run_dir_of
+
+    cfg = compose_cfg("mse_curves", ["explorer=true"], test_zoo, tmp_path)
+    summary = run(cfg)
+    run_dir = run_dir_of(cfg)
+    assert summary["explorer"] == "explorer.html"
+    meta = _meta((run_dir / "explorer.html").read_text())
+    assert meta["layers"] == list(range(int(test_zoo.n_layers))) and meta["exact"] == []
+    assert (run_dir / "results.json").is_file()  # the run's own files are still there
+    assert len(list((run_dir / DATA_DIR).glob("layer_*.js"))) == len(meta["layers"])
 
 
 def test_match_file_fields_and_flow_graph_reach_the_layer_files(tmp_path):
@@ -178,21 +189,6 @@ def test_match_file_fields_and_flow_graph_reach_the_layer_files(tmp_path):
     assert nxt["pred"] == [2, 0, 0, 1, 1, 2] and nxt["split"] == [-1, -1, 0, 2, -1, -1]
     with pytest.raises(ValueError, match="predecessors must be"):
         Link(0, 1, [0, 1], [1, 1], predecessors=np.zeros(2))
-
-
-def test_explorer_flag_writes_the_page_beside_another_run(test_zoo, tmp_path):
-    from experiment_helpers import compose_cfg
-
-    from experiments.cli import run_experiment
-    from experiments.context import run_dir_of
-
-    cfg = compose_cfg("mse_curves", ["explorer=true"], test_zoo, tmp_path)
-    run_experiment(cfg)
-    run_dir = run_dir_of(cfg)
-    meta = _meta((run_dir / "explorer.html").read_text())
-    assert meta["layers"] == list(range(int(test_zoo.n_layers))) and meta["exact"] == []
-    assert (run_dir / "results.json").is_file()  # the run's own files are still there
-    assert len(list((run_dir / DATA_DIR).glob("layer_*.js"))) == len(meta["layers"])
 
 
 def test_cheapest_paths_sum_step_costs_and_skip_unusable_and_unmatched():

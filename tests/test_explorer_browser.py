@@ -14,10 +14,7 @@ import struct
 
 import numpy as np
 import pytest
-from experiment_helpers import compose_cfg
-
-from experiments import explorer, judge_by_layer
-from experiments.context import Context
+from experiment_helpers import compose_cfg, context, run, run_dir_of
 
 WINDOW = (1280, 900)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -74,18 +71,18 @@ def page(test_zoo, tmp_path_factory):
         test_zoo,
         tmp_path_factory.mktemp("judge"),
     )
-    judge_by_layer.run(jcfg)
-    jdir = Context(jcfg).run_dir
+    run(jcfg)
+    jdir = run_dir_of(jcfg)
     cfg = compose_cfg(
         "explorer", [f"experiment.judge_run={jdir}"], test_zoo, tmp_path_factory.mktemp("explorer")
     )
-    res = explorer.run(cfg)
-    ctx = Context(cfg)
+    res = run(cfg)
+    ctx = context(cfg)
     layers = list(ctx.layers)
-    by = dict(zip(layers, ctx.saes, strict=True))
-    adj = {t: np.asarray(m.perm) for t, m in zip(layers, ctx.matchings(), strict=False)}
+    by = ctx.saes
+    adj = {t: np.asarray(m.perm) for t, m in ctx.matchings().items()}
     exact = {
-        (s, L): np.asarray(ctx.matchings(saes=[by[s], by[L]])[0].perm)
+        (s, L): np.asarray(ctx.matchings(saes={s: by[s], L: by[L]})[s].perm)
         for s in layers
         for L in layers
         if s + 1 < L
@@ -97,7 +94,7 @@ def page(test_zoo, tmp_path_factory):
             if r["label"].isdigit()
         }
     return {
-        "html": ctx.run_dir / "explorer.html",
+        "html": run_dir_of(cfg) / "explorer.html",
         "res": res,
         "layers": layers,
         "adj": adj,
