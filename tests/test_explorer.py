@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -37,6 +38,9 @@ def test_page_is_one_file_without_network_and_data_beside_it(tmp_path):
     data = _data(width=16)
     html = write_explorer(data, tmp_path)
     text = html.read_text()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert html.stat().st_mode & 0o777 == 0o666 & ~mask  # the user's umask, not 0600
     assert "http://" not in text and "https://" not in text and "<link" not in text
     assert re.findall(r"<script[^>]*\bsrc=", text) == []  # data files are added at run time
     meta = _meta(text)
