@@ -78,6 +78,10 @@ def run_experiment(
         res = exp.run(opts, ctx)
         if not isinstance(res, Results):
             raise TypeError(f"experiments/{exp.name}.py: run must return Results")
+        if cfg.explorer and exp.name != "explorer":  # the page beside the run's files
+            from experiments.explorer import write_for_run
+
+            res.summary["explorer"] = write_for_run(ctx).name
         if console:
             print(headline_table(exp.name, res.headline), flush=True)
         out = record(ctx, rec, res)

@@ -113,6 +113,7 @@ class Config:
     experiment: Any = MISSING
     seed: int = 0
     dry_run: bool = False
+    explorer: bool = False  # also write explorer.html for the run's matchings
 
 
 def register_schemas() -> None:
