@@ -10,6 +10,10 @@ HUB_SETS = {
     "gemma_scope_paper": "gemma_scope_paper",
     "gemma_scope_canonical": "gemma_scope_canonical",
     "llama_scope": "llama_scope",
+    "gemma_scope_att": "gemma_scope_att",
+    "gemma_scope_mlp": "gemma_scope_mlp",
+    "llama_scope_lxa": "llama_scope_lxa",
+    "llama_scope_lxm": "llama_scope_lxm",
 }
 
 

@@ -34,6 +34,10 @@ class SAESetKind(str, Enum):
     gemma_scope = "gemma_scope"
     llama_scope = "llama_scope"
     local = "local"
+    gemma_scope_att = "gemma_scope_att"
+    gemma_scope_mlp = "gemma_scope_mlp"
+    llama_scope_lxa = "llama_scope_lxa"
+    llama_scope_lxm = "llama_scope_lxm"
 
 
 class DataSource(str, Enum):
