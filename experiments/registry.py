@@ -22,6 +22,8 @@ EXPERIMENTS = (
     "paths",
     "judge_by_layer",
     "mse_by_label",
+    "flow",
+    "steering",
 )
 
 

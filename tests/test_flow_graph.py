@@ -87,7 +87,7 @@ def test_hand_built_graph_and_file(tmp_path):
     fl = g.layer(1)
     assert [ORIGINS[c] for c in fl.origin.tolist()] == ["persisting", "mlp", "attention", "unclear"]
     assert fl.index["res"][0, 0] == 2 and fl.index["mlp"][1, 0] == 3 and fl.index["att"][2, 0] == 1
-    assert fl.index["res"][0, 1] == -1  # the second-best res row is below τ: no edge
+    assert fl.edges("res", 0.6)[0].tolist() == [True, False]  # the runner-up is below τ
     assert g.predecessors(1, 2) == [("att/1/1", pytest.approx(1.0))]
     assert g.predecessors(1, 3) == []
     assert fl.shares() == {"persisting": 0.25, "mlp": 0.25, "attention": 0.25, "unclear": 0.25}

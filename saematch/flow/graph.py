@@ -13,9 +13,9 @@ fit every target (S = 0 when u'_j is as far from r'_i as the zero vector; with e
 S = 2 cos − 1). Rows of an attn_z SAE (Gemma Scope `att`) live in z-space and are mapped first:
 u = gain ⊙ W_O v (saematch.lm.sites.z_to_residual).
 
-Per target and source the top_k sources are kept with their scores; predecessors below the
-threshold τ are edges of weight S but marked absent (index −1). The origin of feature i, from
-the best score per source b_res, b_mlp, b_att:
+Per target and source the top_k sources are kept with their scores; those with S ≥ τ are the
+graph's edges (the rest stay as candidates, for ranking and validation). The origin of feature
+i, from the best score per source b_res, b_mlp, b_att:
 
     persisting            b_res ≥ τ
     created by MLP        b_res < τ, b_mlp ≥ τ, b_mlp ≥ b_att
@@ -96,9 +96,13 @@ class FlowLayer:
     """Predecessors of every residual feature of one layer t."""
 
     layer: int
-    index: dict[str, Tensor]  # source -> (F, k) int64 predecessor ids, −1 below the threshold
-    score: dict[str, Tensor]  # source -> (F, k) float32 scores, descending (kept below τ too)
+    index: dict[str, Tensor]  # source -> (F, k) int64 top-k source ids, best first
+    score: dict[str, Tensor]  # source -> (F, k) float32 their scores, descending
     origin: Tensor  # (F,) int8 codes into ORIGINS
+
+    def edges(self, source: str, threshold: float) -> Tensor:
+        """(F, k) bool: which of the top-k candidates are edges (score ≥ threshold)."""
+        return self.score[source] >= threshold
 
     def best(self, source: str) -> Tensor:
         """(F,) the best score from `source`."""
@@ -139,7 +143,7 @@ class FlowGraph:
             src_layer = t - 1 if s == "res" else t
             for j, v in zip(fl.index[s][feature].tolist(), fl.score[s][feature].tolist(),
                             strict=True):  # fmt: skip
-                if j >= 0:
+                if v >= self.threshold:
                     out.append((f"{s}/{src_layer}/{j}", float(v)))
         return sorted(out, key=lambda x: -x[1])
 
@@ -166,8 +170,6 @@ def flow_layer(
     rows = decoder_rows(target, similarity)
     index, score = {}, {}
     for s in SOURCES:
-        i, v = top_predecessors(rows, sources[s], similarity, top_k)
-        index[s] = torch.where(v >= tau, i, torch.full_like(i, -1))
-        score[s] = v
+        index[s], score[s] = top_predecessors(rows, sources[s], similarity, top_k)
     origin = classify({s: score[s][:, 0] for s in SOURCES}, tau)
     return FlowLayer(layer, index, score, origin)

@@ -2,9 +2,9 @@
 
 Tensors, for every target layer t of the graph and source s ∈ {res, mlp, att}:
 
-    {s}_index_{t}   int64 (F_t, k)  predecessor feature ids in the source SAE (res: layer t−1,
-                                    mlp/att: layer t), best first; −1 = below the threshold
-    {s}_score_{t}   float32 (F_t, k) their scores (kept even below the threshold)
+    {s}_index_{t}   int64 (F_t, k)  top-k candidate feature ids in the source SAE (res: layer
+                                    t−1, mlp/att: layer t), best first
+    {s}_score_{t}   float32 (F_t, k) their scores; a candidate is an edge iff score ≥ threshold
     origin_{t}      int8 (F_t,)     0 persisting, 1 created by MLP, 2 created by attention,
                                     3 unclear
 

@@ -59,13 +59,18 @@ class CorrelationAccumulator:
 
 
 def sample_edges(
-    fl: FlowLayer, source: str, n: int, generator: torch.Generator, alive: Tensor | None = None
+    fl: FlowLayer,
+    source: str,
+    n: int,
+    generator: torch.Generator,
+    threshold: float | None = None,
+    alive: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Up to n (target, source) feature pairs: the top-1 edge of random targets that have one.
-
-    alive (F,) bool restricts targets to features that fire on the corpus.
-    """
-    has = fl.index[source][:, 0] >= 0
+    """Up to n (target, top-1 source) pairs of random targets whose top-1 is an edge
+    (score ≥ threshold; None: any score). alive (F,) bool restricts the targets."""
+    has = torch.ones_like(fl.origin, dtype=torch.bool)
+    if threshold is not None:
+        has &= fl.score[source][:, 0] >= threshold
     if alive is not None:
         has &= alive
     cand = torch.nonzero(has).flatten()

@@ -1,0 +1,194 @@
+"""Feature flow across modules (saematch.flow): where each residual feature of layer t comes from.
+
+Data-free: for every feature of res(t), its top-k predecessors in res(t−1), mlp(t) and att(t)
+by decoder cosine (Feature Flow) or folded cost (SAE Match), and its origin (persisting / created
+by MLP / created by attention / unclear). The graph is written to matchings/flow_graph.*; the
+per-layer origin shares are a figure and a CSV. With `validate`, a sample of top-1 edges per
+layer and source is checked on ctx.batch: the Pearson correlation of the two features'
+activations over non-BOS tokens, against random feature pairs of the same SAEs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from experiments.context import Context
+from experiments.module_saes import module_saes
+from saematch import plotting
+from saematch.data.batches import chunks
+from saematch.flow import ORIGINS, SOURCES, build_flow_graph, save_flow_graph
+from saematch.flow.validate import CorrelationAccumulator, random_pairs, sample_edges
+
+KINDS = ("edge", "top1_any", "random")  # edges above τ, best source at any score, random pairs
+ORIGIN_COLORS = {"persisting": plotting.OKABE_ITO["blue"], "mlp": plotting.OKABE_ITO["orange"],
+                 "attention": plotting.OKABE_ITO["green"], "unclear": plotting.GREY}  # fmt: skip
+
+
+@dataclass
+class Options:
+    similarity: str = (
+        "cosine"  # cosine (Feature Flow) | folded_cost (SAE Match's eq. 3 on folded rows)
+    )
+    top_k: int = 3
+    threshold: float | None = None  # null: 0.5 for cosine, 0.0 for folded_cost (README)
+    att_set: str | None = (
+        None  # null: the module set that goes with `saes` (zoo, Gemma/Llama Scope)
+    )
+    mlp_set: str | None = None
+    att_repo: str | None = None  # local mirror of the att repo
+    mlp_repo: str | None = None
+    validate: bool = True
+    n_edges: int = 200  # edges (and random pairs) per (layer, source) checked on the data
+    seed: int = 0
+
+
+def share_rows(graph) -> list[dict]:
+    """Per target layer: origin shares, persisting features with a module link, mean best scores."""
+    rows = []
+    for fl in graph.layers:
+        linked = {s: fl.best(s) >= graph.threshold for s in SOURCES}
+        row = {"layer": fl.layer, **fl.shares()}
+        row["persisting_and_module"] = float((linked["res"] & (linked["mlp"] | linked["att"]))
+                                             .float().mean())  # fmt: skip
+        row.update({f"best_{s}_mean": float(fl.best(s).mean()) for s in SOURCES})
+        rows.append(row)
+    return rows
+
+
+def plot_shares(rows: list[dict], graph):
+    """Left: origin shares per layer (stacked). Right: mean best score per source per layer."""
+    fig, (ax, ax_s) = plotting.new_figure(1, 2, panel_size=(4.8, 3.4))
+    layers = [r["layer"] for r in rows]
+    bottom = np.zeros(len(rows))
+    for o in ORIGINS:
+        v = np.array([r[o] for r in rows])
+        ax.bar(layers, v, bottom=bottom, color=ORIGIN_COLORS[o], label=o)
+        bottom += v
+    ax.set_xticks(layers)
+    plotting.label_axes(ax, y=None, title=f"Origin of res(t) features ({graph.similarity}, "
+                        f"τ={graph.threshold:g})")  # fmt: skip
+    ax.set_ylabel("share of features")
+    for s in SOURCES:
+        plotting.line_per_layer(
+            ax_s,
+            layers,
+            [r[f"best_{s}_mean"] for r in rows],
+            label={"res": "res(t−1)", "mlp": "mlp(t)", "att": "att(t)"}[s],
+        )
+    ax_s.axhline(graph.threshold, color=plotting.GREY, ls="--", lw=1, label="threshold")
+    plotting.label_axes(ax_s, y=None, title="Mean best predecessor score")
+    ax_s.set_ylabel(graph.similarity)
+    return fig
+
+
+def validate(ctx: Context, graph, mods, n: int, seed: int) -> list[dict]:
+    """ρ of sampled top-1 edges and of random pairs, per (layer, source), on ctx.batch."""
+    g = torch.Generator().manual_seed(seed)
+    res = dict(zip(ctx.layers, ctx.saes, strict=True))
+    src_sae = {
+        "res": lambda t: res[t - 1],
+        "mlp": lambda t: mods.mlp[t],
+        "att": lambda t: mods.att[t],
+    }
+    src_site = {"res": "resid_post", "mlp": mods.sites["mlp"], "att": mods.sites["att"]}
+    src_layer = {"res": lambda t: t - 1, "mlp": lambda t: t, "att": lambda t: t}
+    plan = {}  # (t, source, kind) -> (target ids, source ids)
+    for fl in graph.layers:
+        for s in SOURCES:
+            plan[(fl.layer, s, "edge")] = sample_edges(fl, s, n, g, graph.threshold)
+            plan[(fl.layer, s, "top1_any")] = sample_edges(fl, s, n, g)
+            plan[(fl.layer, s, "random")] = random_pairs(n, res[fl.layer].width,
+                                                         src_sae[s](fl.layer).width, g)  # fmt: skip
+    acc = {k: CorrelationAccumulator(len(v[0])) for k, v in plan.items()}
+    want = sorted(
+        {("resid_post", fl.layer) for fl in graph.layers}
+        | {(src_site[s], src_layer[s](fl.layer)) for fl in graph.layers for s in SOURCES}
+    )
+    for b in chunks(ctx.batch, int(ctx.cfg.model.batch_size)):
+        acts = ctx.lm.site_activations(b.input_ids, b.attention_mask, want)
+        m = b.metric_mask.to(ctx.lm.device)
+        for fl in graph.layers:  # one target layer at a time: (n, F) codes of 4 SAEs in memory
+            t = fl.layer
+            with torch.inference_mode():
+                ft = res[t].encode(acts[("resid_post", t)][m].to(res[t].dtype))  # (n, F)
+                for s in SOURCES:
+                    sae = src_sae[s](t)
+                    fs = sae.encode(acts[(src_site[s], src_layer[s](t))][m].to(sae.dtype))
+                    for kind in KINDS:
+                        ti, si = plan[(t, s, kind)]
+                        acc[(t, s, kind)].update(ft[:, ti.to(ft.device)], fs[:, si.to(fs.device)])
+    rows = []
+    for (t, s, kind), a in acc.items():
+        rho = a.value().numpy()
+        ok = rho[np.isfinite(rho)]
+        rows.append({"layer": t, "source": s, "pairs": kind, "n": int(rho.size),
+                     "n_valid": int(ok.size), "mean_rho": float(ok.mean()) if ok.size else None,
+                     "median_rho": float(np.median(ok)) if ok.size else None,
+                     "frac_rho_gt_0.1": float((ok > 0.1).mean()) if ok.size else None,
+                     "rho": [float(x) for x in rho]})  # fmt: skip
+    return rows
+
+
+def plot_validation(rows: list[dict]):
+    """Per source: mean ρ per layer, edges vs random pairs; and all ρ as histograms."""
+    fig, axes = plotting.new_figure(2, 3, panel_size=(3.6, 2.8), squeeze=False)
+    for k, s in enumerate(SOURCES):
+        ax, ax_h = axes[0, k], axes[1, k]
+        colors = (plotting.OKABE_ITO["blue"], plotting.OKABE_ITO["sky"], plotting.GREY)
+        for kind, color in zip(KINDS, colors, strict=True):
+            rs = sorted((r for r in rows if r["source"] == s and r["pairs"] == kind),
+                        key=lambda r: r["layer"])  # fmt: skip
+            means = [np.nan if r["mean_rho"] is None else r["mean_rho"] for r in rs]
+            plotting.line_per_layer(ax, [r["layer"] for r in rs], means, label=f"{kind} pairs",
+                                    color=color)  # fmt: skip
+            rho = np.concatenate([np.asarray(r["rho"], dtype=float) for r in rs]) if rs else []
+            rho = np.asarray(rho)[np.isfinite(rho)] if len(rho) else np.zeros(0)
+            ax_h.hist(rho, bins=30, range=(-0.2, 1.0), alpha=0.5, color=color, label=kind,
+                      density=True)  # fmt: skip
+        plotting.label_axes(ax, y=None, title=f"{s} → res(t): mean ρ")
+        plotting.label_axes(ax_h, x=None, y=None, title=f"{s}: ρ over all layers")
+        ax_h.set_yscale("log")
+        ax_h.set_ylabel("density")
+        ax_h.set_xlabel("activation correlation ρ")
+    return fig
+
+
+def run(cfg: DictConfig) -> dict:
+    """Build, store and plot the flow graph; check its edges against activations."""
+    ctx = Context(cfg)
+    opts = ctx.options
+    with ctx.recorder as rec:
+        layers = list(ctx.layers)
+        if len(layers) < 2:
+            raise ValueError(f"the flow graph needs at least two residual layers; got {layers}")
+        mods = module_saes(ctx, layers[1:], att_set=opts.att_set, mlp_set=opts.mlp_set,
+                           att_repo=opts.att_repo, mlp_repo=opts.mlp_repo)  # fmt: skip
+        res = dict(zip(layers, ctx.saes, strict=True))
+        graph = build_flow_graph(res, mods.mlp, mods.att, sites=mods.sites, o_proj=mods.o_proj,
+                                 similarity=opts.similarity, top_k=opts.top_k,
+                                 threshold=opts.threshold)  # fmt: skip
+        graph.notes["module_sets"] = f"att: {mods.names['att']}, mlp: {mods.names['mlp']}"
+        st, js = save_flow_graph(graph, ctx.run_dir / "matchings" / "flow_graph")
+        rec.add_artifact("flow_graph", st.parent, type="flow_graph")
+        rows = share_rows(graph)
+        rec.add_table("flow_shares", rows)
+        rec.add_figure("flow_shares", plot_shares(rows, graph))
+        results = {"similarity": graph.similarity, "threshold": graph.threshold,
+                   "top_k": graph.top_k, "shares": rows, "graph": str(js.relative_to(ctx.run_dir)),
+                   "module_sets": mods.names, "sites": mods.sites}  # fmt: skip
+        if opts.validate:
+            vrows = validate(ctx, graph, mods, int(opts.n_edges), int(opts.seed))
+            rec.add_table("flow_validation", [{k: v for k, v in r.items() if k != "rho"}
+                                              for r in vrows], as_history=False)  # fmt: skip
+            rec.add_figure("flow_validation", plot_validation(vrows))
+            results["validation"] = {
+                f"{s}/{kind}": float(np.nanmean([r["mean_rho"] or np.nan for r in vrows
+                                                 if r["source"] == s and r["pairs"] == kind]))
+                for s in SOURCES for kind in KINDS
+            }  # fmt: skip
+        rec.finish(results)
+    return results
