@@ -21,6 +21,7 @@ from experiments.module_saes import module_saes
 from saematch import plotting
 from saematch.data.batches import chunks
 from saematch.flow import ORIGINS, SOURCES, build_flow_graph, save_flow_graph
+from saematch.flow.graph import check_similarity
 from saematch.flow.validate import CorrelationAccumulator, random_pairs, sample_edges
 
 KINDS = ("edge", "top1_any", "random")  # edges above τ, best source at any score, random pairs
@@ -162,6 +163,9 @@ def run(cfg: DictConfig) -> dict:
     ctx = Context(cfg)
     opts = ctx.options
     with ctx.recorder as rec:
+        check_similarity(opts.similarity)  # before loading anything
+        if opts.top_k < 1 or opts.n_edges < 1:
+            raise ValueError(f"top_k and n_edges must be ≥ 1, got {opts.top_k}, {opts.n_edges}")
         layers = list(ctx.layers)
         if len(layers) < 2:
             raise ValueError(f"the flow graph needs at least two residual layers; got {layers}")

@@ -62,6 +62,18 @@ FIGURES: dict[str, tuple[str, str]] = {
     "sparsity_sweep": ("14", "Fig. 14-15: ΔL and EV vs SAE l0; the l0-matched SAE set."),
     "quantile_ablation": ("16", "Fig. 16-17: ΔL and EV vs matched-pair MSE quantile q (eq. 6)."),
     "paths": ("18", "Fig. 18-19: example feature paths across layers."),
+    # Beyond the paper (numbered X…, after the paper's figures)
+    "flow": (
+        "X1",
+        "Feature flow (Laptev et al. 2025 style, data-free): origin of every residual feature "
+        "(persisting / MLP / attention / unclear) per layer, and sampled edges' activation "
+        "correlation vs random pairs.",
+    ),
+    "steering": (
+        "X2",
+        "Steering along SAE Match feature paths vs at one layer: next-token KL and log-prob "
+        "of the feature's tokens, against random directions of the same norm.",
+    ),
 }
 
 
@@ -127,7 +139,8 @@ def write_index(out: Path, records: list[dict], items: dict[str, list[dict]]) ->
     ]
     for rec in sorted(records, key=lambda r: FIGURES[r["name"]][0]):
         num, caption = FIGURES[rec["name"]]
-        parts.append(f"<h2>Fig. {int(num)} — {html.escape(rec['name'])}</h2>")
+        label = f"Fig. {int(num)}" if num.isdigit() else f"Extra {num}"
+        parts.append(f"<h2>{label} — {html.escape(rec['name'])}</h2>")
         parts.append(f"<p>{html.escape(caption)}</p>")
         if rec["returncode"] != 0:
             parts.append(f"<p><b>failed</b>: see runs/{html.escape(rec['name'])}.log</p>")

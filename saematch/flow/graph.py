@@ -38,6 +38,13 @@ ORIGINS = ("persisting", "mlp", "attention", "unclear")  # origin codes 0..3
 DEFAULT_THRESHOLD = {"cosine": 0.5, "folded_cost": 0.0}
 
 
+def check_similarity(similarity: str) -> str:
+    """`similarity` if known, else a ValueError naming the choices."""
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+    return similarity
+
+
 def decoder_rows(sae: JumpReLUSAE, similarity: str) -> Tensor:
     """Rows compared by `similarity`: folded decoder rows θ_j W_dec[j] (F, d), float32."""
     W = sae.W_dec.detach().float().cpu()
@@ -51,8 +58,7 @@ def top_predecessors(
     target: Tensor, source: Tensor, similarity: str, top_k: int, block: int = 2048
 ) -> tuple[Tensor, Tensor]:
     """(index (F, k) int64, score (F, k) float32): each target row's k best source rows."""
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+    check_similarity(similarity)
     if target.shape[1] != source.shape[1]:
         raise ValueError(
             f"target rows have size {target.shape[1]}, source rows {source.shape[1]}: both "
@@ -163,6 +169,7 @@ def flow_layer(
     threshold: float | None = None,
 ) -> FlowLayer:
     """Predecessors of `target`'s features among source rows {res, mlp, att} (residual space)."""
+    check_similarity(similarity)
     missing = [s for s in SOURCES if s not in sources]
     if missing:
         raise ValueError(f"flow_layer needs source rows for {SOURCES}; missing {missing}")
