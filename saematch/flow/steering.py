@@ -40,8 +40,8 @@ def random_like(add: dict[int, Tensor], generator: torch.Generator) -> dict[int,
     """Independent Gaussian directions with the norm of each add[l]."""
     out = {}
     for layer, v in add.items():
-        r = torch.randn(v.shape, generator=generator, dtype=torch.float32)
-        out[layer] = r / r.norm() * v.float().norm()
+        r = torch.randn(v.shape, generator=generator, dtype=torch.float32)  # CPU generator
+        out[layer] = (r / r.norm() * float(v.float().norm())).to(v.device)
     return out
 
 
