@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -127,3 +128,23 @@ def test_z_to_residual_maps_rows():
     torch.testing.assert_close(z_to_residual(v, W_O, gain), (v @ W_O.T) * gain)
     with pytest.raises(ValueError, match="attn_z"):
         z_to_residual(torch.randn(3, 5), W_O)
+
+
+def test_streaming_correlation_matches_numpy():
+    from saematch.flow.validate import CorrelationAccumulator, pair_correlations
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.relu(torch.randn(300, 5, generator=g))
+    b = torch.relu(a[:, [0, 1, 2]] + torch.randn(300, 3, generator=g))
+    b = torch.cat([b, torch.zeros(300, 1)], dim=1)  # a feature that never fires
+    ia, ib = torch.tensor([0, 1, 4, 2]), torch.tensor([0, 2, 1, 3])
+    acc = CorrelationAccumulator(4)
+    for s in (slice(0, 100), slice(100, 250), slice(250, 300)):
+        acc.update(a[s][:, ia], b[s][:, ib])
+    got = acc.value()
+    want = [
+        np.corrcoef(a[:, i].numpy(), b[:, j].numpy())[0, 1] for i, j in ((0, 0), (1, 2), (4, 1))
+    ]
+    np.testing.assert_allclose(got[:3].numpy(), want, rtol=1e-5, atol=1e-6)
+    assert torch.isnan(got[3])  # never fires: no correlation, not 0
+    torch.testing.assert_close(pair_correlations(a, b, ia, ib)[:3], got[:3])
