@@ -35,7 +35,7 @@ class Options:
         "cosine"  # cosine (Feature Flow) | folded_cost (SAE Match's eq. 3 on folded rows)
     )
     top_k: int = 3
-    threshold: float | None = None  # null: 0.5 for cosine, 0.0 for folded_cost (README)
+    threshold: float | None = None  # null: 0.5 (cosine and folded_cost; README)
     att_set: str | None = (
         None  # null: the module set that goes with `saes` (zoo, Gemma/Llama Scope)
     )
@@ -56,6 +56,9 @@ def share_rows(graph) -> list[dict]:
         row["persisting_and_module"] = float((linked["res"] & (linked["mlp"] | linked["att"]))
                                              .float().mean())  # fmt: skip
         row.update({f"best_{s}_mean": float(fl.best(s).mean()) for s in SOURCES})
+        for s, v in fl.null_best.items():  # chance level: best score vs rotated source rows
+            row[f"null_{s}_mean"] = float(v.mean())
+            row[f"null_{s}_above_threshold"] = float((v >= graph.threshold).float().mean())
         rows.append(row)
     return rows
 
@@ -73,13 +76,14 @@ def plot_shares(rows: list[dict], graph):
     plotting.label_axes(ax, y=None, title=f"Origin of res(t) features ({graph.similarity}, "
                         f"τ={graph.threshold:g})")  # fmt: skip
     ax.set_ylabel("share of features")
+    names = {"res": "res(t−1)", "mlp": "mlp(t)", "att": "att(t)"}
     for s in SOURCES:
-        plotting.line_per_layer(
-            ax_s,
-            layers,
-            [r[f"best_{s}_mean"] for r in rows],
-            label={"res": "res(t−1)", "mlp": "mlp(t)", "att": "att(t)"}[s],
+        line = plotting.line_per_layer(
+            ax_s, layers, [r[f"best_{s}_mean"] for r in rows], label=names[s]
         )
+        if f"null_{s}_mean" in rows[0]:
+            ax_s.plot(layers, [r[f"null_{s}_mean"] for r in rows], ":", color=line.get_color(),
+                      label=f"{names[s]}, chance")  # fmt: skip
     ax_s.axhline(graph.threshold, color=plotting.GREY, ls="--", lw=1, label="threshold")
     plotting.label_axes(ax_s, y=None, title="Mean best predecessor score")
     ax_s.set_ylabel(graph.similarity)
@@ -174,7 +178,7 @@ def run(cfg: DictConfig) -> dict:
         res = dict(zip(layers, ctx.saes, strict=True))
         graph = build_flow_graph(res, mods.mlp, mods.att, sites=mods.sites, o_proj=mods.o_proj,
                                  similarity=opts.similarity, top_k=opts.top_k,
-                                 threshold=opts.threshold)  # fmt: skip
+                                 threshold=opts.threshold, null_seed=int(opts.seed))  # fmt: skip
         graph.notes["module_sets"] = f"att: {mods.names['att']}, mlp: {mods.names['mlp']}"
         st, js = save_flow_graph(graph, ctx.run_dir / "matchings" / "flow_graph")
         rec.add_artifact("flow_graph", st.parent, type="flow_graph")

@@ -100,6 +100,8 @@ def test_hand_built_graph_and_file(tmp_path):
         assert torch.equal(back.layer(1).index[s], fl.index[s])
         assert torch.equal(back.layer(1).score[s], fl.score[s])
     assert torch.equal(back.layer(1).origin, fl.origin)
+    assert set(back.layer(1).null_best) == {"res", "mlp", "att"}
+    torch.testing.assert_close(back.layer(1).null_best["att"], fl.null_best["att"])
     # without W_O an attn_z SAE cannot be placed in the residual stream
     with pytest.raises(ValueError, match="W_O"):
         build_flow_graph({0: res0, 1: res1}, {1: mlp1}, {1: att1})
@@ -148,3 +150,17 @@ def test_streaming_correlation_matches_numpy():
     np.testing.assert_allclose(got[:3].numpy(), want, rtol=1e-5, atol=1e-6)
     assert torch.isnan(got[3])  # never fires: no correlation, not 0
     torch.testing.assert_close(pair_correlations(a, b, ia, ib)[:3], got[:3])
+
+
+def test_chance_level_sits_below_true_alignment():
+    # a source that IS the target up to small noise scores ~1; rotated, it drops to chance
+    from saematch.flow.graph import chance_best, random_rotation
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(200, 32, generator=g)
+    source = target + 0.1 * torch.randn(200, 32, generator=g)
+    q = random_rotation(32, g)
+    torch.testing.assert_close(q @ q.T, torch.eye(32), atol=1e-5, rtol=0)
+    best = top_predecessors(target, source, "cosine", 1)[1][:, 0]
+    null = chance_best(target, source, "cosine", g)
+    assert best.mean() > 0.99 and null.mean() < 0.6  # max of 200 cosines in d=32: ~0.5

@@ -51,11 +51,13 @@ def build_flow_graph(
     similarity: str = "cosine",
     top_k: int = 3,
     threshold: float | None = None,
+    null_seed: int | None = 0,
 ) -> FlowGraph:
     """The flow graph of every layer t with res(t−1), res(t), mlp(t) and att(t) present.
 
     `sites` gives the site of the mlp and att SAEs (default: mlp_out and attn_z, Gemma Scope's);
-    `o_proj[t]` is (W_O, gain) of block t, needed when att reads attn_z.
+    `o_proj[t]` is (W_O, gain) of block t, needed when att reads attn_z. `null_seed` seeds the
+    chance level (rotated source rows; None skips it).
     """
     sites = {"mlp": "mlp_out", "att": "attn_z", **(sites or {})}
     o_proj = o_proj or {}
@@ -73,7 +75,7 @@ def build_flow_graph(
             "att": source_rows(att[t], sites["att"], similarity, o_proj.get(t)),
         }
         layers.append(flow_layer(t, res[t], src, similarity=similarity, top_k=top_k,
-                                 threshold=threshold))  # fmt: skip
+                                 threshold=threshold, null_seed=null_seed))  # fmt: skip
         saes[f"res/{t - 1}"] = provenance(res[t - 1], "resid_post")
         saes[f"res/{t}"] = provenance(res[t], "resid_post")
         saes[f"mlp/{t}"] = provenance(mlp[t], sites["mlp"])

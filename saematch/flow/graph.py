@@ -21,6 +21,11 @@ i, from the best score per source b_res, b_mlp, b_att:
     created by MLP        b_res < τ, b_mlp ≥ τ, b_mlp ≥ b_att
     created by attention  b_res < τ, b_att ≥ τ, b_att > b_mlp
     unclear               every b < τ
+
+Chance level: the same best score against the source rows turned by one random rotation Q
+(u_j -> Q u_j, Q Haar-orthogonal, seeded). Both dictionaries keep their own geometry (norms,
+anisotropy) and lose only their alignment with each other, so the share of targets whose
+null best score reaches τ estimates how many edges threshold τ admits by chance.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from saematch.sae import JumpReLUSAE
 SIMILARITIES = ("cosine", "folded_cost")
 SOURCES = ("res", "mlp", "att")  # res(t−1), mlp(t), att(t)
 ORIGINS = ("persisting", "mlp", "attention", "unclear")  # origin codes 0..3
-DEFAULT_THRESHOLD = {"cosine": 0.5, "folded_cost": 0.0}
+DEFAULT_THRESHOLD = {"cosine": 0.5, "folded_cost": 0.5}
 
 
 def check_similarity(similarity: str) -> str:
@@ -85,6 +90,20 @@ def top_predecessors(
     return torch.cat(idx), torch.cat(val)
 
 
+def random_rotation(d: int, generator: torch.Generator) -> Tensor:
+    """A Haar-random orthogonal (d, d) matrix (QR of a Gaussian, signs fixed)."""
+    q, r = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))
+    return (q * torch.sign(torch.diagonal(r))).float()
+
+
+def chance_best(
+    target: Tensor, source: Tensor, similarity: str, generator: torch.Generator
+) -> Tensor:
+    """(F,) each target's best score against randomly rotated source rows (the null level)."""
+    rotated = source.float() @ random_rotation(source.shape[1], generator).T
+    return top_predecessors(target, rotated, similarity, 1)[1][:, 0]
+
+
 def classify(best: dict[str, Tensor], threshold: float) -> Tensor:
     """Origin code (F,) int8 from the best score per source (module docstring's rule)."""
     res, mlp, att = (best[s] for s in SOURCES)
@@ -105,6 +124,7 @@ class FlowLayer:
     index: dict[str, Tensor]  # source -> (F, k) int64 top-k source ids, best first
     score: dict[str, Tensor]  # source -> (F, k) float32 their scores, descending
     origin: Tensor  # (F,) int8 codes into ORIGINS
+    null_best: dict[str, Tensor] = field(default_factory=dict)  # source -> (F,) chance level
 
     def edges(self, source: str, threshold: float) -> Tensor:
         """(F, k) bool: which of the top-k candidates are edges (score ≥ threshold)."""
@@ -167,8 +187,10 @@ def flow_layer(
     similarity: str = "cosine",
     top_k: int = 3,
     threshold: float | None = None,
+    null_seed: int | None = 0,
 ) -> FlowLayer:
-    """Predecessors of `target`'s features among source rows {res, mlp, att} (residual space)."""
+    """Predecessors of `target`'s features among source rows {res, mlp, att} (residual space);
+    with null_seed, also the chance level of each source (rotated rows; None skips it)."""
     check_similarity(similarity)
     missing = [s for s in SOURCES if s not in sources]
     if missing:
@@ -179,4 +201,8 @@ def flow_layer(
     for s in SOURCES:
         index[s], score[s] = top_predecessors(rows, sources[s], similarity, top_k)
     origin = classify({s: score[s][:, 0] for s in SOURCES}, tau)
-    return FlowLayer(layer, index, score, origin)
+    null = {}
+    if null_seed is not None:
+        g = torch.Generator().manual_seed(int(null_seed) * 1009 + int(layer))
+        null = {s: chance_best(rows, sources[s], similarity, g) for s in SOURCES}
+    return FlowLayer(layer, index, score, origin, null)

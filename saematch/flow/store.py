@@ -7,6 +7,8 @@ Tensors, for every target layer t of the graph and source s ∈ {res, mlp, att}:
     {s}_score_{t}   float32 (F_t, k) their scores; a candidate is an edge iff score ≥ threshold
     origin_{t}      int8 (F_t,)     0 persisting, 1 created by MLP, 2 created by attention,
                                     3 unclear
+    {s}_null_{t}    float32 (F_t,)  best score against randomly rotated source rows (chance
+                                    level; absent when not computed)
 
 The JSON sidecar holds `format`, `similarity`, `top_k`, `threshold`, `layers`, `sources`,
 `origins`, the node id scheme (`res/<layer>/<feature>`, `mlp/…`, `att/…`), `saes` (node set ->
@@ -40,6 +42,8 @@ def save_flow_graph(graph: FlowGraph, path: str | os.PathLike) -> tuple[Path, Pa
             tensors[f"{s}_index_{fl.layer}"] = fl.index[s].contiguous()
             tensors[f"{s}_score_{fl.layer}"] = fl.score[s].float().contiguous()
         tensors[f"origin_{fl.layer}"] = fl.origin.contiguous()
+        for s, v in fl.null_best.items():
+            tensors[f"{s}_null_{fl.layer}"] = v.float().contiguous()
     meta = {
         "format": FORMAT,
         "similarity": graph.similarity,
@@ -78,6 +82,7 @@ def load_flow_graph(path: str | os.PathLike) -> FlowGraph:
             origin = tensors[f"origin_{t}"]
         except KeyError as e:
             raise ValueError(f"{st} lacks tensor {e} listed by {js}; rewrite the graph") from None
-        layers.append(FlowLayer(int(t), index, score, origin))
+        null = {s: tensors[f"{s}_null_{t}"] for s in SOURCES if f"{s}_null_{t}" in tensors}
+        layers.append(FlowLayer(int(t), index, score, origin, null))
     return FlowGraph(layers, meta["similarity"], int(meta["top_k"]), float(meta["threshold"]),
                      meta.get("saes", {}), meta.get("notes", {}))  # fmt: skip
