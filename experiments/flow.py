@@ -76,6 +76,8 @@ def plot_shares(rows: list[dict], graph):
     plotting.label_axes(ax, y=None, title=f"Origin of res(t) features ({graph.similarity}, "
                         f"τ={graph.threshold:g})")  # fmt: skip
     ax.set_ylabel("share of features")
+    ax.set_ylim(0, 1.3)
+    ax.legend(ncol=2, loc="upper center", fontsize=8)
     names = {"res": "res(t−1)", "mlp": "mlp(t)", "att": "att(t)"}
     for s in SOURCES:
         line = plotting.line_per_layer(
