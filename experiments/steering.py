@@ -11,12 +11,12 @@ directions with the same norm at the same layers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
+from experiments.common import Results
 from experiments.context import Context
 from experiments.matching_score import resid_rows
 from experiments.paths import activation_frequency, select_features
@@ -32,29 +32,61 @@ from saematch.flow.steering import (
 )
 
 MODES = ("path", "single")
+MIN_LAYERS = 1  # a one-layer set steers at that layer only
 
 
 @dataclass
 class Options:
-    start_layer: int | None = None  # null = first layer of the set
-    end_layer: int | None = None  # null = last layer of the set
-    n_features: int = 6
-    select: str = "most_active"  # first | most_active | random_active (as experiment=paths)
-    features: list[int] | None = None  # explicit start features (overrides select)
-    scales: list[float] = field(default_factory=lambda: [1.0, 4.0, 16.0])  # × θ W_dec row
-    n_random: int = 3  # random same-norm directions per (feature, mode, scale)
-    n_tokens: int = 10  # distinct top-activating (and next) tokens per feature
-    n_generate: int = 12  # greedy tokens in the text samples (0 = none)
-    seed: int = 0
+    start_layer: int | None  # null = first layer of the set
+    end_layer: int | None  # null = last layer of the set
+    n_features: int
+    select: str  # first | most_active | random_active (as experiment=paths)
+    features: list[int] | None  # explicit start features (overrides select)
+    scales: list[float]  # α, × the folded decoder row θ·W_dec
+    n_random: int  # random same-norm directions per (feature, mode, scale)
+    n_tokens: int  # distinct top-activating (and next) tokens per feature
+    n_generate: int  # greedy tokens in the text samples (0 = none)
+    seed: int
+
+
+@dataclass
+class SteeringRow:
+    feature: int  # start feature
+    start_layer: int
+    mode: str  # path | single
+    scale: float
+    n_layers: int  # layers steered
+    path: str  # "layer:feature" steps
+    rel_norm: float  # mean ‖addition‖ / mean ‖resid_post‖ of the steered layers
+    kl: float  # KL(steered ‖ clean), nats, mean over non-BOS positions
+    kl_random: float  # the same for random same-norm directions (mean over draws)
+    dlogp_top: float  # Δ log p of the feature's top-activating tokens
+    dlogp_top_random: float
+    dlogp_next: float  # Δ log p of the tokens after its top activations
+    dlogp_next_random: float
+
+
+@dataclass
+class SummaryRow:
+    mode: str
+    scale: float
+    n_features: int
+    kl: float
+    kl_random: float
+    dlogp_top: float
+    dlogp_top_random: float
+    dlogp_next: float
+    dlogp_next_random: float
+    kl_wins: float  # share of features whose KL beats their random draws'
 
 
 @torch.no_grad()
 def feature_tokens(ctx: Context, layers: list[int], start: int, feats: list[int], n: int):
     """Per feature: its n top-activating distinct tokens and the n distinct tokens after them;
     and the mean residual norm at each layer (for relative steering norms)."""
-    sae = dict(zip(ctx.layers, ctx.saes, strict=True))[start]
+    sae = ctx.saes[start]
     vals, cur, nxt, norms = [], [], [], []
-    for b, rows in zip(chunks(ctx.batch, int(ctx.cfg.model.batch_size)), resid_rows(ctx, layers),
+    for b, rows in zip(chunks(ctx.batch, ctx.batch_size), resid_rows(ctx, layers),
                        strict=True):  # fmt: skip
         norms.append(rows.norm(dim=-1).cpu())  # (L, n)
         f = sae.encode(rows[layers.index(start)].to(sae.dtype))[:, feats].cpu()  # (n, k)
@@ -85,36 +117,34 @@ def _distinct(tokens: torch.Tensor, n: int) -> torch.Tensor:
     return torch.tensor(seen, dtype=torch.long)
 
 
-def summarise(rows: list[dict]) -> list[dict]:
+def summarise(rows: list[SteeringRow]) -> list[SummaryRow]:
     """Per (mode, scale): mean over features of steered and random effects, and the win rate."""
     out = []
+    keys = ("kl", "kl_random", "dlogp_top", "dlogp_top_random", "dlogp_next", "dlogp_next_random")
     for mode in MODES:
-        for scale in sorted({r["scale"] for r in rows}):
-            rs = [r for r in rows if r["mode"] == mode and r["scale"] == scale]
-            if not rs:
-                continue
-            row = {"mode": mode, "scale": scale, "n_features": len(rs)}
-            for key in ("kl", "dlogp_top", "dlogp_next"):
-                row[key] = float(np.nanmean([r[key] for r in rs]))
-                row[f"{key}_random"] = float(np.nanmean([r[f"{key}_random"] for r in rs]))
-            row["kl_wins"] = float(np.mean([r["kl"] > r["kl_random"] for r in rs]))
-            out.append(row)
+        for scale in sorted({r.scale for r in rows}):
+            rs = [r for r in rows if r.mode == mode and r.scale == scale]
+            if rs:
+                means = [float(np.nanmean([getattr(r, k) for r in rs])) for k in keys]
+                wins = float(np.mean([r.kl > r.kl_random for r in rs]))
+                out.append(SummaryRow(mode, scale, len(rs), *means, wins))
     return out
 
 
-def plot(summary: list[dict]):
+def plot(summary: list[SummaryRow]):
     """KL and Δ log p(next tokens) against scale: path / single, steered / random."""
     fig, (ax, ax_d) = plotting.new_figure(1, 2, panel_size=(4.6, 3.3))
     colors = {"path": plotting.OKABE_ITO["blue"], "single": plotting.OKABE_ITO["orange"]}
     for mode in MODES:
-        rs = [r for r in summary if r["mode"] == mode]
-        x = [r["scale"] for r in rs]
+        rs = [r for r in summary if r.mode == mode]
+        x = [r.scale for r in rs]
         panels = ((ax, "kl", "KL(steered ‖ clean), nats"),
                   (ax_d, "dlogp_next", "Δ log p(tokens after top activations)"))  # fmt: skip
         for a, key, ylab in panels:
-            a.plot(x, [r[key] for r in rs], "o-", color=colors[mode], label=f"{mode}: feature")
-            a.plot(x, [r[f"{key}_random"] for r in rs], "o--", color=colors[mode], alpha=0.6,
-                   label=f"{mode}: random, same norm")  # fmt: skip
+            a.plot(x, [getattr(r, key) for r in rs], "o-", color=colors[mode],
+                   label=f"{mode}: feature")  # fmt: skip
+            a.plot(x, [getattr(r, f"{key}_random") for r in rs], "o--", color=colors[mode],
+                   alpha=0.6, label=f"{mode}: random, same norm")  # fmt: skip
             a.set_xscale("log")
             a.set_xlabel("scale α (× folded decoder row θ·W_dec)")
             a.set_ylabel(ylab)
@@ -124,70 +154,56 @@ def plot(summary: list[dict]):
     return fig
 
 
-def run(cfg: DictConfig) -> dict:
+def run(opts: Options, ctx: Context) -> Results:
     """Steer along feature paths and at one layer, against same-norm random directions."""
-    ctx = Context(cfg)
-    opts = ctx.options
-    with ctx.recorder as rec:
-        layers = list(ctx.layers)
-        start = layers[0] if opts.start_layer is None else int(opts.start_layer)
-        end = layers[-1] if opts.end_layer is None else int(opts.end_layer)
-        if start not in layers or end not in layers or end < start:
-            raise ValueError(f"start_layer={start}, end_layer={end}: both must be layers of the "
-                             f"SAE set {layers} with start ≤ end")  # fmt: skip
-        if not opts.scales or any(s <= 0 for s in opts.scales):
-            raise ValueError(f"scales must be positive numbers, got {list(opts.scales)}")
-        span = [L for L in layers if start <= L <= end]
-        saes = {L: s.to(ctx.lm.device) for L, s in zip(layers, ctx.saes, strict=True)}
-        adjacent = [m.perm for m in ctx.matchings()] if len(span) > 1 else []
-        feats = ([int(i) for i in opts.features] if opts.features else
-                 select_features(activation_frequency(ctx, [start])[start], opts.n_features,
-                                 opts.select, opts.seed))  # fmt: skip
-        tokens, norms = feature_tokens(ctx, span, start, feats, int(opts.n_tokens))
-        batch = ctx.batch
-        ids, am, mask = batch.input_ids, batch.attention_mask, batch.metric_mask
-        bs = int(cfg.model.batch_size)
-        clean = clean_log_probs(ctx.lm, ids, bs, am)
-        g = torch.Generator().manual_seed(int(opts.seed))
-        rows, samples = [], []
-        for i in feats:
-            path = layer_path(layers, adjacent, start, i, end) if len(span) > 1 else [(start, i)]
-            sets = {k: v for k, v in tokens[i].items() if len(v)}
-            for mode in MODES:
-                steps = path if mode == "path" else path[:1]
-                for scale in opts.scales:
-                    add = path_additions(saes, steps, scale)
-                    eff = steering_effect(ctx.lm, ids, mask, add, sets, bs, clean, am)
-                    rnd = [
-                        steering_effect(ctx.lm, ids, mask, random_like(add, g), sets, bs, clean, am)
-                        for _ in range(int(opts.n_random))
-                    ]
-                    row = {"feature": i, "start_layer": start, "mode": mode, "scale": scale,
-                           "n_layers": len(steps), "path": " ".join(f"{L}:{j}" for L, j in steps),
-                           "rel_norm": float(np.mean([float(add[L].norm()) / norms[L]
-                                                      for L, _ in steps])),
-                           "kl": eff.kl,
-                           "kl_random": float(np.mean([r.kl for r in rnd]))}  # fmt: skip
-                    for w in ("top", "next"):
-                        row[f"dlogp_{w}"] = eff.delta_logp.get(w, float("nan"))
-                        row[f"dlogp_{w}_random"] = (float(np.mean([r.delta_logp[w] for r in rnd]))
-                                                    if w in sets else float("nan"))  # fmt: skip
-                    rows.append(row)
-            if opts.n_generate and len(samples) < 2:
-                samples.append(
-                    sample_text(ctx, path, saes, max(opts.scales), int(opts.n_generate), g)
-                )
-        summary = summarise(rows)
-        rec.add_table("steering", rows, as_history=False)
-        rec.add_table("steering_summary", summary, as_history=False)
-        rec.add_figure("steering", plot(summary))
-        md = ctx.run_dir / "steering.md"
-        md.write_text(markdown(samples))
-        rec.add_artifact("steering_md", md, type="text")
-        results = {"start_layer": start, "end_layer": end, "features": feats,
-                   "summary": summary, "samples": samples}  # fmt: skip
-        rec.finish(results)
-    return results
+    layers = ctx.layers
+    start = layers[0] if opts.start_layer is None else opts.start_layer
+    end = layers[-1] if opts.end_layer is None else opts.end_layer
+    if start not in layers or end not in layers or end < start:
+        raise ValueError(f"experiment.start_layer={start}, end_layer={end}: both must be layers "
+                         f"of the SAE set {layers} with start ≤ end")  # fmt: skip
+    if not opts.scales or any(s <= 0 for s in opts.scales):
+        raise ValueError(f"experiment.scales must be positive numbers, got {list(opts.scales)}")
+    span = [L for L in layers if start <= L <= end]
+    saes = ctx.saes
+    adjacent = ctx.perms() if len(span) > 1 else {}
+    feats = ([int(i) for i in opts.features] if opts.features else
+             select_features(activation_frequency(ctx, [start])[start], opts.n_features,
+                             opts.select, opts.seed))  # fmt: skip
+    tokens, norms = feature_tokens(ctx, span, start, feats, opts.n_tokens)
+    ids, am, mask = ctx.batch.input_ids, ctx.batch.attention_mask, ctx.batch.metric_mask
+    bs = ctx.batch_size
+    clean = clean_log_probs(ctx.lm, ids, bs, am)
+    g = torch.Generator().manual_seed(opts.seed)
+    rows, samples = [], []
+    for i in feats:
+        path = layer_path(layers, adjacent, start, i, end) if len(span) > 1 else [(start, i)]
+        sets = {k: v for k, v in tokens[i].items() if len(v)}
+        for mode in MODES:
+            steps = path if mode == "path" else path[:1]
+            for scale in opts.scales:
+                add = path_additions(saes, steps, scale)
+                eff = steering_effect(ctx.lm, ids, mask, add, sets, bs, clean, am)
+                rnd = [steering_effect(ctx.lm, ids, mask, random_like(add, g), sets, bs, clean, am)
+                       for _ in range(opts.n_random)]  # fmt: skip
+                dl = {w: (eff.delta_logp.get(w, np.nan),
+                          float(np.mean([r.delta_logp[w] for r in rnd])) if w in sets else np.nan)
+                      for w in ("top", "next")}  # fmt: skip
+                rel = float(np.mean([float(add[L].norm()) / norms[L] for L, _ in steps]))
+                rows.append(SteeringRow(
+                    i, start, mode, scale, len(steps), " ".join(f"{L}:{j}" for L, j in steps),
+                    rel, eff.kl, float(np.mean([r.kl for r in rnd])), *dl["top"], *dl["next"],
+                ))  # fmt: skip
+        if opts.n_generate and len(samples) < 2:
+            samples.append(sample_text(ctx, path, saes, max(opts.scales), opts.n_generate, g))
+    summary = summarise(rows)
+    res = Results(texts={"steering.md": markdown(samples)}, headline=summary)
+    res.table("steering", rows, history=False)
+    res.table("steering_summary", summary, history=False)
+    res.figures["steering"] = plot(summary)
+    res.summary = {"start_layer": start, "end_layer": end, "features": feats,
+                   "summary": [asdict(r) for r in summary], "samples": samples}  # fmt: skip
+    return res
 
 
 def sample_text(ctx: Context, path, saes, scale: float, n_new: int, g) -> dict:
