@@ -117,7 +117,7 @@ def plot_shares(rows: list[ShareRow], graph):
     ax_s.axhline(graph.threshold, color=plotting.GREY, ls="--", lw=1, label="threshold")
     plotting.label_axes(ax_s, y=None, title="Mean best predecessor score")
     ax_s.set_ylabel(graph.similarity)
-    ax_s.legend(fontsize=7, ncol=2, loc="lower left")
+    ax_s.legend(fontsize=7, ncol=2, loc="upper right")
     return fig
 
 
