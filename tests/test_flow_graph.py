@@ -120,7 +120,7 @@ def test_folded_cost_uses_thresholds():
         similarity="folded_cost",
         top_k=1,
     )
-    assert g.layer(1).index["res"][0, 0] == 1 and g.threshold == 0.0
+    assert g.layer(1).index["res"][0, 0] == 1 and g.threshold == 0.5
 
 
 def test_z_to_residual_maps_rows():
