@@ -11,16 +11,16 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from experiments.context import Context, plain
+from experiments.context import Context
 from saematch.lm.sites import o_proj_map
 from saematch.sae import JumpReLUSAE
 from saematch.sources import resolve_set
 
-DEFAULT_SETS = {  # saes.kind -> (att set, mlp set)
-    "gemma_scope_paper": ("gemma_scope_att", "gemma_scope_mlp"),
-    "gemma_scope_canonical": ("gemma_scope_att", "gemma_scope_mlp"),
-    "gemma_scope": ("gemma_scope_att", "gemma_scope_mlp"),
-    "llama_scope": ("llama_scope_lxa", "llama_scope_lxm"),
+DEFAULT_SETS = {  # the residual set's target function -> (att set, mlp set)
+    "gemma_scope_paper_set": ("gemma_scope_att", "gemma_scope_mlp"),
+    "gemma_scope_canonical_set": ("gemma_scope_att", "gemma_scope_mlp"),
+    "gemma_scope_sweep_set": ("gemma_scope_att", "gemma_scope_mlp"),
+    "llama_scope_set": ("llama_scope_lxa", "llama_scope_lxm"),
 }
 
 
@@ -45,9 +45,12 @@ def module_saes(
     mlp_repo: str | None = None,
 ) -> ModuleSAEs:
     """Load the att and mlp SAEs of `layers` for the run's SAE set (see the module docstring)."""
-    kind = plain(ctx.cfg.saes.kind)
+    from experiments.sae_sets import is_zoo_set
+    from experiments.targets import target
+
+    kind = target(ctx.cfg.saes, "saes").__name__
     device = ctx.cfg.model.device
-    if kind == "zoo" and att_set is None and mlp_set is None:
+    if is_zoo_set(ctx.cfg) and att_set is None and mlp_set is None:
         from saematch.zoo.modules import load_module_sae
 
         att = {L: load_module_sae(ctx.zoo, "attn_z", L).to(device) for L in layers}
@@ -58,7 +61,7 @@ def module_saes(
         att_set, mlp_set = att_set or d_att, mlp_set or d_mlp
         if att_set is None or mlp_set is None:
             raise ValueError(
-                f"no module SAEs are known for saes.kind={kind!r}: set experiment.att_set and "
+                f"no module SAEs are known for the SAE set {kind!r}: set experiment.att_set and "
                 "experiment.mlp_set (gemma_scope_att, gemma_scope_mlp, llama_scope_lxa, "
                 "llama_scope_lxm), and att_repo / mlp_repo for local copies"
             )
