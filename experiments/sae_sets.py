@@ -67,6 +67,7 @@ def build_sae_set(cfg: DictConfig, ctx) -> SAESet:
             ids,
             notes=sae_set.notes,
             description=sae_set.description,
+            site=src.site,
         )
     if s.layers is not None:
         from experiments.preflight import layer_range

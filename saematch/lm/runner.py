@@ -18,6 +18,7 @@ import transformers
 from torch import Tensor, nn
 
 from saematch.lm.loss import chunks, token_ce
+from saematch.lm.sites import capture_sites
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 EAGER_MODEL_TYPES = ("gemma2",)  # no SDPA support in transformers 5 (MEASURED.md)
@@ -208,6 +209,24 @@ class LanguageModel:
             for h in handles:
                 h.remove()
         return torch.stack([got[l] for l in want])  # (L, B, T, d)
+
+    @torch.no_grad()
+    def site_activations(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        want: Sequence[tuple[str, int]] = (),
+    ) -> dict[tuple[str, int], Tensor]:
+        """Activations at (site, layer) pairs (saematch.lm.sites) in one full forward: (B, T, d)."""
+        if not want:
+            raise ValueError("want is empty: pass (site, layer) pairs, e.g. [('mlp_out', 3)]")
+        for _, layer in want:
+            self._check_layer(layer)
+        ids = input_ids.to(self.device)
+        am = None if attention_mask is None else attention_mask.to(self.device)
+        with capture_sites(self.layers, list(want)) as got:
+            self.base(input_ids=ids, attention_mask=am, use_cache=False)
+        return {k: v[0] for k, v in got.items()}
 
     @contextmanager
     def _skipping(self, n_skip: int):

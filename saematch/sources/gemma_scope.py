@@ -28,6 +28,13 @@ from saematch.sae import JumpReLUSAE
 
 GEMMA_SCOPE_2B_RES = "google/gemma-scope-2b-pt-res"
 GEMMA_SCOPE_2B_RES_CANONICAL = "google/gemma-scope-2b-pt-res-canonical"
+# Module SAEs, same layout (`layer_{L}/width_{W}/average_l0_{K}/params.npz`). `att` reads the
+# concatenated head outputs before o_proj (attn_z, width n_heads·head_dim = 2048 in Gemma-2-2B);
+# `mlp` reads the MLP output after the post-MLP RMSNorm (mlp_out, d_model 2304).
+GEMMA_SCOPE_2B_ATT = "google/gemma-scope-2b-pt-att"
+GEMMA_SCOPE_2B_MLP = "google/gemma-scope-2b-pt-mlp"
+GEMMA_SCOPE_2B_ATT_CANONICAL = "google/gemma-scope-2b-pt-att-canonical"
+GEMMA_SCOPE_2B_MLP_CANONICAL = "google/gemma-scope-2b-pt-mlp-canonical"
 PARAMS_FILE = "params.npz"
 GEMMA_SCOPE_KEYS = ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
 

@@ -21,6 +21,8 @@ from saematch.sae import JumpReLUSAE
 from saematch.sources.gemma_scope import fetch_file
 
 LLAMA_SCOPE_LXR_8X = "fnlp/Llama3_1-8B-Base-LXR-8x"
+LLAMA_SCOPE_LXA_8X = "fnlp/Llama3_1-8B-Base-LXA-8x"  # attention output (after o_proj)
+LLAMA_SCOPE_LXM_8X = "fnlp/Llama3_1-8B-Base-LXM-8x"  # MLP output
 HYPERPARAMS_FILE = "hyperparams.json"
 WEIGHTS_FILE = "checkpoints/final.safetensors"
 LLAMA_SCOPE_KEYS = ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")

@@ -110,3 +110,18 @@ def llama_scope_ids(layers: Layers = None, *, expansion: int = 8) -> dict[int, s
         L: llama_scope_folder(L, site="R", expansion=expansion)
         for L in parse_layers(layers, LLAMA31_8B_LAYERS)
     }
+
+
+def gemma_scope_module_ids(layers: Layers = None, *, width: str = "16k") -> dict[int, str]:
+    """layer -> `layer_{L}/width_{width}/canonical` of the -att/-mlp-canonical repos."""
+    return {L: f"layer_{L}/width_{width}/canonical" for L in parse_layers(layers, GEMMA2_2B_LAYERS)}
+
+
+def llama_scope_module_ids(site: str, layers: Layers = None, *, expansion: int = 8) -> dict:
+    """layer -> `Llama3_1-8B-Base-L{L}{site}-{expansion}x`, site "A" (attention) or "M" (MLP)."""
+    if site not in ("A", "M", "R"):
+        raise ValueError(f"Llama Scope site must be R, A or M, got {site!r}")
+    return {
+        L: llama_scope_folder(L, site=site, expansion=expansion)
+        for L in parse_layers(layers, LLAMA31_8B_LAYERS)
+    }

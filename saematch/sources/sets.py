@@ -45,6 +45,7 @@ class SAESpec:
     sae_id: str
     revision: str | None = None
     note: str = ""  # why this SAE differs from the set's rule (e.g. a fallback)
+    site: str = "resid_post"  # activation site it reads (saematch.lm.sites.SITES)
 
     def load(
         self,
@@ -73,6 +74,7 @@ class SAESpec:
             )
         if self.note:
             sae.meta["note"] = self.note
+        sae.meta.setdefault("site", self.site)
         return sae
 
 
@@ -104,12 +106,13 @@ class SAESet:
         revision: str | None = None,
         notes: Mapping[int, str] | None = None,
         description: str = "",
+        site: str = "resid_post",
     ) -> SAESet:
         """A set from layer -> sae_id (or a list of sae_ids, e.g. for a sparsity sweep)."""
         notes = notes or {}
         entries = {
             L: tuple(
-                SAESpec(source, str(repo_id), s, revision, notes.get(L, ""))
+                SAESpec(source, str(repo_id), s, revision, notes.get(L, ""), site)
                 for s in ((v,) if isinstance(v, str) else v)
             )
             for L, v in ids.items()
@@ -261,6 +264,9 @@ SETS = {
 
 def resolve_set(name: str, layers: Layers = None, **kw) -> SAESet:
     """Build the named SAE set (see `SETS`), optionally for a subset or range of layers."""
-    if name not in SETS:
-        raise KeyError(f"unknown SAE set {name!r}; known: {sorted(SETS)}")
-    return SETS[name](layers, **kw) if layers is not None else SETS[name](**kw)
+    from saematch.sources.module_sets import MODULE_SETS  # module sets build on SAESet
+
+    sets = {**SETS, **MODULE_SETS}
+    if name not in sets:
+        raise KeyError(f"unknown SAE set {name!r}; known: {sorted(sets)}")
+    return sets[name](layers, **kw) if layers is not None else sets[name](**kw)
