@@ -25,15 +25,36 @@ class Matching:
     solver: str
     seconds: float
     info: dict = field(default_factory=dict)  # solver details, cache status
+    # beyond the bijection (beyond.py): perm[i] = −1 leaves i unmatched, pair_mse is NaN there
+    unmatched: float | str | None = None  # the setting: None (bijection), ρ, or "auto"
+    proven: bool = True  # the optimum of its problem, proven (LP duals / exact sparse LAP)
+    confidence: np.ndarray | None = None  # (F,) float32 swap regret (confidence.py eq. 1)
+    predecessors: np.ndarray | None = None  # (F_B, k) int64, B's j -> A's k cheapest rows
+    predecessor_cost: np.ndarray | None = None  # (F_B, k) float32
+    split_children: np.ndarray | None = None  # (F, 2) int64, −1 = no split (splits.py)
+
+    @property
+    def is_partial(self) -> bool:
+        """True when some feature is left unmatched (perm has −1)."""
+        return bool((np.asarray(self.perm) < 0).any())
 
     @property
     def permutation(self) -> Permutation:
         """perm as a Permutation (compose, inverse, apply)."""
+        if self.is_partial:
+            raise ValueError(
+                f"this matching leaves {int((self.perm < 0).sum())} features unmatched "
+                "(unmatched != none), so it is not a permutation; use .perm (−1 = unmatched) "
+                "or match with unmatched=None"
+            )
         return Permutation(self.perm)
 
     def settings(self) -> dict:
         """The settings that produced this matching (JSON-serialisable)."""
-        return {"mode": self.mode, "fold": self.fold, "solver": self.solver}
+        out = {"mode": self.mode, "fold": self.fold, "solver": self.solver}
+        if self.unmatched is not None:
+            out["unmatched"] = self.unmatched
+        return out
 
 
 def match(
