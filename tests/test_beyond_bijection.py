@@ -142,7 +142,7 @@ def test_partial_confidence_includes_the_drop_move():
 
 
 def test_null_rotation_and_kappa():
-    q = random_rotation(12, np.random.default_rng(0))
+    q = random_rotation(12, 0)
     np.testing.assert_allclose(q @ q.T, np.eye(12), atol=1e-5)
     a, b, _ = planted_pair(32, 256, seed=1)
     xa, xb = _features(a, b, "decoder")

@@ -20,17 +20,25 @@ only when it is more similar than all but α of chance pairings (partial.py). α
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+import torch
 
 NULL_ALPHA = 0.05
 NULL_SAMPLE = 1024  # features per side: the quantile's standard error is ~0.005 at α = 0.05
 
 
-def random_rotation(d: int, rng: np.random.Generator) -> np.ndarray:
-    """A Haar-random orthogonal (d, d) float32 matrix (QR of a Gaussian, signs fixed)."""
-    g = rng.standard_normal((d, d))
-    q, r = np.linalg.qr(g)
-    return (q * np.sign(np.diag(r))).astype(np.float32)
+@lru_cache(maxsize=4)
+def random_rotation(d: int, seed: int) -> np.ndarray:
+    """A Haar-random orthogonal (d, d) float32 matrix (QR of a Gaussian, signs fixed).
+
+    torch's QR: 1.9 s at d = 2304 where numpy's took 24 s on the shared 2-core machine;
+    cached, so the layer pairs of one run share it.
+    """
+    g = torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    q, r = torch.linalg.qr(g)
+    return (q * torch.sign(torch.diagonal(r))).numpy().astype(np.float32)
 
 
 def _rotated(x: np.ndarray, parts: list[tuple[int, int]], q: np.ndarray) -> np.ndarray:
@@ -65,7 +73,7 @@ def null_kappa(
         raise ValueError(f"the null quantile alpha must be in (0, 1), got {alpha}")
     d = parts[0][1] - parts[0][0]
     rng = np.random.default_rng(seed)
-    q = random_rotation(d, rng)
+    q = random_rotation(d, seed)
     D = xa.shape[1] - 2
     r, s = xa[:, D].astype(np.float64), xb[:, D + 1].astype(np.float64)
     live_a, live_b = np.flatnonzero(r > 0), np.flatnonzero(s > 0)
