@@ -14,7 +14,7 @@ from experiments.context import Context
 @pytest.fixture(scope="module")
 def beyond(test_zoo, tmp_path_factory):
     out = tmp_path_factory.mktemp("beyond")
-    over = ["experiment.noises=[0.3,1.2]", "experiment.seeds=1", "experiment.width=512",
+    over = ["experiment.noises=[0.5,3.0]", "experiment.seeds=1", "experiment.width=512",
             "experiment.d_model=64"]  # fmt: skip
     cfg = compose_cfg("beyond_bijection", over, test_zoo, out)
     return cfg, beyond_bijection.run(cfg), Context(cfg).run_dir
@@ -24,7 +24,7 @@ def test_planted_scores(beyond):
     _, res, _ = beyond
     rows = res["planted"]
     assert {r["mode"] for r in rows} == {"decoder", "both"} and len(rows) == 2 * 2 * 2
-    easy = [r for r in rows if r["mode"] == "decoder" and r["noise"] == 0.3]
+    easy = [r for r in rows if r["mode"] == "decoder" and r["noise"] == 0.5]
     part = next(r for r in easy if r["matching"] == "partial")
     bij = next(r for r in easy if r["matching"] == "bijection")
     assert bij["unmatched_share"] == 0 and np.isnan(bij["unmatched_precision"])
