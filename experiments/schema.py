@@ -89,6 +89,10 @@ class MatchingConfig:
     fold: bool = True
     solver: Solver = Solver.auto
     cache: bool = True
+    unmatched: str | None = None  # none | auto | a number ρ (relative reject cost)
+    confidence: bool = True  # swap regret per pair, in the match files
+    top_k: int = 5  # predecessors kept per feature of layer t+1 (0: none)
+    splits: bool = True  # split detector (two close successors of one feature)
 
 
 @dataclass

@@ -7,11 +7,13 @@ j of SAE B):
     perm             int64   (F_A,)     B's feature matched to A's i; −1 = unmatched
     pair_cost        float32 (F_A,)     the mode's cost of that pair (SPEC §3); NaN if unmatched
     confidence       float32 (F_A,)     swap regret (README Definitions); NaN if unmatched
+    confidence_lower float32 (F_A,)     dual regret, a lower bound on the true regret
     predecessors     int64   (F_B, k)   A's k cheapest features for B's j, best first
     predecessor_cost float32 (F_B, k)
     split_children   int64   (F_A, 2)   the two children of a split feature; −1 = no split
+    dual_u, dual_v   float64 (F_A,), (F_B,)  LP duals proving a bijection optimal
 
-The last four are optional (present when computed). The JSON sidecar holds format and
+All but perm and pair_cost are optional (present when computed). The JSON sidecar holds format and
 version, both SAEs' ids and content fingerprints, the settings, whether the optimum was
 proven, and the SHA-256 of the arrays file.
 """
@@ -38,7 +40,13 @@ FINGERPRINT = (
     "blake2b, 16-byte digest, over W_enc, b_enc, W_dec, b_dec, threshold in that order: "
     "for each the UTF-8 name, str(tuple(shape)), then its float32 C-order bytes"
 )
-OPTIONAL = ("confidence", "predecessors", "predecessor_cost", "split_children")
+OPTIONAL = (
+    "confidence",
+    "confidence_lower",
+    "predecessors",
+    "predecessor_cost",
+    "split_children",
+)
 
 
 class MatchFileError(ValueError):
@@ -89,6 +97,9 @@ def save_match_file(
         if value is not None:
             dtype = np.int64 if name in ("predecessors", "split_children") else np.float32
             arrays[name] = np.ascontiguousarray(value, dtype=dtype)
+    if m.duals is not None:
+        arrays["dual_u"] = np.ascontiguousarray(m.duals[0], dtype=np.float64)
+        arrays["dual_v"] = np.ascontiguousarray(m.duals[1], dtype=np.float64)
     blob = save(arrays, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
     atomic_write_bytes(arrays_path, blob)
     from saematch import __version__
@@ -119,6 +130,7 @@ def save_match_file(
         "unmatched_a": int((m.perm < 0).sum()),
         "unmatched_share": float((m.perm < 0).mean()) if len(m.perm) else 0.0,
         "split_kappa": info.get("split_kappa"),
+        "tol": info.get("tol"),
         "seconds": m.seconds,
         "array_names": sorted(arrays),
         "extra": extra or {},
@@ -197,6 +209,7 @@ def load_matching(
             "kappa": u.get("kappa"),
             "null": u.get("null"),
             "split_kappa": meta.get("split_kappa"),
+            "tol": meta.get("tol"),
             "loaded_from": str(json_path),
         },
         unmatched=u.get("setting"),
@@ -205,4 +218,6 @@ def load_matching(
     for name in OPTIONAL:
         if name in arr:
             setattr(m, name, arr[name])
+    if "dual_u" in arr:
+        m.duals = (arr["dual_u"], arr["dual_v"])
     return m

@@ -182,3 +182,23 @@ def test_detect_splits_needs_both_children_close_and_the_same_parent():
     np.testing.assert_array_equal(out, [[0, 1], [-1, -1]])
     preds[1, 0] = 1  # B's 1 now prefers A's 1: A's 0 is no longer its parent
     assert (detect_splits(succ, cost, preds, r, s, kappa=0.5) == -1).all()
+
+
+def test_match_and_match_layers_go_beyond_through_the_cache(tmp_path):
+    from saematch.matching import match_layers
+
+    saes = [planted_pair(32, 128, seed=s)[k] for s, k in ((0, 0), (0, 1))]
+    m = match(*saes, mode="decoder", confidence=True, top_k=2)  # bijection + confidence
+    assert not m.is_partial and m.duals is not None
+    ok = m.confidence_lower[~np.isnan(m.confidence_lower)]
+    assert (ok <= m.confidence[~np.isnan(m.confidence)] + 1e-4).all()
+    kw = dict(mode="decoder", cache_dir=tmp_path, progress=False, unmatched="auto", top_k=2)
+    first = match_layers(saes, **kw)[0]
+    assert first.is_partial and first.info["cached"] is False
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1
+    again = match_layers(saes, **kw)[0]
+    assert again.info["cached"] is True
+    np.testing.assert_array_equal(again.perm, first.perm)
+    np.testing.assert_array_equal(again.predecessors, first.predecessors)
+    # the plain bijection keeps its own cache entry
+    assert not match_layers(saes, mode="decoder", cache_dir=tmp_path, progress=False)[0].is_partial

@@ -5,8 +5,8 @@
 * unmatched=None: the paper's bijection (match(), proven by LP duals); "auto" or a number ρ:
   the exact partial matching with reject costs τ_i = ρ ‖z_i‖² (partial.py), ρ = 1 − κ* from
   the rotation null (null.py) for "auto".
-* confidence: swap regret per pair (confidence.py), plus the dual regret when the solver
-  exposes its duals (attributes `u`, `v` of the Matching).
+* confidence: swap regret per pair (confidence.py), plus the dual regret from the LP duals
+  every bijection solver returns (Matching.duals).
 * top_k predecessors per feature of B and the split detector (splits.py), from the same pass.
 """
 
@@ -81,9 +81,8 @@ def match_beyond(
     )
     tau = None
     if setting is None:
-        m = match(a, b, mode=mode, fold=fold, solver=solver)
+        m = match(a, b, mode=mode, fold=fold, solver=solver)  # proven by its duals
         t_match = m.seconds
-        m.proven = m.info.get("proof", "duals") != "none"
     else:
         rho = null["rho"] if setting == "auto" else float(setting)
         t1 = time.perf_counter()
@@ -106,13 +105,12 @@ def match_beyond(
         m.info["null"] = null
     if confidence or splits or top_k > 0:
         t2 = time.perf_counter()
-        duals = (m.u, m.v) if setting is None and getattr(m, "u", None) is not None else None
+        duals = m.duals if setting is None else None
         pa = pair_analysis(xa, xb, m.perm, tau=tau, top_k=max(int(top_k), 1), duals=duals)
         m.info["analysis_seconds"] = time.perf_counter() - t2
         if confidence:
             m.confidence = pa.confidence
-            if pa.confidence_lower is not None:
-                m.info["confidence_lower_mean"] = float(np.nanmean(pa.confidence_lower))
+            m.confidence_lower = pa.confidence_lower
         if top_k > 0:
             m.predecessors, m.predecessor_cost = pa.predecessors, pa.predecessor_cost
         if splits:

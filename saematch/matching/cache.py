@@ -1,8 +1,8 @@
 """match_layers: match every adjacent SAE pair, with a resumable on-disk cache.
 
-Cache entry = `<key>.npz` (perm, pair_mse; no pickle) + `<key>.json` (settings, written last,
-so it marks a complete entry). key = hash(fingerprints of both SAEs, mode, fold, solver,
-CODE_VERSION). Writes go to a temp file then os.replace; a per-key file lock lets several
+Cache entry = `<key>.npz` (perm, pair_mse, duals u and v; no pickle) + `<key>.json` (settings,
+written last, so it marks a complete entry). key = hash(fingerprints of both SAEs, mode, fold,
+solver, CODE_VERSION). Writes go to a temp file then os.replace; a per-key file lock lets several
 processes share one cache without computing a pair twice. A corrupt entry is recomputed.
 """
 
@@ -22,12 +22,18 @@ from saematch.atomic import atomic_write, atomic_write_text
 from saematch.matching.match import Matching, match
 from saematch.sae import JumpReLUSAE
 
-CODE_VERSION = "matching-3"  # bump when the matching definition or solvers change results
+CODE_VERSION = "matching-4"  # bump when the matching definition or solvers change results
 log = logging.getLogger(__name__)
 
 
-def cache_key(a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool, solver: str) -> str:
-    """Hex key of a matching: both SAEs' content fingerprints + settings + code version."""
+def cache_key(
+    a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool, solver: str, beyond: dict | None = None
+) -> str:
+    """Hex key of a matching: both SAEs' content fingerprints + settings + code version.
+
+    beyond: the options of matching beyond the bijection (unmatched, confidence, top_k,
+    splits), when any is set; such entries are stored as match files (saematch.matchfile).
+    """
     spec = {
         "a": a.fingerprint(),
         "b": b.fingerprint(),
@@ -36,12 +42,17 @@ def cache_key(a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool, solver: str
         "solver": solver,
         "code": CODE_VERSION,
     }
+    if beyond:
+        spec["beyond"] = beyond
     return hashlib.blake2b(json.dumps(spec, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
 def save_matching(m: Matching, folder: Path, key: str) -> None:
     """Write m as <key>.npz + <key>.json (atomic, no pickle)."""
-    atomic_write(folder / f"{key}.npz", lambda f: np.savez(f, perm=m.perm, pair_mse=m.pair_mse))
+    duals = {} if m.duals is None else {"u": m.duals[0], "v": m.duals[1]}
+    atomic_write(
+        folder / f"{key}.npz", lambda f: np.savez(f, perm=m.perm, pair_mse=m.pair_mse, **duals)
+    )
     meta = {
         **m.settings(),
         "key": key,
@@ -62,8 +73,11 @@ def load_matching(folder: Path, key: str, width: int) -> Matching | None:
         meta = json.loads(meta_path.read_text())
         with np.load(arr_path, allow_pickle=False) as z:
             perm, pair = z["perm"].astype(np.int64), z["pair_mse"].astype(np.float32)
+            duals = (z["u"], z["v"]) if "u" in z.files else None
         if meta.get("key") != key or perm.shape != (width,) or pair.shape != (width,):
             raise ValueError("entry does not match its key or width")
+        if duals is not None and any(d.shape != (width,) for d in duals):
+            raise ValueError("duals do not match the width")
         if np.bincount(perm, minlength=width).max(initial=0) != 1 or perm.min(initial=0) < 0:
             raise ValueError("perm is not a bijection")
     except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
@@ -79,6 +93,7 @@ def load_matching(folder: Path, key: str, width: int) -> Matching | None:
         meta["solver"],
         float(meta["seconds"]),
         info,
+        duals,
     )
 
 
@@ -90,13 +105,22 @@ def cached_match(
     fold: bool,
     solver: str,
     cache_dir: str | Path | None,
+    beyond: dict | None = None,
 ) -> Matching:
-    """match(a, b, ...) through the cache in cache_dir (no cache when None)."""
+    """match(a, b, ...) through the cache in cache_dir (no cache when None).
+
+    beyond = dict(unmatched=, confidence=, top_k=, splits=) as for match(); entries with it
+    are match files `<key>.safetensors` + `<key>.json`.
+    """
+    beyond = {k: v for k, v in (beyond or {}).items() if v not in (None, False, 0, "none")}
     if cache_dir is None:
-        return match(a, b, mode=mode, fold=fold, solver=solver)
+        return match(a, b, mode=mode, fold=fold, solver=solver, **beyond)
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    key = cache_key(a, b, mode, fold, solver)
+    key = cache_key(a, b, mode, fold, solver, beyond)
+    if beyond:
+        with FileLock(str(folder / f"{key}.lock")):
+            return _cached_match_file(a, b, folder / key, mode, fold, solver, beyond)
     with FileLock(str(folder / f"{key}.lock")):
         hit = load_matching(folder, key, a.width)
         if hit is not None:
@@ -107,6 +131,24 @@ def cached_match(
         return m
 
 
+def _cached_match_file(a, b, stem: Path, mode, fold, solver, beyond: dict) -> Matching:
+    """The match file at stem, or compute and write it (caller holds the key's lock)."""
+    from saematch.matchfile import load_matching as load_match_file
+    from saematch.matchfile import save_match_file
+
+    if stem.with_suffix(".json").exists():
+        try:
+            m = load_match_file(stem, a, b)
+            m.info["cached"] = True
+            return m
+        except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
+            log.warning("matching cache entry %s is corrupt (%s); recomputing", stem.name, e)
+    m = match(a, b, mode=mode, fold=fold, solver=solver, **beyond)
+    m.info["cached"] = False
+    save_match_file(m, stem, a, b)
+    return m
+
+
 def match_layers(
     saes: Sequence[JumpReLUSAE],
     *,
@@ -115,12 +157,28 @@ def match_layers(
     solver: str = "auto",
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    unmatched: float | str | None = None,
+    confidence: bool = False,
+    top_k: int = 0,
+    splits: bool = False,
 ) -> list[Matching]:
-    """Matchings of every adjacent pair (saes[t] -> saes[t+1]); len(saes) − 1 results."""
+    """Matchings of every adjacent pair (saes[t] -> saes[t+1]); len(saes) − 1 results.
+
+    unmatched, confidence, top_k, splits: matching beyond the bijection (match()).
+    """
+    beyond = {"unmatched": unmatched, "confidence": confidence, "top_k": top_k, "splits": splits}
     if len(saes) < 2:
         raise ValueError(f"match_layers needs at least two SAEs, got {len(saes)}")
     pairs = range(len(saes) - 1)
     return [
-        cached_match(saes[t], saes[t + 1], mode=mode, fold=fold, solver=solver, cache_dir=cache_dir)
+        cached_match(
+            saes[t],
+            saes[t + 1],
+            mode=mode,
+            fold=fold,
+            solver=solver,
+            cache_dir=cache_dir,
+            beyond=beyond,
+        )  # fmt: skip
         for t in tqdm(pairs, desc="matching layers", disable=not progress)
     ]
