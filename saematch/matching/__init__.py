@@ -1,9 +1,9 @@
 """Matching SAE features across layers (SPEC §3, paper eq. 3)."""
 
+from saematch.matching.beyond import match_beyond
 from saematch.matching.cache import CODE_VERSION, cache_key, match_layers
 from saematch.matching.certificate import Certificate, check_certificate, check_matching
 from saematch.matching.cost import MODES, pair_cost
-from saematch.matching.beyond import match_beyond
 from saematch.matching.match import Matching, match
 from saematch.matching.permutation import Permutation, compose_chain, feature_path
 from saematch.matching.solvers import SOLVERS
