@@ -202,3 +202,25 @@ def test_match_and_match_layers_go_beyond_through_the_cache(tmp_path):
     np.testing.assert_array_equal(again.predecessors, first.predecessors)
     # the plain bijection keeps its own cache entry
     assert not match_layers(saes, mode="decoder", cache_dir=tmp_path, progress=False)[0].is_partial
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_partial_has_a_dual_certificate_on_the_clamped_cost(seed):
+    """Independent proof: LP duals of the clamped bijection, checked by check_certificate."""
+    from saematch.matching import check_certificate
+    from saematch.matching.confidence import complete
+    from saematch.matching.proof import dense_duals
+
+    a, b, _ = planted_pair(16, 96, died=0.3, split=0.05, noise=1.0, seed=seed)
+    xa, xb = _features(a, b, "decoder")
+    perm, _, info = partial_assign(xa, xb, 0.7)
+    assert 0 < info["unmatched_a"] < 96
+    r, s = squared_norms(xa, xb)
+    clamped = np.minimum(_dense(xa, xb), 0.7 * (r[:, None] + s[None, :]))
+    full = complete(perm, 96)
+    duals = dense_duals(clamped, full)
+    assert duals is not None
+    u, v, tol = duals
+    cert = check_certificate(lambda rows: clamped[rows], full, u, v, tol=max(tol, 1e-9))
+    assert cert.ok, cert
+    assert clamped[np.arange(96), full].sum() == pytest.approx(info["objective"], rel=1e-7)
