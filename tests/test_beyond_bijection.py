@@ -224,3 +224,20 @@ def test_partial_has_a_dual_certificate_on_the_clamped_cost(seed):
     cert = check_certificate(lambda rows: clamped[rows], full, u, v, tol=max(tol, 1e-9))
     assert cert.ok, cert
     assert clamped[np.arange(96), full].sum() == pytest.approx(info["objective"], rel=1e-7)
+
+
+def test_sae_level_truth_and_scores():
+    from saematch.matching.validation import auroc, sae_level_truth, score_matching
+
+    successor = np.array([[0, -1], [1, 2], [-1, -1]])  # true 0 persists, 1 splits, 2 dies
+    rep_a = np.array([2, 0, -1, 1])  # SAE A features -> true features at t
+    rep_b = np.array([1, -1, 0, 2, 0])  # SAE B features -> true features at t+1 (0 twice)
+    succ, known, known_b = sae_level_truth(rep_a, rep_b, successor)
+    np.testing.assert_array_equal(succ, [[-1, -1], [2, -1], [-1, -1], [0, 3]])
+    np.testing.assert_array_equal(known, [True, True, False, True])
+    perm = np.array([-1, 2, 1, 3])
+    sc = score_matching(perm, succ, np.array([np.nan, 2.0, 0.5, 1.0]), None, known, known_b)
+    assert sc["unmatched_precision"] == 1 and sc["unmatched_recall"] == 1
+    assert sc["pair_accuracy"] == 1 and np.isnan(sc["confidence_auroc"])  # no wrong pair
+    assert auroc(np.array([1, 2, 3, 4.0]), np.array([0, 0, 1, 1], bool)) == 1.0
+    assert auroc(np.array([1, 1, 1, 1.0]), np.array([0, 0, 1, 1], bool)) == 0.5

@@ -35,6 +35,31 @@ def _pr(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     return prec, rec
 
 
+def sae_level_truth(
+    rep_a: np.ndarray, rep_b: np.ndarray, successor: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Truth between SAE features from truth between true features (planted world, SPEC §9).
+
+    rep_a (F_A,), rep_b (F_B,): the true feature each SAE feature represents (−1: none);
+    successor (N_t, 2): true children at t+1 (−1 pads). Returns (successors (F_A, 2): the SAE
+    features of B representing a child of what A's feature represents, at most one per child;
+    known (F_A,): A's feature represents something; known_b (F_B,): likewise for B).
+    Born / died at the SAE level: no represented child / parent.
+    """
+    rep_a, rep_b = np.asarray(rep_a, dtype=np.int64), np.asarray(rep_b, dtype=np.int64)
+    first = {}  # true feature of t+1 -> one SAE feature representing it (the first)
+    for j, i in enumerate(rep_b.tolist()):
+        if i >= 0:
+            first.setdefault(i, j)
+    out = np.full((len(rep_a), 2), -1, dtype=np.int64)
+    for j, i in enumerate(rep_a.tolist()):
+        if i < 0:
+            continue
+        kids = [first[c] for c in successor[i].tolist() if c >= 0 and c in first]
+        out[j, : len(kids)] = kids
+    return out, rep_a >= 0, rep_b >= 0
+
+
 def score_matching(
     perm: np.ndarray,
     successors: np.ndarray,
