@@ -40,10 +40,12 @@ def _padded_optimum(c, ta, tb):
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("rho", [0.3, 0.8, 1.0])
-def test_partial_is_the_exact_optimum_of_the_reject_problem(seed, rho):
+@pytest.mark.parametrize("quantised", [True, False])
+def test_partial_is_the_exact_optimum_of_the_reject_problem(seed, rho, quantised):
     a, b = random_sae(6, 24, seed=seed), random_sae(6, 24, seed=seed + 50)
     xa, xb = _features(a, b)
-    perm, pair, info = partial_assign(xa, xb, rho)
+    perm, pair, info = partial_assign(xa, xb, rho, 5, 1, (6,), quantised=quantised)
+    assert info["candidates"] == ("int8-bound" if quantised else "float32-pass")
     r, s = squared_norms(xa, xb)
     ta, tb = rho * r, rho * s
     c = _dense(xa, xb)
@@ -57,6 +59,19 @@ def test_partial_is_the_exact_optimum_of_the_reject_problem(seed, rho):
     np.testing.assert_allclose(pair[m], c[np.flatnonzero(m), perm[m]], rtol=1e-5)
     assert np.isnan(pair[~m]).all()
     assert len(np.unique(perm[m])) == m.sum()
+
+
+def test_dense_route_when_most_pairs_beat_rejection(monkeypatch):
+    import saematch.matching.partial as partial_mod
+
+    a, b = random_sae(6, 40, seed=5), random_sae(6, 40, seed=6)
+    xa, xb = _features(a, b)
+    want = partial_assign(xa, xb, 0.9)
+    monkeypatch.setattr(partial_mod, "MAX_EDGES_PER_ROW", 0)  # every graph counts as dense
+    got = partial_assign(xa, xb, 0.9)
+    assert got[2]["candidates"] == "dense-clamped" and got[2]["proven"]
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[2]["objective"] == pytest.approx(want[2]["objective"], rel=1e-9)
 
 
 def test_partial_extremes():

@@ -86,7 +86,10 @@ def match_beyond(
     else:
         rho = null["rho"] if setting == "auto" else float(setting)
         t1 = time.perf_counter()
-        perm, pair, info = partial_assign(xa, xb, rho)
+        both = mode == "both"  # as match(): b_enc exact, decoder and encoder scaled apart
+        perm, pair, info = partial_assign(
+            xa, xb, rho, exact_tail=int(both), head_splits=(a.d_model,) * both
+        )
         t_match = time.perf_counter() - t1
         tau = (rho * r, rho * s)
         m = Matching(
@@ -99,6 +102,7 @@ def match_beyond(
             seconds=0.0,
             info={"method": "partial-exact", **info},
             unmatched=setting,
+            proven=info["proven"],
         )
     m.info["match_seconds"] = t_match
     if null is not None:

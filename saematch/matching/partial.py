@@ -15,18 +15,31 @@ Equivalences (n_A = n_B):
   c_ij < ρ (r_i + s_j)  ⇔  κ_ij := 2 z_i·z'_j / (r_i + s_j) > 1 − ρ: a pair is worth keeping
   only when its similarity κ beats 1 − ρ (κ = 1: identical; 0: orthogonal).
 
-Proof of optimality: E is found by one blockwise float32 GEMM pass over all n_A·n_B pairs with
-a rigorous rounding margin (γ_D ‖x_i‖ ‖y_j‖, Higham's bound for any summation order), so no
-pair with c_ij < τ_i + τ'_j is missed; each candidate's cost is recomputed in float64 and the
-sparse problem is solved exactly (scipy's LAPJVsp on the standard reject-padded square graph).
+Proof of optimality: E is found from a rigorous lower bound of every c_ij, so no pair with
+c_ij < τ_i + τ'_j is missed: the int8 quantised bound of the bijection's solver (quantised.py,
+one int8 GEMM) while its 16-bit estimate fits the memory budget, else one blockwise float32
+GEMM with the rounding margin γ_D ‖x_i‖ ‖y_j‖ (Higham's bound, any summation order). Each
+candidate's cost is recomputed in float64 and the sparse problem is solved exactly (scipy's
+LAPJVsp on the standard reject-padded square graph).
 """
 
 from __future__ import annotations
 
+import lap
 import numba as nb
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+from saematch.matching.proof import dense_duals
+from saematch.matching.quantised import quantised_bound
+
+MAX_BOUND_BYTES = 2 * 1024**3  # the int8 path's 16-bit n×n estimate (as solvers.py)
+MAX_EDGES_PER_ROW = 64  # denser graphs (ρ large: most pairs beat rejection) are solved densely
+
+
+class DenseGraphError(Exception):
+    """More candidate pairs than the sparse route handles well: solve the clamped cost densely."""
 
 
 def squared_norms(xa: np.ndarray, xb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,6 +73,50 @@ def _exact_sq_dist(xa, xb, rows, cols, D, out):
         out[e] = acc
 
 
+@nb.njit(cache=True)
+def _scan_bound(bound, ta, tb, out_r, out_c):
+    """(i, j) whose lower bound (quantised.py) is below τ_i + τ'_j; −1 when out is full."""
+    G16, gmin, step, E1, F1, E2, F2, rowc, colc = bound
+    count = 0
+    for i in range(G16.shape[0]):
+        k_i = gmin[i] + rowc[i] - ta[i]
+        for j in range(G16.shape[1]):
+            if k_i + G16[i, j] * step[i] - E1[i] * F1[j] - E2[i] * F2[j] + colc[j] < tb[j]:
+                if count >= out_r.shape[0]:
+                    return -1
+                out_r[count], out_c[count] = i, j
+                count += 1
+    return count
+
+
+def _exact_below(xa, xb, rows, cols, ta, tb):
+    """The pairs (rows, cols) with exact c_ij < τ_i + τ'_j, and their costs (float64)."""
+    cost = np.empty(len(rows), dtype=np.float64)
+    _exact_sq_dist(xa, xb, rows, cols, xa.shape[1] - 2, cost)
+    keep = cost < ta[rows] + tb[cols]
+    return rows[keep], cols[keep], cost[keep]
+
+
+def bound_candidates(xa, xb, ta, tb, exact_tail: int = 0, head_splits: tuple[int, ...] = ()):
+    """candidate_pairs through the int8 lower bound; None when it is unavailable."""
+    res = quantised_bound(xa, xb, exact_tail, head_splits)
+    if res is None:
+        return None
+    bound = res[0]
+    cap, limit = 8 * xa.shape[0] + 1024, MAX_EDGES_PER_ROW * xa.shape[0]
+    while True:
+        buf_r, buf_c = np.empty(cap, np.int64), np.empty(cap, np.int64)
+        cnt = _scan_bound(bound, ta, tb, buf_r, buf_c)
+        if cnt >= 0:
+            break
+        if cap > limit:
+            raise DenseGraphError
+        cap = min(4 * cap, limit + 1)
+    if cnt > limit:
+        raise DenseGraphError
+    return _exact_below(xa, xb, buf_r[:cnt], buf_c[:cnt], ta, tb)
+
+
 def candidate_pairs(
     xa: np.ndarray, xb: np.ndarray, ta: np.ndarray, tb: np.ndarray, block: int = 2048
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,7 +131,7 @@ def candidate_pairs(
     nx = np.linalg.norm(xa.astype(np.float64), axis=1)
     ny = np.linalg.norm(xb.astype(np.float64), axis=1)
     xbt = xb.T
-    parts_r, parts_c = [], []
+    parts_r, parts_c, total = [], [], 0
     cap = 4 * block + 1024
     for s in range(0, n, block):
         C = xa[s : s + block] @ xbt  # (b, n_B) float32
@@ -86,11 +143,10 @@ def candidate_pairs(
             cap *= 4
         parts_r.append(buf_r[:cnt])
         parts_c.append(buf_c[:cnt])
-    rows, cols = np.concatenate(parts_r), np.concatenate(parts_c)
-    cost = np.empty(len(rows), dtype=np.float64)
-    _exact_sq_dist(xa, xb, rows, cols, D2 - 2, cost)
-    keep = cost < ta[rows] + tb[cols]
-    return rows[keep], cols[keep], cost[keep]
+        total += cnt
+        if total > MAX_EDGES_PER_ROW * n:
+            raise DenseGraphError
+    return _exact_below(xa, xb, np.concatenate(parts_r), np.concatenate(parts_c), ta, tb)
 
 
 def solve_with_reject(
@@ -125,19 +181,61 @@ def solve_with_reject(
     return perm
 
 
+def dense_reject_assign(xa, xb, ta, tb, block: int = 2048) -> tuple[np.ndarray, dict]:
+    """perm (−1 = unmatched) from the bijection on the clamped float32 cost min(c, τ_i + τ'_j).
+
+    lapx lapjvs on the dense clamped cost, proven by LP duals on that cost (proof.py); pairs
+    at the clamp (exact float64 cost ≥ τ_i + τ'_j) are dropped.
+    """
+    n = xa.shape[0]
+    C = np.empty((n, xb.shape[0]), dtype=np.float32)
+    tb32 = tb.astype(np.float32)
+    for s0 in range(0, n, block):
+        blk = C[s0 : s0 + block]
+        np.matmul(xa[s0 : s0 + block], xb.T, out=blk)
+        np.minimum(blk, ta[s0 : s0 + block, None].astype(np.float32) + tb32[None, :], out=blk)
+    x = np.asarray(lap.lapjvs(C, extend_cost=False, return_cost=False, jvx_like=False)[0])
+    x = x.astype(np.int64)
+    proven = dense_duals(C, x) is not None
+    del C
+    cost = np.empty(n, dtype=np.float64)
+    _exact_sq_dist(xa, xb, np.arange(n), x, xa.shape[1] - 2, cost)
+    return np.where(cost < ta + tb[x], x, -1), {"dense_proven": proven}
+
+
 def partial_assign(
-    xa: np.ndarray, xb: np.ndarray, rho: float, block: int = 2048
+    xa: np.ndarray,
+    xb: np.ndarray,
+    rho: float,
+    block: int = 2048,
+    exact_tail: int = 0,
+    head_splits: tuple[int, ...] = (),
+    quantised: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Exact optimum of (P) with τ = ρ r, τ' = ρ s; returns (perm with −1, pair cost, info).
 
-    pair cost is c_i,perm[i] (float64 → float32) and NaN where i is unmatched.
+    pair cost is c_i,perm[i] (float64 → float32) and NaN where i is unmatched. exact_tail,
+    head_splits: as for the bijection's int8 bound (mode "both": 1, (d_model,)).
     """
     if not np.isfinite(rho) or rho < 0:
         raise ValueError(f"the relative reject cost must be a finite number ≥ 0, got {rho}")
     r, s = squared_norms(xa, xb)
     ta, tb = rho * r, rho * s
-    rows, cols, cost = candidate_pairs(xa, xb, ta, tb, block)
-    perm = solve_with_reject(rows, cols, cost, ta, tb)
+    extra: dict = {}
+    try:
+        found = None
+        if quantised and xa.shape[0] * xb.shape[0] * 2 <= MAX_BOUND_BYTES:
+            found = bound_candidates(xa, xb, ta, tb, exact_tail, head_splits)
+        method = "int8-bound" if found is not None else "float32-pass"
+        rows, cols, cost = found if found is not None else candidate_pairs(xa, xb, ta, tb, block)
+        perm = solve_with_reject(rows, cols, cost, ta, tb)
+    except DenseGraphError:  # most pairs beat rejection: the clamped bijection, densely
+        method = "dense-clamped"
+        perm, extra = dense_reject_assign(xa, xb, ta, tb, block)
+        rows = np.flatnonzero(perm >= 0)
+        cols = perm[rows]
+        cost = np.empty(len(rows), dtype=np.float64)
+        _exact_sq_dist(xa, xb, rows, cols, xa.shape[1] - 2, cost)
     pair = np.full(len(perm), np.nan, dtype=np.float64)
     matched = np.flatnonzero(perm >= 0)
     keys = rows * len(tb) + cols  # the edges' costs, looked up by (row, column)
@@ -150,9 +248,14 @@ def partial_assign(
         "rho": float(rho),
         "kappa": 1.0 - float(rho),
         "edges": int(len(rows)),
+        "candidates": method,
+        **extra,
         "unmatched_a": int((perm < 0).sum()),
         "unmatched_b": int((~b_matched).sum()),
         "objective": total,
-        "proof": "restriction lemma + exact sparse LAP",
+        "proof": "LP duals of the clamped cost"
+        if method == "dense-clamped"
+        else "restriction lemma + exact sparse LAP",
+        "proven": bool(extra.get("dense_proven", True)),
     }
     return perm, pair.astype(np.float32), info
