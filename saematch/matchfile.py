@@ -60,14 +60,14 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
-def sae_record(sae: JumpReLUSAE) -> dict:
+def sae_record(sae: JumpReLUSAE, fingerprint: str | None = None) -> dict:
     """Identity of an SAE for provenance: name, hub ids where known, shape, content hash."""
     meta = sae.meta or {}
     rec = {"name": sae.name, "width": sae.width, "d_model": sae.d_model}
     for key in ("source", "repo_id", "sae_id", "path", "revision", "layer", "sparsity"):
         if key in meta:
             rec[key] = meta[key]
-    rec["fingerprint"] = sae.fingerprint()
+    rec["fingerprint"] = fingerprint or sae.fingerprint()
     return rec
 
 
@@ -84,9 +84,26 @@ def _json_safe(x):
 
 
 def save_match_file(
-    m: Matching, path: str | Path, a: JumpReLUSAE, b: JumpReLUSAE, extra: dict | None = None
+    m: Matching,
+    path: str | Path,
+    a: JumpReLUSAE | None = None,
+    b: JumpReLUSAE | None = None,
+    extra: dict | None = None,
 ) -> Path:
-    """Write m as `<path>.safetensors` + `<path>.json` (atomic); returns the JSON path."""
+    """Write m as `<path>.safetensors` + `<path>.json` (atomic); returns the JSON path.
+
+    a, b: the matched SAEs, for provenance; when omitted, the records match_layers attached
+    to m.info ("sae_a", "sae_b") are used, and a matching without either is an error.
+    """
+    records = []
+    for side, sae in (("a", a), ("b", b)):
+        rec = sae_record(sae) if sae is not None else (m.info or {}).get(f"sae_{side}")
+        if rec is None:
+            raise ValueError(
+                f"save_match_file: SAE {side.upper()} unknown; pass the SAEs the matching was "
+                "made from (a=..., b=...) or match through match_layers, which records them"
+            )
+        records.append(rec)
     arrays_path, json_path = _paths(path)
     arrays = {
         "perm": np.ascontiguousarray(m.perm, dtype=np.int64),
@@ -113,8 +130,8 @@ def save_match_file(
         "arrays": arrays_path.name,
         "arrays_sha256": hashlib.sha256(blob).hexdigest(),
         "fingerprint_method": FINGERPRINT,
-        "a": sae_record(a),
-        "b": sae_record(b),
+        "a": records[0],
+        "b": records[1],
         "mode": m.mode,
         "fold": bool(m.fold),
         "solver": m.solver,
@@ -132,6 +149,7 @@ def save_match_file(
         "split_kappa": info.get("split_kappa"),
         "tol": info.get("tol"),
         "seconds": m.seconds,
+        "info": {k: v for k, v in info.items() if k not in ("null", "sae_a", "sae_b")},
         "array_names": sorted(arrays),
         "extra": extra or {},
     }
@@ -210,7 +228,10 @@ def load_matching(
             "null": u.get("null"),
             "split_kappa": meta.get("split_kappa"),
             "tol": meta.get("tol"),
+            **meta.get("info", {}),
             "loaded_from": str(json_path),
+            "sae_a": meta["a"],
+            "sae_b": meta["b"],
         },
         unmatched=u.get("setting"),
         proven=bool(meta.get("proven_optimal")),

@@ -79,3 +79,16 @@ def test_checks(tmp_path, pair):
     arrays.unlink()
     with pytest.raises(MatchFileError, match="incomplete"):
         saematch.load_matching(path)
+
+
+def test_provenance_from_match_layers_and_missing_saes(tmp_path, pair):
+    from saematch.matching import match, match_layers
+
+    a, b, _ = pair
+    m = match_layers([a, b], mode="decoder", progress=False, top_k=2)[0]
+    path = save_match_file(m, tmp_path / "z")  # the records match_layers attached
+    meta = json.loads(path.read_text())
+    assert meta["a"]["fingerprint"] == a.fingerprint() and meta["a"]["repo_id"] == "local/zoo"
+    assert saematch.load_matching(path, a, b).predecessors.shape == (128, 2)
+    with pytest.raises(ValueError, match="SAE A unknown"):
+        save_match_file(match(a, b, mode="decoder"), tmp_path / "w")

@@ -64,12 +64,23 @@ def cached_match(
     """
     beyond = {k: v for k, v in (beyond or {}).items() if v not in (None, False, 0, "none")}
     if cache_dir is None:
-        return match(a, b, mode=mode, fold=fold, solver=solver, **beyond)
+        return _with_records(match(a, b, mode=mode, fold=fold, solver=solver, **beyond), a, b)
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     key = cache_key(a, b, mode, fold, solver, beyond)
     with FileLock(str(folder / f"{key}.lock")):
         return _cached_match_file(a, b, folder / key, mode, fold, solver, beyond)
+
+
+def _with_records(m: Matching, a: JumpReLUSAE, b: JumpReLUSAE) -> Matching:
+    """m with both SAEs' provenance in m.info (sae_a, sae_b), so a match file can be written
+    from the Matching alone (saematch.matchfile)."""
+    from saematch.matchfile import sae_record
+
+    for side, sae in (("a", a), ("b", b)):
+        if f"sae_{side}" not in m.info:
+            m.info[f"sae_{side}"] = sae_record(sae)
+    return m
 
 
 def _cached_match_file(a, b, stem: Path, mode, fold, solver, beyond: dict) -> Matching:
@@ -83,14 +94,15 @@ def _cached_match_file(a, b, stem: Path, mode, fold, solver, beyond: dict) -> Ma
 
     if stem.with_name(stem.name + ".json").exists():
         try:
-            m = load_match_file(stem, a, b)
+            m = load_match_file(stem, a, b)  # checks both fingerprints, records them
             m.info["cached"] = True
             return m
         except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
             log.warning("matching cache entry %s is corrupt (%s); recomputing", stem.name, e)
     m = match(a, b, mode=mode, fold=fold, solver=solver, **beyond)
     m.info["cached"] = False
-    save_match_file(m, stem, a, b, extra={"key": stem.name, "code": CODE_VERSION})
+    _with_records(m, a, b)
+    save_match_file(m, stem, extra={"key": stem.name, "code": CODE_VERSION})
     return m
 
 
