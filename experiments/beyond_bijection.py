@@ -8,19 +8,19 @@
    confidence for correct vs wrong pairs (raw, and relative to ‖z_i‖² + ‖z'_p(i)‖²), split
    precision / recall.
 2. The SAE set of the config (the zoo by default): each adjacent pair matched with the same
-   setting; the unmatched share per layer pair, κ*, splits; one match file per pair.
+   setting (cfg.matching otherwise); the unmatched share per layer pair, κ*, splits; the
+   match files (matchings/beyond_L<t>-L<next>.*) are written by the skeleton.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
-from omegaconf import DictConfig
 
-from experiments.context import Context, plain
+from experiments.common import Results
+from experiments.context import Context
 from saematch import plotting
-from saematch.matchfile import save_match_file
 from saematch.matching.beyond import match_beyond, parse_unmatched
 from saematch.matching.cost import augmented_features
 from saematch.matching.partial import squared_norms
@@ -30,16 +30,60 @@ from saematch.matching.validation import score_matching
 
 @dataclass
 class Options:
-    unmatched: str = "auto"  # none | auto | a number ρ (relative reject cost)
-    modes: list[str] = field(default_factory=lambda: ["decoder", "both"])
-    noises: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 3.0])
-    seeds: int = 2
-    d_model: int = 128
-    width: int = 2048
-    died: float = 0.2  # share of A's features without a successor
-    split: float = 0.05  # share of A's features that split in two
-    top_k: int = 5
-    zoo: bool = True  # also match the config's SAE set and report its unmatched share
+    unmatched: str  # none | auto | a number ρ (relative reject cost)
+    modes: list[str]  # matching modes scored on the planted pairs
+    noises: list[float]  # direction noise of persisting features
+    seeds: int  # planted pairs per (mode, noise)
+    d_model: int  # planted pairs' residual width
+    width: int  # planted pairs' SAE width
+    died: float  # share of A's features without a successor
+    split: float  # share of A's features that split in two
+    top_k: int  # predecessors kept per feature of B
+    zoo: bool  # also match the config's SAE set (match files, unmatched share per pair)
+
+
+@dataclass
+class PlantedRow:
+    """Scores of one matching of one planted pair (saematch.matching.validation)."""
+
+    mode: str
+    noise: float
+    seed: int
+    matching: str  # bijection | partial
+    kappa: float  # κ* of the rotation null
+    rho: float | None  # relative reject cost (partial)
+    n: int
+    matched: int
+    unmatched_precision: float
+    unmatched_recall: float
+    unmatched_share: float
+    unmatched_b_precision: float
+    unmatched_b_recall: float
+    pair_accuracy: float
+    confidence_auroc: float
+    confidence_auroc_relative: float
+    split_precision: float
+    split_recall: float
+    split_children_exact: float
+    splits_true: int
+    splits_detected: int
+    seconds: float
+
+
+@dataclass
+class PairRow:
+    """One adjacent pair of the SAE set matched with the experiment's `unmatched`."""
+
+    layer: int
+    next_layer: int
+    unmatched_share: float  # share of layer-t features left unmatched
+    unmatched_share_b: float  # share of next-layer features left unmatched
+    kappa: float | None  # κ* of the rotation null (threshold similarity)
+    null_median: float | None
+    rho: float | None
+    splits: int | None
+    median_confidence: float
+    proven: bool
 
 
 def planted_cases(opts: Options):
@@ -60,7 +104,7 @@ def _relative(a, b, mode: str, perm: np.ndarray) -> np.ndarray:
     return np.where(perm >= 0, r + s[np.maximum(perm, 0)], np.nan)
 
 
-def planted_rows(opts: Options, setting, fold: bool) -> tuple[list[dict], dict]:
+def planted_rows(opts: Options, setting, fold: bool) -> tuple[list[PlantedRow], dict]:
     """Score rows over modes × cases × {bijection, partial}; and confidences for a histogram."""
     rows, hist = [], {}
     for mode in opts.modes:
@@ -76,8 +120,8 @@ def planted_rows(opts: Options, setting, fold: bool) -> tuple[list[dict], dict]:
                     m.perm, succ, m.confidence, m.split_children, known, known_b, rel
                 )
                 rows.append(
-                    {"mode": mode, **label, "matching": name, "kappa": m.info["null"]["kappa"],
-                     "rho": m.info.get("rho"), **sc, "seconds": m.seconds}
+                    PlantedRow(mode=mode, **label, matching=name, kappa=m.info["null"]["kappa"],
+                               rho=m.info.get("rho"), **sc, seconds=m.seconds)
                 )  # fmt: skip
                 if label["seed"] == 0 and name == "bijection":
                     ok = (m.perm[:, None] == succ).any(1)
@@ -85,52 +129,42 @@ def planted_rows(opts: Options, setting, fold: bool) -> tuple[list[dict], dict]:
     return rows, hist
 
 
-def zoo_rows(ctx: Context, setting, opts: Options) -> list[dict]:
-    """Match every adjacent SAE pair of the set; unmatched share per pair; write match files."""
-    mc = ctx.cfg.matching
-    mode, fold, solver = plain(mc.mode), bool(mc.fold), plain(mc.solver)
-    saes = [s.to("cpu") for s in ctx.saes]
+def pair_rows(ctx: Context, setting) -> tuple[list[PairRow], dict]:
+    """Match every adjacent SAE pair of the set (cfg.matching, with `setting` as unmatched)."""
+    ms = ctx.matchings(unmatched=setting, partial_ok=True)
     rows = []
-    for t, (a, b) in enumerate(zip(saes[:-1], saes[1:], strict=True)):
-        la, lb = ctx.layers[t], ctx.layers[t + 1]
-        m = match_beyond(
-            a, b, mode=mode, fold=fold, solver=solver, unmatched=setting, top_k=opts.top_k
-        )
-        save_match_file(m, ctx.run_dir / "matchings" / f"beyond_L{la}-L{lb}", a, b)
-        b_unmatched = 1 - len(np.unique(m.perm[m.perm >= 0])) / b.width
+    for t, m in ms.items():
         matched = m.perm >= 0
+        null = m.info.get("null") or {}
+        conf = m.confidence[matched] if m.confidence is not None else np.empty(0)
+        split = m.split_children
         rows.append(
-            {
-                "from": la,
-                "to": lb,
-                "mode": mode,
-                "fold": fold,
-                "unmatched_share": float((~matched).mean()),
-                "unmatched_share_b": b_unmatched,
-                "kappa": m.info["null"]["kappa"],
-                "null_median": m.info["null"]["null_median"],
-                "rho": m.info.get("rho"),
-                "splits": m.info.get("splits"),
-                "median_confidence": float(np.median(m.confidence[matched]))
-                if matched.any()
-                else float("nan"),
-                "proven": m.proven,
-                "seconds": m.seconds,
-            }
+            PairRow(
+                layer=t,
+                next_layer=ctx.next_layer[t],
+                unmatched_share=float((~matched).mean()),
+                unmatched_share_b=1 - len(np.unique(m.perm[matched])) / len(m.perm),
+                kappa=null.get("kappa"),
+                null_median=null.get("null_median"),
+                rho=m.info.get("rho"),
+                splits=None if split is None else int((split[:, 0] >= 0).sum()),
+                median_confidence=float(np.median(conf)) if conf.size else float("nan"),
+                proven=bool(m.proven),
+            )
         )
-    return rows
+    return rows, ms
 
 
-def plot_planted(rows: list[dict], hist: dict, modes: list[str]):
+def plot_planted(rows: list[PlantedRow], hist: dict, modes: list[str]):
     """Per mode: unmatched precision/recall and confidence AUROC vs noise; histograms."""
     fig, axes = plotting.new_figure(2, len(modes), panel_size=(4.2, 3.2), squeeze=False)
     for c, mode in enumerate(modes):
         ax = axes[0, c]
-        sel = [r for r in rows if r["mode"] == mode]
-        noises = sorted({r["noise"] for r in sel})
+        sel = [r for r in rows if r.mode == mode]
+        noises = sorted({r.noise for r in sel})
 
         def mean(key, which, noise, sel=sel):
-            v = [r[key] for r in sel if r["matching"] == which and r["noise"] == noise]
+            v = [getattr(r, key) for r in sel if r.matching == which and r.noise == noise]
             return float(np.nanmean(v)) if v else float("nan")
 
         for key, which, style in (
@@ -157,13 +191,13 @@ def plot_planted(rows: list[dict], hist: dict, modes: list[str]):
     return fig
 
 
-def plot_zoo(rows: list[dict]):
+def plot_pairs(rows: list[PairRow]):
     """Unmatched share per layer pair (A and B side)."""
     fig, ax = plotting.new_figure(1, 1, panel_size=(5.0, 3.2))
     x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r["unmatched_share"] for r in rows], 0.4, label="layer t features")
-    ax.bar(x + 0.2, [r["unmatched_share_b"] for r in rows], 0.4, label="layer t+1 features")
-    ax.set_xticks(x, [f"{r['from']}→{r['to']}" for r in rows])
+    ax.bar(x - 0.2, [r.unmatched_share for r in rows], 0.4, label="layer t features")
+    ax.bar(x + 0.2, [r.unmatched_share_b for r in rows], 0.4, label="next layer's features")
+    ax.set_xticks(x, [f"{r.layer}→{r.next_layer}" for r in rows])
     ax.set_ylim(0, 1.05)
     plotting.label_axes(
         ax, x="layer pair", y="unmatched share", title="unmatched=auto on the SAE set"
@@ -171,21 +205,35 @@ def plot_zoo(rows: list[dict]):
     return fig
 
 
-def run(cfg: DictConfig) -> dict:
+def _planted_summary(rows: list[PlantedRow]) -> dict:
+    """Mean of each score per (mode, noise, matching), for results.json."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(f"{r.mode}/noise={r.noise}/{r.matching}", []).append(asdict(r))
+    keys = ("unmatched_precision", "unmatched_recall", "pair_accuracy", "confidence_auroc",
+            "confidence_auroc_relative", "split_precision", "split_recall")  # fmt: skip
+    return {k: {s: _nanmean([v[s] for v in vs]) for s in keys} for k, vs in out.items()}
+
+
+def _nanmean(values: list[float]) -> float:
+    ok = [v for v in values if v == v]  # NaN (e.g. no wrong pair to rank) is left out
+    return float(np.mean(ok)) if ok else float("nan")
+
+
+def run(opts: Options, ctx: Context) -> Results:
     """Score partial matching, confidence, splits on planted pairs; unmatched share of the set."""
-    ctx = Context(cfg)
-    opts = ctx.options
     setting = parse_unmatched(opts.unmatched)
-    fold = bool(cfg.matching.fold)
-    with ctx.recorder as rec:
-        rows, hist = planted_rows(opts, setting, fold)
-        rec.add_table("planted_scores", rows)
-        rec.add_figure("beyond_bijection_planted", plot_planted(rows, hist, list(opts.modes)))
-        results = {"unmatched": setting, "planted": rows}
-        if opts.zoo:
-            zrows = zoo_rows(ctx, setting, opts)
-            rec.add_table("unmatched_per_layer_pair", zrows)
-            rec.add_figure("beyond_bijection_unmatched_share", plot_zoo(zrows))
-            results["sae_set"] = zrows
-        rec.finish(results)
-    return results
+    fold = bool(ctx.cfg.matching.fold)
+    rows, hist = planted_rows(opts, setting, fold)
+    res = Results(metrics=rows)
+    res.table("planted_scores", rows)
+    res.figures["beyond_bijection_planted"] = plot_planted(rows, hist, list(opts.modes))
+    res.summary = {"unmatched": setting, "planted": _planted_summary(rows)}
+    if opts.zoo:
+        prow, ms = pair_rows(ctx, setting)
+        res.table("unmatched_per_layer_pair", prow)
+        res.figures["beyond_bijection_unmatched_share"] = plot_pairs(prow)
+        res.matchings["beyond"] = ms
+        res.headline = prow
+        res.summary["layers"] = {str(r.layer): asdict(r) for r in prow}
+    return res
