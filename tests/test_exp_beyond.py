@@ -52,3 +52,11 @@ def test_other_experiments_refuse_a_partial_matching(test_zoo, tmp_path):
     cfg = compose_cfg("mse_curves", ["matching.unmatched=auto"], test_zoo, tmp_path)
     with pytest.raises(ValueError, match="needs a bijection"):
         run(cfg)
+
+
+def test_a_bad_unmatched_setting_fails_before_any_work(test_zoo, tmp_path):
+    from experiments.registry import check_config
+
+    cfg = compose_cfg("beyond_bijection", ["matching.unmatched=sometimes"], test_zoo, tmp_path)
+    with pytest.raises(ValueError, match="matching.unmatched must be none, auto, or a number"):
+        check_config(cfg)
