@@ -14,18 +14,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from experiments.common import Results
-from experiments.context import Context
+from experiments.context import Context, plain
 from saematch import plotting
 from saematch.matching.beyond import match_beyond, parse_unmatched
 from saematch.matching.cost import augmented_features
 from saematch.matching.partial import squared_norms
 from saematch.matching.planted_pair import planted_pair
-from saematch.matching.validation import score_matching
+from saematch.matching.validation import sae_level_truth, score_matching
 
 
 @dataclass
@@ -205,6 +205,40 @@ def plot_pairs(rows: list[PairRow]):
     return fig
 
 
+@dataclass
+class TruthRow:
+    """One adjacent pair of the planted world's SAE set, scored against its truth (SPEC §9)."""
+
+    layer: int
+    next_layer: int
+    known: int  # SAE features of layer t that represent a true feature
+    unmatched_precision: float
+    unmatched_recall: float
+    unmatched_b_precision: float
+    unmatched_b_recall: float
+    pair_accuracy: float
+    confidence_auroc: float
+    split_precision: float
+    split_recall: float
+
+
+def truth_rows(ctx: Context, ms: dict) -> list[TruthRow]:
+    """Score the set's matchings against the planted world's truth (saes=planted only)."""
+    from saematch.planted import represented
+
+    world = ctx.planted.truth
+    rows = []
+    for t, m in ms.items():
+        u = ctx.next_layer[t]
+        rep_a = represented(ctx.saes[t].W_dec.cpu(), world.directions[t]).numpy()
+        rep_b = represented(ctx.saes[u].W_dec.cpu(), world.directions[u]).numpy()
+        succ, known, known_b = sae_level_truth(rep_a, rep_b, world.successor[t].numpy())
+        sc = score_matching(m.perm, succ, m.confidence, m.split_children, known, known_b)
+        keys = [f.name for f in fields(TruthRow)][3:]
+        rows.append(TruthRow(t, u, sc["n"], *(sc.get(k, float("nan")) for k in keys)))
+    return rows
+
+
 def _planted_summary(rows: list[PlantedRow]) -> dict:
     """Mean of each score per (mode, noise, matching), for results.json."""
     out: dict = {}
@@ -236,4 +270,8 @@ def run(opts: Options, ctx: Context) -> Results:
         res.matchings["beyond"] = ms
         res.headline = prow
         res.summary["layers"] = {str(r.layer): asdict(r) for r in prow}
+        if plain(ctx.cfg.saes.kind) == "planted":  # the planted world: score against its truth
+            trows = res.table("truth_scores", truth_rows(ctx, ms))
+            for r in trows:
+                res.summary["layers"][str(r.layer)]["truth"] = asdict(r)
     return res
