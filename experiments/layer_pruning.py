@@ -103,7 +103,8 @@ def run(opts: Options, ctx: Context) -> Results:
     table = pruning_table(rows)
     res = Results(metrics=main, headline=main, matchings=matchings)
     res.table("layer_pruning", table)
-    res.figures["layer_pruning"] = plot(table, methods)
+    res.figures["layer_pruning"] = plot(table, methods)  # Fig. 11: every method
+    res.figures["layer_pruning_sae_match"] = plot(table, ["sae_match"])  # Fig. 10
     res.summary = {
         "data": plain(ctx.cfg.data.source),
         "clean_loss": rows[0]["clean_loss"],
