@@ -222,6 +222,12 @@ class TruthRow:
     split_recall: float
 
 
+def _is_planted(ctx: Context) -> bool:
+    """The SAE set is the planted world (SPEC §9), whose truth is known."""
+    saes = ctx.cfg.saes
+    return "planted" in str(saes.get("_target_", "")) or plain(saes.get("kind")) == "planted"
+
+
 def truth_rows(ctx: Context, ms: dict) -> list[TruthRow]:
     """Score the set's matchings against the planted world's truth (saes=planted only)."""
     from saematch.planted import represented
@@ -270,7 +276,7 @@ def run(opts: Options, ctx: Context) -> Results:
         res.matchings["beyond"] = ms
         res.headline = prow
         res.summary["layers"] = {str(r.layer): asdict(r) for r in prow}
-        if plain(ctx.cfg.saes.kind) == "planted":  # the planted world: score against its truth
+        if _is_planted(ctx):  # the planted world: score against its truth
             trows = res.table("truth_scores", truth_rows(ctx, ms))
             for r in trows:
                 res.summary["layers"][str(r.layer)]["truth"] = asdict(r)
