@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 
 def as_row(row: Any) -> dict:
     """A table row as a dict: dataclass rows (the typed way) or mappings."""
@@ -29,7 +27,8 @@ class Results:
     tables    -> <name>.csv (rows: dataclasses or dicts); history=False keeps long tables
                  out of the W&B history
     figures   -> <name>.png + <name>.pdf
-    matchings -> matchings/<name>.npz + .json: {name: {first layer t: Matching}}
+    matchings -> match files matchings/<name>_L<t>-L<next>.safetensors + .json (and an index
+                 <name>.json): {name: {first layer t: Matching}}
     texts     -> <file name> with this text (e.g. a Markdown report)
     metrics   -> metrics.jsonl, one row each (and W&B history)
     headline  -> the console summary: one row per layer of the main metric
@@ -52,29 +51,28 @@ class Results:
 
 
 def save_matchings(run_dir: Path, name: str, layers: list[int], matchings: dict) -> Path:
-    """Write the permutations and per-pair MSE of adjacent-layer matchings to run_dir/matchings/.
+    """Write adjacent-layer matchings as match files (saematch.matchfile) in run_dir/matchings/.
 
-    matchings: {first layer t: Matching of t -> the next layer of `layers`}. One `<name>.npz`
-    (arrays perm_<t>, pair_mse_<t>; no pickle) plus a JSON of the settings. The only writer of
-    match files: the CLI skeleton calls it for every entry of Results.matchings.
+    matchings: {first layer t: Matching of t -> the next layer of `layers`}. One match file per
+    pair, `<name>_L<t>-L<next>.safetensors` + `.json` (perm with −1 for unmatched, pair cost,
+    confidence, predecessors, splits, duals; both SAEs' ids and fingerprints, the settings),
+    readable with `saematch.load_matching` or safetensors + json alone; and `<name>.json`, an
+    index of the pairs and their files. The only writer of match files: the CLI skeleton calls
+    it for every entry of Results.matchings.
     """
+    from saematch.matchfile import save_match_file
+
     out = Path(run_dir) / "matchings"
     out.mkdir(parents=True, exist_ok=True)
     nxt = dict(zip(layers[:-1], layers[1:], strict=True))
-    arrays, meta = {}, {"layers": list(layers), "pairs": []}
+    index = {"format": "saematch.match-index", "layers": list(layers), "pairs": []}
     for t, m in sorted(matchings.items()):
-        arrays[f"perm_{t}"] = np.asarray(m.perm, dtype=np.int64)
-        arrays[f"pair_mse_{t}"] = np.asarray(m.pair_mse, dtype=np.float32)
-        meta["pairs"].append(
-            {
-                "from": t,
-                "to": nxt.get(t),
-                "total_cost": float(m.total_cost),
-                "settings": getattr(m, "settings", dict)(),
-            }
+        stem = f"{name}_L{t}-L{nxt.get(t)}"
+        save_match_file(m, out / stem)
+        index["pairs"].append(
+            {"from": t, "to": nxt.get(t), "file": f"{stem}.json", "settings": m.settings()}
         )
-    np.savez(out / f"{name}.npz", **arrays)
-    (out / f"{name}.json").write_text(json.dumps(meta, indent=2, default=str))
+    (out / f"{name}.json").write_text(json.dumps(index, indent=2, default=str))
     return out
 
 

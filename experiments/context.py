@@ -121,18 +121,39 @@ class Context:
         fold: bool | None = None,
         solver: str | None = None,
         saes: dict | None = None,
+        unmatched: Any = "config",
+        partial_ok: bool = False,
     ) -> dict[int, Any]:
         """{t: Matching of t -> the next layer} for every adjacent pair of `saes` ({layer: SAE},
-        default: the set); cfg.matching's settings unless given; cached on disk."""
+        default: the set); cfg.matching's settings unless given; cached on disk.
+
+        cfg.matching.unmatched / confidence / top_k / splits go beyond the bijection
+        (saematch.matching.beyond). A matching that leaves features unmatched (perm −1) is an
+        error unless the caller says it handles them (partial_ok=True).
+        """
         from saematch.matching import match_layers
+        from saematch.matching.beyond import parse_unmatched
 
         mc = self.cfg.matching
         mode = mode or plain(mc.mode)
         fold = bool(mc.fold) if fold is None else fold
         solver = solver or plain(mc.solver)
         saes = self.saes if saes is None else saes
+        setting = parse_unmatched(mc.get("unmatched") if unmatched == "config" else unmatched)
+        if setting is not None and not partial_ok:
+            raise ValueError(
+                f"experiment {self.cfg.experiment.name!r} needs a bijection, but "
+                f"matching.unmatched={setting} leaves features unmatched; run it with "
+                "matching.unmatched=null, or use experiment=beyond_bijection"
+            )
+        beyond = {
+            "unmatched": setting,
+            "confidence": bool(mc.get("confidence", False)),
+            "top_k": int(mc.get("top_k", 0) or 0),
+            "splits": bool(mc.get("splits", False)),
+        }
         layers = sorted(saes)
-        key = (mode, fold, solver, tuple((L, id(saes[L])) for L in layers))
+        key = (mode, fold, solver, *beyond.values(), tuple((L, id(saes[L])) for L in layers))
         if key not in self._matchings:
             cache = self.cache_dir / "matchings" if mc.cache else None
             ms = match_layers(
@@ -143,6 +164,7 @@ class Context:
                 cache_dir=cache,
                 max_memory=mc.get("max_memory"),
                 device=mc.get("device", "auto"),
+                **beyond,
             )
             self._matchings[key] = dict(zip(layers[:-1], ms, strict=True))
         return self._matchings[key]

@@ -69,6 +69,10 @@ class MatchingConfig:
     cache: bool = True
     max_memory: str | None = None  # e.g. "6GB"; None: half the available memory
     device: str = "auto"  # auto | cpu | cuda
+    unmatched: str | None = None  # none | auto | a number ρ (relative reject cost)
+    confidence: bool = True  # swap regret per pair, in the match files
+    top_k: int = 5  # predecessors kept per feature of layer t+1 (0: none)
+    splits: bool = True  # split detector (two close successors of one feature)
 
 
 @dataclass

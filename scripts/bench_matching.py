@@ -3,6 +3,7 @@
     python scripts/bench_matching.py --widths 4096 16384 --mode both
     python scripts/bench_matching.py --widths 65536 131072 --mode decoder --max-memory 6GB
     python scripts/bench_matching.py --widths 65536 --device cuda
+    python scripts/bench_matching.py --widths 16384 --mode both --beyond
 
 For each width: a synthetic pair (d_model 2304, folded decoder rows of varied norm, B a
 permuted noisy copy of A with a share of partner-less features); wall time and peak RSS (from
@@ -16,6 +17,10 @@ permuted noisy copy of A with a share of partner-less features); wall time and p
 * auto:  saematch.matching.match(a, b, solver="auto"), its certificate checked on sampled rows.
 
 Totals of scipy and auto are scored with the same float64 pair cost and must agree.
+
+--beyond adds, against the `auto` time of the same run: the exact partial matching
+(`unmatched=auto`: features, rotation null, candidate pass, sparse LAP) and the pass that gives
+every pair's confidence, top-5 predecessors and best successors (confidence.py).
 """
 
 from __future__ import annotations
@@ -115,6 +120,30 @@ def dense_scipy(a, b, mode: str):
     return cols.astype(np.int64), pair_cost_features(xa, xb, cols)
 
 
+def bench_beyond(a, b, mode: str, t_auto: float, perm: np.ndarray) -> None:
+    """Partial matching and confidence times, as ratios against the bijection's t_auto."""
+    from saematch.matching.beyond import match_beyond
+    from saematch.matching.confidence import pair_analysis
+
+    run = lambda: match_beyond(  # noqa: E731
+        a, b, mode=mode, unmatched="auto", confidence=False, top_k=0, splits=False
+    )
+    mp, t_part, u_part, m_part = measure(run)
+    xa = augmented_features(a, mode, "a", fold=True)
+    xb = augmented_features(b, mode, "b", fold=True)
+    pa, t_conf, u_conf, m_conf = measure(lambda: pair_analysis(xa, xb, perm, top_k=5))
+    print(
+        f"  partial (unmatched=auto, rho {mp.info['rho']:.3f}, {mp.info['unmatched_a']} unmatched, "
+        f"{mp.info['edges']} candidate pairs): {t_part:.1f} s wall, {u_part:.1f} s CPU, "
+        f"+{m_part:.2f} GB = {t_part / t_auto:.2f}x the bijection\n"
+        f"  confidence + top-5 predecessors of every pair: {t_conf:.1f} s wall, "
+        f"{u_conf:.1f} s CPU, "
+        f"+{m_conf:.2f} GB = {t_conf / t_auto:.2f}x the bijection "
+        f"(median confidence {np.nanmedian(pa.confidence):.3g})",
+        flush=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--widths", type=int, nargs="+", default=[4096, 16384])
@@ -128,6 +157,7 @@ def main() -> None:
     ap.add_argument("--gemm-rows", type=int, default=8192)
     ap.add_argument("--max-memory", default=None, help='e.g. "6GB" (default: half available)')
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--beyond", action="store_true", help="also time partial matching + confidence")
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()}", flush=True)
     # numba kernels load from their on-disk cache (or compile, first run ever): time it apart
@@ -184,6 +214,8 @@ def main() -> None:
             )
         info = {k: v for k, v in m.info.items() if k not in ("method", "tol")}
         print(f"  auto details: {info}", flush=True)
+        if args.beyond:
+            bench_beyond(a, b, args.mode, t_auto, m.perm)
         del a, b, m, ref
 
 

@@ -201,6 +201,7 @@ def test_the_guide_toy_experiment(test_zoo, tmp_path):
     from experiment_helpers import context, run, run_dir_of
 
     from experiments.registry import default_options
+    from saematch import load_matching
 
     files = _guide_files()
     assert set(files) == {
@@ -231,7 +232,9 @@ def test_the_guide_toy_experiment(test_zoo, tmp_path):
         want = [2 * float(ctx.saes[t].threshold.double().mean()) for t in ctx.next_layer]
         assert theta == pytest.approx(want)
         assert (out / "toy_fixed_points.png").is_file()
-        assert set(np.load(out / "matchings" / "sae_match.npz")) >= {"perm_0", "pair_mse_0"}
+        first = ctx.layers[0]
+        m = load_matching(out / "matchings" / f"sae_match_L{first}-L{ctx.next_layer[first]}")
+        assert np.array_equal(m.perm, ctx.matchings()[first].perm) and m.confidence is not None
         with pytest.raises(ValueError, match="scael"):
             run_experiment(_compose(["experiment=toy_fixed_points", "+experiment.scael=1"]))
     finally:

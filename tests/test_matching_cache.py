@@ -1,10 +1,12 @@
 """match_layers and its on-disk cache: hits, resume, corrupt entries."""
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
 from helpers import random_sae
+from safetensors.numpy import save
 
 import saematch.matching.cache as cache_mod
 from saematch.matching import match, match_layers
@@ -50,18 +52,21 @@ def test_corrupt_entry_is_recomputed(tmp_path, counted, caplog):
     saes = _saes(2)
     ref = match_layers(saes, cache_dir=tmp_path)[0]
     key = cache_mod.cache_key(saes[0], saes[1], "both", True, "auto")
-    (tmp_path / f"{key}.npz").write_bytes(b"not a zip file")
+    (tmp_path / f"{key}.safetensors").write_bytes(b"not a safetensors file")
     out = match_layers(saes, cache_dir=tmp_path)[0]
     assert len(counted) == 2 and "corrupt" in caplog.text
     assert np.array_equal(out.perm, ref.perm)
-    # a non-bijective perm is corrupt too
-    np.savez(
-        tmp_path / f"{key}.npz", perm=np.zeros(16, np.int64), pair_mse=np.zeros(16, np.float32)
-    )
+    # a non-bijective perm is corrupt too (even with a matching hash)
+    meta = json.loads((tmp_path / f"{key}.json").read_text())
+    blob = save({"perm": np.zeros(16, np.int64), "pair_cost": np.zeros(16, np.float32)})
+    (tmp_path / f"{key}.safetensors").write_bytes(blob)
+    meta["arrays_sha256"] = hashlib.sha256(blob).hexdigest()
+    (tmp_path / f"{key}.json").write_text(json.dumps(meta))
     match_layers(saes, cache_dir=tmp_path)
     assert len(counted) == 3
     meta = json.loads((tmp_path / f"{key}.json").read_text())
-    assert meta["key"] == key and meta["code"] == cache_mod.CODE_VERSION
+    assert meta["extra"] == {"key": key, "code": cache_mod.CODE_VERSION}
+    assert meta["format"] == "saematch.match"  # cache entries are match files
     assert not list(tmp_path.glob("*.tmp"))
 
 

@@ -1,5 +1,6 @@
 """Matching SAE features across layers (SPEC §3, paper eq. 3)."""
 
+from saematch.matching.beyond import match_beyond
 from saematch.matching.cache import CODE_VERSION, cache_key, match_layers
 from saematch.matching.certificate import Certificate, check_certificate, check_matching
 from saematch.matching.cost import MODES, pair_cost
@@ -20,6 +21,7 @@ __all__ = [
     "compose_chain",
     "feature_path",
     "match",
+    "match_beyond",
     "match_layers",
     "pair_cost",
 ]

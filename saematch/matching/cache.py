@@ -1,9 +1,11 @@
 """match_layers: match every adjacent SAE pair, with a resumable on-disk cache.
 
-Cache entry = `<key>.npz` (perm, pair_mse, duals u and v; no pickle) + `<key>.json` (settings,
-written last, so it marks a complete entry). key = hash(fingerprints of both SAEs, mode, fold,
-solver, CODE_VERSION). Writes go to a temp file then os.replace; a per-key file lock lets several
-processes share one cache without computing a pair twice. A corrupt entry is recomputed.
+Cache entry = a match file (saematch.matchfile): `<key>.safetensors` (perm, pair cost, duals u
+and v, and what matching beyond the bijection adds; no pickle) + `<key>.json` (provenance and
+settings, written last, so it marks a complete entry). key = hash(fingerprints of both SAEs,
+mode, fold, solver, CODE_VERSION, the beyond-bijection options when set). Writes go to a temp
+file then os.replace; a per-key file lock lets several processes share one cache without
+computing a pair twice. A corrupt entry is recomputed.
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from saematch.atomic import atomic_write, atomic_write_text
 from saematch.matching.match import Matching, match
 from saematch.sae import JumpReLUSAE
 
@@ -26,8 +26,14 @@ CODE_VERSION = "matching-4"  # bump when the matching definition or solvers chan
 log = logging.getLogger(__name__)
 
 
-def cache_key(a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool, solver: str) -> str:
-    """Hex key of a matching: both SAEs' content fingerprints + settings + code version."""
+def cache_key(
+    a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool, solver: str, beyond: dict | None = None
+) -> str:
+    """Hex key of a matching: both SAEs' content fingerprints + settings + code version.
+
+    beyond: the options of matching beyond the bijection (unmatched, confidence, top_k,
+    splits), when any is set; such entries are stored as match files (saematch.matchfile).
+    """
     spec = {
         "a": a.fingerprint(),
         "b": b.fingerprint(),
@@ -36,57 +42,9 @@ def cache_key(a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool, solver: str
         "solver": solver,
         "code": CODE_VERSION,
     }
+    if beyond:
+        spec["beyond"] = beyond
     return hashlib.blake2b(json.dumps(spec, sort_keys=True).encode(), digest_size=16).hexdigest()
-
-
-def save_matching(m: Matching, folder: Path, key: str) -> None:
-    """Write m as <key>.npz + <key>.json (atomic, no pickle)."""
-    duals = {} if m.duals is None else {"u": m.duals[0], "v": m.duals[1]}
-    atomic_write(
-        folder / f"{key}.npz", lambda f: np.savez(f, perm=m.perm, pair_mse=m.pair_mse, **duals)
-    )
-    meta = {
-        **m.settings(),
-        "key": key,
-        "code": CODE_VERSION,
-        "total_cost": m.total_cost,
-        "seconds": m.seconds,
-        "info": m.info,
-    }
-    atomic_write_text(folder / f"{key}.json", json.dumps(meta, indent=1, default=str))
-
-
-def load_matching(folder: Path, key: str, width: int) -> Matching | None:
-    """The cached matching for key, or None if absent or corrupt (a warning; it is redone)."""
-    meta_path, arr_path = folder / f"{key}.json", folder / f"{key}.npz"
-    if not meta_path.exists():
-        return None
-    try:
-        meta = json.loads(meta_path.read_text())
-        with np.load(arr_path, allow_pickle=False) as z:
-            perm, pair = z["perm"].astype(np.int64), z["pair_mse"].astype(np.float32)
-            duals = (z["u"], z["v"]) if "u" in z.files else None
-        if meta.get("key") != key or perm.shape != (width,) or pair.shape != (width,):
-            raise ValueError("entry does not match its key or width")
-        if duals is not None and any(d.shape != (width,) for d in duals):
-            raise ValueError("duals do not match the width")
-        if np.bincount(perm, minlength=width).max(initial=0) != 1 or perm.min(initial=0) < 0:
-            raise ValueError("perm is not a bijection")
-    except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
-        log.warning("matching cache entry %s is corrupt (%s); recomputing", key, e)
-        return None
-    info = {**meta.get("info", {}), "cached": True}
-    return Matching(
-        perm,
-        pair,
-        float(pair.astype(np.float64).sum()),
-        meta["mode"],
-        bool(meta["fold"]),
-        meta["solver"],
-        float(meta["seconds"]),
-        info,
-        duals,
-    )
 
 
 def cached_match(
@@ -97,23 +55,60 @@ def cached_match(
     fold: bool,
     solver: str,
     cache_dir: str | Path | None,
+    beyond: dict | None = None,
     **resources,
 ) -> Matching:
-    """match(a, b, ...) through the cache in cache_dir (no cache when None). resources
-    (max_memory, device) change how, not what: they are not part of the key."""
+    """match(a, b, ...) through the cache in cache_dir (no cache when None).
+
+    beyond = dict(unmatched=, confidence=, top_k=, splits=) as for match(); resources
+    (max_memory, device) change how, not what: they are not part of the key. Entries are
+    match files `<key>.safetensors` + `<key>.json`.
+    """
+    beyond = {k: v for k, v in (beyond or {}).items() if v not in (None, False, 0, "none")}
     if cache_dir is None:
-        return match(a, b, mode=mode, fold=fold, solver=solver, **resources)
+        m = match(a, b, mode=mode, fold=fold, solver=solver, **beyond, **resources)
+        return _with_records(m, a, b)
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    key = cache_key(a, b, mode, fold, solver)
+    key = cache_key(a, b, mode, fold, solver, beyond)
     with FileLock(str(folder / f"{key}.lock")):
-        hit = load_matching(folder, key, a.width)
-        if hit is not None:
-            return hit
-        m = match(a, b, mode=mode, fold=fold, solver=solver, **resources)
-        m.info["cached"] = False
-        save_matching(m, folder, key)
-        return m
+        return _cached_match_file(a, b, folder / key, mode, fold, solver, beyond, resources)
+
+
+def _with_records(m: Matching, a: JumpReLUSAE, b: JumpReLUSAE) -> Matching:
+    """m with both SAEs' provenance in m.info (sae_a, sae_b), so a match file can be written
+    from the Matching alone (saematch.matchfile)."""
+    from saematch.matchfile import sae_record
+
+    for side, sae in (("a", a), ("b", b)):
+        if f"sae_{side}" not in m.info:
+            m.info[f"sae_{side}"] = sae_record(sae)
+    return m
+
+
+def _cached_match_file(
+    a, b, stem: Path, mode, fold, solver, beyond: dict, resources: dict
+) -> Matching:
+    """The match file at stem, or compute and write it (caller holds the key's lock).
+
+    The JSON is written last, so it marks a complete entry; one that does not load (corrupt,
+    replaced, another format) is recomputed with a warning.
+    """
+    from saematch.matchfile import load_matching as load_match_file
+    from saematch.matchfile import save_match_file
+
+    if stem.with_name(stem.name + ".json").exists():
+        try:
+            m = load_match_file(stem, a, b)  # checks both fingerprints, records them
+            m.info["cached"] = True
+            return m
+        except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
+            log.warning("matching cache entry %s is corrupt (%s); recomputing", stem.name, e)
+    m = match(a, b, mode=mode, fold=fold, solver=solver, **beyond, **resources)
+    m.info["cached"] = False
+    _with_records(m, a, b)
+    save_match_file(m, stem, extra={"key": stem.name, "code": CODE_VERSION})
+    return m
 
 
 def match_layers(
@@ -126,9 +121,17 @@ def match_layers(
     progress: bool = True,
     max_memory=None,
     device: str = "auto",
+    unmatched: float | str | None = None,
+    confidence: bool = False,
+    top_k: int = 0,
+    splits: bool = False,
 ) -> list[Matching]:
     """Matchings of every adjacent pair (saes[t] -> saes[t+1]); len(saes) − 1 results.
-    max_memory, device: as in match()."""
+
+    max_memory, device: as in match(); unmatched, confidence, top_k, splits: matching beyond
+    the bijection (match()).
+    """
+    beyond = {"unmatched": unmatched, "confidence": confidence, "top_k": top_k, "splits": splits}
     if len(saes) < 2:
         raise ValueError(f"match_layers needs at least two SAEs, got {len(saes)}")
     pairs = range(len(saes) - 1)
@@ -140,6 +143,7 @@ def match_layers(
             fold=fold,
             solver=solver,
             cache_dir=cache_dir,
+            beyond=beyond,
             max_memory=max_memory,
             device=device,
         )

@@ -34,15 +34,37 @@ class Matching:
     seconds: float
     info: dict = field(default_factory=dict)  # solver details, cache status, tol
     duals: tuple[np.ndarray, np.ndarray] | None = None  # (u, v), see above
+    # beyond the bijection (beyond.py): perm[i] = −1 leaves i unmatched, pair_mse is NaN there
+    unmatched: float | str | None = None  # the setting: None (bijection), ρ, or "auto"
+    proven: bool = True  # the optimum of its problem, proven (LP duals / exact sparse LAP)
+    confidence: np.ndarray | None = None  # (F,) float32 swap regret (confidence.py eq. 1)
+    confidence_lower: np.ndarray | None = None  # (F,) float32 dual regret (eq. 2), bijection
+    predecessors: np.ndarray | None = None  # (F_B, k) int64, B's j -> A's k cheapest rows
+    predecessor_cost: np.ndarray | None = None  # (F_B, k) float32
+    split_children: np.ndarray | None = None  # (F, 2) int64, −1 = no split (splits.py)
+
+    @property
+    def is_partial(self) -> bool:
+        """True when some feature is left unmatched (perm has −1)."""
+        return bool((np.asarray(self.perm) < 0).any())
 
     @property
     def permutation(self) -> Permutation:
         """perm as a Permutation (compose, inverse, apply)."""
+        if self.is_partial:
+            raise ValueError(
+                f"this matching leaves {int((self.perm < 0).sum())} features unmatched "
+                "(unmatched != none), so it is not a permutation; use .perm (−1 = unmatched) "
+                "or match with unmatched=None"
+            )
         return Permutation(self.perm)
 
     def settings(self) -> dict:
         """The settings that produced this matching (JSON-serialisable)."""
-        return {"mode": self.mode, "fold": self.fold, "solver": self.solver}
+        out = {"mode": self.mode, "fold": self.fold, "solver": self.solver}
+        if self.unmatched is not None:
+            out["unmatched"] = self.unmatched
+        return out
 
 
 def match(
@@ -55,6 +77,10 @@ def match(
     progress: bool = False,
     max_memory: int | float | str | None = None,
     device: str = "auto",
+    unmatched: float | str | None = None,
+    confidence: bool = False,
+    top_k: int = 0,
+    splits: bool = False,
 ) -> Matching:
     """Optimal bijection a -> b minimising Σ_i cost(i, perm[i]) (eq. 3), with its duals.
 
@@ -63,7 +89,17 @@ def match(
     max_memory: what the matching may allocate ("6GB", bytes; None: half the available
     memory, logged); a width that cannot fit raises MemoryError before allocating.
     device: auto | cpu | cuda, where solver=auto's cost blocks run (same certified result).
+    Beyond the bijection (beyond.py): unmatched = None | ρ | "auto" leaves features
+    unmatched at a reject cost; confidence, top_k predecessors and splits per pair.
     """
+    if unmatched not in (None, "none") or confidence or top_k or splits:
+        from saematch.matching.beyond import match_beyond
+
+        return match_beyond(
+            a, b, mode=mode, fold=fold, solver=solver, unmatched=unmatched,
+            confidence=confidence, top_k=top_k, splits=splits, max_memory=max_memory,
+            device=device,
+        )  # fmt: skip
     check_mode(mode)
     check_solver(solver)
     check_compatible(a, b)

@@ -1,0 +1,244 @@
+"""The portable match file: `<stem>.safetensors` (arrays) + `<stem>.json` (provenance).
+
+Readable without saematch (README, "The match file"): `safetensors.numpy.load_file` and
+`json.load` are enough. Arrays (row i = feature i of SAE A, row j of `predecessors` = feature
+j of SAE B):
+
+    perm             int64   (F_A,)     B's feature matched to A's i; −1 = unmatched
+    pair_cost        float32 (F_A,)     the mode's cost of that pair (SPEC §3); NaN if unmatched
+    confidence       float32 (F_A,)     swap regret (README Definitions); NaN if unmatched
+    confidence_lower float32 (F_A,)     dual regret, a lower bound on the true regret
+    predecessors     int64   (F_B, k)   A's k cheapest features for B's j, best first
+    predecessor_cost float32 (F_B, k)
+    split_children   int64   (F_A, 2)   the two children of a split feature; −1 = no split
+    dual_u, dual_v   float64 (F_A,), (F_B,)  LP duals proving a bijection optimal
+
+All but perm and pair_cost are optional (present when computed). The JSON sidecar holds format and
+version, both SAEs' ids and content fingerprints, the settings, whether the optimum was
+proven, and the SHA-256 of the arrays file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save
+
+from saematch.atomic import atomic_write_bytes, atomic_write_text
+from saematch.matching.match import Matching
+from saematch.sae import JumpReLUSAE
+
+FORMAT = "saematch.match"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+FINGERPRINT = (
+    "blake2b, 16-byte digest, over W_enc, b_enc, W_dec, b_dec, threshold in that order: "
+    "for each the UTF-8 name, str(tuple(shape)), then its float32 C-order bytes"
+)
+OPTIONAL = (
+    "confidence",
+    "confidence_lower",
+    "predecessors",
+    "predecessor_cost",
+    "split_children",
+)
+
+
+class MatchFileError(ValueError):
+    """A match file that cannot be read or does not belong to the SAEs given."""
+
+
+def _paths(path: str | Path) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.suffix in (".json", ".safetensors"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def sae_record(sae: JumpReLUSAE, fingerprint: str | None = None) -> dict:
+    """Identity of an SAE for provenance: name, hub ids where known, shape, content hash."""
+    meta = sae.meta or {}
+    rec = {"name": sae.name, "width": sae.width, "d_model": sae.d_model}
+    for key in ("source", "repo_id", "sae_id", "path", "revision", "layer", "sparsity"):
+        if key in meta:
+            rec[key] = meta[key]
+    rec["fingerprint"] = fingerprint or sae.fingerprint()
+    return rec
+
+
+def _json_safe(x):
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (np.integer, np.floating)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x if isinstance(x, (str, int, float, bool)) or x is None else str(x)
+
+
+def save_match_file(
+    m: Matching,
+    path: str | Path,
+    a: JumpReLUSAE | None = None,
+    b: JumpReLUSAE | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write m as `<path>.safetensors` + `<path>.json` (atomic); returns the JSON path.
+
+    a, b: the matched SAEs, for provenance; when omitted, the records match_layers attached
+    to m.info ("sae_a", "sae_b") are used, and a matching without either is an error.
+    """
+    records = []
+    for side, sae in (("a", a), ("b", b)):
+        rec = sae_record(sae) if sae is not None else (m.info or {}).get(f"sae_{side}")
+        if rec is None:
+            raise ValueError(
+                f"save_match_file: SAE {side.upper()} unknown; pass the SAEs the matching was "
+                "made from (a=..., b=...) or match through match_layers, which records them"
+            )
+        records.append(rec)
+    arrays_path, json_path = _paths(path)
+    arrays = {
+        "perm": np.ascontiguousarray(m.perm, dtype=np.int64),
+        "pair_cost": np.ascontiguousarray(m.pair_mse, dtype=np.float32),
+    }
+    for name in OPTIONAL:
+        value = getattr(m, name, None)
+        if value is not None:
+            dtype = np.int64 if name in ("predecessors", "split_children") else np.float32
+            arrays[name] = np.ascontiguousarray(value, dtype=dtype)
+    if m.duals is not None:
+        arrays["dual_u"] = np.ascontiguousarray(m.duals[0], dtype=np.float64)
+        arrays["dual_v"] = np.ascontiguousarray(m.duals[1], dtype=np.float64)
+    blob = save(arrays, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    atomic_write_bytes(arrays_path, blob)
+    from saematch import __version__
+
+    info = m.info or {}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "saematch_version": __version__,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "arrays": arrays_path.name,
+        "arrays_sha256": hashlib.sha256(blob).hexdigest(),
+        "fingerprint_method": FINGERPRINT,
+        "a": records[0],
+        "b": records[1],
+        "mode": m.mode,
+        "fold": bool(m.fold),
+        "solver": m.solver,
+        "method": info.get("method"),
+        "proven_optimal": bool(m.proven),
+        "unmatched": {
+            "setting": m.unmatched,
+            "rho": info.get("rho"),
+            "kappa": info.get("kappa"),
+            "null": info.get("null"),
+        },
+        "total_cost": m.total_cost,
+        "unmatched_a": int((m.perm < 0).sum()),
+        "unmatched_share": float((m.perm < 0).mean()) if len(m.perm) else 0.0,
+        "split_kappa": info.get("split_kappa"),
+        "tol": info.get("tol"),
+        "seconds": m.seconds,
+        "info": {k: v for k, v in info.items() if k not in ("null", "sae_a", "sae_b")},
+        "array_names": sorted(arrays),
+        "extra": extra or {},
+    }
+    atomic_write_text(json_path, json.dumps(_json_safe(meta), indent=1))
+    return json_path
+
+
+def _check_sae(meta: dict, side: str, sae: JumpReLUSAE | None, path: Path) -> None:
+    if sae is None:
+        return
+    want, got = meta[side].get("fingerprint"), sae.fingerprint()
+    if want != got:
+        raise MatchFileError(
+            f"{path}: SAE {side.upper()} given ({sae.name or 'unnamed'}, fingerprint {got}) is not "
+            f"the SAE this matching was made from ({meta[side].get('name')}, fingerprint {want}); "
+            "pass the SAEs it was computed on, or recompute the matching"
+        )
+
+
+def load_matching(
+    path: str | Path, a: JumpReLUSAE | None = None, b: JumpReLUSAE | None = None
+) -> Matching:
+    """Read a match file (either file of the pair, or their common stem) and check it.
+
+    Raises MatchFileError for an unknown format or version, arrays that do not match their
+    recorded hash or shapes, or SAEs a, b (when given) whose content differs from the file's.
+    """
+    arrays_path, json_path = _paths(path)
+    if not json_path.exists() or not arrays_path.exists():
+        raise MatchFileError(
+            f"match file incomplete: need both {json_path} and {arrays_path} "
+            f"(found: {[p.name for p in (json_path, arrays_path) if p.exists()]})"
+        )
+    meta = json.loads(json_path.read_text())
+    if meta.get("format") != FORMAT:
+        raise MatchFileError(
+            f"{json_path} is not a saematch match file (format {meta.get('format')!r})"
+        )
+    version = meta.get("format_version")
+    if version not in SUPPORTED_VERSIONS:
+        raise MatchFileError(
+            f"{json_path}: match file format version {version!r} is not supported by this "
+            f"saematch (reads {', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade saematch"
+        )
+    blob = arrays_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != meta.get("arrays_sha256"):
+        raise MatchFileError(
+            f"{arrays_path} does not match the SHA-256 in {json_path} (corrupt or replaced)"
+        )
+    _check_sae(meta, "a", a, json_path)
+    _check_sae(meta, "b", b, json_path)
+    arr = load_file(str(arrays_path))
+    n_a, n_b = meta["a"]["width"], meta["b"]["width"]
+    perm = arr["perm"].astype(np.int64)
+    if perm.shape != (n_a,) or perm.max(initial=-1) >= n_b or perm.min(initial=0) < -1:
+        raise MatchFileError(
+            f"{arrays_path}: perm has shape {perm.shape} or values outside [-1, {n_b})"
+        )
+    matched = perm[perm >= 0]
+    if len(np.unique(matched)) != len(matched):
+        raise MatchFileError(f"{arrays_path}: perm matches some feature of B twice")
+    u = meta.get("unmatched") or {}
+    pair = arr["pair_cost"].astype(np.float32)
+    m = Matching(
+        perm=perm,
+        pair_mse=pair,
+        total_cost=float(meta["total_cost"]),
+        mode=meta["mode"],
+        fold=bool(meta["fold"]),
+        solver=meta["solver"],
+        seconds=float(meta.get("seconds") or 0.0),
+        info={
+            "method": meta.get("method"),
+            "rho": u.get("rho"),
+            "kappa": u.get("kappa"),
+            "null": u.get("null"),
+            "split_kappa": meta.get("split_kappa"),
+            "tol": meta.get("tol"),
+            **meta.get("info", {}),
+            "loaded_from": str(json_path),
+            "sae_a": meta["a"],
+            "sae_b": meta["b"],
+        },
+        unmatched=u.get("setting"),
+        proven=bool(meta.get("proven_optimal")),
+    )
+    for name in OPTIONAL:
+        if name in arr:
+            setattr(m, name, arr[name])
+    if "dual_u" in arr:
+        m.duals = (arr["dual_u"], arr["dual_v"])
+    return m

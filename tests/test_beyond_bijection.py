@@ -1,0 +1,258 @@
+"""Partial matching, confidence, predecessors, splits and the null model (beyond the bijection)."""
+
+import itertools
+
+import numpy as np
+import pytest
+from helpers import random_sae
+from scipy.optimize import linear_sum_assignment
+
+from saematch.matching import match
+from saematch.matching.beyond import match_beyond, parse_unmatched
+from saematch.matching.confidence import pair_analysis
+from saematch.matching.cost import augmented_features
+from saematch.matching.null import null_kappa, random_rotation
+from saematch.matching.partial import partial_assign, squared_norms
+from saematch.matching.planted_pair import planted_pair
+from saematch.matching.splits import detect_splits
+
+
+def _features(a, b, mode="both"):
+    xa = augmented_features(a, mode, "a", np.float32, fold=True)
+    xb = augmented_features(b, mode, "b", np.float32, fold=True)
+    return xa, xb
+
+
+def _dense(xa, xb):
+    return xa.astype(np.float64) @ xb.astype(np.float64).T
+
+
+def _padded_optimum(c, ta, tb):
+    """Reference for (P): the 2n × 2n LAP with dummy rows/columns at the reject costs."""
+    n = c.shape[0]
+    big = np.full((2 * n, 2 * n), 0.0)
+    big[:n, :n] = c
+    big[:n, n:] = np.where(np.eye(n, dtype=bool), ta[:, None], 1e9)  # row i -> its dummy
+    big[n:, :n] = np.where(np.eye(n, dtype=bool), tb[None, :], 1e9)  # column j <- its dummy
+    r, k = linear_sum_assignment(big)
+    return big[r, k].sum()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("rho", [0.3, 0.8, 1.0])
+@pytest.mark.parametrize("quantised", [True, False])
+def test_partial_is_the_exact_optimum_of_the_reject_problem(seed, rho, quantised):
+    a, b = random_sae(6, 24, seed=seed), random_sae(6, 24, seed=seed + 50)
+    xa, xb = _features(a, b)
+    perm, pair, info = partial_assign(xa, xb, rho, 5, 1, (6,), quantised=quantised)
+    assert info["candidates"] == ("int8-bound" if quantised else "float32-pass")
+    r, s = squared_norms(xa, xb)
+    ta, tb = rho * r, rho * s
+    c = _dense(xa, xb)
+    want = _padded_optimum(c, ta, tb)
+    assert info["objective"] == pytest.approx(want, rel=1e-7)  # c: distance vs dot form
+    # ... and equals the bijection on the clamped cost (README's equivalence)
+    clamped = np.minimum(c, ta[:, None] + tb[None, :])
+    rr, kk = linear_sum_assignment(clamped)
+    assert clamped[rr, kk].sum() == pytest.approx(want, rel=1e-9)
+    m = perm >= 0
+    np.testing.assert_allclose(pair[m], c[np.flatnonzero(m), perm[m]], rtol=1e-5)
+    assert np.isnan(pair[~m]).all()
+    assert len(np.unique(perm[m])) == m.sum()
+
+
+def test_dense_route_when_most_pairs_beat_rejection(monkeypatch):
+    import saematch.matching.partial as partial_mod
+
+    a, b = random_sae(6, 40, seed=5), random_sae(6, 40, seed=6)
+    xa, xb = _features(a, b)
+    want = partial_assign(xa, xb, 0.9)
+    monkeypatch.setattr(partial_mod, "MAX_EDGES_PER_ROW", 0)  # every graph counts as dense
+    got = partial_assign(xa, xb, 0.9)
+    assert got[2]["candidates"] == "dense-clamped" and got[2]["proven"]
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[2]["objective"] == pytest.approx(want[2]["objective"], rel=1e-9)
+
+
+def test_partial_extremes():
+    a, b = random_sae(6, 20, seed=1), random_sae(6, 20, seed=2)
+    xa, xb = _features(a, b)
+    assert (partial_assign(xa, xb, 0.0)[0] == -1).all()  # free to leave: nothing is matched
+    perm, _, _ = partial_assign(xa, xb, 2.0)  # c ≤ 2(r + s): every pair beats rejection
+    bij = match(a, b)
+    assert (perm >= 0).all()
+    assert np.isclose(_dense(xa, xb)[np.arange(20), perm].sum(), bij.total_cost, rtol=1e-5)
+    with pytest.raises(ValueError, match="reject cost"):
+        partial_assign(xa, xb, -1.0)
+
+
+def test_parse_unmatched():
+    assert parse_unmatched(None) is None and parse_unmatched("none") is None
+    assert parse_unmatched("auto") == "auto" and parse_unmatched("0.4") == 0.4
+    for bad in ("sometimes", -0.1, True, float("nan")):
+        with pytest.raises(ValueError, match="matching.unmatched must be"):
+            parse_unmatched(bad)
+
+
+def _true_regret(c, perm, i):
+    """Brute force: optimum with pair (i, perm[i]) forbidden − optimum."""
+    forb = c.copy()
+    forb[i, perm[i]] = 1e9
+    r, k = linear_sum_assignment(forb)
+    return forb[r, k].sum() - c[np.arange(len(perm)), perm].sum()
+
+
+def _lp_duals(c):
+    """Optimal (u, v) of the assignment LP via scipy's HiGHS (small n only)."""
+    from scipy.optimize import linprog
+
+    n = c.shape[0]
+    # max Σu + Σv s.t. u_i + v_j ≤ c_ij
+    a_ub = np.zeros((n * n, 2 * n))
+    for i, j in itertools.product(range(n), range(n)):
+        a_ub[i * n + j, i] = a_ub[i * n + j, n + j] = 1
+    res = linprog(-np.ones(2 * n), A_ub=a_ub, b_ub=c.ravel(), bounds=(None, None), method="highs")
+    return res.x[:n], res.x[n:]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_confidence_brackets_the_true_regret(seed):
+    a, b = random_sae(5, 9, seed=seed), random_sae(5, 9, seed=seed + 10)
+    xa, xb = _features(a, b, "decoder")
+    c = _dense(xa, xb)
+    rr, perm = linear_sum_assignment(c)
+    u, v = _lp_duals(c)
+    pa = pair_analysis(xa, xb, perm, top_k=3, duals=(u, v), block=4)  # several blocks
+    n = len(perm)
+    swap = [
+        min(
+            c[i, perm[k]] + c[k, perm[i]] - c[i, perm[i]] - c[k, perm[k]]
+            for k in range(n)
+            if k != i
+        )
+        for i in range(n)
+    ]
+    np.testing.assert_allclose(pa.confidence, np.maximum(swap, 0), atol=1e-5)
+    for i in range(n):
+        true = _true_regret(c, perm, i)
+        assert pa.confidence_lower[i] <= true + 1e-5 <= pa.confidence[i] + 2e-5
+    # predecessors: each column's cheapest rows; successors: each row's cheapest columns
+    np.testing.assert_array_equal(pa.predecessors[:, 0], c.argmin(0))
+    np.testing.assert_allclose(pa.predecessor_cost, np.sort(c, 0)[:3].T, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(pa.successors[:, 0], c.argmin(1))
+
+
+def test_partial_confidence_includes_the_drop_move():
+    a, b = random_sae(6, 16, seed=3), random_sae(6, 16, seed=4)
+    xa, xb = _features(a, b)
+    rho = 0.9
+    perm, _, _ = partial_assign(xa, xb, rho)
+    r, s = squared_norms(xa, xb)
+    pa = pair_analysis(xa, xb, perm, tau=(rho * r, rho * s), block=5)
+    c = _dense(xa, xb)
+    m = np.flatnonzero(perm >= 0)
+    assert m.size and np.isnan(pa.confidence[perm < 0]).all()
+    drop = rho * r[m] + rho * s[perm[m]] - c[m, perm[m]]
+    assert (pa.confidence[m] <= drop + 1e-5).all() and (pa.confidence[m] >= 0).all()
+
+
+def test_null_rotation_and_kappa():
+    q = random_rotation(12, 0)
+    np.testing.assert_allclose(q @ q.T, np.eye(12), atol=1e-5)
+    a, b, _ = planted_pair(32, 256, seed=1)
+    xa, xb = _features(a, b, "decoder")
+    null = null_kappa(xa, xb, [(0, 32)], alpha=0.05, seed=0)
+    assert -1 <= null["null_median"] < null["kappa"] < 1
+    # a stricter quantile gives a higher threshold
+    assert null_kappa(xa, xb, [(0, 32)], alpha=0.01, seed=0)["kappa"] >= null["kappa"]
+    with pytest.raises(ValueError, match="alpha"):
+        null_kappa(xa, xb, [(0, 32)], alpha=1.5)
+
+
+def test_planted_pair_truth_and_recovery():
+    a, b, succ = planted_pair(64, 512, died=0.2, split=0.05, noise=0.4, seed=0)
+    children = succ[succ >= 0]
+    assert len(np.unique(children)) == len(children)  # each B feature has at most one parent
+    m = match_beyond(a, b, mode="decoder", unmatched="auto", top_k=3)
+    truly_unmatched, pred_unmatched = succ[:, 0] < 0, m.perm < 0
+    tp = (truly_unmatched & pred_unmatched).sum()
+    assert tp / pred_unmatched.sum() > 0.9 and tp / truly_unmatched.sum() > 0.9
+    split_true = succ[:, 1] >= 0
+    split_pred = m.split_children[:, 0] >= 0
+    assert (split_true & split_pred).sum() / split_true.sum() > 0.8
+    assert (split_true & split_pred).sum() / max(split_pred.sum(), 1) > 0.8
+    ok = (m.perm >= 0) & ((m.perm == succ[:, 0]) | (m.perm == succ[:, 1]))
+    assert ok[m.perm >= 0].mean() > 0.95
+    assert m.predecessors.shape == (512, 3) and m.confidence.shape == (512,)
+    with pytest.raises(ValueError, match="unmatched"):
+        _ = m.permutation
+
+
+def test_detect_splits_needs_both_children_close_and_the_same_parent():
+    succ = np.array([[0, 1], [2, 3]])
+    cost = np.array([[0.1, 0.2], [0.1, 0.9]])
+    preds = np.array([[0], [0], [1], [0]])
+    r, s = np.ones(2), np.ones(4)
+    out = detect_splits(succ, cost, preds, r, s, kappa=0.5)
+    np.testing.assert_array_equal(out, [[0, 1], [-1, -1]])
+    preds[1, 0] = 1  # B's 1 now prefers A's 1: A's 0 is no longer its parent
+    assert (detect_splits(succ, cost, preds, r, s, kappa=0.5) == -1).all()
+
+
+def test_match_and_match_layers_go_beyond_through_the_cache(tmp_path):
+    from saematch.matching import match_layers
+
+    saes = [planted_pair(32, 128, seed=s)[k] for s, k in ((0, 0), (0, 1))]
+    m = match(*saes, mode="decoder", confidence=True, top_k=2)  # bijection + confidence
+    assert not m.is_partial and m.duals is not None
+    ok = m.confidence_lower[~np.isnan(m.confidence_lower)]
+    assert (ok <= m.confidence[~np.isnan(m.confidence)] + 1e-4).all()
+    kw = dict(mode="decoder", cache_dir=tmp_path, progress=False, unmatched="auto", top_k=2)
+    first = match_layers(saes, **kw)[0]
+    assert first.is_partial and first.info["cached"] is False
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1
+    again = match_layers(saes, **kw)[0]
+    assert again.info["cached"] is True
+    np.testing.assert_array_equal(again.perm, first.perm)
+    np.testing.assert_array_equal(again.predecessors, first.predecessors)
+    # the plain bijection keeps its own cache entry
+    assert not match_layers(saes, mode="decoder", cache_dir=tmp_path, progress=False)[0].is_partial
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_partial_has_a_dual_certificate_on_the_clamped_cost(seed):
+    """Independent proof: LP duals of the clamped bijection, checked by check_certificate."""
+    from saematch.matching import check_certificate
+    from saematch.matching.confidence import complete
+    from saematch.matching.proof import dense_duals
+
+    a, b, _ = planted_pair(16, 96, died=0.3, split=0.05, noise=1.0, seed=seed)
+    xa, xb = _features(a, b, "decoder")
+    perm, _, info = partial_assign(xa, xb, 0.7)
+    assert 0 < info["unmatched_a"] < 96
+    r, s = squared_norms(xa, xb)
+    clamped = np.minimum(_dense(xa, xb), 0.7 * (r[:, None] + s[None, :]))
+    full = complete(perm, 96)
+    duals = dense_duals(clamped, full)
+    assert duals is not None
+    u, v, tol = duals
+    cert = check_certificate(lambda rows: clamped[rows], full, u, v, tol=max(tol, 1e-9))
+    assert cert.ok, cert
+    assert clamped[np.arange(96), full].sum() == pytest.approx(info["objective"], rel=1e-7)
+
+
+def test_sae_level_truth_and_scores():
+    from saematch.matching.validation import auroc, sae_level_truth, score_matching
+
+    successor = np.array([[0, -1], [1, 2], [-1, -1]])  # true 0 persists, 1 splits, 2 dies
+    rep_a = np.array([2, 0, -1, 1])  # SAE A features -> true features at t
+    rep_b = np.array([1, -1, 0, 2, 0])  # SAE B features -> true features at t+1 (0 twice)
+    succ, known, known_b = sae_level_truth(rep_a, rep_b, successor)
+    np.testing.assert_array_equal(succ, [[-1, -1], [2, -1], [-1, -1], [0, 3]])
+    np.testing.assert_array_equal(known, [True, True, False, True])
+    perm = np.array([-1, 2, 1, 3])
+    sc = score_matching(perm, succ, np.array([np.nan, 2.0, 0.5, 1.0]), None, known, known_b)
+    assert sc["unmatched_precision"] == 1 and sc["unmatched_recall"] == 1
+    assert sc["pair_accuracy"] == 1 and np.isnan(sc["confidence_auroc"])  # no wrong pair
+    assert auroc(np.array([1, 2, 3, 4.0]), np.array([0, 0, 1, 1], bool)) == 1.0
+    assert auroc(np.array([1, 1, 1, 1.0]), np.array([0, 0, 1, 1], bool)) == 0.5
