@@ -54,6 +54,19 @@ class Context:
         size = self.cfg.model.zoo_size
         return ensure_zoo(size=size, cache_dir=self.cache_dir, seed=int(self.cfg.seed))
 
+    @cached_property
+    def planted(self):
+        """The planted world's SAE set and truth (saes=planted; built on first use)."""
+        from saematch.planted import ensure_planted
+
+        s = self.cfg.saes
+        if plain(s.kind) != "planted":
+            raise ValueError("this experiment needs the planted world: run it with saes=planted")
+        knobs = plain(s.knobs) or {}
+        return ensure_planted(
+            size=s.size, cache_dir=self.cache_dir, seed=int(self.cfg.seed), **knobs
+        )
+
     # -- model and data ------------------------------------------------------
     @cached_property
     def lm(self):

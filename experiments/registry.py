@@ -22,6 +22,7 @@ EXPERIMENTS = (
     "paths",
     "judge_by_layer",
     "mse_by_label",
+    "ground_truth",
 )
 
 

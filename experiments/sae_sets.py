@@ -29,12 +29,26 @@ def zoo_set(zoo, sparsity: str | None) -> SAESet:
     )
 
 
+def planted_set(planted) -> SAESet:
+    """The planted world's SAEs (saematch.planted), one per layer, through the local loader."""
+    root = planted.root / "saes"
+    return SAESet.from_ids(
+        f"planted/{planted.manifest['size']}",
+        "local",
+        str(root),
+        {L: f"layer_{L}" for L in range(planted.n_layers)},
+        description=f"planted-world SAEs ({planted.root.name}); truth in truth.safetensors",
+    )
+
+
 def build_sae_set(cfg: DictConfig, ctx) -> SAESet:
     """The SAE set named by cfg.saes, narrowed to cfg.saes.layers, with per-layer overrides."""
     s = cfg.saes
     kind = s.kind.value if hasattr(s.kind, "value") else str(s.kind)
     if kind == "zoo":
         sae_set = zoo_set(ctx.zoo, s.sparsity)
+    elif kind == "planted":
+        sae_set = planted_set(ctx.planted)
     elif kind in HUB_SETS:
         kw = {"repo_id": s.repo_id} if s.repo_id else {}
         sae_set = resolve_set(HUB_SETS[kind], **kw)

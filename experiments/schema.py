@@ -34,6 +34,7 @@ class SAESetKind(str, Enum):
     gemma_scope = "gemma_scope"
     llama_scope = "llama_scope"
     local = "local"
+    planted = "planted"
 
 
 class DataSource(str, Enum):
@@ -81,6 +82,9 @@ class SAESetConfig:
     sparsity: str | None = None
     layers: list[int] | None = None
     sae_ids: dict[int, str] = field(default_factory=dict)
+    # kind=planted only: the preset (default | test | 16k) and knobs of saematch.planted
+    size: str = "default"
+    knobs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

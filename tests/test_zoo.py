@@ -208,3 +208,18 @@ def test_same_seed_rebuild_gives_same_sae_checksums(test_zoo, tmp_path):
     for rel, entry in test_zoo.manifest["files"].items():
         if rel.endswith(".safetensors") or rel.endswith("descriptions.json"):
             assert rebuilt.manifest["files"][rel]["sha256"] == entry["sha256"], rel
+
+
+def test_second_seed_agreement_in_manifest(test_zoo):
+    """The build trains a second SAE per layer at the default L0 and records how well the two
+    seeds agree (share of LAP-matched decoder pairs above cos 0.7) and transfer."""
+    from saematch.zoo.build import second_seed_dir
+
+    agree = test_zoo.manifest["metrics"]["seed_agreement"]
+    assert set(agree) == {str(i) for i in range(test_zoo.n_layers)}
+    for layer, g in agree.items():
+        assert 0.0 <= g["agreement"] <= 1.0
+        assert g["transfer_ev"] <= max(g["ev_a"], g["ev_b"]) + 0.05
+        b = load_sae(second_seed_dir(test_zoo.root, int(layer), test_zoo.default_sparsity))
+        a = test_zoo.load_sae(int(layer))
+        assert not torch.equal(a.W_dec, b.W_dec)  # a different seed, not a copy

@@ -14,6 +14,7 @@ import transformers
 from saematch.data.stdlib import stdlib_texts
 from saematch.sources import save_sae
 from saematch.zoo.activations import resid_post
+from saematch.zoo.agreement import seed_agreement
 from saematch.zoo.config import ZooConfig
 from saematch.zoo.describe import describe_features, token_strings_of
 from saematch.zoo.manifest import write_manifest
@@ -30,6 +31,11 @@ DESCRIPTIONS = "descriptions.json"
 def sae_dir(root: Path, layer: int, sparsity: str) -> Path:
     """Folder of one SAE inside a zoo: saes/<sparsity>/layer_<l>/."""
     return root / "saes" / sparsity / f"layer_{layer}"
+
+
+def second_seed_dir(root: Path, layer: int, sparsity: str) -> Path:
+    """Folder of the second-seed SAE of one layer: saes_seed1/<sparsity>/layer_<l>/."""
+    return root / "saes_seed1" / sparsity / f"layer_{layer}"
 
 
 def _pick(n: int, k: int, seed: int) -> torch.Tensor:
@@ -105,10 +111,12 @@ def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
 
     progress.stage("saes")
     _use_threads(cfg, threads, "saes")
+    # the second seed is one more SAE in the same batched run: its init differs, all else equal
+    targets = list(cfg.l0_targets) + [cfg.default_l0] * cfg.second_seed
     result = train_saes(
         acts,
         held_acts,
-        list(cfg.l0_targets),
+        targets,
         cfg.width,
         steps=cfg.sae_steps,
         batch=cfg.sae_batch,
@@ -138,6 +146,20 @@ def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
             sae_metrics[level][str(layer)] = {
                 k: round(v, 6) for k, v in result.metrics[layer][s].items()
             }
+    agreement: dict[str, dict] = {}
+    if cfg.second_seed:
+        level, s0 = cfg.default_sparsity, list(cfg.l0_targets).index(cfg.default_l0)
+        for layer in range(cfg.n_layers):
+            a, b = result.saes[layer][s0], result.saes[layer][len(cfg.l0_targets)]
+            b.name = f"zoo-{cfg.size}-seed{seed}/{level}/layer_{layer}/second_seed"
+            b.meta = {"layer": layer, "site": "resid_post", "sparsity": level, "seed_index": 1}
+            save_sae(b, second_seed_dir(out, layer, level))
+            agreement[str(layer)] = seed_agreement(a, b, held_acts[layer]).to_dict()
+            g = agreement[str(layer)]
+            progress.log(
+                f"layer {layer}: same-layer agreement {g['agreement']:.2f} (mean cos "
+                f"{g['mean_cos']:.2f}), transfer EV {g['transfer_ev']:.2f} vs own {g['ev_a']:.2f}"
+            )
     mark("describe")
 
     timings["total_wall_s"] = round(time.perf_counter() - t0, 2)
@@ -155,7 +177,7 @@ def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
         "default_sparsity": cfg.default_sparsity,
         "site": "resid_post",
         "config": cfg.to_dict(),
-        "metrics": {"lm": lm_metrics, "saes": sae_metrics},
+        "metrics": {"lm": lm_metrics, "saes": sae_metrics, "seed_agreement": agreement},
         "timings": timings,
         "versions": {
             "torch": torch.__version__,

@@ -25,6 +25,8 @@ LAMBDA_CTRL = 0.05  # log λ step per unit relative L0 error
 THETA_CTRL = 0.03  # log θ step per unit relative L0 error
 REVIVE_STEP = 0.1  # log θ step down per step for a feature idle > DEAD_AFTER steps
 THETA_LR_MULT = 1.0  # 5.0 made L0 overshoot and EV collapse in 100-step runs
+LOG_LAMBDA_MIN, LOG_LAMBDA_MAX = -9.0, 0.0  # λ ∈ [1.2e-4, 1]: the controller cannot run away
+THETA_CTRL_UNTIL = 1.0  # share of steps during which θ follows the L0 error directly
 
 
 def _rectangle(u: Tensor) -> Tensor:
@@ -145,11 +147,12 @@ def train_saes(
         with torch.no_grad():
             W_dec /= W_dec.norm(dim=-1, keepdim=True)
             err = ((l0 - target) / target).clamp(-1, 1)  # (M,)
-            log_lam += LAMBDA_CTRL * err
+            log_lam.add_(LAMBDA_CTRL * err).clamp_(LOG_LAMBDA_MIN, LOG_LAMBDA_MAX)
             # direct L0 control: θ of every feature moves with the L0 error (Adam's steps on θ
             # are ~lr, far too slow to follow λ in a few hundred steps), and features idle for
             # DEAD_AFTER steps get their θ lowered until they fire again
-            log_theta += THETA_CTRL * err[:, None]
+            if step < THETA_CTRL_UNTIL * steps:
+                log_theta += THETA_CTRL * err[:, None]
             log_theta -= REVIVE_STEP * (idle > DEAD_AFTER).float()
             idle = torch.where((f > 0).any(1), 0.0, idle + 1)
         progress.step(
