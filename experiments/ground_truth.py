@@ -20,7 +20,6 @@ from saematch.planted import VARIANTS, ground_truth_report
 from saematch.planted.report import PERMS, RecordingMatcher, plot_report, summary_table
 
 
-
 @dataclass
 class Options:
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
