@@ -36,11 +36,11 @@ class PlantedConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     n_train: int = 32768  # tokens per layer the SAEs train on
     n_heldout: int = 4096  # held-out tokens per layer for EV / L0
-    width: int = 512
+    width: int = 384
     l0_target: int = 6
     n_seeds: int = 1  # SAEs per layer; a second seed measures same-layer agreement
     steps: int = 3000
-    batch: int = 512
+    batch: int = 256
     lr: float = 1e-2
     bandwidth: float = 0.05
 
@@ -55,16 +55,14 @@ class PlantedConfig:
 
 SIZES: dict[str, PlantedConfig] = {
     "default": PlantedConfig(size="default"),
-    # small enough for the test suite: 4 layers, 96 features in d 32
+    # small enough for the test suite: 4 layers, 96 features in d 48
     "test": PlantedConfig(
         size="test",
-        world=WorldConfig(n_layers=4, d_model=32, n_features=96, l0=4.0),
+        world=WorldConfig(n_layers=4, d_model=48, n_features=96, l0=4.0),
         n_train=16384,
         n_heldout=2048,
         width=192,
         l0_target=4,
-        steps=1500,
-        batch=256,
     ),
     # SynthSAEBench-16k-like (16k features in d 768): for a machine with a GPU or many cores
     "16k": PlantedConfig(

@@ -30,15 +30,15 @@ class WorldConfig:
 
     n_layers: int = 6
     d_model: int = 64
-    n_features: int = 256  # true features at layer 0
+    n_features: int = 192  # true features at layer 0
     drift: float = 0.2  # δ: per-layer direction drift of a persisting feature
     growth: float = 1.2  # g: shared scale growth per layer
-    growth_spread: float = 0.2  # σ_g: feature-specific log-scale change per layer
-    scale_spread: float = 0.3  # σ_s: log-scale spread of features at birth
+    growth_spread: float = 0.1  # σ_g: feature-specific log-scale change per layer
+    scale_spread: float = 0.2  # σ_s: log-scale spread of features at birth
     p_die: float = 0.08
     p_split: float = 0.04
     p_birth: float | None = None  # None = p_die − p_split: the feature count stays constant
-    split_angle: float = 0.5  # δ_split: each child is normalise(u + δ_split ξ)
+    split_angle: float = 0.8  # δ_split: each child is normalise(u + δ_split ξ)
     p_persist: float = 0.9  # P(successor active | parent active)
     l0: float = 6.0  # expected true features active per token
     zipf: float = 0.5  # firing rate of the k-th feature ∝ k^(−zipf)
