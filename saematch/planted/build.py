@@ -23,6 +23,7 @@ from saematch.sources import save_sae
 from saematch.zoo.agreement import seed_agreement
 from saematch.zoo.manifest import write_manifest
 from saematch.zoo.progress import Progress
+from saematch.zoo.threads import pick_threads, torch_threads
 from saematch.zoo.train_sae import train_saes
 
 STAGE_WEIGHTS = {"world": 0.1, "saes": 0.85, "save": 0.05}
@@ -102,9 +103,18 @@ def sae_folder(root: Path, layer: int, seed_index: int = 0) -> Path:
     return root / ("saes" if seed_index == 0 else f"saes_seed{seed_index}") / f"layer_{layer}"
 
 
-def build_planted(cfg: PlantedConfig, seed: int, out: Path, progress: Progress) -> dict:
+def build_planted(
+    cfg: PlantedConfig, seed: int, out: Path, progress: Progress, max_threads: int = 2
+) -> dict:
     """Build the world, its truth file and its SAEs into the empty folder `out`; returns the
-    manifest. Tokens: training seed = seed + 1, held-out seed = seed + 2 (sample_activations)."""
+    manifest. Tokens: training seed = seed + 1, held-out seed = seed + 2 (sample_activations).
+    Torch threads: up to max_threads while the cores are otherwise idle (saematch.zoo.threads:
+    two threads sharing a busy core run several times slower than one)."""
+    with torch_threads(pick_threads(max_threads)):
+        return _build(cfg, seed, out, progress)
+
+
+def _build(cfg: PlantedConfig, seed: int, out: Path, progress: Progress) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     timings: dict[str, float] = {}
 
