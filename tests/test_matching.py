@@ -6,7 +6,9 @@ import torch
 from helpers import random_sae
 from scipy.optimize import linear_sum_assignment
 
+import saematch.matching.quantised as quantised
 from saematch.matching import match, pair_cost
+from saematch.matching.certificate import check_certificate, features_cost_fn
 from saematch.matching.cost import augmented_features
 from saematch.matching.solvers import assign
 from saematch.matching.synthetic import synthetic_pair
@@ -103,6 +105,14 @@ def test_folding_separates_same_direction_different_threshold():
     assert unfolded.tolist() == [0, 1]
 
 
+def _run(*args, **kw):
+    """assign(...) as (perm, info); every answer's certificate is checked on the way."""
+    res = assign(*args, **kw)
+    cert = check_certificate(features_cost_fn(args[0], args[1]), res.perm, res.u, res.v, res.tol)
+    assert cert.ok, cert
+    return res.perm, res.info
+
+
 def _optimum(xa, xb, x):
     return float((xa.astype(np.float64) @ xb.astype(np.float64).T)[np.arange(len(x)), x].sum())
 
@@ -113,10 +123,10 @@ def test_auto_and_lapjv_equal_scipy_optimum(seed, width):
     a, b, _ = synthetic_pair(d_model=32, width=width, unmatched=0.3, noise=1.0, seed=seed)
     a, b = a.fold(), b.fold()
     xa, xb = augmented_features(a, "both", "a"), augmented_features(b, "both", "b")
-    ref = _optimum(xa, xb, assign(xa, xb, "scipy")[0])
-    dense = _optimum(xa, xb, assign(xa, xb, "lapjv")[0])
+    ref = _optimum(xa, xb, _run(xa, xb, "scipy")[0])
+    dense = _optimum(xa, xb, _run(xa, xb, "lapjv")[0])
     # force the sparse certified path with a tiny k, so the graph must be widened
-    x, info = assign(xa, xb, "auto", dense_below=0, max_dense_bytes=0, k=2, extra=8)
+    x, info = _run(xa, xb, "auto", dense_below=0, max_dense_bytes=0, k=2, extra=8)
     assert info["method"] == "sparse-certified"
     assert np.unique(x).size == width
     assert dense == pytest.approx(ref, rel=1e-6)
@@ -129,9 +139,9 @@ def test_auto_widens_when_candidates_are_too_few():
         augmented_features(a.fold(), "decoder", "a"),
         augmented_features(b.fold(), "decoder", "b"),
     )
-    x, info = assign(xa, xb, "auto", dense_below=0, max_dense_bytes=0, k=1, extra=4)
+    x, info = _run(xa, xb, "auto", dense_below=0, max_dense_bytes=0, k=1, extra=4)
     assert info["rounds"] > 1 and info["exact_rows"] > 0
-    ref = assign(xa, xb, "scipy")[0]
+    ref = _run(xa, xb, "scipy")[0]
     assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-6)
 
 
@@ -144,8 +154,8 @@ def test_auto_on_random_square_costs():
             [np.eye(n, dtype=np.float32), np.ones((n, 1), np.float32), np.ones((n, 1), np.float32)]
         )
         xb = np.hstack([c.T, np.ones((n, 1), np.float32), np.zeros((n, 1), np.float32)])
-        x, _ = assign(xa, xb, "auto", dense_below=0, max_dense_bytes=0, k=3, extra=8)
-        ref = assign(xa, xb, "scipy")[0]
+        x, _ = _run(xa, xb, "auto", dense_below=0, max_dense_bytes=0, k=3, extra=8)
+        ref = _run(xa, xb, "scipy")[0]
         assert c[np.arange(n), x].sum() == pytest.approx(c[np.arange(n), ref].sum(), rel=1e-6)
 
 
@@ -167,18 +177,6 @@ def test_errors():
     assert match(relu, relu, fold=False).perm.tolist() == list(range(12))
 
 
-@pytest.mark.parametrize("mode", ["decoder", "both"])
-@pytest.mark.parametrize("width", [100, 500])
-def test_dense_certified_equals_scipy_optimum(mode, width):
-    a, b, _ = synthetic_pair(d_model=48, width=width, unmatched=0.25, noise=0.7, seed=width)
-    xa, xb = augmented_features(a.fold(), mode, "a"), augmented_features(b.fold(), mode, "b")
-    x, info = assign(xa, xb, "auto", quantised=False)
-    assert info["method"] == "dense-certified" and info["proof"] == "duals"
-    assert 0 < info["tries"][0]["dense_rest"] < width  # kept pairs and a dense rest
-    ref = assign(xa, xb, "scipy")[0]
-    assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
-
-
 def _square_cost_features(c):
     n = len(c)
     ones = np.ones((n, 1), np.float32)
@@ -186,51 +184,22 @@ def _square_cost_features(c):
     return xa, np.hstack([c.T, ones, np.zeros((n, 1), np.float32)])
 
 
-def test_dense_certified_on_random_square_costs():
-    rng = np.random.default_rng(3)
-    for n in (70, 300):
-        c = rng.random((n, n)).astype(np.float32)
-        x, info = assign(*_square_cost_features(c), "auto", quantised=False)
-        assert info["method"] == "dense-certified"
-        ref = linear_sum_assignment(c.astype(np.float64))[1]
-        assert c[np.arange(n), x].sum(dtype=np.float64) == pytest.approx(
-            c[np.arange(n), ref].sum(dtype=np.float64), rel=1e-9
-        )
-
-
-def test_dense_certified_never_returns_an_unproven_guess(monkeypatch):
-    import saematch.matching.dense_cg as dense_cg
-
-    def wrong_guess(C, *args):  # the identity: far from optimal on a random cost
-        n = len(C)
-        return np.arange(n), np.arange(0), np.arange(0)
-
-    monkeypatch.setattr(dense_cg, "_assign_by_parts", wrong_guess)
-    c = np.random.default_rng(4).random((120, 120)).astype(np.float32)
-    x, info = assign(*_square_cost_features(c), "auto", quantised=False)
-    assert info["proof"] == "lapjvs"
-    ref = linear_sum_assignment(c.astype(np.float64))[1]
-    assert c[np.arange(120), x].sum(dtype=np.float64) == pytest.approx(
-        c[np.arange(120), ref].sum(dtype=np.float64), rel=1e-9
-    )
-
-
 @pytest.mark.parametrize("safe_rest", [None, 0])  # 0: start at the narrow margin (as at 16k)
 @pytest.mark.parametrize("mode", ["decoder", "encoder", "both"])
 @pytest.mark.parametrize("width", [100, 500])
 def test_int8_certified_equals_scipy_optimum(mode, width, safe_rest, monkeypatch):
-    import saematch.matching.int8_cg as int8_cg
+    import saematch.matching.certified as certified
 
     if safe_rest is not None:
-        monkeypatch.setattr(int8_cg, "SAFE_REST", safe_rest)
+        monkeypatch.setattr(certified, "SAFE_REST", safe_rest)
     a, b, _ = synthetic_pair(d_model=48, width=width, unmatched=0.25, noise=0.7, seed=width)
     xa, xb = augmented_features(a.fold(), mode, "a"), augmented_features(b.fold(), mode, "b")
     both = mode == "both"
-    x, info = assign(xa, xb, "auto", exact_tail=int(both), head_splits=(48,) * both)
+    x, info = _run(xa, xb, "auto", exact_tail=int(both), head_splits=(48,) * both)
     assert info["method"] == "int8-certified" and info["tries"][-1]["scans"] > 0
     first = info["tries"][0]["margin"]
     assert first == (0.25 if safe_rest == 0 else 1.0)  # small rests: the wider margin first
-    ref = assign(xa, xb, "scipy")[0]
+    ref = _run(xa, xb, "scipy")[0]
     assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
 
 
@@ -238,7 +207,7 @@ def test_int8_certified_on_random_square_costs():
     rng = np.random.default_rng(5)
     for n in (70, 300):
         c = rng.random((n, n)).astype(np.float32)
-        x, info = assign(*_square_cost_features(c), "auto")
+        x, info = _run(*_square_cost_features(c), "auto")
         assert info["method"] == "int8-certified"
         ref = linear_sum_assignment(c.astype(np.float64))[1]
         assert c[np.arange(n), x].sum(dtype=np.float64) == pytest.approx(
@@ -248,7 +217,7 @@ def test_int8_certified_on_random_square_costs():
 
 def test_int8_bound_holds_on_every_pair():
     """The stored cost minus the error bound never exceeds the exact cost (all n² pairs)."""
-    from saematch.matching.int8_cost import EPS, int8_cost
+    from saematch.matching.quantised import EPS, int8_cost
 
     a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=9)
     xa, xb = (
@@ -279,36 +248,34 @@ def test_int8_bound_holds_on_every_pair():
 
 
 def test_int8_falls_back_when_the_bound_fails(monkeypatch):
-    import saematch.matching.int8_cg as int8_cg
 
-    monkeypatch.setattr(int8_cg, "_bound_holds", lambda *a, **k: False)
+    monkeypatch.setattr(quantised, "bound_holds", lambda *a, **k: False)
     a, b, _ = synthetic_pair(d_model=48, width=200, seed=1)
     xa, xb = (
         augmented_features(a.fold(), "decoder", "a"),
         augmented_features(b.fold(), "decoder", "b"),
     )
-    x, info = assign(xa, xb, "auto")
-    assert info["method"] == "dense-certified"
+    x, info = _run(xa, xb, "auto")
+    assert info["method"] == "sparse-certified"
     assert _optimum(xa, xb, x) == pytest.approx(
-        _optimum(xa, xb, assign(xa, xb, "scipy")[0]), rel=1e-9
+        _optimum(xa, xb, _run(xa, xb, "scipy")[0]), rel=1e-9
     )
 
 
 def test_int8_falls_back_without_the_int8_gemm(monkeypatch):
-    import saematch.matching.int8_cg as int8_cg
 
-    monkeypatch.setattr(int8_cg, "int8_gemm_available", lambda: False)
+    monkeypatch.setattr(quantised, "int8_gemm_available", lambda: False)
     a, b, _ = synthetic_pair(d_model=48, width=150, seed=2)
     xa, xb = (
         augmented_features(a, "both", "a", fold=True),
         augmented_features(b, "both", "b", fold=True),
     )
-    x, info = assign(xa, xb, "auto", exact_tail=1, head_splits=(48,))
-    assert info["method"] == "dense-certified"
+    x, info = _run(xa, xb, "auto", exact_tail=1, head_splits=(48,))
+    assert info["method"] == "sparse-certified"
 
 
 def test_int8_duals_cancel_the_cycles_of_a_wrong_assignment():
-    from saematch.matching.int8_cg import _bound_duals
+    from saematch.matching.proof import bound_duals
 
     n = 120
     c = np.random.default_rng(6).random((n, n)).astype(np.float32)
@@ -320,7 +287,7 @@ def test_int8_duals_cancel_the_cycles_of_a_wrong_assignment():
     for max_cycles, want in ((0, -2), (10_000, None)):
         x = np.arange(n)  # the identity: far from optimal
         bound = (G16, zero, zero, zero, zero, zero, zero, zero, zero)
-        scans, _, cycles = _bound_duals(
+        scans, _, cycles = bound_duals(
             bound, xa, xb, zero, x, x.copy(), zero.copy(), 1e-12, 100 * n,
             np.full(n, -1, dtype=np.int64), max_cycles,
         )  # fmt: skip
@@ -333,23 +300,23 @@ def test_int8_duals_cancel_the_cycles_of_a_wrong_assignment():
 
 
 def test_int8_repairs_a_wrong_guess_by_cancelling_cycles(monkeypatch):
-    import saematch.matching.int8_cg as int8_cg
+    import saematch.matching.certified as certified
 
-    real = int8_cg._guess
+    real = certified.guess
 
     def worse(*args, **kw):  # the real guess with kept pairs swapped: not optimal
         x, v, rest = real(*args, **kw)
         x[[0, 1, 2, 3, 4, 5]] = x[[1, 2, 0, 4, 5, 3]]
         return x, v, rest
 
-    monkeypatch.setattr(int8_cg, "_guess", worse)
-    monkeypatch.setattr(int8_cg, "SAFE_REST", 0)
+    monkeypatch.setattr(certified, "guess", worse)
+    monkeypatch.setattr(certified, "SAFE_REST", 0)
     a, b, _ = synthetic_pair(d_model=48, width=400, unmatched=0.2, noise=0.5, seed=3)
     xa, xb = (augmented_features(t, "both", side, fold=True) for t, side in ((a, "a"), (b, "b")))
-    x, info = assign(xa, xb, "auto", exact_tail=1, head_splits=(48,))
+    x, info = _run(xa, xb, "auto", exact_tail=1, head_splits=(48,))
     assert info["method"] == "int8-certified" and len(info["tries"]) == 1  # no wider margin
     assert info["tries"][0]["cycles"] >= 1 and info["tries"][0]["scans"] > 0
-    ref = assign(xa, xb, "scipy")[0]
+    ref = _run(xa, xb, "scipy")[0]
     assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
 
 
@@ -360,26 +327,25 @@ def test_int8_result_does_not_depend_on_the_worker_count(threads):
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        x, info = assign(xa, xb, "auto", exact_tail=1, head_splits=(40,))
+        x, info = _run(xa, xb, "auto", exact_tail=1, head_splits=(40,))
     finally:
         torch.set_num_threads(before)
     assert info["method"] == "int8-certified" and torch.get_num_threads() == before
-    ref = assign(xa, xb, "scipy")[0]
+    ref = _run(xa, xb, "scipy")[0]
     assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
 
 
-def test_int8_path_reaches_twice_the_float32_area_then_the_sparse_solver(monkeypatch):
-    import saematch.matching.int8_cg as int8_cg
+def test_int8_path_within_its_budget_then_the_sparse_solver(monkeypatch):
 
     a, b, _ = synthetic_pair(d_model=32, width=200, unmatched=0.2, noise=0.5, seed=4)
     xa, xb = (augmented_features(t, "decoder", side, fold=True) for t, side in ((a, "a"), (b, "b")))
     budget = 3 * 200 * 200  # fits the 16-bit estimate (2n²), not the float32 cost (4n²)
-    x, info = assign(xa, xb, "auto", max_dense_bytes=budget)
+    x, info = _run(xa, xb, "auto", max_dense_bytes=budget)
     assert info["method"] == "int8-certified"
-    ref = _optimum(xa, xb, assign(xa, xb, "scipy")[0])
+    ref = _optimum(xa, xb, _run(xa, xb, "scipy")[0])
     assert _optimum(xa, xb, x) == pytest.approx(ref, rel=1e-9)
-    monkeypatch.setattr(int8_cg, "_bound_holds", lambda *a, **k: False)
-    x, info = assign(xa, xb, "auto", max_dense_bytes=budget)
+    monkeypatch.setattr(quantised, "bound_holds", lambda *a, **k: False)
+    x, info = _run(xa, xb, "auto", max_dense_bytes=budget)
     assert info["method"] == "sparse-certified"
     assert _optimum(xa, xb, x) == pytest.approx(ref, rel=1e-9)
 
@@ -400,7 +366,7 @@ def test_int8_handles_dead_and_duplicate_features(mode):
     xa = augmented_features(edited(a), mode, "a", fold=True)
     xb = augmented_features(edited(b), mode, "b", fold=True)
     both = mode == "both"
-    x, info = assign(xa, xb, "auto", exact_tail=int(both), head_splits=(64,) * both)
+    x, info = _run(xa, xb, "auto", exact_tail=int(both), head_splits=(64,) * both)
     assert info["method"] == "int8-certified"
-    ref = assign(xa, xb, "scipy")[0]
+    ref = _run(xa, xb, "scipy")[0]
     assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)

@@ -1,6 +1,7 @@
 """Matching SAE features across layers (SPEC §3, paper eq. 3)."""
 
 from saematch.matching.cache import CODE_VERSION, cache_key, match_layers
+from saematch.matching.certificate import Certificate, check_certificate, check_matching
 from saematch.matching.cost import MODES, pair_cost
 from saematch.matching.match import Matching, match
 from saematch.matching.permutation import Permutation, compose_chain, feature_path
@@ -10,9 +11,12 @@ __all__ = [
     "CODE_VERSION",
     "MODES",
     "SOLVERS",
+    "Certificate",
     "Matching",
     "Permutation",
     "cache_key",
+    "check_certificate",
+    "check_matching",
     "compose_chain",
     "feature_path",
     "match",

@@ -1,8 +1,8 @@
 """match_layers: match every adjacent SAE pair, with a resumable on-disk cache.
 
-Cache entry = `<key>.npz` (perm, pair_mse; no pickle) + `<key>.json` (settings, written last,
-so it marks a complete entry). key = hash(fingerprints of both SAEs, mode, fold, solver,
-CODE_VERSION). Writes go to a temp file then os.replace; a per-key file lock lets several
+Cache entry = `<key>.npz` (perm, pair_mse, duals u and v; no pickle) + `<key>.json` (settings,
+written last, so it marks a complete entry). key = hash(fingerprints of both SAEs, mode, fold,
+solver, CODE_VERSION). Writes go to a temp file then os.replace; a per-key file lock lets several
 processes share one cache without computing a pair twice. A corrupt entry is recomputed.
 """
 
@@ -22,7 +22,7 @@ from saematch.atomic import atomic_write, atomic_write_text
 from saematch.matching.match import Matching, match
 from saematch.sae import JumpReLUSAE
 
-CODE_VERSION = "matching-3"  # bump when the matching definition or solvers change results
+CODE_VERSION = "matching-4"  # bump when the matching definition or solvers change results
 log = logging.getLogger(__name__)
 
 
@@ -41,7 +41,10 @@ def cache_key(a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool, solver: str
 
 def save_matching(m: Matching, folder: Path, key: str) -> None:
     """Write m as <key>.npz + <key>.json (atomic, no pickle)."""
-    atomic_write(folder / f"{key}.npz", lambda f: np.savez(f, perm=m.perm, pair_mse=m.pair_mse))
+    duals = {} if m.duals is None else {"u": m.duals[0], "v": m.duals[1]}
+    atomic_write(
+        folder / f"{key}.npz", lambda f: np.savez(f, perm=m.perm, pair_mse=m.pair_mse, **duals)
+    )
     meta = {
         **m.settings(),
         "key": key,
@@ -62,8 +65,11 @@ def load_matching(folder: Path, key: str, width: int) -> Matching | None:
         meta = json.loads(meta_path.read_text())
         with np.load(arr_path, allow_pickle=False) as z:
             perm, pair = z["perm"].astype(np.int64), z["pair_mse"].astype(np.float32)
+            duals = (z["u"], z["v"]) if "u" in z.files else None
         if meta.get("key") != key or perm.shape != (width,) or pair.shape != (width,):
             raise ValueError("entry does not match its key or width")
+        if duals is not None and any(d.shape != (width,) for d in duals):
+            raise ValueError("duals do not match the width")
         if np.bincount(perm, minlength=width).max(initial=0) != 1 or perm.min(initial=0) < 0:
             raise ValueError("perm is not a bijection")
     except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
@@ -79,6 +85,7 @@ def load_matching(folder: Path, key: str, width: int) -> Matching | None:
         meta["solver"],
         float(meta["seconds"]),
         info,
+        duals,
     )
 
 

@@ -1,4 +1,4 @@
-"""Blockwise candidate edges for the sparse assignment: each row's and each column's cheapest.
+"""Sparse candidates: each row's and column's cheapest edges, and bounds on all the others.
 
 One pass of GEMM blocks over the cost c = xa @ xb.T (never the full n×n matrix). It keeps
 
@@ -84,3 +84,22 @@ def block_candidates(
     vals = np.concatenate(parts_v + pool_v)
     keys, first = np.unique(rows * n + cols, return_index=True)
     return Candidates(keys // n, keys % n, vals[first], row_bound, tau)
+
+
+def unproven_rows(
+    u: np.ndarray, v: np.ndarray, row_bound: np.ndarray, col_bound: np.ndarray, tol: float
+) -> np.ndarray:
+    """Rows i for which some j may have c_ij − u_i − v_j < −tol, given c_ij ≥ max(R_i, C_j).
+
+    O(n log n): sort columns by C_j; those with C_j ≤ R_i need v_j ≤ R_i − u_i (prefix max of
+    v), the rest need C_j − v_j ≥ u_i (suffix min). Pairs inside the candidate graph satisfy
+    the same test whenever (u, v) is feasible there, because their c_ij ≤ max(R_i, C_j).
+    """
+    order = np.argsort(col_bound, kind="stable")
+    cb, vs = col_bound[order].astype(np.float64), v[order]
+    pre_max = np.maximum.accumulate(vs)  # max v over the p cheapest-bound columns
+    suf_min = np.minimum.accumulate((cb - vs)[::-1])[::-1]
+    p = np.searchsorted(cb, row_bound.astype(np.float64), side="right")  # C_j ≤ R_i for j < p
+    low_ok = (p == 0) | (pre_max[np.maximum(p - 1, 0)] <= row_bound - u + tol)
+    high_ok = (p == len(cb)) | (suf_min[np.minimum(p, len(cb) - 1)] >= u - tol)
+    return np.flatnonzero(~(low_ok & high_ok))

@@ -15,7 +15,14 @@ from saematch.sae import JumpReLUSAE, check_compatible
 
 @dataclass
 class Matching:
-    """Result of match(a, b): perm[i] = j pairs a's feature i with b's feature j."""
+    """Result of match(a, b): perm[i] = j pairs a's feature i with b's feature j.
+
+    duals = (u, v), float64 (F,) each: LP potentials with c_ij − u_i − v_j ≥ −tol for every
+    pair and = 0 (within tol) on the matching, c the mode's cost (SPEC §3) as the float64 dot
+    of the float32 augmented features (cost.py); tol = info["tol"]. They prove the matching
+    optimal (certificate.py); the reduced cost c_ij − u_i − v_j says how much worse any other
+    partner is. None for matchings loaded from caches that did not store them.
+    """
 
     perm: np.ndarray  # (F,) int64
     pair_mse: np.ndarray  # (F,) float32, cost of each chosen pair (SPEC §3)
@@ -24,7 +31,8 @@ class Matching:
     fold: bool
     solver: str
     seconds: float
-    info: dict = field(default_factory=dict)  # solver details, cache status
+    info: dict = field(default_factory=dict)  # solver details, cache status, tol
+    duals: tuple[np.ndarray, np.ndarray] | None = None  # (u, v), see above
 
     @property
     def permutation(self) -> Permutation:
@@ -45,7 +53,7 @@ def match(
     solver: str = "auto",
     progress: bool = False,
 ) -> Matching:
-    """Optimal bijection a -> b minimising Σ_i cost(i, perm[i]) (eq. 3).
+    """Optimal bijection a -> b minimising Σ_i cost(i, perm[i]) (eq. 3), with its duals.
 
     cost = mean_d ΔW_dec² (decoder), mean_d ΔW_enc² (encoder), or their sum + Δb_enc²
     (both); on folded weights (eq. 4) when fold=True. Solvers: auto | lapjv | scipy.
@@ -61,17 +69,18 @@ def match(
     # "both": the b_enc term (last dim of z) stays exact in the int8 cost, and the decoder
     # and encoder parts get their own int8 scales
     both = mode == "both"
-    x, info = assign(
+    res = assign(
         xa, xb, solver, progress=progress, exact_tail=int(both), head_splits=(a.d_model,) * both
     )
-    pair = pair_cost_features(xa, xb, x)
+    pair = pair_cost_features(xa, xb, res.perm)
     return Matching(
-        perm=x,
+        perm=res.perm,
         pair_mse=pair,
         total_cost=float(pair.astype(np.float64).sum()),
         mode=mode,
         fold=bool(fold),
         solver=solver,
         seconds=time.perf_counter() - t0,
-        info=info,
+        info={**res.info, "tol": res.tol},
+        duals=(res.u, res.v),
     )

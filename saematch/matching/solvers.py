@@ -1,14 +1,14 @@
-"""Linear-assignment solvers on augmented features (cost c = xa @ xb.T, see cost.py).
+"""The dispatcher: one call, `assign(xa, xb, solver)`, for every solver on augmented features.
 
 * scipy — dense reference: float64 cost, column-reduced, scipy linear_sum_assignment.
 * lapjv — dense float32 cost, lapx `lapjvs` (fastest dense solver on this machine).
-* auto  — exact and fast. While its 16-bit n×n estimate fits `max_dense_bytes`: an int8
-  cost with rigorous error bounds and exact costs on demand, proven by LP duals over all n²
-  pairs (int8_cg.py). Else, or if that finds no proof, while the float32 cost fits: build it
-  once (blockwise, no float64 copy), keep clear mutual-best pairs, solve the rest densely
-  with lapjvs, and prove the whole assignment optimal the same way (dense_cg.py; falls back
-  to lapjvs on the full cost if the proof fails). Above that, the sparse candidate solver
-  with a bound-based proof (auto.py), whose memory grows as n·k.
+* auto  — exact and fast, never a float64 n×n matrix: the quantised certified solver
+  (certified.py: stored 16-bit estimate, guess, proof by duals) while its estimate fits
+  `max_dense_bytes`; else, or if it finds no proof, the sparse certified solver (sparse.py:
+  candidate edges, sparse LAP, bounds).
+
+Every solver returns an Assignment (certificate.py): the permutation and LP duals proving it
+optimal; for scipy and lapjv the duals are computed on their dense cost (proof.py).
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
-from saematch.matching.auto import auto_assign
-from saematch.matching.dense_cg import dense_certified_assign
-from saematch.matching.int8_cg import int8_certified_assign
+from saematch.matching.certificate import Assignment
+from saematch.matching.certified import quantised_certified_assign, stored_bytes
+from saematch.matching.proof import dense_duals
+from saematch.matching.sparse import sparse_certified_assign
 
 SOLVERS = ("auto", "lapjv", "scipy")
 DENSE_BELOW = 64  # auto: plain lapjvs below this width
-MAX_DENSE_BYTES = 2 * 1024**3  # auto: n×n arrays up to 2 GiB (int8 n ≈ 32k, float32 n ≈ 23k)
+MAX_DENSE_BYTES = 2 * 1024**3  # auto: the stored 16-bit estimate up to 2 GiB (n ≈ 32k)
+SPARSE_OPTIONS = ("k", "lam", "block", "extra", "max_rounds")  # keywords of the sparse solver
 
 
 def check_solver(solver: str) -> None:
@@ -42,27 +44,44 @@ def dense_cost(xa: np.ndarray, xb: np.ndarray, block: int = 2048, progress: bool
     return out
 
 
-def solve_scipy(xa: np.ndarray, xb: np.ndarray, progress: bool = False) -> np.ndarray:
+def _with_duals(cost: np.ndarray, x: np.ndarray, tol: float, info: dict) -> Assignment:
+    duals = dense_duals(cost, x, tol)
+    if duals is None:  # a dense solver's answer that its own cost does not prove optimal
+        raise RuntimeError(f"{info['method']}: the assignment is not optimal on its cost")
+    u, v, t = duals
+    return Assignment(x, u, v, t, info)
+
+
+def solve_scipy(xa: np.ndarray, xb: np.ndarray, progress: bool = False) -> Assignment:
     """Reference: float64 dense cost, minus each column's minimum, linear_sum_assignment.
 
     Column reduction keeps the optimum and avoids scipy's 40x slowdown on rows of varied
-    norm (MEASURED.md).
+    norm (MEASURED.md). Duals are those of the unreduced cost.
     """
     cost = dense_cost(xa.astype(np.float64), xb.astype(np.float64), progress=progress)
-    cost -= cost.min(axis=0, keepdims=True)
+    shift = cost.min(axis=0)
+    cost -= shift
     rows, cols = linear_sum_assignment(cost)
     x = np.empty(len(rows), dtype=np.int64)
     x[rows] = cols
-    return x
+    a = _with_duals(cost, x, 0.0, {"method": "scipy"})
+    a.v += shift
+    return a
 
 
-def solve_lapjv(xa: np.ndarray, xb: np.ndarray, progress: bool = False) -> np.ndarray:
-    """Dense float32 cost solved by lapx `lapjvs` (Jonker-Volgenant, float32 kernel)."""
-    cost = dense_cost(
-        xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False), progress=progress
-    )
+def solve_lapjv(xa: np.ndarray, xb: np.ndarray, progress: bool = False) -> Assignment:
+    """Dense float32 cost solved by lapx `lapjvs` (Jonker-Volgenant, float32 kernel).
+
+    Its duals hold for the float32 cost; against exact costs at the float32 rounding bound.
+    """
+    xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
+    cost = dense_cost(xa, xb, progress=progress)
     x, _ = lap.lapjvs(cost, extend_cost=False, return_cost=False, jvx_like=False)
-    return np.asarray(x, dtype=np.int64)
+    x = np.asarray(x, dtype=np.int64)
+    na = np.sqrt(np.einsum("ij,ij->i", xa, xa, dtype=np.float64).max(initial=0.0))
+    nb = np.sqrt(np.einsum("ij,ij->i", xb, xb, dtype=np.float64).max(initial=0.0))
+    tol = float(xa.shape[1] * np.finfo(np.float32).eps * na * nb)
+    return _with_duals(cost, x, tol, {"method": "lapjvs"})
 
 
 def assign(
@@ -74,28 +93,30 @@ def assign(
     max_dense_bytes: int = MAX_DENSE_BYTES,
     exact_tail: int = 0,
     head_splits: tuple[int, ...] = (),
-    quantised: bool = True,
-    **auto_kw,
-) -> tuple[np.ndarray, dict]:
-    """Optimal x (n,) for c = xa @ xb.T with the named solver; returns (x, details).
+    **sparse_options,
+) -> Assignment:
+    """Optimal assignment of c = xa @ xb.T with the named solver, with its duals.
 
-    auto, dense range: first the int8 cost with error bounds (int8_cg.py; the last
-    `exact_tail` dims of z are kept exact, e.g. mode "both"'s b_enc; `head_splits` are where
-    its parts of different scale start, e.g. the encoder's), then the float32 one.
+    auto: the quantised certified solver while its stored estimate fits max_dense_bytes (the
+    last `exact_tail` dims of z are kept exact, e.g. mode "both"'s b_enc; `head_splits` are
+    where its parts of different scale start, e.g. the encoder's), then the sparse one.
+    sparse_options (SPARSE_OPTIONS) go to the latter.
     """
     check_solver(solver)
+    unknown = set(sparse_options) - set(SPARSE_OPTIONS)
+    if unknown:
+        raise TypeError(f"assign: unknown options {sorted(unknown)}; known: {SPARSE_OPTIONS}")
     n = xa.shape[0]
     if solver == "scipy":
-        return solve_scipy(xa, xb, progress), {"method": "scipy"}
+        return solve_scipy(xa, xb, progress)
     if solver == "lapjv" or n < dense_below:
-        return solve_lapjv(xa, xb, progress), {"method": "lapjvs"}
+        return solve_lapjv(xa, xb, progress)
     xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
-    if quantised and not auto_kw and n * n * 2 <= max_dense_bytes:  # a 16-bit estimate
-        res = int8_certified_assign(xa, xb, exact_tail, head_splits)
+    if stored_bytes(n) <= max_dense_bytes:
+        res = quantised_certified_assign(xa, xb, exact_tail, head_splits)
         if res is not None:
-            return res[0], {"method": "int8-certified", **res[1]}
-    if n * n * 4 <= max_dense_bytes:  # the float32 cost
-        x, info = dense_certified_assign(xa, xb, progress=progress, **auto_kw)
-        return x, {"method": "dense-certified", **info}
-    x, info = auto_assign(xa, xb, progress=progress, **auto_kw)
-    return x, {"method": "sparse-certified", **info}
+            res.info = {"method": "int8-certified", **res.info}
+            return res
+    res = sparse_certified_assign(xa, xb, progress=progress, **sparse_options)
+    res.info = {"method": "sparse-certified", **res.info}
+    return res

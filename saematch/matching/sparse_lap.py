@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from saematch.matching.heap import heap_pop, heap_push
+
 
 @dataclass
 class LapState:
@@ -47,41 +49,6 @@ def _row_duals(indptr, indices, cost, x, v):
     for i in range(n):
         u[i] = _edge_cost(indptr, indices, cost, i, x[i]) - v[x[i]]
     return u
-
-
-@nb.njit(cache=True)
-def _heap_push(hk, hv, size, key, val):
-    pos = size
-    hk[pos], hv[pos] = key, val
-    while pos > 0:
-        par = (pos - 1) >> 1
-        if hk[par] <= hk[pos]:
-            break
-        hk[par], hk[pos] = hk[pos], hk[par]
-        hv[par], hv[pos] = hv[pos], hv[par]
-        pos = par
-    return size + 1
-
-
-@nb.njit(cache=True)
-def _heap_pop(hk, hv, size):
-    key, val = hk[0], hv[0]
-    size -= 1
-    hk[0], hv[0] = hk[size], hv[size]
-    pos = 0
-    while True:
-        left = 2 * pos + 1
-        if left >= size:
-            break
-        child = left
-        if left + 1 < size and hk[left + 1] < hk[left]:
-            child = left + 1
-        if hk[pos] <= hk[child]:
-            break
-        hk[pos], hk[child] = hk[child], hk[pos]
-        hv[pos], hv[child] = hv[child], hv[pos]
-        pos = child
-    return key, val, size
 
 
 @nb.njit(cache=True)
@@ -145,9 +112,9 @@ def _solve(indptr, indices, cost, x, y, v, cold):
                     touched[nt] = j
                     nt += 1
                 dist[j], pred[j], pcost[j] = d, i0, cost[e]
-                size = _heap_push(hk, hv, size, d, j)
+                size = heap_push(hk, hv, size, d, j)
         while size > 0:
-            d, j, size = _heap_pop(hk, hv, size)
+            d, j, size = heap_pop(hk, hv, size)
             if done[j] or d > dist[j]:
                 continue
             done[j] = True
@@ -168,7 +135,7 @@ def _solve(indptr, indices, cost, x, y, v, cold):
                         touched[nt] = j2
                         nt += 1
                     dist[j2], pred[j2], pcost[j2] = d2, i, cost[e]
-                    size = _heap_push(hk, hv, size, d2, j2)
+                    size = heap_push(hk, hv, size, d2, j2)
         if sink >= 0:
             for t in range(nf):
                 j = final[t]
