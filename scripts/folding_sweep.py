@@ -27,7 +27,8 @@ def run_grid(out: Path, size: str, jobs: int, drifts, spreads, mode: str) -> int
     exe = Path(sys.executable).parent / "saematch"
     cmd = [
         str(exe), "-m", "experiment=ground_truth", f"saes.size={size}", "logger=none",
-        f"experiment.variants=[folded_{mode},unfolded_{mode}]",
+        "experiment.variants=[folded_decoder,unfolded_decoder,folded_both,unfolded_both,"
+        "folded_encoder,unfolded_encoder]",
         f"experiment.composition_variant=folded_{mode}",
         "experiment.print_summary=false",
         f"saes.knobs.drift={','.join(map(str, drifts))}",

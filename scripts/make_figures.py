@@ -62,7 +62,18 @@ FIGURES: dict[str, tuple[str, str]] = {
     "sparsity_sweep": ("14", "Fig. 14-15: ΔL and EV vs SAE l0; the l0-matched SAE set."),
     "quantile_ablation": ("16", "Fig. 16-17: ΔL and EV vs matched-pair MSE quantile q (eq. 6)."),
     "paths": ("18", "Fig. 18-19: example feature paths across layers."),
+    "ground_truth": (
+        "20",
+        "Ground truth (planted world, SPEC §9): SAE recovery per layer, matching accuracy of "
+        "every mode × fold and vanilla per layer pair, composition vs exact LAP over distance.",
+    ),
+    "folding_sweep": (
+        "21",
+        "Hypothesis 2 with ground truth: matching accuracy folded vs unfolded over drift δ × "
+        "scale spread σ_g (planted test-size sets, joblib multirun; scripts/folding_sweep.py).",
+    ),
 }
+SCRIPTS = {"folding_sweep": Path(__file__).with_name("folding_sweep.py")}  # not a saematch run
 
 
 def run_one(name: str, out: Path, overrides: list[str]) -> dict:
@@ -72,6 +83,8 @@ def run_one(name: str, out: Path, overrides: list[str]) -> dict:
         shutil.rmtree(run_dir)
     exe = Path(sys.executable).parent / "saematch"
     cmd = [str(exe), f"experiment={name}", f"hydra.run.dir={run_dir}", *overrides]
+    if name in SCRIPTS:
+        cmd = [sys.executable, str(SCRIPTS[name]), "--out", str(run_dir)]
     t0 = time.perf_counter()
     print(f"[make_figures] {name}: {' '.join(cmd[1:])}", flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True)
