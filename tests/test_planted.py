@@ -172,3 +172,13 @@ def test_variant_names():
     assert parse_variant("vanilla") is None
     with pytest.raises(ValueError, match="folded_both"):
         parse_variant("folded_bth")
+
+
+def test_duplicates_cap_what_a_bijection_can_get():
+    """Two latents of A represent true feature 0, one latent of B its successor: one of the two
+    can be right, so the ceiling is 1/2 and no permutation scores above it."""
+    rep_a, rep_b = torch.tensor([0, 0, 1]), torch.tensor([3, 4, -1])
+    truth = [{3}, {4}]
+    accs = [matching_accuracy(p, rep_a, rep_b, truth) for p in ([0, 2, 1], [2, 0, 1], [0, 1, 2])]
+    assert all(a.support == 3 and a.ceiling == pytest.approx(2 / 3) for a in accs)
+    assert max(a.accuracy for a in accs) == pytest.approx(2 / 3)

@@ -44,7 +44,8 @@ def parse_variant(name: str) -> tuple[str, bool] | None:
 def _pool(accs: Sequence[Accuracy]) -> Accuracy:
     support = sum(a.support for a in accs)
     correct = sum(a.correct for a in accs)
-    return Accuracy(correct / support if support else float("nan"), support, correct)
+    attainable = sum(a.attainable for a in accs)
+    return Accuracy(correct / support if support else float("nan"), support, correct, attainable)
 
 
 @dataclass
@@ -65,6 +66,9 @@ class GroundTruthReport:
             },
             "support": {
                 v: {p: a.support for p, a in pairs.items()} for v, pairs in self.accuracy.items()
+            },
+            "ceiling": {  # the best any bijection can score (duplicate latents share partners)
+                p: a.ceiling for p, a in next(iter(self.accuracy.values()), {}).items()
             },
             "composition_variant": self.composition_variant,
             "composition": {

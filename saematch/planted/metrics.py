@@ -9,11 +9,14 @@ u_k(t)) and that cosine is ≥ 0.9 (REPRESENT_COS). Folding rescales rows, so it
 
 desc(i) is i's set of descendants k layers on (for k = 1 its successors; a split's two children
 both count). A feature whose true feature has no represented descendant is outside S: it can
-never be counted correct, and it does not count against the matching either.
+never be counted correct, and it does not count against the matching either. When several SAE
+features represent one true feature (duplicates), a bijection can pair at most as many of them
+correctly as there are latents representing its descendants: `ceiling` is that best share.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,9 +52,20 @@ class Accuracy:
     accuracy: float  # nan when the support is empty
     support: int
     correct: int
+    attainable: int = -1  # most any bijection can get right (duplicate latents share a partner)
+
+    @property
+    def ceiling(self) -> float:
+        """attainable / support: the accuracy of the best bijection (nan without support)."""
+        return self.attainable / self.support if self.support else float("nan")
 
     def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "support": self.support, "correct": self.correct}
+        return {
+            "accuracy": self.accuracy,
+            "support": self.support,
+            "correct": self.correct,
+            "ceiling": self.ceiling,
+        }
 
 
 def matching_accuracy(
@@ -68,12 +82,17 @@ def matching_accuracy(
     perm = torch.as_tensor(perm).long()
     if len(perm) != len(rep_a):
         raise ValueError(f"perm has {len(perm)} entries but SAE A has {len(rep_a)} features")
-    shown_b = set(rep_b[rep_b >= 0].tolist())
+    count_b = Counter(rep_b[rep_b >= 0].tolist())  # true feature -> latents of B representing it
     support = correct = 0
+    per_true: Counter = Counter()  # true feature of A -> latents of A in the support
     for j, i in enumerate(rep_a.tolist()):
-        if i < 0 or not (truth[i] & shown_b):
+        if i < 0 or not any(c in count_b for c in truth[i]):
             continue
         support += 1
+        per_true[i] += 1
         correct += int(rep_b[perm[j]].item() in truth[i])
+    # descendant sets of different true features are disjoint, so the best bijection gets
+    # min(#latents of i in A, #latents of i's descendants in B) right for each i
+    attainable = sum(min(n, sum(count_b[c] for c in truth[i])) for i, n in per_true.items())
     acc = correct / support if support else float("nan")
-    return Accuracy(acc, support, correct)
+    return Accuracy(acc, support, correct, attainable)

@@ -72,6 +72,9 @@ def summary_table(report: GroundTruthReport) -> str:
         lines.append(f"  {v:<18}" + "".join(f"{_fmt(x):>8}" for x in vals) + f"   {_fmt(mean)}")
     sup = next(iter(report.accuracy.values()))
     lines.append(f"  {'support':<18}" + "".join(f"{a.support:>8}" for a in sup.values()))
+    lines.append(
+        f"  {'best bijection':<18}" + "".join(f"{_fmt(a.ceiling):>8}" for a in sup.values())
+    )
     if report.composition:
         lines.append(f"Composition ({report.composition_variant}), pooled over start layers:")
         lines.append("  distance  composed  exact LAP  support")
