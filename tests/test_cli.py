@@ -57,11 +57,14 @@ def test_every_registered_experiment_has_a_config():
     assert set(EXPERIMENTS) <= have
 
 
-def test_default_experiment_is_layer_pruning_on_the_tiny_zoo():
+def test_default_experiment_is_ground_truth_on_the_planted_world():
     cfg = _compose([])
-    assert cfg.experiment.name == "layer_pruning"
-    assert cfg.model.kind.value == "zoo" and cfg.saes.kind.value == "zoo"
+    assert cfg.experiment.name == "ground_truth"
+    assert cfg.saes.kind.value == "planted" and cfg.saes.size == "default"
     assert cfg.logger.mode.value == "offline"
+    # every other experiment keeps the tiny zoo
+    cfg = _compose(["experiment=layer_pruning"])
+    assert cfg.model.kind.value == "zoo" and cfg.saes.kind.value == "zoo"
 
 
 @pytest.mark.parametrize(
