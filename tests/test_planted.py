@@ -182,3 +182,36 @@ def test_duplicates_cap_what_a_bijection_can_get():
     accs = [matching_accuracy(p, rep_a, rep_b, truth) for p in ([0, 2, 1], [2, 0, 1], [0, 1, 2])]
     assert all(a.support == 3 and a.ceiling == pytest.approx(2 / 3) for a in accs)
     assert max(a.accuracy for a in accs) == pytest.approx(2 / 3)
+
+
+def test_folding_sweep_collects_and_plots(tmp_path):
+    """scripts/folding_sweep.py turns a multirun's results.json files into the δ × σ_g grid."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "scripts" / "folding_sweep.py"
+    spec = importlib.util.spec_from_file_location("folding_sweep", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    for n, (d, s) in enumerate([(0.1, 0.0), (0.1, 0.5), (0.6, 0.0), (0.6, 0.5)]):
+        job = tmp_path / "runs" / str(n)
+        job.mkdir(parents=True)
+        acc = {"folded_decoder": {"0-1": 1 - d, "1-2": 1 - d}, "unfolded_decoder": {"0-1": 1 - s}}
+        res = {
+            "status": "ok",
+            "config": {"saes": {"knobs": {"drift": d, "growth_spread": s}}},
+            "results": {"accuracy": acc, "sae_recovery": {"0": 0.95, "1": 0.9}},
+        }
+        (job / "results.json").write_text(json.dumps(res))
+    (tmp_path / "runs" / "9").mkdir()  # an unfinished job is skipped
+    rows = sweep.collect(tmp_path / "runs", "decoder")
+    assert [(r["drift"], r["growth_spread"]) for r in rows] == [
+        (0.1, 0.0),
+        (0.1, 0.5),
+        (0.6, 0.0),
+        (0.6, 0.5),
+    ]
+    assert rows[1]["folded"] == pytest.approx(0.9) and rows[1]["unfolded"] == pytest.approx(0.5)
+    assert rows[0]["min_recovery"] == 0.9
+    sweep.plot(rows, "decoder").savefig(tmp_path / "sweep.png")
