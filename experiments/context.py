@@ -72,6 +72,14 @@ class Context:
     def lm(self):
         from saematch.lm import LanguageModel
 
+        if plain(self.cfg.saes.kind) == "planted":
+            raise ValueError(
+                f"experiment {self.cfg.experiment.name!r} runs a language model, and the planted "
+                "world has none (its activations come from a generator, so ΔL is not defined "
+                "there). On saes=planted run experiment=ground_truth or a weight-only experiment "
+                "(mse_curves); for this one use saes=tiny."
+            )
+
         m = self.cfg.model
         path = str(self.zoo.model_dir) if plain(m.kind) == "zoo" else m.name_or_path
         return LanguageModel.load(path, dtype=m.dtype, device=m.device)
