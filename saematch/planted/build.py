@@ -65,11 +65,12 @@ SIZES: dict[str, PlantedConfig] = {
         width=192,
         l0_target=4,
     ),
-    # SynthSAEBench-16k-like (16k features in d 768): for a machine with a GPU or many cores
+    # SynthSAEBench-16k-like (16k features in d 768): for a machine with many cores and memory.
+    # The trainer holds every token in memory: 2^18 tokens × 6 layers × 768 floats = 4.8 GB.
     "16k": PlantedConfig(
         size="16k",
         world=WorldConfig(d_model=768, n_features=16384, l0=32.0),
-        n_train=1 << 20,
+        n_train=1 << 18,
         n_heldout=16384,
         width=16384,
         l0_target=32,
