@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from saematch import plotting
-from saematch.planted.evaluate import GroundTruthReport, Matcher, lap_matcher
+from saematch.matching import Matching, match
+from saematch.planted.evaluate import GroundTruthReport, Matcher
 from saematch.sae import JumpReLUSAE
 
 PERMS = "matchings.safetensors"
@@ -23,18 +24,24 @@ def perm_key(mode: str, fold: bool, layer_a: int, layer_b: int) -> str:
 
 
 class RecordingMatcher:
-    """A Matcher that remembers every permutation it returns, keyed "<mode>_<fold>/<a>-<b>" by the
-    SAEs' layer, so a run's numbers can be recomputed from its saved matchings alone."""
+    """A Matcher that solves eq. 3 (saematch.matching.match) and keeps every Matching, keyed
+    "<fold>_<mode>/<a>-<b>" by the SAEs' layers, so a run's numbers can be recomputed from its
+    saved matchings alone."""
 
-    def __init__(self, layer_of: dict[int, int], inner: Matcher = lap_matcher) -> None:
-        self.layer_of, self.inner = layer_of, inner  # id(sae) -> layer
-        self.perms: dict[str, np.ndarray] = {}
+    def __init__(self, layer_of: dict[int, int]) -> None:
+        self.layer_of = layer_of  # id(sae) -> layer
+        self.matchings: dict[str, Matching] = {}
 
     def __call__(self, a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool) -> np.ndarray:
         key = perm_key(mode, fold, self.layer_of[id(a)], self.layer_of[id(b)])
-        if key not in self.perms:
-            self.perms[key] = np.asarray(self.inner(a, b, mode, fold), dtype=np.int64)
-        return self.perms[key]
+        if key not in self.matchings:
+            self.matchings[key] = match(a, b, mode=mode, fold=fold)
+        return np.asarray(self.matchings[key].perm, dtype=np.int64)
+
+    @property
+    def perms(self) -> dict[str, np.ndarray]:
+        """key -> perm (F,) int64 of every matching solved so far."""
+        return {k: np.asarray(m.perm, dtype=np.int64) for k, m in self.matchings.items()}
 
     def save(self, path: str | os.PathLike) -> Path:
         """All permutations as int64 tensors in one safetensors file."""
