@@ -49,6 +49,8 @@ def test_knobs_name_the_bad_key():
     assert planted_config("test", drift=0.5).world.drift == 0.5
     with pytest.raises(ValueError, match="drfit"):
         planted_config("test", drfit=0.5)
+    with pytest.raises(ValueError, match="l0_target"):
+        planted_config("test", l0_target=500)
     with pytest.raises(ValueError, match="unknown planted size"):
         planted_config("huge")
 

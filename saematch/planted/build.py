@@ -45,6 +45,25 @@ class PlantedConfig:
     lr: float = 1e-2
     bandwidth: float = 0.05
 
+    def __post_init__(self) -> None:
+        checks = {
+            "width": self.width >= 1,
+            "l0_target": 1 <= self.l0_target < self.width,
+            "n_seeds": self.n_seeds >= 1,
+            "steps": self.steps >= 1,
+            "batch": 1 <= self.batch <= self.n_train,
+            "lr": self.lr > 0,
+            "bandwidth": self.bandwidth > 0,
+            "n_heldout": self.n_heldout >= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            vals = ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
+            raise ValueError(
+                f"planted set: invalid {vals}; need 1 ≤ l0_target < width, 1 ≤ batch ≤ n_train "
+                "and positive steps, lr, bandwidth, n_seeds, n_heldout"
+            )
+
     def to_dict(self) -> dict:
         """JSON-ready dict of every knob (the world's nested)."""
         return asdict(self)
