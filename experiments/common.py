@@ -1,43 +1,88 @@
-"""Small pieces shared by the experiment scripts."""
+"""What an experiment returns (Results), and the one place match files are written."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
-def save_matchings(run_dir: Path, name: str, layers: list[int], matchings: list) -> Path:
+def as_row(row: Any) -> dict:
+    """A table row as a dict: dataclass rows (the typed way) or mappings."""
+    if dataclasses.is_dataclass(row) and not isinstance(row, type):
+        return dataclasses.asdict(row)
+    if isinstance(row, Mapping):
+        return dict(row)
+    raise TypeError(f"a table row must be a dataclass or a mapping, got {type(row).__name__}")
+
+
+@dataclass
+class Results:
+    """Everything one run produced; the CLI skeleton writes it (experiments/cli.py).
+
+    summary   -> results.json["results"] (the skeleton adds "sae_set")
+    tables    -> <name>.csv (rows: dataclasses or dicts); history=False keeps long tables
+                 out of the W&B history
+    figures   -> <name>.png + <name>.pdf
+    matchings -> matchings/<name>.npz + .json: {name: {first layer t: Matching}}
+    texts     -> <file name> with this text (e.g. a Markdown report)
+    metrics   -> metrics.jsonl, one row each (and W&B history)
+    headline  -> the console summary: one row per layer of the main metric
+    error     -> recorded as status "partial", then re-raised (e.g. a judge that gave up)
+    """
+
+    summary: dict = field(default_factory=dict)
+    tables: dict[str, tuple[list, bool | None]] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+    matchings: dict[str, dict] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    metrics: list = field(default_factory=list)
+    headline: list = field(default_factory=list)
+    error: BaseException | None = None
+
+    def table(self, name: str, rows: list, history: bool | None = None) -> list:
+        """Add a table; returns its rows."""
+        self.tables[name] = (rows, history)
+        return rows
+
+
+def save_matchings(run_dir: Path, name: str, layers: list[int], matchings: dict) -> Path:
     """Write the permutations and per-pair MSE of adjacent-layer matchings to run_dir/matchings/.
 
-    One `<name>.npz` (arrays perm_<t>, pair_mse_<t>; no pickle) plus a JSON of the settings.
+    matchings: {first layer t: Matching of t -> the next layer of `layers`}. One `<name>.npz`
+    (arrays perm_<t>, pair_mse_<t>; no pickle) plus a JSON of the settings. The only writer of
+    match files: the CLI skeleton calls it for every entry of Results.matchings.
     """
     out = Path(run_dir) / "matchings"
     out.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    meta = {"layers": layers, "pairs": []}
-    for t, m in zip(layers[:-1], matchings, strict=True):
+    nxt = dict(zip(layers[:-1], layers[1:], strict=True))
+    arrays, meta = {}, {"layers": list(layers), "pairs": []}
+    for t, m in sorted(matchings.items()):
         arrays[f"perm_{t}"] = np.asarray(m.perm, dtype=np.int64)
         arrays[f"pair_mse_{t}"] = np.asarray(m.pair_mse, dtype=np.float32)
         meta["pairs"].append(
-            {"from": t, "total_cost": float(m.total_cost), "settings": getattr(m, "settings", {})}
+            {
+                "from": t,
+                "to": nxt.get(t),
+                "total_cost": float(m.total_cost),
+                "settings": getattr(m, "settings", dict)(),
+            }
         )
     np.savez(out / f"{name}.npz", **arrays)
     (out / f"{name}.json").write_text(json.dumps(meta, indent=2, default=str))
     return out
 
 
-def as_matched(saes: list, fold: bool) -> list:
-    """The SAEs in the form a matching saw them: folded when fold=True (SPEC §5, pruning).
+def as_matched(saes: dict, fold: bool) -> dict:
+    """The SAEs ({layer: SAE}) in the form a matching saw them: folded when fold=True (SPEC §5).
 
     SAE Match transfers feature values between layers in the matched weights' units: with
     folding, E_t gives f/θ_t and D_{t+1} multiplies by θ_{t+1}, so a feature at its threshold
     in layer t lands at its partner's threshold in layer t+1.
     """
-    return [s.fold() for s in saes] if fold else list(saes)
-
-
-def by_layer(layers: list[int], items: list) -> dict[int, object]:
-    """Pair each layer with its item (SAE, matching) for indexing by block number."""
-    return dict(zip(layers, items, strict=True))
+    return {L: s.fold() for L, s in saes.items()} if fold else dict(saes)

@@ -1,4 +1,8 @@
-"""Builds library objects from a composed config, lazily: experiments pay only for what they use."""
+"""Builds library objects from a composed config, lazily: experiments pay only for what they use.
+
+Everything per layer is keyed by layer number: `ctx.saes[L]`, `ctx.matchings()[t]` (the
+matching of t -> ctx.next_layer[t]).
+"""
 
 from __future__ import annotations
 
@@ -9,37 +13,24 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.registry import checked_options
-
 
 def plain(node: Any) -> Any:
     """A config node as plain Python (enums as strings)."""
     if isinstance(node, DictConfig) or OmegaConf.is_config(node):
         return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
-    return node
-
-
-def run_dir_of(cfg: DictConfig) -> Path:
-    """The Hydra run dir when under Hydra, else outputs/<experiment>/manual."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path(cfg.paths.output_root) / cfg.experiment.name / "manual"
+    return getattr(node, "value", node)
 
 
 @dataclass
 class Context:
-    """Everything an experiment needs, built on first use from `cfg`."""
+    """Everything an experiment needs, built on first use from `cfg`; run_dir is its folder."""
 
     cfg: DictConfig
-    run_dir: Path | None = None
+    run_dir: Path
     _matchings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.run_dir = Path(self.run_dir or run_dir_of(self.cfg))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.options = checked_options(self.cfg)
+        self.run_dir = Path(self.run_dir)
 
     # -- where things live ---------------------------------------------------
     @cached_property
@@ -106,6 +97,14 @@ class Context:
             seed=int(d.seed),
         )
 
+    @property
+    def batch_size(self) -> int:
+        return int(self.cfg.model.batch_size)
+
+    @property
+    def device(self) -> str:
+        return str(self.cfg.model.device)
+
     # -- SAEs ----------------------------------------------------------------
     @cached_property
     def sae_set(self):
@@ -115,13 +114,18 @@ class Context:
 
     @property
     def layers(self) -> list[int]:
-        return self.sae_set.layers
+        """The SAE set's layers, ascending."""
+        return list(self.sae_set.layers)
+
+    @property
+    def next_layer(self) -> dict[int, int]:
+        """{t: the next layer of the set}: the adjacent pairs t -> next_layer[t]."""
+        return dict(zip(self.layers[:-1], self.layers[1:], strict=True))
 
     @cached_property
-    def saes(self) -> list:
-        """One JumpReLUSAE per layer of `layers`, on the model's device."""
-        by_layer = self.sae_set.load_all(device=self.cfg.model.device)  # {layer: SAE}
-        return [by_layer[L] for L in self.layers]
+    def saes(self) -> dict[int, Any]:
+        """{layer: JumpReLUSAE} for every layer of the set, on the model's device."""
+        return self.sae_set.load_all(device=self.cfg.model.device)
 
     def matchings(
         self,
@@ -129,9 +133,10 @@ class Context:
         mode: str | None = None,
         fold: bool | None = None,
         solver: str | None = None,
-        saes: list | None = None,
-    ) -> list:
-        """Matchings of every adjacent pair of `saes` (default: the set), cached on disk."""
+        saes: dict | None = None,
+    ) -> dict[int, Any]:
+        """{t: Matching of t -> the next layer} for every adjacent pair of `saes` ({layer: SAE},
+        default: the set); cfg.matching's settings unless given; cached on disk."""
         from saematch.matching import match_layers
 
         mc = self.cfg.matching
@@ -139,17 +144,23 @@ class Context:
         fold = bool(mc.fold) if fold is None else fold
         solver = solver or plain(mc.solver)
         saes = self.saes if saes is None else saes
-        key = (mode, fold, solver, tuple(id(s) for s in saes))
+        layers = sorted(saes)
+        key = (mode, fold, solver, tuple((L, id(saes[L])) for L in layers))
         if key not in self._matchings:
             cache = self.cache_dir / "matchings" if mc.cache else None
-            self._matchings[key] = match_layers(
-                [s.to("cpu") for s in saes],
+            ms = match_layers(
+                [saes[L].to("cpu") for L in layers],
                 mode=mode,
                 fold=fold,
                 solver=solver,
                 cache_dir=cache,
             )
+            self._matchings[key] = dict(zip(layers[:-1], ms, strict=True))
         return self._matchings[key]
+
+    def perms(self, **kw) -> dict[int, Any]:
+        """{t: perm (F,) of t -> next}: the permutations of `matchings(**kw)`."""
+        return {t: m.perm for t, m in self.matchings(**kw).items()}
 
     # -- descriptions and judge ----------------------------------------------
     def descriptions(self, layer: int):
@@ -178,10 +189,3 @@ class Context:
 
         j = plain(self.cfg.judge)
         return build_judge(j.pop("kind"), cache_dir=self.cache_dir / "judge", **j)
-
-    # -- outputs -------------------------------------------------------------
-    @cached_property
-    def recorder(self):
-        from experiments.recording import make_recorder
-
-        return make_recorder(self.cfg, self.run_dir)

@@ -22,14 +22,13 @@ Spearman correlations over pairs are in results["correlation"].
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 from scipy import stats
 
-from experiments.common import save_matchings
+from experiments.common import Results
 from experiments.context import Context, plain
 from saematch import plotting
 from saematch.data import chunks
@@ -37,14 +36,71 @@ from saematch.data import chunks
 
 @dataclass
 class Options:
-    fold: bool = True  # perm from folded matching (SAE Match); false = unfolded matching
+    fold: bool  # perm from folded matching (SAE Match); false = unfolded matching
+
+
+@dataclass
+class LayerRow:
+    """Per layer l: hidden-state norm, θ and decoder row norms (see the module docstring)."""
+
+    layer: int
+    hidden_norm: float
+    hidden_norm_std: float
+    theta_mean: float
+    theta_median: float
+    dec_norm: float  # mean unfolded ‖W_dec[j]‖₂
+    folded_dec_norm: float  # mean ‖θ_j W_dec[j]‖₂
+
+    @classmethod
+    def of(cls, layer: int, sae, dec: np.ndarray, norms: dict, i: int) -> LayerRow:
+        th = sae.threshold.double().cpu().numpy()
+        return cls(
+            layer,
+            float(norms["mean"][i]),
+            float(norms["std"][i]),
+            float(th.mean()),
+            float(np.median(th)),
+            float(sae.W_dec.double().norm(dim=1).mean()),
+            float(dec.mean()),
+        )
+
+
+@dataclass
+class PairRow:
+    """Per adjacent pair t -> t+1: norm change and matched folded decoder norm differences."""
+
+    layer: int
+    next_layer: int
+    hidden_norm_change: float
+    hidden_step_norm: float  # mean ‖x_t+1 − x_t‖₂
+    theta_change: float
+    dec_norm_diff: float
+    dec_norm_absdiff: float
+    dec_norm_absdiff_vanilla: float
+
+    @classmethod
+    def of(cls, a: LayerRow, b: LayerRow, dec_a, dec_b, perm, norms: dict) -> PairRow:
+        perm = np.asarray(perm, dtype=np.int64)
+        diff = dec_b[perm] - dec_a  # (F,) matched folded row-norm differences
+        step = float(norms["step"][norms["index"][a.layer]])
+        return cls(
+            a.layer,
+            b.layer,
+            b.hidden_norm - a.hidden_norm,
+            step,
+            b.theta_mean - a.theta_mean,
+            float(diff.mean()),
+            float(np.abs(diff).mean()),
+            float(np.abs(dec_b - dec_a).mean()),
+        )
 
 
 @torch.no_grad()
 def hidden_norms(lm, batch, layers: list[int], batch_size: int) -> dict[str, np.ndarray]:
     """Per layer, mean and std of ‖x_l‖₂ and mean ‖x_l+1 − x_l‖₂ over the masked tokens.
 
-    Returns {"mean": (L,), "std": (L,), "step": (L−1,) mean ‖x_next − x‖₂, "n_tokens": int}.
+    Returns {"mean": (L,), "std": (L,), "step": (L−1,) mean ‖x_next − x‖₂, "n_tokens": int,
+    "index": {layer: position}}.
     """
     L = len(layers)
     s1, s2, step = np.zeros(L), np.zeros(L), np.zeros(max(L - 1, 0))
@@ -65,6 +121,7 @@ def hidden_norms(lm, batch, layers: list[int], batch_size: int) -> dict[str, np.
         "std": np.sqrt(np.maximum(s2 / n - mean**2, 0)),
         "step": step / n,
         "n_tokens": n,
+        "index": {L: i for i, L in enumerate(layers)},
     }
 
 
@@ -88,36 +145,36 @@ def _fmt_r(c: dict) -> str:
     return "n/a" if r is None or not math.isfinite(r) else f"{r:.2f}"
 
 
-def plot_layers(layer_rows: list[dict], corr: dict):
+def plot_layers(layer_rows: list[LayerRow], corr: dict):
     """Fig. 1 left: hidden-state norm, mean θ and mean folded decoder norm per layer."""
     fig, (ax_h, ax_t, ax_d) = plotting.new_figure(1, 3, panel_size=(4.0, 3.2))
-    xs = [r["layer"] for r in layer_rows]
-    h = [r["hidden_norm"] for r in layer_rows]
-    sd = [r["hidden_norm_std"] for r in layer_rows]
+    xs = [r.layer for r in layer_rows]
+    h = [r.hidden_norm for r in layer_rows]
+    sd = [r.hidden_norm_std for r in layer_rows]
     blue, orange, green = (plotting.OKABE_ITO[k] for k in ("blue", "orange", "green"))
     plotting.line_per_layer(ax_h, xs, h, color=blue)
     plotting.band_per_layer(ax_h, xs, np.subtract(h, sd), np.add(h, sd), color=blue)
     plotting.label_axes(ax_h, y="hidden_norm", title="Hidden-state norm (± 1 sd over tokens)")
-    plotting.line_per_layer(ax_t, xs, [r["theta_mean"] for r in layer_rows], "mean", color=orange)
+    plotting.line_per_layer(ax_t, xs, [r.theta_mean for r in layer_rows], "mean", color=orange)
     plotting.line_per_layer(
-        ax_t, xs, [r["theta_median"] for r in layer_rows], "median", color=orange, ls="--"
+        ax_t, xs, [r.theta_median for r in layer_rows], "median", color=orange, ls="--"
     )
     r_t = _fmt_r(corr["hidden_norm_vs_theta"])
     plotting.label_axes(ax_t, y="theta", title=f"Threshold θ (r with norm = {r_t})")
-    plotting.line_per_layer(ax_d, xs, [r["folded_dec_norm"] for r in layer_rows], color=green)
+    plotting.line_per_layer(ax_d, xs, [r.folded_dec_norm for r in layer_rows], color=green)
     ax_d.set_ylabel("mean ‖θ_j W_dec[j]‖₂ (folded)")
     r_d = _fmt_r(corr["hidden_norm_vs_folded_dec_norm"])
     plotting.label_axes(ax_d, title=f"Folded decoder norm (r with norm = {r_d})")
     return fig
 
 
-def plot_pairs(pair_rows: list[dict], corr: dict):
+def plot_pairs(pair_rows: list[PairRow], corr: dict):
     """Fig. 1 right: per pair, hidden-norm change and folded decoder norm difference."""
     fig, (ax_l, ax_s) = plotting.new_figure(1, 2, panel_size=(4.8, 3.6))
     fig.get_layout_engine().set(wspace=0.08)
-    xs = [r["layer"] for r in pair_rows]
-    x = [r["hidden_norm_change"] for r in pair_rows]
-    y = [r["dec_norm_diff"] for r in pair_rows]
+    xs = [r.layer for r in pair_rows]
+    x = [r.hidden_norm_change for r in pair_rows]
+    y = [r.dec_norm_diff for r in pair_rows]
     blue, green = plotting.OKABE_ITO["blue"], plotting.OKABE_ITO["green"]
     y_label = "Δ folded decoder norm ‖θ W_dec[j]‖₂ (matched)"
     l1 = plotting.line_per_layer(ax_l, xs, x, "hidden-state norm change", color=blue)
@@ -152,76 +209,43 @@ def plot_pairs(pair_rows: list[dict], corr: dict):
     return fig
 
 
-def run(cfg: DictConfig) -> dict:
+def run(opts: Options, ctx: Context) -> Results:
     """Hidden-state norms, θ and folded decoder norms per layer; their changes per pair."""
-    ctx = Context(cfg)
-    opts = ctx.options
-    with ctx.recorder as rec:
-        layers = list(ctx.layers)
-        if len(layers) < 2:
-            raise ValueError(f"folding_stats needs at least 2 layers, got {layers}")
-        saes = ctx.saes
-        norms = hidden_norms(ctx.lm, ctx.batch, layers, int(cfg.model.batch_size))
-        matchings = ctx.matchings(fold=bool(opts.fold))
-        save_matchings(ctx.run_dir, "folded" if opts.fold else "unfolded", layers, matchings)
-        dec = [folded_row_norms(s) for s in saes]  # per layer (F,)
-        layer_rows = []
-        for i, (L, s) in enumerate(zip(layers, saes, strict=True)):
-            th = s.threshold.double().cpu().numpy()
-            layer_rows.append(
-                {
-                    "layer": L,
-                    "hidden_norm": float(norms["mean"][i]),
-                    "hidden_norm_std": float(norms["std"][i]),
-                    "theta_mean": float(th.mean()),
-                    "theta_median": float(np.median(th)),
-                    "dec_norm": float(s.W_dec.double().norm(dim=1).mean()),  # unfolded rows
-                    "folded_dec_norm": float(dec[i].mean()),
-                }
-            )
-        pair_rows = []
-        for i, m in enumerate(matchings):
-            perm = np.asarray(m.perm, dtype=np.int64)
-            diff = dec[i + 1][perm] - dec[i]  # (F,) matched folded row-norm differences
-            pair_rows.append(
-                {
-                    "layer": layers[i],
-                    "next_layer": layers[i + 1],
-                    "hidden_norm_change": float(norms["mean"][i + 1] - norms["mean"][i]),
-                    "hidden_step_norm": float(norms["step"][i]),  # mean ‖x_t+1 − x_t‖
-                    "theta_change": layer_rows[i + 1]["theta_mean"] - layer_rows[i]["theta_mean"],
-                    "dec_norm_diff": float(diff.mean()),
-                    "dec_norm_absdiff": float(np.abs(diff).mean()),
-                    "dec_norm_absdiff_vanilla": float(np.abs(dec[i + 1] - dec[i]).mean()),
-                }
-            )
-        corr = {
-            "norm_change_vs_dec_norm_diff": correlation(
-                [r["hidden_norm_change"] for r in pair_rows],
-                [r["dec_norm_diff"] for r in pair_rows],
-            ),
-            "hidden_norm_vs_theta": correlation(
-                [r["hidden_norm"] for r in layer_rows], [r["theta_mean"] for r in layer_rows]
-            ),
-            "hidden_norm_vs_folded_dec_norm": correlation(
-                [r["hidden_norm"] for r in layer_rows], [r["folded_dec_norm"] for r in layer_rows]
-            ),
-        }
-        rec.add_table("folding_stats_layers", layer_rows)
-        rec.add_table("folding_stats_pairs", pair_rows)
-        for r in layer_rows:
-            rec.log_metrics(r)
-        rec.add_figure("folding_stats_norms", plot_layers(layer_rows, corr))
-        rec.add_figure(
-            "folding_stats_norm_change", plot_pairs(pair_rows, corr["norm_change_vs_dec_norm_diff"])
-        )
-        results = {
-            "matching": {"fold": bool(opts.fold), "mode": plain(cfg.matching.mode)},
-            "n_tokens": norms["n_tokens"],
-            "layers": {str(r["layer"]): r for r in layer_rows},
-            "pairs": {str(r["layer"]): r for r in pair_rows},
-            "correlation": corr,
-            "sae_set": ctx.sae_set.to_dict(),
-        }
-        rec.finish(results)
-    return results
+    layers, saes = ctx.layers, ctx.saes
+    norms = hidden_norms(ctx.lm, ctx.batch, layers, ctx.batch_size)
+    matchings = ctx.matchings(fold=opts.fold)
+    dec = {L: folded_row_norms(s) for L, s in saes.items()}  # per layer (F,)
+    per_layer = {L: LayerRow.of(L, saes[L], dec[L], norms, i) for i, L in enumerate(layers)}
+    pair_rows = [
+        PairRow.of(per_layer[t], per_layer[u], dec[t], dec[u], matchings[t].perm, norms)
+        for t, u in ctx.next_layer.items()
+    ]
+    layer_rows = list(per_layer.values())
+    x = lambda rows, k: [getattr(r, k) for r in rows]  # noqa: E731
+    corr = {
+        "norm_change_vs_dec_norm_diff": correlation(
+            x(pair_rows, "hidden_norm_change"), x(pair_rows, "dec_norm_diff")
+        ),
+        "hidden_norm_vs_theta": correlation(
+            x(layer_rows, "hidden_norm"), x(layer_rows, "theta_mean")
+        ),
+        "hidden_norm_vs_folded_dec_norm": correlation(
+            x(layer_rows, "hidden_norm"), x(layer_rows, "folded_dec_norm")
+        ),
+    }
+    res = Results(metrics=layer_rows, headline=pair_rows)
+    res.matchings["folded" if opts.fold else "unfolded"] = matchings
+    res.table("folding_stats_layers", layer_rows)
+    res.table("folding_stats_pairs", pair_rows)
+    res.figures["folding_stats_norms"] = plot_layers(layer_rows, corr)
+    res.figures["folding_stats_norm_change"] = plot_pairs(
+        pair_rows, corr["norm_change_vs_dec_norm_diff"]
+    )
+    res.summary = {
+        "matching": {"fold": bool(opts.fold), "mode": plain(ctx.cfg.matching.mode)},
+        "n_tokens": norms["n_tokens"],
+        "layers": {str(r.layer): asdict(r) for r in layer_rows},
+        "pairs": {str(r.layer): asdict(r) for r in pair_rows},
+        "correlation": corr,
+    }
+    return res

@@ -10,17 +10,17 @@ judge's retries, the run records the answered pairs (status "partial" in results
 message saying how to resume) and then re-raises the JudgeCallError, so the command exits
 non-zero; rerunning the same command resumes with only the missing pairs.
 The helpers below (`sample_described`, `judge_pairs`, `summarize`, `judge_info`,
-`finish_judged`) are shared by `mse_by_label` and `persistence_judge`.
+`judged`) are shared by `mse_by_label` and `persistence_judge`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from omegaconf import DictConfig
 
+from experiments.common import Results
 from experiments.context import Context, plain
 from saematch import plotting
 from saematch.judge import (
@@ -44,10 +44,10 @@ VARIANTS = ("folded", "unfolded", "vanilla")  # vanilla: identity permutation
 
 @dataclass
 class Options:
-    n_paths: int = 100  # paths followed from the first layer (paper: 100)
-    variants: list[str] = field(default_factory=lambda: ["folded", "unfolded"])
-    seed: int = 0  # choice of the start features
-    exclude_dead: bool = True  # treat the zoo's "never active" description as missing
+    n_paths: int  # paths followed from the first layer (paper: 100)
+    variants: list[str]  # any of folded, unfolded, vanilla (identity)
+    seed: int  # choice of the start features
+    exclude_dead: bool  # treat the zoo's "never active" description as missing
 
 
 # -- shared helpers ------------------------------------------------------------------------
@@ -129,40 +129,43 @@ def judge_info(ctx: Context) -> dict:
     }
 
 
-def finish_judged(ctx: Context, rec, results: dict, error: JudgeCallError | None) -> dict:
-    """Write results.json (status ok, or partial + message) and re-raise a judge failure."""
-    results["judge"] = judge_info(ctx)
-    if error is None:
-        results["status"] = "ok"
-        rec.finish(results)
-        return results
-    results["status"] = "partial"
-    results["error"] = (
-        f"the judge failed ({error}); the results above cover only the answered pairs. "
-        "Rerun the same command to resume: answered pairs come from the judge cache."
-    )
-    rec.finish(results, status="partial", error=results["error"])
-    raise error
+def judged(ctx: Context, res: Results, error: JudgeCallError | None) -> Results:
+    """Add the judge's info to res.summary; after a judge failure mark it partial (the
+    skeleton records the answered pairs, then re-raises `error`)."""
+    res.summary["judge"] = judge_info(ctx)
+    res.summary["status"] = "ok" if error is None else "partial"
+    if error is not None:
+        res.summary["error"] = (
+            f"the judge failed ({error}); the results above cover only the answered pairs. "
+            "Rerun the same command to resume: answered pairs come from the judge cache."
+        )
+        res.error = error
+    return res
 
 
 # -- the experiment ------------------------------------------------------------------------
-def path_steps(ctx: Context, perms: dict[str, list], starts: list[int], exclude_dead: bool):
+def path_steps(ctx: Context, perms: dict[str, dict], starts: list[int], exclude_dead: bool):
     """One dict per (variant, path, step t -> t+1) with both descriptions and a skip reason."""
-    layers = ctx.layers
-    descs = [ctx.descriptions(L) for L in layers]
+    descs = {L: ctx.descriptions(L) for L in ctx.layers}
     steps = []
     for variant, ps in perms.items():
         for k, i in enumerate(starts):
-            for t, perm in enumerate(ps):
-                j = int(perm[i])
-                a, b = descs[t].get(i), descs[t + 1].get(j)
+            for t, u in ctx.next_layer.items():
+                j = int(ps[t][i])
+                a, b = descs[t].get(i), descs[u].get(j)
                 steps.append(
                     dict(
-                        variant=variant, path=k, layer=layers[t], next_layer=layers[t + 1],
-                        feature=i, next_feature=j, desc_a=a, desc_b=b,
+                        variant=variant,
+                        path=k,
+                        layer=t,
+                        next_layer=u,
+                        feature=i,
+                        next_feature=j,
+                        desc_a=a,
+                        desc_b=b,
                         skip=skip_reason(a, b, exclude_dead),
                     )
-                )  # fmt: skip
+                )
                 i = j
     return steps
 
@@ -197,8 +200,16 @@ def plot(rows: list[dict], variants: list[str]):
             ax.bar(xs, h, bottom=bottom, color=plotting.method_color(name), label=name)
             bottom += h
         rest = np.array([r["n_steps"] for r in sel], dtype=float) - bottom
-        ax.bar(xs, rest, bottom=bottom, color="none", edgecolor=plotting.GREY, hatch="//",
-               linewidth=0.5, label="not judged")  # fmt: skip
+        ax.bar(
+            xs,
+            rest,
+            bottom=bottom,
+            color="none",
+            edgecolor=plotting.GREY,
+            hatch="//",
+            linewidth=0.5,
+            label="not judged",
+        )
         ax.set_xticks(xs)
         ax.set_ylim(0, top * 1.3)  # room for the legend
         plotting.label_axes(ax, x="layer_pair", y="count", title=plotting.method_label(v))
@@ -213,58 +224,62 @@ def plot(rows: list[dict], variants: list[str]):
     return fig
 
 
-PAIR_COLUMNS = ("variant", "path", "layer", "next_layer", "feature", "next_feature", "skip",
-                "label", "raw", "desc_a", "desc_b")  # fmt: skip
+PAIR_COLUMNS = (
+    "variant",
+    "path",
+    "layer",
+    "next_layer",
+    "feature",
+    "next_feature",
+    "skip",
+    "label",
+    "raw",
+    "desc_a",
+    "desc_b",
+)
 
 
-def variant_perms(ctx: Context, variants: list[str], width: int) -> dict[str, list]:
-    """Adjacent permutations (F,) per variant: folded / unfolded matching, or the identity."""
-    out = {}
-    for v in variants:
-        if v == "vanilla":
-            out[v] = [np.arange(width)] * (len(ctx.layers) - 1)
-        else:
-            out[v] = [m.perm for m in ctx.matchings(fold=v == "folded")]
-    return out
+def variant_perms(ctx: Context, variants: list[str], width: int) -> dict[str, dict]:
+    """{variant: {t: perm (F,)}}: folded / unfolded matching, or the identity (vanilla)."""
+    return {
+        v: {t: np.arange(width) for t in ctx.next_layer}
+        if v == "vanilla"
+        else ctx.perms(fold=v == "folded")
+        for v in variants
+    }
 
 
-def run(cfg: DictConfig) -> dict:
+def run(opts: Options, ctx: Context) -> Results:
     """Judge labels along n_paths feature paths, per layer, for each matching variant."""
-    ctx = Context(cfg)
-    o = ctx.options
-    variants = list(o.variants)
+    variants = list(opts.variants)
     if not variants or any(v not in VARIANTS for v in variants):
         raise ValueError(f"variants must be a non-empty subset of {VARIANTS}, got {variants}")
-    with ctx.recorder as rec:
-        width = ctx.saes[0].width
-        perms = variant_perms(ctx, variants, width)
-        first = ctx.descriptions(ctx.layers[0])
-        starts = sample_described(first, width, o.n_paths, o.seed, o.exclude_dead)
-        steps = path_steps(ctx, perms, starts, o.exclude_dead)
-        todo = [s for s in steps if s["skip"] is None]
-        answers, error = judge_pairs(ctx.judge, [(s["desc_a"], s["desc_b"]) for s in todo])
-        for s, r in zip(todo, answers, strict=True):
-            s["label"], s["raw"] = ("pending", None) if r is None else (r.label, r.raw)
-        rows, per_layer = [], {}
-        for v in variants:
-            for t, nxt in zip(ctx.layers[:-1], ctx.layers[1:], strict=True):
-                summ = summarize_steps([s for s in steps if s["variant"] == v and s["layer"] == t])
-                per_layer.setdefault(str(t), {})[v] = summ
-                rows.append(table_row(summ, variant=v, layer=t, next_layer=nxt))
-                rec.log_metrics(rows[-1])
-        rec.add_table("judge_by_layer", rows)
-        rec.add_table("judge_pairs", [{k: s.get(k) for k in PAIR_COLUMNS} for s in steps])
-        rec.add_figure("judge_by_layer", plot(rows, variants))
-        results = {
-            "n_paths": len(starts),
-            "n_paths_requested": o.n_paths,
-            "start_layer": ctx.layers[0],
-            "start_features": starts,
-            "variants": variants,
-            "overall": {
-                v: summarize_steps([s for s in steps if s["variant"] == v]) for v in variants
-            },
-            "layers": per_layer,
-            "sae_set": ctx.sae_set.to_dict(),
-        }
-        return finish_judged(ctx, rec, results, error)
+    width = ctx.saes[ctx.layers[0]].width
+    perms = variant_perms(ctx, variants, width)
+    first = ctx.descriptions(ctx.layers[0])
+    starts = sample_described(first, width, opts.n_paths, opts.seed, opts.exclude_dead)
+    steps = path_steps(ctx, perms, starts, opts.exclude_dead)
+    todo = [s for s in steps if s["skip"] is None]
+    answers, error = judge_pairs(ctx.judge, [(s["desc_a"], s["desc_b"]) for s in todo])
+    for s, r in zip(todo, answers, strict=True):
+        s["label"], s["raw"] = ("pending", None) if r is None else (r.label, r.raw)
+    rows, per_layer = [], {}
+    for v in variants:
+        for t, nxt in ctx.next_layer.items():
+            summ = summarize_steps([s for s in steps if s["variant"] == v and s["layer"] == t])
+            per_layer.setdefault(str(t), {})[v] = summ
+            rows.append(table_row(summ, variant=v, layer=t, next_layer=nxt))
+    res = Results(metrics=rows, headline=rows)
+    res.table("judge_by_layer", rows)
+    res.table("judge_pairs", [{k: s.get(k) for k in PAIR_COLUMNS} for s in steps])
+    res.figures["judge_by_layer"] = plot(rows, variants)
+    res.summary = {
+        "n_paths": len(starts),
+        "n_paths_requested": opts.n_paths,
+        "start_layer": ctx.layers[0],
+        "start_features": starts,
+        "variants": variants,
+        "overall": {v: summarize_steps([s for s in steps if s["variant"] == v]) for v in variants},
+        "layers": per_layer,
+    }
+    return judged(ctx, res, error)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from experiments.common import as_matched
+from experiments.common import Results, as_matched
 from experiments.context import Context
 from experiments.sparsity_plots import plot_l0_matched
 from saematch.lm import chunks
@@ -58,34 +58,34 @@ def log_variation(l0: Sequence[float]) -> float:
     return float(np.abs(np.diff(v)).sum())
 
 
-def l0_matched_sets(ctx: Context, rec, layers: list[int], cands: dict, kw: dict) -> dict:
-    """Fig. 15: pick the l0-matched set; prune every pair with it and with the default set."""
-    lm, batch, dev = ctx.lm, ctx.batch, ctx.cfg.model.device
-    sets = {"default": list(ctx.saes)}
+def l0_matched_sets(ctx: Context, res: Results, cands: dict, kw: dict, weight: float) -> dict:
+    """Fig. 15: pick the l0-matched set; prune every pair with it and with the default set.
+
+    Adds the tables and the figure to `res`; returns the summary entries."""
+    lm, batch, layers = ctx.lm, ctx.batch, ctx.layers
+    sets = {"default": dict(ctx.saes)}
     l0 = {
         "default": [
-            measure_l0(lm, batch, L, [s], kw["batch_size"])[0]
-            for L, s in zip(layers, sets["default"], strict=True)
+            measure_l0(lm, batch, L, [sets["default"][L]], kw["batch_size"])[0] for L in layers
         ]
     }
     table = [[c["l0"] for c in cands[L]] for L in layers]
-    choice, objective = l0_matched_choice(table, l0["default"], ctx.options.anchor_weight)
+    choice, objective = l0_matched_choice(table, l0["default"], weight)
     chosen = [cands[L][k] for L, k in zip(layers, choice, strict=True)]
-    sets["l0_matched"] = [c["model"] or c["load"]().to(dev) for c in chosen]
+    sets["l0_matched"] = {c["layer"]: c["model"] or c["load"]().to(ctx.device) for c in chosen}
     l0["l0_matched"] = [c["l0"] for c in chosen]
     known = {c["fingerprint"]: c["sae"] for cs in cands.values() for c in cs}
     names = {  # a default SAE that is one of the candidates goes by the candidate's name
-        "default": [known.get(s.fingerprint(), spec[0].sae_id)
-                    for s, spec in zip(sets["default"], ctx.sae_set.entries.values(), strict=True)],
+        "default": [
+            known.get(sets["default"][L].fingerprint(), spec[0].sae_id)
+            for L, spec in ctx.sae_set.entries.items()
+        ],
         "l0_matched": [c["sae"] for c in chosen],
-    }  # fmt: skip
-    reps = {}
-    for k, saes in sets.items():
-        perms = [m.perm for m in ctx.matchings(fold=True, saes=saes)]
-        reps[k] = sae_match_replacement(
-            dict(zip(layers, as_matched(saes, True), strict=True)),
-            dict(zip(layers, perms, strict=False)),
-        )
+    }
+    reps = {
+        k: sae_match_replacement(as_matched(saes, True), ctx.perms(fold=True, saes=saes))
+        for k, saes in sets.items()
+    }
     rows = pruning_sweep(lm, reps, batch.input_ids, batch.metric_mask, layers=layers[:-1], **kw)
     prune = [
         {"layer": r["layer"], "pruned_block": r["pruned_block"], "set": k, **v}
@@ -97,9 +97,9 @@ def l0_matched_sets(ctx: Context, rec, layers: list[int], cands: dict, kw: dict)
         for k in sets
         for n, L in enumerate(layers)
     ]
-    rec.add_table("l0_profiles", profiles)
-    rec.add_table("l0_matched_pruning", prune)
-    rec.add_figure("l0_matched", plot_l0_matched(cands, profiles, prune))
+    res.table("l0_profiles", profiles)
+    res.table("l0_matched_pruning", prune)
+    res.figures["l0_matched"] = plot_l0_matched(cands, profiles, prune)
     per_layer = {
         str(L): {"l0": {k: l0[k][n] for k in sets}, "sae": {k: names[k][n] for k in sets}}
         for n, L in enumerate(layers)
@@ -113,14 +113,12 @@ def l0_matched_sets(ctx: Context, rec, layers: list[int], cands: dict, kw: dict)
         }
         for k in sets
     }
-    same = [
-        c["fingerprint"] == s.fingerprint() for c, s in zip(chosen, sets["default"], strict=True)
-    ]
+    same = [c["fingerprint"] == sets["default"][c["layer"]].fingerprint() for c in chosen]
     return {
         "layers": per_layer,
         "l0_matched": {
             "rule": "exact DP: min Σ_t |Δ log l0| + λ Σ_t |log l0_t − log l0_t(default)|",
-            "anchor_weight": ctx.options.anchor_weight,
+            "anchor_weight": weight,
             "objective": objective,
             "log_variation": {k: log_variation(v) for k, v in l0.items()},
             "same_as_default": all(same),

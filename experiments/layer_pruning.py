@@ -4,19 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omegaconf import DictConfig
-
-from experiments.common import as_matched, by_layer, save_matchings
-from experiments.context import Context
+from experiments.common import Results, as_matched
+from experiments.context import Context, plain
 from saematch import plotting
 from saematch.pruning import BASELINES, permute_codes, pruning_sweep, pruning_table
 
 
 @dataclass
 class Options:
-    pairs: list[int] | None = None  # first layers t of the pairs t -> t+1; null = all
-    baselines: bool = True
-    unfolded: bool = False  # with matching.fold=true, also prune with the unfolded matching
+    pairs: list[int] | None  # first layers t of the pairs t -> t+1; null = all
+    baselines: bool  # also the App. A baselines (layer drop, encode-decode current/previous)
+    unfolded: bool  # with matching.fold=true, also prune with the unfolded matching
+
+
+@dataclass
+class PruneRow:
+    """SAE Match pruning of block t+1 (the main metric; per layer in metrics and console)."""
+
+    layer: int
+    pruned_block: int
+    delta_loss: float
+    explained_variance: float
+
+    @classmethod
+    def of(cls, row: dict, method: str) -> PruneRow:
+        """The row of `method` in one pruning_sweep result row."""
+        v = row["methods"][method]
+        return cls(row["layer"], row["pruned_block"], v["delta_loss"], v["explained_variance"])
 
 
 def replacements(
@@ -61,64 +75,46 @@ def plot(rows: list[dict], methods: list[str]):
     return fig
 
 
-def run(cfg: DictConfig) -> dict:
+def run(opts: Options, ctx: Context) -> Results:
     """ΔL and EV of pruning each block t+1 by encode(t) -> permute -> decode(t+1)."""
-    ctx = Context(cfg)
-    opts = ctx.options
-    with ctx.recorder as rec:
-        layers = list(ctx.layers)
-        raw = [s.to(ctx.lm.device) for s in ctx.saes]
-        saes, folded = by_layer(layers, raw), by_layer(layers, as_matched(raw, True))
-        main_fold = bool(cfg.matching.fold)  # the matching config decides SAE Match's form
-        fold = {"sae_match": main_fold}
-        matchings = {"sae_match": ctx.matchings()}
-        if opts.unfolded and main_fold:
-            fold["sae_match_unfolded"] = False
-            matchings["sae_match_unfolded"] = ctx.matchings(fold=False)
-        perms = {k: by_layer(layers[:-1], [m.perm for m in v]) for k, v in matchings.items()}
-        for k, v in matchings.items():
-            save_matchings(ctx.run_dir, k, layers, v)
-        rec.add_artifact("matchings", ctx.run_dir / "matchings", type="matchings")
-        pairs = [t for t in layers[:-1] if opts.pairs is None or t in opts.pairs]
-        batch = ctx.batch
-        rows = pruning_sweep(
-            ctx.lm,
-            replacements(saes, perms, opts.baselines, folded=folded, fold=fold),
-            batch.input_ids,
-            batch.metric_mask,
-            attention_mask=batch.attention_mask,
-            layers=pairs,
-            batch_size=int(cfg.model.batch_size),
-            progress=True,
-        )
-        for r in rows:
-            r["delta_loss"] = r["methods"]["sae_match"]["delta_loss"]
-            r["explained_variance"] = r["methods"]["sae_match"]["explained_variance"]
-            rec.log_metrics(
-                {
-                    "layer": r["layer"],
-                    "pruned_block": r["pruned_block"],
-                    "delta_loss": r["delta_loss"],
-                    "explained_variance": r["explained_variance"],
-                }
-            )
-        table = pruning_table(rows)
-        rec.add_table("layer_pruning", table)
-        methods = list(perms) + (list(BASELINES) if opts.baselines else [])
-        rec.add_figure("layer_pruning", plot(table, methods))
-        results = {
-            "data": cfg.data.source if isinstance(cfg.data.source, str) else cfg.data.source.value,
-            "clean_loss": rows[0]["clean_loss"],
-            "n_tokens": rows[0]["n_tokens"],
-            "layers": {
-                str(r["layer"]): {
-                    "delta_loss": r["delta_loss"],
-                    "explained_variance": r["explained_variance"],
-                    "methods": r["methods"],
-                }
-                for r in rows
-            },
-            "sae_set": ctx.sae_set.to_dict(),
-        }
-        rec.finish(results)
-    return results
+    saes = {L: s.to(ctx.lm.device) for L, s in ctx.saes.items()}
+    main_fold = bool(ctx.cfg.matching.fold)  # the matching config decides SAE Match's form
+    fold = {"sae_match": main_fold}
+    matchings = {"sae_match": ctx.matchings()}
+    if opts.unfolded and main_fold:
+        fold["sae_match_unfolded"] = False
+        matchings["sae_match_unfolded"] = ctx.matchings(fold=False)
+    perms = {k: {t: m.perm for t, m in v.items()} for k, v in matchings.items()}
+    pairs = [t for t in ctx.next_layer if opts.pairs is None or t in opts.pairs]
+    reps = replacements(saes, perms, opts.baselines, as_matched(saes, True), fold)
+    b = ctx.batch
+    rows = pruning_sweep(
+        ctx.lm,
+        reps,
+        b.input_ids,
+        b.metric_mask,
+        attention_mask=b.attention_mask,
+        layers=pairs,
+        batch_size=ctx.batch_size,
+        progress=True,
+    )
+    main = [PruneRow.of(r, "sae_match") for r in rows]
+    methods = list(perms) + (list(BASELINES) if opts.baselines else [])
+    table = pruning_table(rows)
+    res = Results(metrics=main, headline=main, matchings=matchings)
+    res.table("layer_pruning", table)
+    res.figures["layer_pruning"] = plot(table, methods)
+    res.summary = {
+        "data": plain(ctx.cfg.data.source),
+        "clean_loss": rows[0]["clean_loss"],
+        "n_tokens": rows[0]["n_tokens"],
+        "layers": {
+            str(r["layer"]): {
+                "delta_loss": m.delta_loss,
+                "explained_variance": m.explained_variance,
+                "methods": r["methods"],
+            }
+            for r, m in zip(rows, main, strict=True)
+        },
+    }
+    return res

@@ -19,8 +19,8 @@ from itertools import combinations
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
+from experiments.common import Results
 from experiments.context import Context, plain
 from experiments.layer_pruning import replacements
 from saematch import plotting
@@ -35,9 +35,9 @@ TERM_LABELS = {"encoder_mse": "W_enc", "decoder_mse": "W_dec", "bias_mse": "b_en
 
 @dataclass
 class Options:
-    pair: int | None = None  # first layer t of the pair t -> t+1; null = the middle layer
-    fold: bool = True  # match folded weights (eq. 4), as SAE Match does
-    vanilla: bool = True  # also evaluate the identity permutation as a reference
+    pair: int | None  # first layer t of the pair t -> t+1; null = the middle layer
+    fold: bool  # match folded weights (eq. 4), as SAE Match does
+    vanilla: bool  # also evaluate the identity permutation as a reference
 
 
 def pick_pair(layers: list[int], pair: int | None) -> int:
@@ -147,70 +147,58 @@ def plot(per: dict[str, dict], agreement: dict[str, float], t: int):
     return fig
 
 
-def run(cfg: DictConfig) -> dict:
+def run(opts: Options, ctx: Context) -> Results:
     """Match one pair with each mode; score MSE terms, agreement, pruning ΔL/EV, matching score."""
-    ctx = Context(cfg)
-    opts = ctx.options
-    with ctx.recorder as rec:
-        layers = list(ctx.layers)
-        t = pick_pair(layers, opts.pair)
-        i = layers.index(t)
-        sa, sb = ctx.saes[i].to("cpu"), ctx.saes[i + 1].to("cpu")
-        perms, info = {}, {}
-        for m in MODES:
-            mt = ctx.matchings(mode=m, fold=bool(opts.fold), saes=[sa, sb])[0]
-            perms[m] = np.asarray(mt.perm, dtype=np.int64)
-            info[m] = {"total_cost": float(mt.total_cost), "seconds": float(mt.seconds)}
-        if opts.vanilla:
-            perms["vanilla"] = np.arange(sa.width)
-        fa, fb = sa.fold(), sb.fold()
-        ma, mb = (fa, fb) if opts.fold else (sa, sb)  # the weights the matching saw
-        per = {n: mode_costs(fa, fb, p) for n, p in perms.items()}
-        for n, p in perms.items():
-            per[n]["cost_in"] = {m: mode_costs(ma, mb, p)[m] for m in MODES}
-        agreement = {
-            f"{x}~{y}": float(np.mean(perms[x] == perms[y])) for x, y in combinations(MODES, 2)
-        }
-        dev = ctx.lm.device
-        saes = {t: ma.to(dev), t + 1: mb.to(dev)}  # transfer in the matched units (SPEC §5)
-        batch, bs = ctx.batch, int(cfg.model.batch_size)
-        rows = pruning_sweep(
-            ctx.lm,
-            replacements(saes, {n: {t: p} for n, p in perms.items()}, baselines=False),
-            batch.input_ids,
-            batch.metric_mask,
-            attention_mask=batch.attention_mask,
-            layers=[t],
-            batch_size=bs,
-        )
-        scores = matching_scores(ctx.lm, batch, saes[t], saes[t + 1], t, perms, bs)
-        table = []
-        for n in perms:
-            per[n] |= {k: rows[0]["methods"][n][k] for k in ("delta_loss", "explained_variance")}
-            per[n]["matching_score"] = scores[n]
-            flat = {k: v for k, v in per[n].items() if k != "cost_in"}
-            table.append(
-                {
-                    "layer": t,
-                    "method": n,
-                    **flat,
-                    **{f"cost_in_{m}": c for m, c in per[n]["cost_in"].items()},
-                }
-            )
-            rec.log_metrics({"layer": t, "method": n, **flat})
-        rec.add_table("matching_modes", table)
-        rec.add_table(
-            "matching_modes_agreement", [{"modes": k, "agreement": v} for k, v in agreement.items()]
-        )
-        rec.add_figure("matching_modes", plot(per, agreement, t))
-        results = {
-            "pair": t,
-            "fold": bool(opts.fold),
-            "solver": plain(cfg.matching.solver),
-            "clean_loss": rows[0]["clean_loss"],
-            "n_tokens": rows[0]["n_tokens"],
-            "layers": {str(t): {"modes": per, "agreement": agreement, "matching": info}},
-            "sae_set": ctx.sae_set.to_dict(),
-        }
-        rec.finish(results)
-    return results
+    t = pick_pair(ctx.layers, opts.pair)
+    sa, sb = ctx.saes[t].to("cpu"), ctx.saes[t + 1].to("cpu")
+    perms, info = {}, {}
+    for m in MODES:
+        mt = ctx.matchings(mode=m, fold=opts.fold, saes={t: sa, t + 1: sb})[t]
+        perms[m] = np.asarray(mt.perm, dtype=np.int64)
+        info[m] = {"total_cost": float(mt.total_cost), "seconds": float(mt.seconds)}
+    if opts.vanilla:
+        perms["vanilla"] = np.arange(sa.width)
+    fa, fb = sa.fold(), sb.fold()
+    ma, mb = (fa, fb) if opts.fold else (sa, sb)  # the weights the matching saw
+    per = {n: mode_costs(fa, fb, p) for n, p in perms.items()}
+    for n, p in perms.items():
+        per[n]["cost_in"] = {m: mode_costs(ma, mb, p)[m] for m in MODES}
+    agreement = {
+        f"{x}~{y}": float(np.mean(perms[x] == perms[y])) for x, y in combinations(MODES, 2)
+    }
+    saes = {t: ma.to(ctx.lm.device), t + 1: mb.to(ctx.lm.device)}  # matched units (SPEC §5)
+    b = ctx.batch
+    reps = replacements(saes, {n: {t: p} for n, p in perms.items()}, baselines=False)
+    (row,) = pruning_sweep(
+        ctx.lm,
+        reps,
+        b.input_ids,
+        b.metric_mask,
+        layers=[t],
+        attention_mask=b.attention_mask,
+        batch_size=ctx.batch_size,
+    )
+    scores = matching_scores(ctx.lm, b, saes[t], saes[t + 1], t, perms, ctx.batch_size)
+    table, metrics = [], []
+    for n in perms:
+        per[n] |= {k: row["methods"][n][k] for k in ("delta_loss", "explained_variance")}
+        per[n]["matching_score"] = scores[n]
+        flat = {k: v for k, v in per[n].items() if k != "cost_in"}
+        cost_in = {f"cost_in_{m}": c for m, c in per[n]["cost_in"].items()}
+        table.append({"layer": t, "method": n, **flat, **cost_in})
+        metrics.append({"layer": t, "method": n, **flat})
+    res = Results(metrics=metrics, headline=metrics)
+    res.table("matching_modes", table)
+    res.table(
+        "matching_modes_agreement", [{"modes": k, "agreement": v} for k, v in agreement.items()]
+    )
+    res.figures["matching_modes"] = plot(per, agreement, t)
+    res.summary = {
+        "pair": t,
+        "fold": bool(opts.fold),
+        "solver": plain(ctx.cfg.matching.solver),
+        "clean_loss": row["clean_loss"],
+        "n_tokens": row["n_tokens"],
+        "layers": {str(t): {"modes": per, "agreement": agreement, "matching": info}},
+    }
+    return res

@@ -7,12 +7,12 @@ and the active sets stream into one MatchingScoreAccumulator per (pair, method).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
+from experiments.common import Results
 from experiments.context import Context
 from saematch import plotting
 from saematch.data import chunks
@@ -23,9 +23,9 @@ METHODS = ("folded", "unfolded", "vanilla")
 
 @dataclass
 class Options:
-    methods: list[str] = field(default_factory=lambda: list(METHODS))  # subset of METHODS
-    pairs: list[int] | None = None  # first layers t of the pairs t -> t+1; null = all
-    per_feature: bool = True  # write matching_score_per_feature.csv (one row per feature)
+    methods: list[str]  # subset of METHODS
+    pairs: list[int] | None  # first layers t of the pairs t -> t+1; null = all
+    per_feature: bool  # write matching_score_per_feature.csv (one row per feature)
 
 
 def perm_array(perm) -> np.ndarray:
@@ -35,8 +35,7 @@ def perm_array(perm) -> np.ndarray:
 
 def resid_rows(ctx: Context, layers: list[int]) -> Iterator[torch.Tensor]:
     """resid_post of `layers` on ctx.batch, chunk by chunk, non-BOS tokens only: (L, n, d)."""
-    bs = int(ctx.cfg.model.batch_size)
-    for b in chunks(ctx.batch, bs):
+    for b in chunks(ctx.batch, ctx.batch_size):
         with torch.inference_mode():
             resid = ctx.lm.resid_post(b.input_ids, b.attention_mask, layers=layers)  # (L,B,T,d)
             yield resid[:, b.metric_mask.to(resid.device)]  # (L, n, d)
@@ -48,19 +47,41 @@ def active(sae, x: torch.Tensor) -> torch.Tensor:
         return sae.encode(x.to(sae.dtype)) > 0
 
 
-def method_perms(ctx: Context, methods: list[str]) -> dict[str, list[np.ndarray]]:
-    """Adjacent-pair permutations per method; vanilla is the identity (SPEC §3)."""
+def method_perms(ctx: Context, methods: list[str]) -> dict[str, dict[int, np.ndarray]]:
+    """{method: {t: perm of t -> next}}; vanilla is the identity (SPEC §3)."""
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ValueError(f"methods must be a non-empty subset of {list(METHODS)}, got {methods}")
-    F = ctx.saes[0].width
+    F = ctx.saes[ctx.layers[0]].width
     out = {}
     for m in methods:
         if m == "vanilla":
-            out[m] = [np.arange(F, dtype=np.int64) for _ in ctx.layers[:-1]]
+            out[m] = {t: np.arange(F, dtype=np.int64) for t in ctx.next_layer}
         else:
-            out[m] = [perm_array(x.perm) for x in ctx.matchings(fold=m == "folded")]
+            out[m] = {t: perm_array(x.perm) for t, x in ctx.matchings(fold=m == "folded").items()}
     return out
+
+
+@dataclass
+class FeatureRow:
+    """One feature i of layer t under one method: its partner and how often both fire."""
+
+    layer: int
+    method: str
+    feature: int
+    matched_feature: int
+    n_active: int  # tokens where f_t,i > 0
+    n_both: int  # tokens where f_t,i > 0 and f_t+1,perm[i] > 0
+    score: float  # n_both / n_active (nan when never active)
+
+
+def feature_rows(t: int, method: str, perm, acc, per) -> list[FeatureRow]:
+    """The per-feature rows of one (pair, method) accumulator."""
+    both, act = acc.both.numpy(), acc.active.numpy()
+    return [
+        FeatureRow(t, method, i, int(p), int(act[i]), int(both[i]), float(per[i]))
+        for i, p in enumerate(perm)
+    ]
 
 
 def plot(rows: list[dict], per_feature: dict[str, np.ndarray], methods: list[str]):
@@ -73,8 +94,14 @@ def plot(rows: list[dict], per_feature: dict[str, np.ndarray], methods: list[str
     bins = np.linspace(0, 1, 21)
     for m in methods:
         v = per_feature[m][~np.isnan(per_feature[m])]
-        ax_h.hist(v, bins=bins, histtype="step", linewidth=1.6, color=plotting.method_color(m),
-                  label=plotting.method_label(m))  # fmt: skip
+        ax_h.hist(
+            v,
+            bins=bins,
+            histtype="step",
+            linewidth=1.6,
+            color=plotting.method_color(m),
+            label=plotting.method_label(m),
+        )
     ax_h.set_yscale("log")  # most features score 0; the tail is what differs
     plotting.label_axes(
         ax_h, x="matching_score", y="count", title="Per-feature score (all pairs, active features)"
@@ -83,61 +110,45 @@ def plot(rows: list[dict], per_feature: dict[str, np.ndarray], methods: list[str
     return fig
 
 
-def run(cfg: DictConfig) -> dict:
+def run(opts: Options, ctx: Context) -> Results:
     """Matching score of every adjacent pair for each method, plus per-feature values."""
-    ctx = Context(cfg)
-    opts = ctx.options
     methods = list(opts.methods)
-    with ctx.recorder as rec:
-        layers = list(ctx.layers)
-        perms = method_perms(ctx, methods)
-        pairs = [k for k, t in enumerate(layers[:-1]) if opts.pairs is None or t in opts.pairs]
-        if not pairs:
-            raise ValueError(f"no adjacent pair starts at {list(opts.pairs)}; layers: {layers}")
-        need = sorted({layers[k] for k in pairs} | {layers[k + 1] for k in pairs})
-        pos = {L: i for i, L in enumerate(need)}
-        saes = {L: s.to(ctx.lm.device) for L, s in zip(layers, ctx.saes, strict=True)}
-        acc = {(k, m): MatchingScoreAccumulator(perms[m][k]) for k in pairs for m in methods}
-        n_tokens = 0
-        for rows in resid_rows(ctx, need):
-            n_tokens += rows.shape[1]
-            prev = None  # (layer, active) kept so each layer is encoded once per chunk
-            for k in pairs:
-                t, u = layers[k], layers[k + 1]
-                a = prev[1] if prev and prev[0] == t else active(saes[t], rows[pos[t]])
-                b = active(saes[u], rows[pos[u]])
-                for m in methods:
-                    acc[(k, m)].update(a, b)
-                prev = (u, b)
-        table, feats, per_all = [], [], {m: [] for m in methods}
-        results = {"methods": methods, "n_tokens": n_tokens, "layers": {}}
-        for k in pairs:
-            t, u = layers[k], layers[k + 1]
-            row = {"layer": t, "next_layer": u}
-            entry = {"next_layer": u}
-            for m in methods:
-                a = acc[(k, m)]
-                score, per = a.result()
-                row[m] = score
-                per_all[m].append(per)
-                entry[m] = {"score": score, "per_feature": describe(per)}
-                entry[m]["n_active_features"] = int((a.active > 0).sum())
-                if opts.per_feature:
-                    both, act = a.both.numpy(), a.active.numpy()
-                    feats += [
-                        {"layer": t, "method": m, "feature": i, "matched_feature": int(p),
-                         "n_active": int(act[i]), "n_both": int(both[i]), "score": float(per[i])}
-                        for i, p in enumerate(perms[m][k])
-                    ]  # fmt: skip
-            rec.log_metrics(row)
-            table.append(row)
-            results["layers"][str(t)] = entry
-        per_all = {m: np.concatenate(v) for m, v in per_all.items()}
-        results["mean_over_pairs"] = {m: float(np.mean([r[m] for r in table])) for m in methods}
-        rec.add_table("matching_score", table)
-        if opts.per_feature:
-            rec.add_table("matching_score_per_feature", feats, as_history=False)
-        rec.add_figure("matching_score", plot(table, per_all, methods))
-        results["sae_set"] = ctx.sae_set.to_dict()
-        rec.finish(results)
-    return results
+    perms = method_perms(ctx, methods)
+    pairs = {t: u for t, u in ctx.next_layer.items() if opts.pairs is None or t in opts.pairs}
+    if not pairs:
+        raise ValueError(f"no adjacent pair starts at {opts.pairs}; layers: {ctx.layers}")
+    need = sorted(set(pairs) | set(pairs.values()))
+    pos = {L: i for i, L in enumerate(need)}
+    saes = {L: ctx.saes[L].to(ctx.lm.device) for L in need}
+    acc = {(t, m): MatchingScoreAccumulator(perms[m][t]) for t in pairs for m in methods}
+    n_tokens = 0
+    for rows in resid_rows(ctx, need):
+        n_tokens += rows.shape[1]
+        act = {L: active(saes[L], rows[pos[L]]) for L in need}  # each layer encoded once
+        for (t, _), a in acc.items():
+            a.update(act[t], act[pairs[t]])
+    table, feats, per_all = [], [], {m: [] for m in methods}
+    summary = {"methods": methods, "n_tokens": n_tokens, "layers": {}}
+    for t, u in pairs.items():
+        row, entry = {"layer": t, "next_layer": u}, {"next_layer": u}
+        for m in methods:
+            a = acc[(t, m)]
+            row[m], per = a.result()
+            per_all[m].append(per)
+            entry[m] = {
+                "score": row[m],
+                "per_feature": describe(per),
+                "n_active_features": int((a.active > 0).sum()),
+            }
+            if opts.per_feature:
+                feats += feature_rows(t, m, perms[m][t], a, per)
+        table.append(row)
+        summary["layers"][str(t)] = entry
+    summary["mean_over_pairs"] = {m: float(np.mean([r[m] for r in table])) for m in methods}
+    res = Results(summary=summary, metrics=table, headline=table)
+    res.table("matching_score", table)
+    if opts.per_feature:
+        res.table("matching_score_per_feature", feats, history=False)
+    per_all = {m: np.concatenate(v) for m, v in per_all.items()}
+    res.figures["matching_score"] = plot(table, per_all, methods)
+    return res

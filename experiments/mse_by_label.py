@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from omegaconf import DictConfig
 from scipy.stats import spearmanr
 
+from experiments.common import Results
 from experiments.context import Context
-from experiments.judge_by_layer import finish_judged, judge_pairs, skip_reason, summarize
+from experiments.judge_by_layer import judge_pairs, judged, skip_reason, summarize
 from saematch import plotting
 from saematch.judge import LABEL_NAMES
 from saematch.matching import pair_cost
@@ -32,10 +32,10 @@ QS = (0.05, 0.25, 0.5, 0.75, 0.95)
 class Options:
     # First layers t of the pairs t -> t+1. null = 3 pairs evenly spread over the set.
     # The paper (Gemma 2 2B) uses 11, 19 and 23.
-    pairs: list[int] | None = None
-    n_pairs: int | None = 100  # matched pairs judged per layer pair; null = every described one
-    seed: int = 0
-    exclude_dead: bool = True  # treat the zoo's "never active" description as missing
+    pairs: list[int] | None
+    n_pairs: int | None  # matched pairs judged per layer pair; null = every described one
+    seed: int
+    exclude_dead: bool  # treat the zoo's "never active" description as missing
 
 
 def default_pairs(layers: list[int], n: int = 3) -> list[int]:
@@ -92,10 +92,16 @@ def plot(samples: dict[int, list[dict]]):
                 continue
             color = plotting.method_color(name)
             ax.boxplot(
-                [xs], positions=[y], vert=False, widths=0.5, showfliers=False,
-                boxprops={"color": color}, medianprops={"color": color},
-                whiskerprops={"color": color}, capprops={"color": color},
-            )  # fmt: skip
+                [xs],
+                positions=[y],
+                vert=False,
+                widths=0.5,
+                showfliers=False,
+                boxprops={"color": color},
+                medianprops={"color": color},
+                whiskerprops={"color": color},
+                capprops={"color": color},
+            )
             ax.scatter(xs, y + rng.uniform(-0.18, 0.18, len(xs)), s=6, alpha=0.5, color=color)
         counts = [sum(LABEL_NAMES.get(it["label"]) == nm for it in items) for nm in names]
         ax.set_yticks(
@@ -106,56 +112,61 @@ def plot(samples: dict[int, list[dict]]):
     return fig
 
 
-def run(cfg: DictConfig) -> dict:
+def run(opts: Options, ctx: Context) -> Results:
     """Judge a sample of folded-matched pairs per layer pair; folded decoder MSE per label."""
-    ctx = Context(cfg)
-    o = ctx.options
-    layers = ctx.layers
-    firsts = list(o.pairs) if o.pairs is not None else default_pairs(layers)
-    bad = [t for t in firsts if t not in layers[:-1]]
+    firsts = list(opts.pairs) if opts.pairs is not None else default_pairs(ctx.layers)
+    bad = [t for t in firsts if t not in ctx.next_layer]
     if bad:
-        raise ValueError(f"pairs {bad} are not first layers of an adjacent pair; use {layers[:-1]}")
-    with ctx.recorder as rec:
-        matchings = dict(zip(layers[:-1], ctx.matchings(fold=True), strict=True))
-        by = dict(zip(layers, ctx.saes, strict=True))
-        samples, skipped, all_mse = {}, {}, {}
-        for t in firsts:
-            nxt = layers[layers.index(t) + 1]
-            perm = np.asarray(matchings[t].perm)
-            mse = pair_cost(by[t].fold(), by[nxt].fold(), perm, "decoder")  # (F,)
-            da, db = ctx.descriptions(t), ctx.descriptions(nxt)
-            samples[t], skipped[t] = sample_pairs(da, db, perm, o.n_pairs, o.seed, o.exclude_dead)
-            for it in samples[t]:
-                it |= {"layer": t, "next_layer": nxt, "mse": float(mse[it["feature"]])}
-            all_mse[t] = mse_stats(mse)
-        flat = [it for t in firsts for it in samples[t]]
-        answers, error = judge_pairs(ctx.judge, [(it["desc_a"], it["desc_b"]) for it in flat])
-        for it, r in zip(flat, answers, strict=True):
-            it["label"], it["raw"] = ("pending", None) if r is None else (r.label, r.raw)
-        per_pair, rows = {}, []
-        for t in firsts:
-            items = samples[t]
-            summ = summarize([it["label"] for it in items], skipped[t])
-            labelled = [(it["label"], it["mse"]) for it in items if it["label"] in LABEL_NAMES]
-            rho = spearman([lab for lab, _ in labelled], [m for _, m in labelled])
-            by_label = {
-                LABEL_NAMES[k]: mse_stats([m for lab, m in labelled if lab == k])
-                for k in sorted(LABEL_NAMES)
-            }
-            per_pair[str(t)] = {
-                **summ,
-                "next_layer": layers[layers.index(t) + 1],
-                "spearman_label_mse": rho,
-                "mse_by_label": by_label,
-                "mse_all_features": all_mse[t],
-            }
-            for name, st in by_label.items():
-                rows.append({"layer": t, "label": name, **st})
-            rec.log_metrics({"layer": t, "gpt_score": summ["gpt_score"], "spearman": rho})
-        rec.add_table("mse_by_label", rows)
-        cols = ("layer", "next_layer", "feature", "next_feature", "mse", "label", "raw",
-                "desc_a", "desc_b")  # fmt: skip
-        rec.add_table("mse_by_label_pairs", [{k: it.get(k) for k in cols} for it in flat])
-        rec.add_figure("mse_by_label", plot(samples))
-        results = {"pairs": firsts, "layers": per_pair, "sae_set": ctx.sae_set.to_dict()}
-        return finish_judged(ctx, rec, results, error)
+        raise ValueError(
+            f"pairs {bad} are not first layers of an adjacent pair; use {list(ctx.next_layer)}"
+        )
+    perms, by, nxt = ctx.perms(fold=True), ctx.saes, ctx.next_layer
+    samples, skipped, all_mse = {}, {}, {}
+    for t in firsts:
+        mse = pair_cost(by[t].fold(), by[nxt[t]].fold(), np.asarray(perms[t]), "decoder")  # (F,)
+        da, db = ctx.descriptions(t), ctx.descriptions(nxt[t])
+        samples[t], skipped[t] = sample_pairs(
+            da, db, perms[t], opts.n_pairs, opts.seed, opts.exclude_dead
+        )
+        for it in samples[t]:
+            it |= {"layer": t, "next_layer": nxt[t], "mse": float(mse[it["feature"]])}
+        all_mse[t] = mse_stats(mse)
+    flat = [it for t in firsts for it in samples[t]]
+    answers, error = judge_pairs(ctx.judge, [(it["desc_a"], it["desc_b"]) for it in flat])
+    for it, r in zip(flat, answers, strict=True):
+        it["label"], it["raw"] = ("pending", None) if r is None else (r.label, r.raw)
+    per_pair, rows, metrics = {}, [], []
+    for t in firsts:
+        summ = summarize([it["label"] for it in samples[t]], skipped[t])
+        labelled = [(it["label"], it["mse"]) for it in samples[t] if it["label"] in LABEL_NAMES]
+        rho = spearman([lab for lab, _ in labelled], [m for _, m in labelled])
+        by_label = {
+            LABEL_NAMES[k]: mse_stats([m for lab, m in labelled if lab == k])
+            for k in sorted(LABEL_NAMES)
+        }
+        per_pair[str(t)] = {
+            **summ,
+            "next_layer": nxt[t],
+            "spearman_label_mse": rho,
+            "mse_by_label": by_label,
+            "mse_all_features": all_mse[t],
+        }
+        rows += [{"layer": t, "label": name, **st} for name, st in by_label.items()]
+        metrics.append({"layer": t, "gpt_score": summ["gpt_score"], "spearman": rho})
+    res = Results(metrics=metrics, headline=metrics)
+    res.table("mse_by_label", rows)
+    cols = (
+        "layer",
+        "next_layer",
+        "feature",
+        "next_feature",
+        "mse",
+        "label",
+        "raw",
+        "desc_a",
+        "desc_b",
+    )
+    res.table("mse_by_label_pairs", [{k: it.get(k) for k in cols} for it in flat])
+    res.figures["mse_by_label"] = plot(samples)
+    res.summary = {"pairs": firsts, "layers": per_pair}
+    return judged(ctx, res, error)

@@ -24,9 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from omegaconf import DictConfig
 
-from experiments.common import save_matchings
+from experiments.common import Results
 from experiments.context import Context, plain
 from saematch import plotting
 from saematch.matching import pair_cost
@@ -37,7 +36,7 @@ TERMS = {"encoder_mse": "encoder", "decoder_mse": "decoder", "bias_mse": "bias"}
 
 @dataclass
 class Options:
-    log_scale: bool = True  # y axis of the figure on a log scale (as in the paper)
+    log_scale: bool  # y axis of the figure on a log scale (as in the paper)
 
 
 def folded_terms(a_folded, b_folded, perm, objective_mode: str) -> dict[str, float]:
@@ -73,58 +72,41 @@ def plot(rows: list[dict], log_scale: bool):
     return fig
 
 
-def run(cfg: DictConfig) -> dict:
+def run(opts: Options, ctx: Context) -> Results:
     """Vanilla / matched / folded+matched MSE of W_enc, W_dec, b_enc per adjacent pair."""
-    ctx = Context(cfg)
-    opts = ctx.options
-    with ctx.recorder as rec:
-        layers = list(ctx.layers)
-        if len(layers) < 2:
-            raise ValueError(f"mse_curves needs at least 2 layers, got {layers}")
-        mode = plain(cfg.matching.mode)
-        folded_saes = [s.to("cpu").fold() for s in ctx.saes]
-        matchings = {"matched": ctx.matchings(fold=False), "folded": ctx.matchings(fold=True)}
-        for k, v in matchings.items():
-            save_matchings(ctx.run_dir, k, layers, v)
-        rec.add_artifact("matchings", ctx.run_dir / "matchings", type="matchings")
-        rows, per_pair = [], {}
-        for i, t in enumerate(layers[:-1]):
-            a, b = folded_saes[i], folded_saes[i + 1]
-            perms = {
-                "vanilla": np.arange(a.width),
-                "matched": np.asarray(matchings["matched"][i].perm),
-                "folded": np.asarray(matchings["folded"][i].perm),
-            }
-            entry = {}
-            for v in VARIANTS:
-                terms = folded_terms(a, b, perms[v], mode)
-                terms["fixed_points"] = float(np.mean(perms[v] == np.arange(a.width)))
-                entry[v] = terms
-                rows.append({"layer": t, "next_layer": layers[i + 1], "variant": v, **terms})
-            entry["agreement_matched_folded"] = float(np.mean(perms["matched"] == perms["folded"]))
-            per_pair[str(t)] = entry
-            rec.log_metrics(
-                {"layer": t, **{f"{v}/objective": entry[v]["objective"] for v in VARIANTS}}
-            )
-        rec.add_table("mse_curves", rows)
-        rec.add_figure("mse_curves", plot(rows, bool(opts.log_scale)))
-        mean_over_pairs = {
-            v: {
-                k: float(np.mean([p[v][k] for p in per_pair.values()]))
-                for k in (*TERMS, "objective")
-            }
-            for v in VARIANTS
+    mode = plain(ctx.cfg.matching.mode)
+    folded = {L: s.to("cpu").fold() for L, s in ctx.saes.items()}
+    matchings = {"matched": ctx.matchings(fold=False), "folded": ctx.matchings(fold=True)}
+    rows, per_pair = [], {}
+    for t, u in ctx.next_layer.items():
+        a, b = folded[t], folded[u]
+        perms = {
+            "vanilla": np.arange(a.width),
+            **{k: np.asarray(v[t].perm) for k, v in matchings.items()},
         }
-        results = {
-            "matching": {"mode": mode, "solver": plain(cfg.matching.solver)},
-            "variants": {
-                "vanilla": "identity",
-                "matched": "matched unfolded, scored folded",
-                "folded": "matched folded, scored folded",
-            },
-            "layers": per_pair,
-            "mean_over_pairs": mean_over_pairs,
-            "sae_set": ctx.sae_set.to_dict(),
-        }
-        rec.finish(results)
-    return results
+        entry = {v: folded_terms(a, b, perms[v], mode) for v in VARIANTS}
+        for v in VARIANTS:
+            entry[v]["fixed_points"] = float(np.mean(perms[v] == np.arange(a.width)))
+            rows.append({"layer": t, "next_layer": u, "variant": v, **entry[v]})
+        entry["agreement_matched_folded"] = float(np.mean(perms["matched"] == perms["folded"]))
+        per_pair[str(t)] = entry
+    res = Results(matchings=matchings)
+    res.metrics = [
+        {"layer": int(t), **{f"{v}/objective": e[v]["objective"] for v in VARIANTS}}
+        for t, e in per_pair.items()
+    ]
+    res.headline = res.metrics
+    res.table("mse_curves", rows)
+    res.figures["mse_curves"] = plot(rows, bool(opts.log_scale))
+    mean = lambda v, k: float(np.mean([p[v][k] for p in per_pair.values()]))  # noqa: E731
+    res.summary = {
+        "matching": {"mode": mode, "solver": plain(ctx.cfg.matching.solver)},
+        "variants": {
+            "vanilla": "identity",
+            "matched": "matched unfolded, scored folded",
+            "folded": "matched folded, scored folded",
+        },
+        "layers": per_pair,
+        "mean_over_pairs": {v: {k: mean(v, k) for k in (*TERMS, "objective")} for v in VARIANTS},
+    }
+    return res

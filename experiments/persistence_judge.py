@@ -12,14 +12,13 @@ as in `judge_by_layer`: partial results are recorded, then the JudgeCallError is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from omegaconf import DictConfig
-
+from experiments.common import Results
 from experiments.context import Context, plain
-from experiments.judge_by_layer import finish_judged as finish
 from experiments.judge_by_layer import (
     judge_pairs,
+    judged,
     sample_described,
     skip_reason,
     summarize,
@@ -35,11 +34,11 @@ LINESTYLES = {"exact": "-", "composition": "--"}
 class Options:
     # Start layers s (each in the SAE set, not the last). The paper (Gemma 2 2B) uses
     # [10, 12, 20]; the tiny zoo has 6 layers, so the default starts early (as `persistence`).
-    start_layers: list[int] = field(default_factory=lambda: [1, 2])
-    max_distance: int | None = None  # only targets with L − s ≤ this; null = up to the last layer
-    n_features: int = 100  # features judged per start layer
-    seed: int = 0  # choice of the features
-    exclude_dead: bool = True  # treat the zoo's "never active" description as missing
+    start_layers: list[int]
+    max_distance: int | None  # only targets with L − s ≤ this; null = up to the last layer
+    n_features: int  # features judged per start layer
+    seed: int  # choice of the features
+    exclude_dead: bool  # treat the zoo's "never active" description as missing
 
 
 def targets_of(layers: list[int], start: int, max_distance: int | None) -> list[int]:
@@ -77,7 +76,7 @@ def plot(rows: list[dict], starts: list[int]):
 def build_items(ctx: Context, opts) -> tuple[list[dict], dict]:
     """One item per (start, target, method, feature) with its descriptions and skip reason."""
     layers = ctx.layers
-    adjacent = [m.perm for m in ctx.matchings()]
+    adjacent = ctx.perms()
     items, agree = [], {}
     for s in opts.start_layers:
         targets = targets_of(layers, s, opts.max_distance)
@@ -86,7 +85,7 @@ def build_items(ctx: Context, opts) -> tuple[list[dict], dict]:
             "composition": composed_perms(layers, adjacent, s),
         }
         src = ctx.descriptions(s)
-        width = len(adjacent[0])
+        width = len(adjacent[layers[0]])
         feats = sample_described(src, width, opts.n_features, opts.seed, opts.exclude_dead)
         for L in targets:
             dst = ctx.descriptions(L)
@@ -96,43 +95,55 @@ def build_items(ctx: Context, opts) -> tuple[list[dict], dict]:
                     j = int(perms[m][L][i])
                     a, b = src.get(i), dst.get(j)
                     items.append(
-                        dict(start_layer=s, layer=L, method=m, feature=i, image=j, desc_a=a,
-                             desc_b=b, skip=skip_reason(a, b, opts.exclude_dead))
-                    )  # fmt: skip
+                        dict(
+                            start_layer=s,
+                            layer=L,
+                            method=m,
+                            feature=i,
+                            image=j,
+                            desc_a=a,
+                            desc_b=b,
+                            skip=skip_reason(a, b, opts.exclude_dead),
+                        )
+                    )
     return items, agree
 
 
-def run(cfg: DictConfig) -> dict:
+def run(opts: Options, ctx: Context) -> Results:
     """Judge score of features from each start layer vs their images at later layers."""
-    ctx = Context(cfg)
-    o = ctx.options
-    with ctx.recorder as rec:
-        items, agree = build_items(ctx, o)
-        todo = [it for it in items if it["skip"] is None]
-        answers, error = judge_pairs(ctx.judge, [(it["desc_a"], it["desc_b"]) for it in todo])
-        for it, r in zip(todo, answers, strict=True):
-            it["label"], it["raw"] = ("pending", None) if r is None else (r.label, r.raw)
-        rows, per_start = [], {}
-        for (s, L), ag in agree.items():
-            for m in PERM_KINDS:
-                key = (s, L, m)
-                sel = [it for it in items if (it["start_layer"], it["layer"], it["method"]) == key]
-                summ = summarize(
-                    [it["label"] for it in sel if it["skip"] is None],
-                    [it["skip"] for it in sel if it["skip"] is not None],
-                )
-                summ["agreement"] = ag
-                per_start.setdefault(str(s), {}).setdefault(m, {})[str(L)] = summ
-                rows.append(table_row(summ, start_layer=s, layer=L, distance=L - s, method=m))
-                rec.log_metrics(rows[-1])
-        rec.add_table("persistence_judge", rows)
-        cols = ("start_layer", "layer", "method", "feature", "image", "skip", "label", "raw",
-                "desc_a", "desc_b")  # fmt: skip
-        rec.add_table("persistence_judge_pairs", [{k: it.get(k) for k in cols} for it in items])
-        rec.add_figure("persistence_judge", plot(rows, list(o.start_layers)))
-        results = {
-            "start_layers": per_start,
-            "matching": plain(ctx.cfg.matching),
-            "sae_set": ctx.sae_set.to_dict(),
-        }
-        return finish(ctx, rec, results, error)
+    items, agree = build_items(ctx, opts)
+    todo = [it for it in items if it["skip"] is None]
+    answers, error = judge_pairs(ctx.judge, [(it["desc_a"], it["desc_b"]) for it in todo])
+    for it, r in zip(todo, answers, strict=True):
+        it["label"], it["raw"] = ("pending", None) if r is None else (r.label, r.raw)
+    rows, per_start = [], {}
+    for (s, L), ag in agree.items():
+        for m in PERM_KINDS:
+            sel = [
+                it for it in items if (it["start_layer"], it["layer"], it["method"]) == (s, L, m)
+            ]
+            summ = summarize(
+                [it["label"] for it in sel if it["skip"] is None],
+                [it["skip"] for it in sel if it["skip"] is not None],
+            )
+            summ["agreement"] = ag
+            per_start.setdefault(str(s), {}).setdefault(m, {})[str(L)] = summ
+            rows.append(table_row(summ, start_layer=s, layer=L, distance=L - s, method=m))
+    res = Results(metrics=rows, headline=rows)
+    res.table("persistence_judge", rows)
+    cols = (
+        "start_layer",
+        "layer",
+        "method",
+        "feature",
+        "image",
+        "skip",
+        "label",
+        "raw",
+        "desc_a",
+        "desc_b",
+    )
+    res.table("persistence_judge_pairs", [{k: it.get(k) for k in cols} for it in items])
+    res.figures["persistence_judge"] = plot(rows, list(opts.start_layers))
+    res.summary = {"start_layers": per_start, "matching": plain(ctx.cfg.matching)}
+    return judged(ctx, res, error)

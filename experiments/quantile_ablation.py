@@ -17,26 +17,60 @@ q = 0, different wherever a feature crosses layers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from matplotlib import colormaps
-from omegaconf import DictConfig
 
-from experiments.common import by_layer, save_matchings
+from experiments.common import Results, as_matched
 from experiments.context import Context
 from saematch import plotting
 from saematch.metrics import below_quantile, quantile_mix_decode
 from saematch.pruning import pruning_sweep
 
-DEFAULT_QUANTILES = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]
-
 
 @dataclass
 class Options:
-    pairs: list[int] | None = None  # first layers t of the pairs t -> t+1; null = all
-    quantiles: list[float] = field(default_factory=lambda: list(DEFAULT_QUANTILES))
-    folded_decode: bool | None = None  # null = as the matching (matching.fold); see docstring
+    pairs: list[int] | None  # first layers t of the pairs t -> t+1; null = all
+    quantiles: list[float]  # the q of eq. 6, each in [0, 1]
+    folded_decode: bool | None  # null = as the matching (matching.fold); see docstring
+
+
+@dataclass
+class QuantileRow:
+    """Pruning block t+1 with ĥ_q: the pair, q, where the MSE split falls, ΔL and EV."""
+
+    layer: int
+    pruned_block: int
+    q: float
+    n_below: int  # features decoded by their partner in SAE t+1 (f⁻_q)
+    width: int
+    mse_max_below: float  # largest pair MSE among f⁻_q (nan when empty)
+    mse_min_above: float  # smallest pair MSE among f⁺_q (nan when empty)
+    loss: float
+    delta_loss: float
+    explained_variance: float
+
+    @classmethod
+    def of(cls, row: dict, q: float, pair_mse) -> QuantileRow:
+        """The row of quantile q in one pruning_sweep result row (pair_mse of its matching)."""
+        mse = np.asarray(pair_mse, dtype=np.float64)
+        low = below_quantile(mse, q)
+        nan = float("nan")
+        return cls(
+            row["layer"],
+            row["pruned_block"],
+            q,
+            int(low.sum()),
+            int(low.size),
+            float(mse[low].max()) if low.any() else nan,
+            float(mse[~low].min()) if (~low).any() else nan,
+            **row["methods"][f"q={q:g}"],
+        )
+
+    def values(self) -> dict:
+        """Everything but the keys (layer, pruned_block, q): results.json's per-q entry."""
+        return {k: v for k, v in asdict(self).items() if k not in ("layer", "pruned_block", "q")}
 
 
 def check_quantiles(qs) -> list[float]:
@@ -61,23 +95,30 @@ def quantile_replacements(saes: dict, matchings: dict, qs: list[float]) -> dict:
             saes[t],
             saes[t + 1],
             q,
-        )  # fmt: skip
+        )
         for q in qs
     }
 
 
-def plot_by_q(rows: list[dict], key: str, y: str, title: str):
+def plot_by_q(rows: list[QuantileRow], key: str, y: str, title: str):
     """Fig. 17 style: `key` vs q, one line per layer pair, and their mean ± std band."""
     fig, ax = plotting.new_figure(panel_size=(5.0, 3.4))
-    pairs = sorted({r["layer"] for r in rows})
+    pairs = sorted({r.layer for r in rows})
     cmap = colormaps["viridis"]
     for n, t in enumerate(pairs):
-        sel = sorted((r for r in rows if r["layer"] == t), key=lambda r: r["q"])
+        sel = sorted((r for r in rows if r.layer == t), key=lambda r: r.q)
         color = cmap(n / max(len(pairs) - 1, 1))
-        ax.plot([r["q"] for r in sel], [r[key] for r in sel], marker="o", color=color,
-                lw=1.0, alpha=0.8, label=f"{t} → {t + 1}")  # fmt: skip
-    qs = sorted({r["q"] for r in rows})
-    vals = np.array([[r[key] for r in rows if r["q"] == q] for q in qs])  # (Q, pairs)
+        ax.plot(
+            [r.q for r in sel],
+            [getattr(r, key) for r in sel],
+            marker="o",
+            color=color,
+            lw=1.0,
+            alpha=0.8,
+            label=f"{t} → {t + 1}",
+        )
+    qs = sorted({r.q for r in rows})
+    vals = np.array([[getattr(r, key) for r in rows if r.q == q] for q in qs])  # (Q, pairs)
     mean, std = vals.mean(1), vals.std(1)
     ax.plot(qs, mean, color="black", lw=2.2, label="mean over pairs")
     ax.fill_between(qs, mean - std, mean + std, color="black", alpha=0.12, lw=0)
@@ -85,85 +126,61 @@ def plot_by_q(rows: list[dict], key: str, y: str, title: str):
     return fig
 
 
-def plot_by_layer(rows: list[dict]):
+def plot_by_layer(rows: list[QuantileRow]):
     """Fig. 16: ΔL and EV per layer pair, one line per quantile q."""
     fig, (ax_l, ax_ev) = plotting.new_figure(1, 2, panel_size=(5.0, 3.4))
-    qs = sorted({r["q"] for r in rows})
+    qs = sorted({r.q for r in rows})
     cmap = colormaps["viridis"]
     for n, q in enumerate(qs):
-        sel = sorted((r for r in rows if r["q"] == q), key=lambda r: r["layer"])
+        sel = sorted((r for r in rows if r.q == q), key=lambda r: r.layer)
         color = cmap(n / max(len(qs) - 1, 1))
-        xs = [r["layer"] for r in sel]
-        plotting.line_per_layer(ax_l, xs, [r["delta_loss"] for r in sel], f"q = {q:g}", color=color)
-        plotting.line_per_layer(ax_ev, xs, [r["explained_variance"] for r in sel], color=color)
+        xs = [r.layer for r in sel]
+        plotting.line_per_layer(ax_l, xs, [r.delta_loss for r in sel], f"q = {q:g}", color=color)
+        plotting.line_per_layer(ax_ev, xs, [r.explained_variance for r in sel], color=color)
     plotting.label_axes(ax_l, x="layer_pair", y="delta_loss", title="Loss increase")
     plotting.label_axes(ax_ev, x="layer_pair", y="ev", title="Explained variance", legend=False)
     return fig
 
 
-def run(cfg: DictConfig) -> dict:
+def run(opts: Options, ctx: Context) -> Results:
     """ΔL and EV of pruning block t+1 with ĥ_q (eq. 6), for every pair and quantile q."""
-    ctx = Context(cfg)
-    opts = ctx.options
     qs = check_quantiles(opts.quantiles)
-    with ctx.recorder as rec:
-        layers = list(ctx.layers)
-        pairs = [t for t in layers[:-1] if opts.pairs is None or t in opts.pairs]
-        if not pairs:
-            raise ValueError(
-                f"experiment.pairs={list(opts.pairs)} has no pair t -> t+1 in {layers}"
-            )
-        saes = [s.to(ctx.lm.device) for s in ctx.saes]
-        ms = ctx.matchings()
-        save_matchings(ctx.run_dir, "sae_match", layers, ms)
-        folded_decode = bool(
-            cfg.matching.fold if opts.folded_decode is None else opts.folded_decode
-        )
-        if folded_decode:
-            saes = [s.fold() for s in saes]
-        saes, matchings = by_layer(layers, saes), by_layer(layers[:-1], ms)
-        batch = ctx.batch
-        rows = pruning_sweep(
-            ctx.lm, quantile_replacements(saes, matchings, qs), batch.input_ids,
-            batch.metric_mask, attention_mask=batch.attention_mask, layers=pairs,
-            batch_size=int(cfg.model.batch_size), progress=True,
-        )  # fmt: skip
-        table, per_layer = [], {}
-        for r in rows:
-            t, mse = r["layer"], np.asarray(matchings[r["layer"]].pair_mse, dtype=np.float64)
-            per_layer[str(t)] = {"quantiles": {}}
-            for q in qs:
-                low = below_quantile(mse, q)
-                v = r["methods"][f"q={q:g}"]
-                row = {"layer": t, "pruned_block": t + 1, "q": q, "n_below": int(low.sum()),
-                       "width": int(low.size),
-                       "mse_max_below": float(mse[low].max()) if low.any() else float("nan"),
-                       "mse_min_above": float(mse[~low].min()) if (~low).any() else float("nan"),
-                       **v}  # fmt: skip
-                table.append(row)
-                per_layer[str(t)]["quantiles"][f"{q:g}"] = {k: row[k] for k in list(row)[3:]}
-                rec.log_metrics({"layer": t, "q": q, "delta_loss": v["delta_loss"],
-                                 "explained_variance": v["explained_variance"]})  # fmt: skip
-        rec.add_table("quantile_ablation", table)
-        rec.add_figure("quantile_ablation_by_layer", plot_by_layer(table))
-        rec.add_figure(
-            "quantile_delta_loss", plot_by_q(table, "delta_loss", "delta_loss", "ΔL vs q")
-        )
-        rec.add_figure("quantile_ev", plot_by_q(table, "explained_variance", "ev", "EV vs q"))
-        results = {
-            "quantiles": qs,
-            "folded_decode": folded_decode,
-            "clean_loss": rows[0]["clean_loss"],
-            "n_tokens": rows[0]["n_tokens"],
-            "mean": {
-                f"{q:g}": {
-                    k: float(np.mean([r[k] for r in table if r["q"] == q]))
-                    for k in ("delta_loss", "explained_variance")
-                }
-                for q in qs
-            },  # fmt: skip
-            "layers": per_layer,
-            "sae_set": ctx.sae_set.to_dict(),
-        }
-        rec.finish(results)
-    return results
+    pairs = [t for t in ctx.next_layer if opts.pairs is None or t in opts.pairs]
+    if not pairs:
+        raise ValueError(f"experiment.pairs={opts.pairs} has no pair t -> t+1 in {ctx.layers}")
+    ms = ctx.matchings()
+    fold = ctx.cfg.matching.fold if opts.folded_decode is None else opts.folded_decode
+    saes = as_matched({L: s.to(ctx.lm.device) for L, s in ctx.saes.items()}, bool(fold))
+    b = ctx.batch
+    rows = pruning_sweep(
+        ctx.lm,
+        quantile_replacements(saes, ms, qs),
+        b.input_ids,
+        b.metric_mask,
+        attention_mask=b.attention_mask,
+        layers=pairs,
+        batch_size=ctx.batch_size,
+        progress=True,
+    )
+    table = [QuantileRow.of(r, q, ms[r["layer"]].pair_mse) for r in rows for q in qs]
+    res = Results(metrics=table, matchings={"sae_match": ms})
+    res.headline = [r for r in table if r.q == max(qs)]
+    res.table("quantile_ablation", table)
+    res.figures["quantile_ablation_by_layer"] = plot_by_layer(table)
+    res.figures["quantile_delta_loss"] = plot_by_q(table, "delta_loss", "delta_loss", "ΔL vs q")
+    res.figures["quantile_ev"] = plot_by_q(table, "explained_variance", "ev", "EV vs q")
+    mean = lambda q, k: float(np.mean([getattr(r, k) for r in table if r.q == q]))  # noqa: E731
+    res.summary = {
+        "quantiles": qs,
+        "folded_decode": bool(fold),
+        "clean_loss": rows[0]["clean_loss"],
+        "n_tokens": rows[0]["n_tokens"],
+        "mean": {
+            f"{q:g}": {k: mean(q, k) for k in ("delta_loss", "explained_variance")} for q in qs
+        },
+        "layers": {
+            str(t): {"quantiles": {f"{r.q:g}": r.values() for r in table if r.layer == t}}
+            for t in pairs
+        },
+    }
+    return res

@@ -1,40 +1,105 @@
-"""Experiment lookup and option checking (before any work starts)."""
+"""The experiments, derived from conf/experiment/: one YAML there + one module here each.
+
+`conf/experiment/<name>.yaml` is the single source of every option's default (it is what the
+command line overrides: `experiment.pairs=[3]`). `experiments/<name>.py` defines
+
+    @dataclass class Options: ...   # each option's type and meaning, no defaults
+    def run(opts: Options, ctx: Context) -> Results: ...
+
+and may set `MIN_LAYERS` (default 2). Options are checked against the YAML before any work:
+an unknown key, a wrong type or an option without a YAML default is a clear error.
+"""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-EXPERIMENTS = (
-    "layer_pruning",
-    "folding_stats",
-    "mse_curves",
-    "matching_score",
-    "match_examples",
-    "matching_modes",
-    "sparsity_sweep",
-    "quantile_ablation",
-    "persistence",
-    "persistence_judge",
-    "paths",
-    "judge_by_layer",
-    "mse_by_label",
-    "ground_truth",
-)
+EXPERIMENT_CONF = Path(__file__).resolve().parent.parent / "conf" / "experiment"
 
 
-def experiment_module(name: str) -> ModuleType:
-    """The module that implements experiment `name`."""
-    if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)}")
-    return importlib.import_module(f"experiments.{name}")
+def names() -> tuple[str, ...]:
+    """Every experiment: the stems of conf/experiment/*.yaml, sorted."""
+    return tuple(sorted(p.stem for p in EXPERIMENT_CONF.glob("*.yaml")))
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Re-check the whole config against the schema (a `+group.key=...` override bypasses it)."""
+@dataclass(frozen=True)
+class Experiment:
+    """One registered experiment: its options type, its run function, its layer needs."""
+
+    name: str
+    options: type
+    run: Callable[..., Any]
+    min_layers: int = 2
+    doc: str = ""
+
+
+def get(name: str) -> Experiment:
+    """The experiment `name` (module experiments/<name>.py); ValueError naming the choices."""
+    known = names()
+    if name not in known:
+        raise ValueError(
+            f"unknown experiment {name!r}; choose one of: {', '.join(known)} "
+            f"(each is a file in {EXPERIMENT_CONF})"
+        )
+    try:
+        mod = importlib.import_module(f"experiments.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"experiments.{name}":
+            raise
+        raise ValueError(
+            f"conf/experiment/{name}.yaml has no module: write experiments/{name}.py "
+            "(docs/EXPERIMENTS_GUIDE.md)"
+        ) from None
+    for attr in ("Options", "run"):
+        if not hasattr(mod, attr):
+            raise ValueError(f"experiments/{name}.py must define `{attr}` (EXPERIMENTS_GUIDE.md)")
+    doc = (mod.__doc__ or "").strip().splitlines()
+    return Experiment(
+        name, mod.Options, mod.run, getattr(mod, "MIN_LAYERS", 2), doc[0] if doc else ""
+    )
+
+
+def options_of(cfg: DictConfig) -> Any:
+    """cfg.experiment as its typed Options instance; unknown keys or bad types raise."""
+    exp = get(cfg.experiment.name)
+    schema = OmegaConf.structured(exp.options)
+    given = OmegaConf.to_container(cfg.experiment, resolve=True)
+    given.pop("name", None)
+    valid = ", ".join(schema.keys())
+    try:
+        merged = OmegaConf.merge(schema, given)
+    except OmegaConfBaseException as e:
+        raise ValueError(
+            f"bad option for experiment {exp.name!r}: {getattr(e, 'msg', e)}"
+            f"\nvalid options: {valid}"
+        ) from None
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:
+        raise ValueError(
+            f"experiment {exp.name!r}: no value for {', '.join(missing)}; give it a default in "
+            f"conf/experiment/{exp.name}.yaml (the one place defaults live)"
+        )
+    return OmegaConf.to_object(merged)
+
+
+def default_options(name: str, **overrides: Any) -> Any:
+    """Options of `name` from its YAML defaults, with `overrides` (for Python use and tests)."""
+    node = OmegaConf.load(EXPERIMENT_CONF / f"{name}.yaml").experiment
+    return options_of(
+        OmegaConf.create({"experiment": {**OmegaConf.to_container(node), **overrides}})
+    )
+
+
+def check_config(cfg: DictConfig) -> Any:
+    """Re-check the whole config against the schema (a `+group.key=...` override bypasses it)
+    and return the experiment's Options."""
     from experiments.schema import Config
 
     given = OmegaConf.to_container(cfg, resolve=False)
@@ -43,19 +108,4 @@ def check_config(cfg: DictConfig) -> None:
         OmegaConf.merge(OmegaConf.structured(Config), given)
     except OmegaConfBaseException as e:
         raise ValueError(f"bad config: {getattr(e, 'msg', e)}") from None
-    checked_options(cfg)
-
-
-def checked_options(cfg: DictConfig) -> DictConfig:
-    """cfg.experiment merged onto its Options schema; unknown keys or bad types raise."""
-    mod = experiment_module(cfg.experiment.name)
-    schema = OmegaConf.structured(mod.Options)
-    given = OmegaConf.to_container(cfg.experiment, resolve=True)
-    given.pop("name", None)
-    try:
-        return OmegaConf.merge(schema, given)
-    except OmegaConfBaseException as e:
-        raise ValueError(
-            f"bad option for experiment {cfg.experiment.name!r}: {getattr(e, 'msg', e)}"
-            f"\nvalid options: {', '.join(schema.keys())}"
-        ) from None
+    return options_of(cfg)

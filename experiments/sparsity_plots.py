@@ -33,13 +33,17 @@ def plot_l0_matched(cands: dict, profiles: list[dict], prune: list[dict]):
     styles = {"default": (plotting.OKABE_ITO["blue"], "-"), "l0_matched": ("#D55E00", "--")}
     for name, (color, ls) in styles.items():  # dashed on top: identical sets stay visible
         kw = {"label": name.replace("_", "-"), "color": color, "ls": ls}
-        for ax, rows, key in ((ax0, profiles, "l0"), (ax1, prune, "explained_variance"),
-                              (ax2, prune, "delta_loss")):  # fmt: skip
+        for ax, rows, key in (
+            (ax0, profiles, "l0"),
+            (ax1, prune, "explained_variance"),
+            (ax2, prune, "delta_loss"),
+        ):
             sel = [r for r in rows if r["set"] == name]
             plotting.line_per_layer(ax, [r["layer"] for r in sel], [r[key] for r in sel], **kw)
     ax0.set_yscale("log")
     plotting.label_axes(ax0, x="layer", y="l0", title="Measured l0 (grey: candidates)")
     plotting.label_axes(ax1, x="layer_pair", y="ev", title="SAE Match pruning EV", legend=False)
-    plotting.label_axes(ax2, x="layer_pair", y="delta_loss", title="SAE Match pruning ΔL",
-                        legend=False)  # fmt: skip
+    plotting.label_axes(
+        ax2, x="layer_pair", y="delta_loss", title="SAE Match pruning ΔL", legend=False
+    )
     return fig

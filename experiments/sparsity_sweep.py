@@ -19,8 +19,8 @@ from functools import partial
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
+from experiments.common import Results
 from experiments.context import Context, plain
 from experiments.l0_matched import l0_matched_sets, measure_l0
 from experiments.sparsity_plots import plot_sweep
@@ -29,11 +29,11 @@ from saematch.pruning import permute_codes, pruning_sweep
 
 @dataclass
 class Options:
-    pair: int | None = None  # first layer t of the swept pair t -> t+1; null = the middle pair
-    combos: str = "diagonal"  # diagonal (k-th sparsest level with k-th) | all
-    baselines: bool = True  # layer drop, encode-decode current / previous per SAE
-    l0_matched: bool = True  # Fig. 15: l0-matched set vs the default set, every layer
-    anchor_weight: float = 0.1  # λ of l0_matched_choice (pull towards the default set's l0)
+    pair: int | None  # first layer t of the swept pair t -> t+1; null = the middle pair
+    combos: str  # diagonal (k-th sparsest level with k-th) | all
+    baselines: bool  # layer drop, encode-decode current / previous per SAE
+    l0_matched: bool  # Fig. 15: l0-matched set vs the default set, every layer
+    anchor_weight: float  # λ of l0_matched_choice (pull towards the default set's l0)
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,14 @@ def sae_candidates(ctx: Context, layer: int) -> list[Candidate]:
 def _row(method: str, a: dict | None = None, b: dict | None = None) -> dict:
     """A sweep-table row prefix: the SAEs used and the l0 to plot (mean of their l0)."""
     l0 = [c["l0"] for c in (a, b) if c]
-    return {"method": method, "sae_t": a["sae"] if a else "", "sae_t1": b["sae"] if b else "",
-            "l0_t": a["l0"] if a else math.nan, "l0_t1": b["l0"] if b else math.nan,
-            "l0": float(np.mean(l0)) if l0 else math.nan}  # fmt: skip
+    return {
+        "method": method,
+        "sae_t": a["sae"] if a else "",
+        "sae_t1": b["sae"] if b else "",
+        "l0_t": a["l0"] if a else math.nan,
+        "l0_t1": b["l0"] if b else math.nan,
+        "l0": float(np.mean(l0)) if l0 else math.nan,
+    }
 
 
 def sweep_replacements(t_saes: list, t1_saes: list, combos, perms: dict, baselines: bool):
@@ -113,6 +118,33 @@ def sweep_replacements(t_saes: list, t1_saes: list, combos, perms: dict, baselin
     return reps, rows
 
 
+def public(c: dict) -> dict:
+    """The table/results view of a measured candidate."""
+    return {k: c[k] for k in ("layer", "sae", "stored_l0", "l0")}
+
+
+def measured_candidates(ctx: Context, layer: int, keep: bool) -> list[dict]:
+    """The candidates at `layer` with their l0 measured on ctx.batch, sparsest first.
+
+    Each: {"layer", "sae", "stored_l0", "l0", "model" (kept only when `keep`: memory),
+    "load", "fingerprint"}; other layers' SAEs are reloaded if chosen."""
+    cs = sae_candidates(ctx, layer)
+    models = [c.load().to(ctx.device) for c in cs]
+    l0 = measure_l0(ctx.lm, ctx.batch, layer, models, ctx.batch_size)
+    return [
+        {
+            "layer": layer,
+            "sae": c.name,
+            "stored_l0": c.stored_l0,
+            "l0": v,
+            "model": m if keep else None,
+            "load": c.load,
+            "fingerprint": m.fingerprint(),
+        }
+        for c, v, m in zip(cs, l0, models, strict=True)
+    ]
+
+
 def combos_of(k_t: int, k_t1: int, how: str) -> list[tuple[int, int]]:
     """SAE index pairs to sweep: the diagonal (k-th sparsest with k-th sparsest) or all."""
     if how == "all":
@@ -127,60 +159,42 @@ def combos_of(k_t: int, k_t1: int, how: str) -> list[tuple[int, int]]:
     return [(k, k) for k in range(k_t)]
 
 
-def run(cfg: DictConfig) -> dict:
+def run(opts: Options, ctx: Context) -> Results:
     """Fig. 14 (ΔL, EV vs l0 on one pair) and Fig. 15 (l0-matched set vs default set)."""
-    ctx = Context(cfg)
-    opts = ctx.options
-    with ctx.recorder as rec:
-        layers, bs, dev = list(ctx.layers), int(cfg.model.batch_size), cfg.model.device
-        t = layers[(len(layers) - 2) // 2] if opts.pair is None else int(opts.pair)
-        if t not in layers or t + 1 not in layers:
-            raise ValueError(f"experiment.pair={t}: need layers {t} and {t + 1}; have {layers}")
-        combos_of(1, 1, opts.combos)  # a bad option fails before any work
-        lm, batch = ctx.lm, ctx.batch
-        cands = {}  # layer -> [{"layer", "sae", "stored_l0", "l0", "model"}] nominal order
-        for L in layers if opts.l0_matched else [t, t + 1]:
-            cs = sae_candidates(ctx, L)
-            models = [c.load().to(dev) for c in cs]
-            l0 = measure_l0(lm, batch, L, models, bs)
-            keep = L in (t, t + 1)  # other layers' SAEs are reloaded if chosen (memory)
-            cands[L] = [
-                {
-                    "layer": L,
-                    "sae": c.name,
-                    "stored_l0": c.stored_l0,
-                    "l0": v,
-                    "model": m if keep else None,
-                    "load": c.load,
-                    "fingerprint": m.fingerprint(),
-                }
-                for c, v, m in zip(cs, l0, models, strict=True)
-            ]
-        public = lambda r: {k: r[k] for k in ("layer", "sae", "stored_l0", "l0")}  # noqa: E731
-        rec.add_table("sae_candidates", [public(r) for rs in cands.values() for r in rs])
-
-        combos = combos_of(len(cands[t]), len(cands[t + 1]), opts.combos)
-        pair_saes = lambda i, j: [cands[t][i]["model"], cands[t + 1][j]["model"]]  # noqa: E731
-        perms = {(i, j): ctx.matchings(fold=True, saes=pair_saes(i, j))[0].perm for i, j in combos}
-        reps, meta = sweep_replacements(cands[t], cands[t + 1], combos, perms, opts.baselines)
-        kw = dict(attention_mask=batch.attention_mask, batch_size=bs)
-        (row,) = pruning_sweep(lm, reps, batch.input_ids, batch.metric_mask, layers=[t], **kw)
-        sweep = [{**meta[name], **v} for name, v in row["methods"].items()]
-        for r in sweep:
-            if r["method"] == "sae_match":
-                rec.log_metrics({k: r[k] for k in ("l0", "delta_loss", "explained_variance")})
-        rec.add_table("sparsity_sweep", sweep)
-        rec.add_figure("sparsity_sweep", plot_sweep(sweep))
-        results = {
-            "pair": t,
-            "combos": opts.combos,
-            "clean_loss": row["clean_loss"],
-            "n_tokens": row["n_tokens"],
-            "sweep": sweep,
-            "sae_set": ctx.sae_set.to_dict(),
-            "candidates": {str(L): [public(r) for r in rs] for L, rs in cands.items()},
-        }
-        if opts.l0_matched:
-            results |= l0_matched_sets(ctx, rec, layers, cands, kw)
-        rec.finish(results)
-    return results
+    layers, bs = ctx.layers, ctx.batch_size
+    t = layers[(len(layers) - 2) // 2] if opts.pair is None else opts.pair
+    if t not in layers or t + 1 not in layers:
+        raise ValueError(f"experiment.pair={t}: need layers {t} and {t + 1}; have {layers}")
+    combos_of(1, 1, opts.combos)  # a bad option fails before any work
+    cands = {
+        L: measured_candidates(ctx, L, keep=L in (t, t + 1))
+        for L in (layers if opts.l0_matched else [t, t + 1])
+    }
+    combos = combos_of(len(cands[t]), len(cands[t + 1]), opts.combos)
+    pair_saes = lambda i, j: {t: cands[t][i]["model"], t + 1: cands[t + 1][j]["model"]}  # noqa: E731
+    perms = {(i, j): ctx.matchings(fold=True, saes=pair_saes(i, j))[t].perm for i, j in combos}
+    reps, meta = sweep_replacements(cands[t], cands[t + 1], combos, perms, opts.baselines)
+    b, kw = ctx.batch, {"attention_mask": ctx.batch.attention_mask, "batch_size": bs}
+    (row,) = pruning_sweep(ctx.lm, reps, b.input_ids, b.metric_mask, layers=[t], **kw)
+    sweep = [{**meta[name], **v} for name, v in row["methods"].items()]
+    res = Results()
+    res.metrics = [
+        {k: r[k] for k in ("l0", "delta_loss", "explained_variance")}
+        for r in sweep
+        if r["method"] == "sae_match"
+    ]
+    res.headline = res.metrics
+    res.table("sae_candidates", [public(r) for rs in cands.values() for r in rs])
+    res.table("sparsity_sweep", sweep)
+    res.figures["sparsity_sweep"] = plot_sweep(sweep)
+    res.summary = {
+        "pair": t,
+        "combos": opts.combos,
+        "clean_loss": row["clean_loss"],
+        "n_tokens": row["n_tokens"],
+        "sweep": sweep,
+        "candidates": {str(L): [public(r) for r in rs] for L, rs in cands.items()},
+    }
+    if opts.l0_matched:
+        res.summary |= l0_matched_sets(ctx, res, cands, kw, opts.anchor_weight)
+    return res

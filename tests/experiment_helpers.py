@@ -32,3 +32,29 @@ def compose_cfg(experiment: str, overrides: list[str], zoo, tmp_path: Path) -> D
     ]
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         return compose("config", overrides=base + list(overrides))
+
+
+def run_dirs(cfg: DictConfig) -> list[Path]:
+    """The folders of the helper's runs of cfg, oldest first."""
+    base = Path(cfg.paths.output_root) / cfg.experiment.name
+    return sorted(base.glob("run-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    """The folder of the latest `run(cfg)`."""
+    return run_dirs(cfg)[-1]
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run cfg's experiment through the CLI skeleton into <output_root>/<name>/run-<k>."""
+    from experiments.cli import run_experiment
+
+    base = Path(cfg.paths.output_root) / cfg.experiment.name
+    return run_experiment(cfg, run_dir=base / f"run-{len(run_dirs(cfg))}")
+
+
+def context(cfg: DictConfig):
+    """A Context of cfg (for checking a run's numbers against the library)."""
+    from experiments.context import Context
+
+    return Context(cfg, Path(cfg.paths.output_root) / "ctx")

@@ -13,7 +13,7 @@ from experiment_helpers import compose_cfg, zoo_overrides
 from hydra import compose, initialize_config_dir
 
 from experiments.cli import CONF_DIR, run_experiment
-from experiments.registry import EXPERIMENTS
+from experiments.registry import names
 from experiments.schema import register_schemas
 
 CONF = Path(CONF_DIR)
@@ -45,16 +45,16 @@ def test_every_group_option_composes(group, option):
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
 def test_every_experiment_config_composes_and_validates(name):
-    from experiments.registry import checked_options
+    from experiments.registry import options_of
 
     cfg = _compose([f"experiment={name}"])
     assert cfg.experiment.name == name
-    checked_options(cfg)
+    options_of(cfg)  # every option has exactly one default, in the YAML
 
 
-def test_every_registered_experiment_has_a_config():
-    have = {p.stem for p in (CONF / "experiment").glob("*.yaml")}
-    assert set(EXPERIMENTS) <= have
+def test_the_registry_is_the_experiment_folder():
+    assert names() == tuple(sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+    assert len(names()) >= 13
 
 
 def test_default_experiment_is_ground_truth_on_the_planted_world():
@@ -170,3 +170,72 @@ def test_run_experiment_directly_writes_results(test_zoo, tmp_path):
     out = run_experiment(cfg)
     assert list(out["layers"]) == ["0"]
     assert set(out["layers"]["0"]["methods"]) == {"sae_match"}
+
+
+GUIDE = CONF.parent / "docs" / "EXPERIMENTS_GUIDE.md"
+
+
+def _guide_files() -> dict[str, str]:
+    """The guide's fenced yaml/python blocks, by the file name on their first comment line."""
+    import re
+
+    out = {}
+    for block in re.findall(r"```(?:yaml|python)\n(.*?)```", GUIDE.read_text(), re.S):
+        first, _, body = block.partition("\n")
+        out[first.lstrip("# ").strip()] = body
+    return out
+
+
+def test_the_guide_toy_experiment(test_zoo, tmp_path):
+    """Add the guide's toy experiment exactly as written: two files, no registration."""
+    import numpy as np
+    from experiment_helpers import context, run, run_dir_of
+
+    from experiments.registry import default_options
+
+    files = _guide_files()
+    assert set(files) == {
+        "conf/experiment/toy_fixed_points.yaml",
+        "experiments/toy_fixed_points.py",
+    }
+    written = [CONF.parent / rel for rel in files]
+    assert not any(p.exists() for p in written), "a real experiment took the toy's name"
+    try:
+        for path, text in zip(written, files.values(), strict=True):
+            path.write_text(text)
+        assert "toy_fixed_points" in names()
+        assert default_options("toy_fixed_points", scale=2.0).scale == 2.0
+        cfg = compose_cfg("toy_fixed_points", ["experiment.scale=2"], test_zoo, tmp_path)
+        res = run(cfg)
+        ctx = context(cfg)
+        for t, m in ctx.matchings().items():
+            want = float(np.mean(np.asarray(m.perm) == np.arange(len(m.perm))))
+            assert res["layers"][str(t)]["fixed_points"] == pytest.approx(want)
+        out = run_dir_of(cfg)
+        saved = json.loads((out / "results.json").read_text())
+        assert saved["status"] == "ok" and saved["results"]["sae_set"]["name"]
+        assert saved["results"]["provenance"]["git_commit"]
+        theta = [r["theta_mean"] for r in saved["tables"]["toy_fixed_points"]]
+        want = [2 * float(ctx.saes[t].threshold.double().mean()) for t in ctx.next_layer]
+        assert theta == pytest.approx(want)
+        assert (out / "toy_fixed_points.png").is_file()
+        assert set(np.load(out / "matchings" / "sae_match.npz")) >= {"perm_0", "pair_mse_0"}
+        with pytest.raises(ValueError, match="scael"):
+            run_experiment(_compose(["experiment=toy_fixed_points", "+experiment.scael=1"]))
+    finally:
+        for p in written:
+            p.unlink(missing_ok=True)
+
+
+def test_an_option_without_a_yaml_default_is_named(tmp_path, monkeypatch):
+    from dataclasses import make_dataclass
+
+    from experiments import layer_pruning
+
+    cls = make_dataclass(
+        "Options",
+        [("pairs", "list[int] | None"), ("baselines", bool), ("unfolded", bool), ("extra", int)],
+    )
+    monkeypatch.setattr(layer_pruning, "Options", cls)
+    with pytest.raises(ValueError, match="extra.*conf/experiment/layer_pruning.yaml"):
+        run_experiment(_compose([f"paths.output_root={tmp_path}"]))

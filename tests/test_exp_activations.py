@@ -6,40 +6,37 @@ import csv
 
 import numpy as np
 import pytest
-from experiment_helpers import compose_cfg
+from experiment_helpers import compose_cfg, context, run, run_dir_of
 
-from experiments import match_examples, matching_score, paths, persistence
-from experiments.context import Context
+from experiments import persistence
 
 
-def _run(module, name, test_zoo, tmp_path_factory, overrides=()):
+def _run(name, test_zoo, tmp_path_factory, overrides=()):
     out = tmp_path_factory.mktemp(name)
     cfg = compose_cfg(name, list(overrides), test_zoo, out)
-    return module.run(cfg), cfg
+    return run(cfg), cfg
 
 
 def _csv(cfg, name):
-    path = Context(cfg).run_dir / f"{name}.csv"
+    path = run_dir_of(cfg) / f"{name}.csv"
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
 
 
 @pytest.fixture(scope="module")
 def score_run(test_zoo, tmp_path_factory):
-    return _run(matching_score, "matching_score", test_zoo, tmp_path_factory)
+    return _run("matching_score", test_zoo, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def persistence_run(test_zoo, tmp_path_factory):
-    return _run(
-        persistence, "persistence", test_zoo, tmp_path_factory, ["experiment.start_layers=[0,1]"]
-    )
+    return _run("persistence", test_zoo, tmp_path_factory, ["experiment.start_layers=[0,1]"])
 
 
 def test_matching_scores_are_fractions_and_folded_beats_vanilla(score_run):
     res, cfg = score_run
     layers = res["layers"]
-    assert len(layers) == len(Context(cfg).layers) - 1
+    assert len(layers) == len(context(cfg).layers) - 1
     for entry in layers.values():
         for m in ("folded", "unfolded", "vanilla"):
             assert 0.0 <= entry[m]["score"] <= 1.0
@@ -72,22 +69,22 @@ def test_persistence_one_step_composition_is_the_exact_matching(persistence_run)
         assert float(r["mse_exact"]) <= float(r["mse_composition"]) * (1 + 1e-5)
         for k in ("exact", "composition"):
             assert 0.0 <= float(r[f"matching_score_{k}"]) <= 1.0
-    n_layers = len(Context(cfg).layers)
+    n_layers = len(context(cfg).layers)
     assert len(res["layers"]["0"]) == n_layers - 1
 
 
 def test_composed_perms_follow_perm_bc_of_perm_ab():
     ab, bc = np.array([1, 2, 0]), np.array([2, 0, 1])
-    out = persistence.composed_perms([3, 4, 5], [ab, bc], 3)
+    out = persistence.composed_perms([3, 4, 5], {3: ab, 4: bc}, 3)
     assert out[4].tolist() == ab.tolist()
     assert out[5].tolist() == bc[ab].tolist() == [0, 1, 2]
-    assert persistence.layer_path([3, 4, 5], [ab, bc], 3, 0) == [(3, 0), (4, 1), (5, 0)]
+    assert persistence.layer_path([3, 4, 5], {3: ab, 4: bc}, 3, 0) == [(3, 0), (4, 1), (5, 0)]
     assert persistence.agreement(ab, bc) == 0.0
 
 
 def test_paths_follow_the_composed_matchings(test_zoo, tmp_path_factory):
-    res, cfg = _run(paths, "paths", test_zoo, tmp_path_factory, ["experiment.n_paths=3"])
-    ctx = Context(cfg)
+    res, cfg = _run("paths", test_zoo, tmp_path_factory, ["experiment.n_paths=3"])
+    ctx = context(cfg)
     layers = list(ctx.layers)
     matchings = ctx.matchings()
     assert len(res["paths"]) == 3
@@ -97,20 +94,18 @@ def test_paths_follow_the_composed_matchings(test_zoo, tmp_path_factory):
         assert [r["layer"] for r in path] == layers
         for k in range(1, len(path)):
             prev, cur = path[k - 1]["feature"], path[k]["feature"]
-            assert cur == int(matchings[k - 1].perm[prev])
+            assert cur == int(matchings[layers[k - 1]].perm[prev])
             # folded matching: its pair cost is the step MSE recomputed on folded weights
             assert path[k]["step_mse"] == pytest.approx(
-                float(matchings[k - 1].pair_mse[prev]), rel=1e-4, abs=1e-7
+                float(matchings[layers[k - 1]].pair_mse[prev]), rel=1e-4, abs=1e-7
             )
             assert 0.0 <= path[k]["act_freq"] <= 1.0
-    assert "| layer | feature |" in (ctx.run_dir / "paths.md").read_text()
-    assert (ctx.run_dir / "paths.png").exists()
+    assert "| layer | feature |" in (run_dir_of(cfg) / "paths.md").read_text()
+    assert (run_dir_of(cfg) / "paths.png").exists()
 
 
 def test_match_examples_span_the_mse_range(test_zoo, tmp_path_factory):
-    res, cfg = _run(
-        match_examples, "match_examples", test_zoo, tmp_path_factory, ["experiment.n_examples=2"]
-    )
+    res, cfg = _run("match_examples", test_zoo, tmp_path_factory, ["experiment.n_examples=2"])
     ex = res["examples"]
     assert [e["group"] for e in ex] == ["lowest"] * 2 + ["middle"] * 2 + ["highest"] * 2
     mse = [e["decoder_mse"] for e in ex]
@@ -118,15 +113,14 @@ def test_match_examples_span_the_mse_range(test_zoo, tmp_path_factory):
     all_mse = [float(r["decoder_mse"]) for r in _csv(cfg, "match_examples_all_pairs")]
     assert mse[0] == pytest.approx(min(all_mse)) and mse[-1] == pytest.approx(max(all_mse))
     t = res["pair"]["from"]
-    k = Context(cfg).layers.index(t)
-    perm = Context(cfg).matchings()[k].perm
+    perm = context(cfg).matchings()[t].perm
     assert all(e["feature_b"] == int(perm[e["feature_a"]]) for e in ex)
 
 
 def test_bad_options_fail_clearly(test_zoo, tmp_path):
     cfg = compose_cfg("matching_score", ["experiment.methods=[folded,bogus]"], test_zoo, tmp_path)
     with pytest.raises(ValueError, match="subset"):
-        matching_score.run(cfg)
+        run(cfg)
     cfg = compose_cfg("persistence", ["experiment.start_layers=[99]"], test_zoo, tmp_path)
     with pytest.raises(ValueError, match="start_layers"):
-        persistence.run(cfg)
+        run(cfg)

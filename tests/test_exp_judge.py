@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from experiment_helpers import compose_cfg
+from experiment_helpers import run as run_cfg
 
 from experiments import judge_by_layer, mse_by_label, persistence_judge
 from saematch.judge import JudgeCallError
@@ -87,11 +88,16 @@ def server(monkeypatch):
 def run(module, test_zoo, tmp_path, cache_root, overrides):
     cfg = compose_cfg(module.__name__.split(".")[-1], overrides, test_zoo, tmp_path / "out")
     cfg.paths.cache_dir = str(cache_root)
-    return module.run(cfg)
+    return run_cfg(cfg)
+
+
+def out_dir(tmp_path, name):
+    runs = (tmp_path / "out" / name).glob("run-*")
+    return max(runs, key=lambda p: int(p.name.split("-")[1]))
 
 
 def results_json(tmp_path, name):
-    return json.loads((tmp_path / "out" / name / "manual" / "results.json").read_text())
+    return json.loads((out_dir(tmp_path, name) / "results.json").read_text())
 
 
 def check_summary(s, n_expected=None):
@@ -120,7 +126,7 @@ def test_judge_by_layer_lexical(test_zoo, tmp_path, cache_root):
     judged = sum(s["judged"] for v in res["layers"].values() for s in v.values())
     assert res["judge"]["counters"]["calls"] == judged
     # paths follow the folded matching: step 0 -> 1 pairs i with match(sae0, sae1).perm[i]
-    out = tmp_path / "out" / "judge_by_layer" / "manual"
+    out = out_dir(tmp_path, "judge_by_layer")
     assert (out / "judge_by_layer.png").stat().st_size > 0
     rows = [r for r in results_json(tmp_path, "judge_by_layer")["tables"]["judge_pairs"]
             if r["variant"] == "folded" and r["layer"] == 0]  # fmt: skip
@@ -148,7 +154,7 @@ def test_rerun_makes_zero_http_calls(test_zoo, tmp_path, cache_root, server):
     assert second["judge"]["counters"]["cache_hits"] == judged
     assert second["overall"] == first["overall"]
     assert server.keys == {f"Bearer {KEY}"}
-    assert KEY not in (tmp_path / "out" / "judge_by_layer" / "manual" / "results.json").read_text()
+    assert KEY not in (out_dir(tmp_path, "judge_by_layer") / "results.json").read_text()
 
 
 def test_failing_server_keeps_partial_answers_and_rerun_resumes(
@@ -200,7 +206,7 @@ def test_mse_by_label_lexical(test_zoo, tmp_path, cache_root):
         assert len(sel) == s["judged"]
         assert np.allclose([r["mse"] for r in sel], mse[[r["feature"] for r in sel]])
         assert all(r["next_feature"] == perm[r["feature"]] for r in sel)
-    assert (tmp_path / "out" / "mse_by_label" / "manual" / "mse_by_label.png").exists()
+    assert (out_dir(tmp_path, "mse_by_label") / "mse_by_label.png").exists()
 
 
 def test_persistence_judge_lexical(test_zoo, tmp_path, cache_root):

@@ -8,10 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from experiment_helpers import compose_cfg
+from experiment_helpers import compose_cfg, context, run
 
 from experiments import quantile_ablation, sparsity_sweep
-from experiments.context import Context
 from experiments.l0_matched import l0_matched_choice, log_variation
 from saematch.pruning import pruning_sweep, sae_match_replacement
 
@@ -63,12 +62,12 @@ def test_quantile_ablation_ends_at_sae_match(test_zoo, tmp_path):
     qs = [0.0, 0.3, 1.0]
     over = [f"experiment.quantiles={qs}", "experiment.pairs=[0,2]"]
     cfg = compose_cfg("quantile_ablation", over, test_zoo, tmp_path)
-    res = quantile_ablation.run(cfg)
+    res = run(cfg)
     assert sorted(res["layers"]) == ["0", "2"]
-    ctx = Context(cfg, run_dir=tmp_path / "direct")
-    layers, saes, ms = ctx.layers, ctx.saes, ctx.matchings(fold=True)
-    by = dict(zip(layers, [s.fold() for s in saes], strict=True))  # decoded in matched units
-    perms = dict(zip(layers[:-1], [m.perm for m in ms], strict=True))
+    ctx = context(cfg)
+    saes, ms = ctx.saes, ctx.matchings(fold=True)
+    by = {L: s.fold() for L, s in saes.items()}  # decoded in matched units
+    perms = {t: m.perm for t, m in ms.items()}
     reps = {  # the definitions written out directly
         "sae_match": sae_match_replacement(by, perms),
         "previous_decoder": lambda t, r: by[t](r[t]) - by[t].b_dec + by[t + 1].b_dec,
@@ -77,7 +76,7 @@ def test_quantile_ablation_ends_at_sae_match(test_zoo, tmp_path):
     rows = pruning_sweep(ctx.lm, reps, b.input_ids, b.metric_mask,
                          attention_mask=b.attention_mask, layers=[0, 2])  # fmt: skip
     for row in rows:
-        m = ms[layers.index(row["layer"])]
+        m = ms[row["layer"]]
         got = res["layers"][str(row["layer"])]["quantiles"]
         for q, ref in (("1", "sae_match"), ("0", "previous_decoder")):
             for k in ("delta_loss", "explained_variance"):
@@ -94,11 +93,9 @@ def test_quantile_ablation_ends_at_sae_match(test_zoo, tmp_path):
 def test_quantile_ablation_folded_decode_agrees_only_at_q0(test_zoo, tmp_path):
     over = ["experiment.quantiles=[0.0,1.0]", "experiment.pairs=[1]"]
     raw_over = [*over, "experiment.folded_decode=false"]
-    raw = quantile_ablation.run(
-        compose_cfg("quantile_ablation", raw_over, test_zoo, tmp_path / "a")
-    )
+    raw = run(compose_cfg("quantile_ablation", raw_over, test_zoo, tmp_path / "a"))
     over.append("experiment.folded_decode=true")
-    fold = quantile_ablation.run(compose_cfg("quantile_ablation", over, test_zoo, tmp_path / "b"))
+    fold = run(compose_cfg("quantile_ablation", over, test_zoo, tmp_path / "b"))
     a, b = raw["layers"]["1"]["quantiles"], fold["layers"]["1"]["quantiles"]
     assert a["0"]["explained_variance"] == pytest.approx(b["0"]["explained_variance"], abs=1e-6)
     assert a["1"]["explained_variance"] != pytest.approx(b["1"]["explained_variance"], abs=1e-4)
@@ -106,11 +103,11 @@ def test_quantile_ablation_folded_decode_agrees_only_at_q0(test_zoo, tmp_path):
 
 def test_sparsity_sweep(test_zoo, tmp_path):
     cfg = compose_cfg("sparsity_sweep", [], test_zoo, tmp_path)
-    res = sparsity_sweep.run(cfg)
+    res = run(cfg)
     t, levels = res["pair"], test_zoo.sparsities
     assert t == (test_zoo.n_layers - 2) // 2
     # l0 is measured on the batch's metric tokens
-    ctx = Context(cfg, run_dir=tmp_path / "direct")
+    ctx = context(cfg)
     b = ctx.batch
     x = ctx.lm.resid_post(b.input_ids, b.attention_mask, layers=[t])[0][b.metric_mask]
     for c in res["candidates"][str(t)]:
@@ -137,7 +134,7 @@ def test_sparsity_sweep(test_zoo, tmp_path):
 def test_sparsity_sweep_all_combos(test_zoo, tmp_path):
     over = ["experiment.combos=all", "experiment.l0_matched=false", "experiment.baselines=false",
             "experiment.pair=0"]  # fmt: skip
-    res = sparsity_sweep.run(compose_cfg("sparsity_sweep", over, test_zoo, tmp_path))
+    res = run(compose_cfg("sparsity_sweep", over, test_zoo, tmp_path))
     assert res["pair"] == 0 and sorted(res["candidates"]) == ["0", "1"]
     pairs = [(r["sae_t"], r["sae_t1"]) for r in res["sweep"]]
     assert sorted(pairs) == sorted(itertools.product(test_zoo.sparsities, repeat=2))

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from experiment_helpers import compose_cfg
+from experiment_helpers import compose_cfg, run, run_dir_of
 
-from experiments import ground_truth
 from saematch.planted import ensure_planted, ground_truth_report, planted_config, sae_recovery
-from saematch.planted.report import PERMS, saved_matcher
+from saematch.planted.report import saved_matcher
 from saematch.zoo.manifest import verify
 
 
@@ -63,8 +62,8 @@ def test_ground_truth_experiment_recomputes_from_files(test_planted, tmp_path):
         _FakeZoo(cache),
         tmp_path,
     )
-    res = ground_truth.run(cfg)
-    run_dir = next(tmp_path.glob("ground_truth/*"))
+    res = run(cfg)
+    run_dir = run_dir_of(cfg)
     on_disk = json.loads((run_dir / "results.json").read_text())["results"]
     assert on_disk["sae_recovery"] == res["sae_recovery"]
     assert set(res["accuracy"]) >= {"vanilla", "folded_both", "unfolded_decoder"}
@@ -72,13 +71,13 @@ def test_ground_truth_experiment_recomputes_from_files(test_planted, tmp_path):
     assert min(res["accuracy"]["folded_decoder"].values()) > 0.8
     comp = res["composition"]
     assert all(c["composed"] <= c["exact"] + 0.1 for c in comp.values())
-    # recompute from truth.safetensors, the SAE files and matchings.safetensors alone
+    # recompute from truth.safetensors, the SAE files and the run's match files alone
     saes = test_planted.load_saes()
     again = ground_truth_report(
         saes,
         test_planted.truth,
         variants=list(res["accuracy"]),
-        matcher=saved_matcher(run_dir / PERMS, {id(s): t for t, s in enumerate(saes)}),
+        matcher=saved_matcher(run_dir / "matchings", {id(s): t for t, s in enumerate(saes)}),
     ).to_results()
     for v, per in res["accuracy"].items():
         for p, a in per.items():

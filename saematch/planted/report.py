@@ -38,6 +38,17 @@ class RecordingMatcher:
             self.matchings[key] = match(a, b, mode=mode, fold=fold)
         return np.asarray(self.matchings[key].perm, dtype=np.int64)
 
+    def match_files(self) -> dict[str, dict[int, Matching]]:
+        """{name: {first layer t: Matching}} for match files: adjacent pairs under the variant's
+        name (e.g. "folded_both"), direct t → t+k LAPs under "<variant>_exact_k<k>"."""
+        out: dict[str, dict[int, Matching]] = {}
+        for key, m in self.matchings.items():
+            variant, pair = key.split("/")
+            a, b = (int(x) for x in pair.split("-"))
+            name = variant if b == a + 1 else f"{variant}_exact_k{b - a}"
+            out.setdefault(name, {})[a] = m
+        return out
+
     @property
     def perms(self) -> dict[str, np.ndarray]:
         """key -> perm (F,) int64 of every matching solved so far."""
@@ -50,8 +61,21 @@ class RecordingMatcher:
 
 
 def saved_matcher(path: str | os.PathLike, layer_of: dict[int, int]) -> Matcher:
-    """A Matcher that answers from a file written by RecordingMatcher.save (no LAP is solved)."""
-    perms = load_file(str(path))
+    """A Matcher that answers from saved permutations (no LAP is solved): a file written by
+    RecordingMatcher.save, or a run's matchings/ folder of match files (match_files names)."""
+    path = Path(path)
+    if path.is_dir():
+        perms = {}
+        for npz in path.glob("*.npz"):
+            variant, _, k = npz.stem.partition("_exact_k")
+            with np.load(npz) as z:
+                for name in z.files:
+                    if name.startswith("perm_"):
+                        a = int(name[5:])
+                        b = a + (int(k) if k else 1)
+                        perms[f"{variant}/{a}-{b}"] = torch.from_numpy(z[name])
+    else:
+        perms = load_file(str(path))
 
     def matcher(a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool) -> np.ndarray:
         key = perm_key(mode, fold, layer_of[id(a)], layer_of[id(b)])
