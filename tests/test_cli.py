@@ -169,7 +169,9 @@ def test_run_experiment_directly_writes_results(test_zoo, tmp_path):
     )
     out = run_experiment(cfg)
     assert list(out["layers"]) == ["0"]
-    assert set(out["layers"]["0"]["methods"]) == {"sae_match"}
+    # raw transfer (SPEC §5) by default, folded transfer reported beside it
+    assert set(out["layers"]["0"]["methods"]) == {"sae_match", "sae_match_folded_transfer"}
+    assert out["transfer"] == "raw"
 
 
 GUIDE = CONF.parent / "docs" / "EXPERIMENTS_GUIDE.md"
