@@ -109,7 +109,13 @@ def test_end_to_end_default_run_with_offline_wandb(test_zoo, tmp_path):
     from saematch.tracking import find_offline_runs, read_offline_run
 
     run_dir = tmp_path / "run"
-    args = [*zoo_overrides(test_zoo), *SMALL, f"hydra.run.dir={run_dir}", "logger.mode=offline"]
+    args = [
+        "experiment=layer_pruning",  # the default experiment is ground_truth (planted world)
+        *zoo_overrides(test_zoo),
+        *SMALL,
+        f"hydra.run.dir={run_dir}",
+        "logger.mode=offline",
+    ]
     env_mode = os.environ.pop("WANDB_MODE", None)
     try:
         proc = _saematch(args, cwd=tmp_path)
@@ -141,6 +147,7 @@ def test_multirun_sweep(test_zoo, tmp_path, launcher):
     sweep_dir = tmp_path / "sweep"
     args = [
         "-m",
+        "experiment=layer_pruning",
         *zoo_overrides(test_zoo),
         *SMALL,
         "logger=none",
@@ -236,8 +243,15 @@ def test_an_option_without_a_yaml_default_is_named(tmp_path, monkeypatch):
 
     cls = make_dataclass(
         "Options",
-        [("pairs", "list[int] | None"), ("baselines", bool), ("unfolded", bool), ("extra", int)],
+        [
+            ("pairs", "list[int] | None"),
+            ("baselines", bool),
+            ("unfolded", bool),
+            ("transfer", str),
+            ("other_transfer", bool),
+            ("extra", int),
+        ],
     )
     monkeypatch.setattr(layer_pruning, "Options", cls)
     with pytest.raises(ValueError, match="extra.*conf/experiment/layer_pruning.yaml"):
-        run_experiment(_compose([f"paths.output_root={tmp_path}"]))
+        run_experiment(_compose(["experiment=layer_pruning", f"paths.output_root={tmp_path}"]))

@@ -214,4 +214,8 @@ def test_folding_sweep_collects_and_plots(tmp_path):
     ]
     assert rows[1]["folded"] == pytest.approx(0.9) and rows[1]["unfolded"] == pytest.approx(0.5)
     assert rows[0]["min_recovery"] == 0.9
-    sweep.plot({"decoder": rows}).savefig(tmp_path / "sweep.png")
+    import matplotlib.pyplot as plt
+
+    fig = sweep.plot({"decoder": rows})
+    fig.savefig(tmp_path / "sweep.png")
+    plt.close(fig)
