@@ -11,6 +11,7 @@ repeated in the experiment modules.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -20,31 +21,54 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.common import Results, as_row, save_matchings
 from experiments.context import Context
+from experiments.preflight import preflight
 from experiments.recording import make_recorder, provenance
 from experiments.registry import check_config, get
-from experiments.schema import register_schemas
+from experiments.schema import RUN_ID, register_schemas
+from saematch.atomic import umask_mode
 
-log = logging.getLogger("saematch")
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CLAIM = ".saematch-run"  # created with O_EXCL by the run that owns the folder
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
-    """The Hydra run dir when under Hydra, else outputs/<experiment>/<time>."""
+    """The Hydra run dir when under Hydra, else outputs/<experiment>/<time>_<run id>."""
     if HydraConfig.initialized():
         return Path(HydraConfig.get().runtime.output_dir)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    return Path(cfg.paths.output_root) / cfg.experiment.name / stamp
+    return Path(cfg.paths.output_root) / cfg.experiment.name / f"{stamp}_{RUN_ID}"
 
 
-def run_experiment(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
-    """Validate, run the experiment of cfg.experiment.name, record it; returns its summary."""
+def claim(run_dir: Path) -> Path:
+    """Make run_dir this run's own: atomically create its marker file, or refuse the folder.
+
+    Two runs can never share a folder (their results.json and metrics.jsonl would mix)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(run_dir / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, umask_mode())
+    except FileExistsError:
+        raise FileExistsError(
+            f"run folder {run_dir} already holds another run ({CLAIM} exists); nothing was "
+            "written. Pick a new folder (hydra.run.dir=...) or delete that run first"
+        ) from None
+    os.write(fd, f"{os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
+    os.close(fd)
+    return run_dir
+
+
+def run_experiment(
+    cfg: DictConfig, run_dir: Path | str | None = None, console: bool = False
+) -> dict:
+    """Validate, run the experiment of cfg.experiment.name, record it; returns its summary.
+
+    console=True (the command) prints the headline table and where the files are."""
     opts = check_config(cfg)  # fail fast on a typo, before loading anything
     exp = get(cfg.experiment.name)
+    preflight(cfg)  # bad values (sizes, layers, corpus files), still before any work
     if cfg.dry_run:
         print(OmegaConf.to_yaml(cfg))
         return {"dry_run": True}
-    ctx = Context(cfg, Path(run_dir) if run_dir else run_dir_of(cfg))
-    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    ctx = Context(cfg, claim(Path(run_dir) if run_dir else run_dir_of(cfg)))
     with make_recorder(cfg, ctx.run_dir) as rec:
         if len(ctx.layers) < exp.min_layers:
             raise ValueError(
@@ -54,7 +78,29 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
         res = exp.run(opts, ctx)
         if not isinstance(res, Results):
             raise TypeError(f"experiments/{exp.name}.py: run must return Results")
-        return record(ctx, rec, res)
+        if console:
+            print(headline_table(exp.name, res.headline), flush=True)
+        out = record(ctx, rec, res)
+    if console:
+        print(
+            f"files: {ctx.run_dir} (results.json, {len(res.tables)} CSV, "
+            f"{len(res.figures)} figures as PNG + PDF)",
+            flush=True,
+        )
+    return out
+
+
+def headline_table(name: str, rows: list, max_cols: int = 7) -> str:
+    """The console summary: one line per headline row, numbers to 4 significant digits."""
+    rows = [{k: v for k, v in as_row(r).items() if isinstance(v, int | float | str)} for r in rows]
+    if not rows:
+        return f"{name}: done"
+    cols = list(dict.fromkeys(k for r in rows for k in r))[:max_cols]
+    cell = lambda v: "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    grid = [cols] + [[cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(line[i]) for line in grid) for i in range(len(cols))]
+    lines = ["  ".join(x.rjust(w) for x, w in zip(line, widths, strict=True)) for line in grid]
+    return "\n".join([f"{name}:", *lines])
 
 
 def record(ctx: Context, rec, res: Results) -> dict:
@@ -80,12 +126,21 @@ def record(ctx: Context, rec, res: Results) -> dict:
     raise res.error
 
 
+# Third-party loggers that print INFO lines nobody asked for (fontTools: one per PDF font
+# subset, ~110 a run); the command shows progress, the headline table and the folder only.
+QUIET_LOGGERS = ("fontTools", "matplotlib", "PIL", "urllib3", "httpx", "filelock", "datasets")
+
+
+def quiet_third_party() -> None:
+    """Raise noisy third-party loggers to WARNING (Hydra sets the root logger to INFO)."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> dict:
-    out = run_experiment(cfg)
-    if HydraConfig.initialized():
-        log.info("results in %s", HydraConfig.get().runtime.output_dir)
-    return out
+    quiet_third_party()
+    return run_experiment(cfg, console=True)
 
 
 def main() -> None:

@@ -48,22 +48,20 @@ class Context:
     @cached_property
     def planted(self):
         """The planted world's SAE set and truth (saes=planted; built on first use)."""
-        from saematch.planted import ensure_planted
+        from experiments.sae_sets import is_planted_set, planted_of
 
         s = self.cfg.saes
-        if plain(s.kind) != "planted":
+        if not is_planted_set(self.cfg):
             raise ValueError("this experiment needs the planted world: run it with saes=planted")
-        knobs = plain(s.knobs) or {}
-        return ensure_planted(
-            size=s.size, cache_dir=self.cache_dir, seed=int(self.cfg.seed), **knobs
-        )
+        return planted_of(self.cache_dir, self.cfg.seed, s.size, plain(s.knobs))
 
     # -- model and data ------------------------------------------------------
     @cached_property
     def lm(self):
+        from experiments.sae_sets import is_planted_set
         from saematch.lm import LanguageModel
 
-        if plain(self.cfg.saes.kind) == "planted":
+        if is_planted_set(self.cfg):
             raise ValueError(
                 f"experiment {self.cfg.experiment.name!r} runs a language model, and the planted "
                 "world has none (its activations come from a generator, so ΔL is not defined "
@@ -124,8 +122,16 @@ class Context:
 
     @cached_property
     def saes(self) -> dict[int, Any]:
-        """{layer: JumpReLUSAE} for every layer of the set, on the model's device."""
-        return self.sae_set.load_all(device=self.cfg.model.device)
+        """{layer: JumpReLUSAE} for every layer of the set, on the model's device; with
+        matching.fold, each checked foldable (θ in range) before any matching runs."""
+        saes = self.sae_set.load_all(device=self.cfg.model.device)
+        if self.cfg.matching.fold:
+            for L, sae in saes.items():
+                try:
+                    sae.check_foldable()
+                except ValueError as e:
+                    raise ValueError(f"the SAE of layer {L}: {e}") from None
+        return saes
 
     def matchings(
         self,
@@ -164,28 +170,14 @@ class Context:
 
     # -- descriptions and judge ----------------------------------------------
     def descriptions(self, layer: int):
-        """The DescriptionSource of the SAE at `layer` (cfg.descriptions)."""
-        from saematch.descriptions import DictDescriptions, build_descriptions
+        """The DescriptionSource of the SAE at `layer` (cfg.descriptions, `_target_`-built)."""
+        from experiments.sae_sets import descriptions_of
 
-        d = self.cfg.descriptions
-        kind = plain(d.kind)
-        if kind == "zoo":
-            return DictDescriptions(
-                self.zoo.descriptions(layer, self.cfg.saes.sparsity), name=f"zoo layer {layer}"
-            )
-        if kind == "json":
-            return build_descriptions("json", path=d.path.format(layer=layer))
-        kw = {"model": d.model, "source": d.source.format(layer=layer)}
-        if kind == "export":
-            kw["root"] = d.root
-        else:
-            kw["cache_dir"] = self.cache_dir / "neuronpedia"
-        return build_descriptions(kind, **kw)
+        return descriptions_of(self.cfg, self, layer)
 
     @cached_property
     def judge(self):
-        """The judge of cfg.judge; answers cached under the cache dir."""
-        from saematch.judge import build_judge
+        """The judge of cfg.judge (`_target_`-built); answers cached under the cache dir."""
+        from experiments.targets import build
 
-        j = plain(self.cfg.judge)
-        return build_judge(j.pop("kind"), cache_dir=self.cache_dir / "judge", **j)
+        return build(self.cfg.judge, "judge", cache_dir=lambda: self.cache_dir / "judge")

@@ -22,6 +22,7 @@ import numpy as np
 
 from experiments.common import Results
 from experiments.context import Context, plain
+from experiments.targets import short_name
 from saematch import plotting
 from saematch.judge import (
     LABEL_NAMES,
@@ -117,15 +118,16 @@ def summarize(labels: Sequence, skipped: Sequence[str] = ()) -> dict:
 def judge_info(ctx: Context) -> dict:
     """Which judge labelled the pairs, whether it is a proxy, and its counters."""
     j = plain(ctx.cfg.judge)
-    kind = j["kind"]
+    kind = short_name(ctx.cfg.judge)
     return {
         "kind": kind,
-        "model": j.get("model"),
+        "target": j["_target_"],
+        "model": j.get("model") or j.get("model_name_or_path"),
         "proxy": kind in PROXY_JUDGES,
         "note": PROXY_JUDGES.get(kind, "LLM judge with the paper's system prompt (App. C)"),
         "thresholds": j.get("thresholds") or None,
         "counters": ctx.judge.counters.as_dict(),
-        "descriptions": plain(ctx.cfg.descriptions.kind),
+        "descriptions": ctx.cfg.descriptions._target_,
     }
 
 

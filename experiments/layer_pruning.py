@@ -122,9 +122,10 @@ def run(opts: Options, ctx: Context) -> Results:
     table = pruning_table(rows)
     res = Results(metrics=main, headline=main, matchings=matchings)
     res.table("layer_pruning", table)
-    fig = plot(table, methods)
+    fig = plot(table, methods)  # Fig. 11: every method
     fig.suptitle(f"SAE Match transfers in {opts.transfer} units (SPEC §5)", fontsize=9)
     res.figures["layer_pruning"] = fig
+    res.figures["layer_pruning_sae_match"] = plot(table, ["sae_match"])  # Fig. 10
     res.summary = {
         "data": plain(ctx.cfg.data.source),
         "clean_loss": rows[0]["clean_loss"],

@@ -1,23 +1,28 @@
-"""The `saes` config group -> a saematch.sources.SAESet."""
+"""The `saes` and `descriptions` config groups: `_target_`-built SAE sets and description sources.
+
+`saes.layers` and `saes.sae_ids` are read here, not passed to the target (SKELETON_KEYS); a
+target gets `zoo`, `cache_dir`, `seed` or `device` from the Context when it has a parameter
+of that name (SAE_SET_EXTRAS), e.g. `def my_set(cache_dir, seed, size="default") -> SAESet`.
+"""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from saematch.sources import SAESet, resolve_set
+from experiments.targets import build, target
+from saematch.descriptions import DictDescriptions
+from saematch.sources import SAESet
 
-HUB_SETS = {
-    "gemma_scope_paper": "gemma_scope_paper",
-    "gemma_scope_canonical": "gemma_scope_canonical",
-    "llama_scope": "llama_scope",
-}
+SKELETON_KEYS = ("layers", "sae_ids")
+# What the Context hands an SAE-set target that asks for it by parameter name.
+SAE_SET_EXTRAS = ("zoo", "cache_dir", "seed", "device")
 
 
-def zoo_set(zoo, sparsity: str | None) -> SAESet:
+def zoo_set(zoo, sparsity: str | None = None) -> SAESet:
     """The built-in zoo's SAEs at one sparsity, read through the local-format loader."""
     sparsity = sparsity or zoo.default_sparsity
     if sparsity not in zoo.sparsities:
-        raise ValueError(f"the zoo has no sparsity {sparsity!r}; it has {zoo.sparsities}")
+        raise ValueError(f"saes.sparsity={sparsity!r}: the zoo has {zoo.sparsities}")
     paths = {L: zoo.sae_path(L, sparsity) for L in range(zoo.n_layers)}
     root = paths[0].parent
     return SAESet.from_ids(
@@ -29,31 +34,55 @@ def zoo_set(zoo, sparsity: str | None) -> SAESet:
     )
 
 
-def planted_set(planted) -> SAESet:
-    """The planted world's SAEs (saematch.planted), one per layer, through the local loader."""
-    root = planted.root / "saes"
+def planted_set(cache_dir, seed, size: str = "default", knobs=None) -> SAESet:
+    """The planted world's SAEs (saematch.planted, SPEC §9), one per layer, built on first use;
+    `knobs`: any saematch.planted knob (drift, growth_spread, …)."""
+    root = planted_of(cache_dir, seed, size, knobs).root / "saes"
+    n_layers = len(list(root.glob("layer_*")))
     return SAESet.from_ids(
-        f"planted/{planted.manifest['size']}",
+        f"planted/{size}",
         "local",
         str(root),
-        {L: f"layer_{L}" for L in range(planted.n_layers)},
-        description=f"planted-world SAEs ({planted.root.name}); truth in truth.safetensors",
+        {L: f"layer_{L}" for L in range(n_layers)},
+        description=f"planted-world SAEs ({root.parent.name}); truth in truth.safetensors",
     )
 
 
+def planted_of(cache_dir, seed, size: str = "default", knobs=None):
+    """The saematch.planted.PlantedSet (SAEs + truth) of these settings, built on first use."""
+    from saematch.planted import ensure_planted
+
+    knobs = dict(knobs or {})
+    return ensure_planted(size=size, cache_dir=cache_dir, seed=int(seed), **knobs)
+
+
+def is_planted_set(cfg: DictConfig) -> bool:
+    """Whether saes names the planted world."""
+    return target(cfg.saes, "saes") is planted_set
+
+
+def zoo_descriptions(zoo, layer: int, sparsity: str | None = None) -> DictDescriptions:
+    """The zoo's descriptions of the SAE at `layer` (sparsity: saes.sparsity)."""
+    return DictDescriptions(zoo.descriptions(layer, sparsity), name=f"zoo layer {layer}")
+
+
+def is_zoo_set(cfg: DictConfig) -> bool:
+    """Whether saes names the built-in zoo (its layers are known without building it)."""
+    return target(cfg.saes, "saes") is zoo_set
+
+
 def build_sae_set(cfg: DictConfig, ctx) -> SAESet:
-    """The SAE set named by cfg.saes, narrowed to cfg.saes.layers, with per-layer overrides."""
+    """The SAE set of cfg.saes, narrowed to cfg.saes.layers, with per-layer sae_ids."""
     s = cfg.saes
-    kind = s.kind.value if hasattr(s.kind, "value") else str(s.kind)
-    if kind == "zoo":
-        sae_set = zoo_set(ctx.zoo, s.sparsity)
-    elif kind == "planted":
-        sae_set = planted_set(ctx.planted)
-    elif kind in HUB_SETS:
-        kw = {"repo_id": s.repo_id} if s.repo_id else {}
-        sae_set = resolve_set(HUB_SETS[kind], **kw)
-    else:
-        raise ValueError(f"saes.kind={kind!r} is not a known set; use a file in conf/saes/")
+    sae_set = build(
+        s,
+        "saes",
+        own=SKELETON_KEYS,
+        zoo=lambda: ctx.zoo,
+        cache_dir=lambda: ctx.cache_dir,
+        seed=lambda: int(cfg.seed),
+        device=lambda: ctx.device,
+    )
     if s.sae_ids:
         src = next(iter(sae_set.entries.values()))[0]
         ids = {L: specs[0].sae_id for L, specs in sae_set.entries.items()}
@@ -67,8 +96,27 @@ def build_sae_set(cfg: DictConfig, ctx) -> SAESet:
             description=sae_set.description,
         )
     if s.layers is not None:
-        first, last = (list(s.layers) * 2)[:2] if len(s.layers) == 1 else list(s.layers)
-        if len(s.layers) > 2:
-            raise ValueError(f"saes.layers is [first, last], got {list(s.layers)}")
-        sae_set = sae_set.narrow(range(int(first), int(last) + 1))
+        from experiments.preflight import layer_range
+
+        first, last = layer_range(s.layers)
+        sae_set = sae_set.narrow(range(first, last + 1))
     return sae_set
+
+
+def descriptions_of(cfg: DictConfig, ctx, layer: int):
+    """The description source of `layer`: cfg.descriptions with {layer} filled in."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.to_container(cfg.descriptions, resolve=True)
+    node = {
+        k: v.format(layer=layer) if isinstance(v, str) and "{layer}" in v else v
+        for k, v in node.items()
+    }
+    return build(
+        OmegaConf.create(node),
+        "descriptions",
+        zoo=lambda: ctx.zoo,
+        layer=lambda: layer,
+        sparsity=lambda: cfg.saes.get("sparsity"),
+        cache_dir=lambda: ctx.cache_dir / "neuronpedia",
+    )

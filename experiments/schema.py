@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+
+RUN_ID = secrets.token_hex(3)  # one per process: the suffix of its run folders
 
 
 class MatchMode(str, Enum):
@@ -27,16 +30,6 @@ class ModelKind(str, Enum):
     hf = "hf"
 
 
-class SAESetKind(str, Enum):
-    zoo = "zoo"
-    gemma_scope_paper = "gemma_scope_paper"
-    gemma_scope_canonical = "gemma_scope_canonical"
-    gemma_scope = "gemma_scope"
-    llama_scope = "llama_scope"
-    local = "local"
-    planted = "planted"
-
-
 class DataSource(str, Enum):
     stdlib = "stdlib"
     stdlib_code = "stdlib_code"
@@ -45,13 +38,6 @@ class DataSource(str, Enum):
     code = "code"
     wikitext = "wikitext"
     local_text = "local_text"
-
-
-class JudgeKind(str, Enum):
-    lexical = "lexical"
-    openai = "openai"
-    hf_local = "hf_local"
-    embedding = "embedding"
 
 
 class LoggerKind(str, Enum):
@@ -76,18 +62,6 @@ class ModelConfig:
 
 
 @dataclass
-class SAESetConfig:
-    kind: SAESetKind = SAESetKind.zoo
-    repo_id: str | None = None
-    sparsity: str | None = None
-    layers: list[int] | None = None
-    sae_ids: dict[int, str] = field(default_factory=dict)
-    # kind=planted only: the preset (default | test | 16k) and knobs of saematch.planted
-    size: str = "default"
-    knobs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class MatchingConfig:
     mode: MatchMode = MatchMode.both
     fold: bool = True
@@ -104,33 +78,6 @@ class DataConfig:
     n_examples: int = 32
     seq_len: int = 128
     seed: int = 0
-
-
-@dataclass
-class JudgeConfig:
-    kind: JudgeKind = JudgeKind.lexical
-    model: str | None = None
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    max_concurrency: int = 8
-    timeout_s: float = 60.0
-    thresholds: list[float] = field(default_factory=list)
-
-
-class DescriptionsKind(str, Enum):
-    zoo = "zoo"
-    json = "json"
-    export = "export"
-    api = "api"
-
-
-@dataclass
-class DescriptionsConfig:
-    kind: DescriptionsKind = DescriptionsKind.zoo
-    path: str | None = None  # json: template over {layer}
-    root: str | None = None  # export: folder of Neuronpedia exports
-    model: str | None = None  # Neuronpedia model id, e.g. gemma-2-2b
-    source: str | None = None  # Neuronpedia source id template, e.g. "{layer}-gemmascope-res-16k"
 
 
 @dataclass
@@ -152,11 +99,12 @@ class PathsConfig:
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
-    saes: SAESetConfig = field(default_factory=SAESetConfig)
+    # `_target_` groups: checked against their target's signature (experiments/targets.py)
+    saes: Any = MISSING
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
-    descriptions: DescriptionsConfig = field(default_factory=DescriptionsConfig)
+    judge: Any = MISSING
+    descriptions: Any = MISSING
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     # Each experiment checks its own options against its dataclass (experiments/registry.py).
@@ -166,6 +114,9 @@ class Config:
 
 
 def register_schemas() -> None:
-    """Put the schemas into Hydra's ConfigStore (the primary config lists `config_schema`)."""
+    """Put the schemas into Hydra's ConfigStore (the primary config lists `config_schema`) and
+    register the `${run_id:}` resolver of the run folder names."""
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", lambda: RUN_ID)
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)

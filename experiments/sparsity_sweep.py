@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from experiments.common import Results
-from experiments.context import Context, plain
+from experiments.context import Context
 from experiments.l0_matched import l0_matched_sets, measure_l0
 from experiments.sparsity_plots import plot_sweep
 from saematch.pruning import permute_codes, pruning_sweep
@@ -47,10 +47,10 @@ class Candidate:
 
 def sae_candidates(ctx: Context, layer: int) -> list[Candidate]:
     """Every SAE at `layer`, sparsest first by nominal l0: the zoo's sparsity levels (target
-    l0; stored_l0 = l0 measured when the zoo was built), or for saes.kind gemma_scope_* every
+    l0; stored_l0 = l0 measured when the zoo was built), or for a saes=gemma_scope_* set every
     published width-16k Gemma Scope average_l0 SAE (saematch.sources.sets)."""
     s, device = ctx.cfg.saes, ctx.cfg.model.device
-    kind = plain(s.kind)
+    kind = str(s._target_).rsplit(".", 1)[-1].removesuffix("_set")  # zoo, gemma_scope_paper, ...
     if kind == "zoo":
         stats = ctx.zoo.manifest["metrics"]["saes"]
         out = [
@@ -74,7 +74,7 @@ def sae_candidates(ctx: Context, layer: int) -> list[Candidate]:
     else:
         raise ValueError(
             f"sparsity_sweep needs several SAEs per layer: use saes=tiny (the zoo) or a "
-            f"gemma_scope_* set, not saes.kind={kind!r}"
+            f"gemma_scope_* set, not saes._target_={s._target_}"
         )
     return out
 

@@ -9,6 +9,25 @@ from pathlib import Path
 from typing import IO
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux /proc; elsewhere set and restore)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(mode: int = 0o666) -> int:
+    """`mode` with the user's umask applied: what open() would have created (0o644 for 022)."""
+    return mode & ~current_umask()
+
+
 def atomic_write(
     path: str | os.PathLike,
     write: Callable[[IO], None],
@@ -19,12 +38,14 @@ def atomic_write(
     """Call `write(f)` on a unique temp file beside `path`, fsync, then os.replace it into place.
 
     The temp name is unique per call, so concurrent writers (threads, processes) never share it;
-    on any failure the temp file is removed and `path` is left as it was.
+    on any failure the temp file is removed and `path` is left as it was. The file gets the
+    mode a plain open() would give (0o666 minus the umask), not mkstemp's private 0o600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, umask_mode())  # mkstemp makes 0600; collaborators need the umask's mode
         mode = "w" if text else "wb"
         kw = {"encoding": "utf-8", "newline": newline} if text else {}
         with os.fdopen(fd, mode, **kw) as f:

@@ -119,12 +119,19 @@ class JumpReLUSAE:
             )
         return th
 
+    def check_foldable(self) -> Tensor:
+        """θ, checked for folding: θ > 0 and finite (fold_threshold), and no folded row
+        overflowing float32 in matching (θ like 1e-40 or 1e30); ValueError naming j."""
+        th = self.fold_threshold()
+        check_folded_scale(self.name, th, self.W_enc, self.W_dec)
+        return th
+
     def fold(self) -> JumpReLUSAE:
         """Fold θ into the weights (eq. 4): W_enc/θ, b_enc/θ, θ·W_dec, θ' = 1.
 
         decode(encode(x)) is unchanged; encode's feature j is scaled by 1/θ_j.
         """
-        th = self.fold_threshold()
+        th = self.check_foldable()
         return JumpReLUSAE(
             W_enc=self.W_enc / th,  # eq. 4
             b_enc=self.b_enc / th,
@@ -179,6 +186,35 @@ class JumpReLUSAE:
         return (
             f"JumpReLUSAE(name={self.name!r}, d_model={self.d_model}, width={self.width}, "
             f"dtype={self.dtype}, device={self.device})"
+        )
+
+
+# Largest squared norm of a folded weight row that the matching costs (float32 sums of squared
+# differences, their int8 scales) hold with room to spare; float32 overflows at 3.4e38.
+MAX_FOLDED_SQNORM = 1e30
+
+
+def check_folded_scale(name: str | None, th: Tensor, W_enc: Tensor, W_dec: Tensor) -> None:
+    """ValueError naming the feature when a folded row would overflow (θ like 1e-40 or 1e30).
+
+    Bound, per feature j, from the raw weights (no folded copy):
+    ‖row‖² ≤ d · max(max_i |W_enc[i, j]| / θ_j, max_k |W_dec[j, k]| · θ_j)² ≤ MAX_FOLDED_SQNORM.
+    """
+
+    def peak(w: Tensor, dim: int) -> Tensor:  # (F,) max |w| along dim, float64
+        return torch.maximum(w.amax(dim).abs(), w.amin(dim).abs()).double()
+
+    t = th.double()
+    top = torch.maximum(peak(W_enc, 0) / t, peak(W_dec, 1) * t)  # (F,)
+    sq = W_enc.shape[0] * top.pow(2)
+    bad = ~torch.isfinite(sq) | (sq > MAX_FOLDED_SQNORM)
+    if bad.any():
+        j = int(bad.nonzero()[0])
+        raise ValueError(
+            f"cannot fold {name or 'SAE'}: threshold[{j}] = {th[j].item():.3g} makes a folded "
+            f"weight row of squared norm up to {sq[j].item():.3g} (> {MAX_FOLDED_SQNORM:.0e}: "
+            "float32 overflows in matching). Check the units of the SAE's thresholds, or match "
+            "the raw weights with matching.fold=false"
         )
 
 

@@ -60,7 +60,7 @@ def test_the_registry_is_the_experiment_folder():
 def test_default_experiment_is_ground_truth_on_the_planted_world():
     cfg = _compose([])
     assert cfg.experiment.name == "ground_truth"
-    assert cfg.saes.kind.value == "planted" and cfg.saes.size == "default"
+    assert cfg.saes._target_ == "experiments.sae_sets.planted_set" and cfg.saes.size == "default"
     assert cfg.logger.mode.value == "offline"
     # every other experiment keeps the tiny zoo
     cfg = _compose(["experiment=layer_pruning"])
@@ -96,7 +96,8 @@ def test_bad_experiment_option_fails_before_any_work(tmp_path):
 
 
 def _saematch(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SILENT"}  # as a user runs it
+    env["PYTHONUNBUFFERED"] = "1"
     # The console script, not `python -m`: submitit pickles the task by module path.
     cmd = [str(Path(sys.executable).parent / "saematch"), *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -125,6 +126,17 @@ def test_end_to_end_default_run_with_offline_wandb(test_zoo, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "ok" and results["wandb"]["ok"], results["wandb"]
+    # the console: the headline table (a row per pruned layer) and the folder, nothing else
+    out = proc.stdout.splitlines()
+    assert out[0] == "layer_pruning:" and out[1].split()[:2] == ["layer", "pruned_block"]
+    assert len(out) == 2 + test_zoo.n_layers - 1 + 1 and out[-1].startswith(f"files: {run_dir}")
+    bars = ("Loading weights", "matching layers", "layer pruning")  # progress, on stderr
+    noise = [
+        ln
+        for ln in proc.stderr.replace("\r", "\n").splitlines()
+        if ln.strip() and not ln.lstrip().startswith(bars)
+    ]
+    assert noise == [], noise[:5]
     layers = results["results"]["layers"]
     assert len(layers) == test_zoo.n_layers - 1
     for row in layers.values():
@@ -223,7 +235,10 @@ def test_the_guide_toy_experiment(test_zoo, tmp_path):
         out = run_dir_of(cfg)
         saved = json.loads((out / "results.json").read_text())
         assert saved["status"] == "ok" and saved["results"]["sae_set"]["name"]
-        assert saved["results"]["provenance"]["git_commit"]
+        prov = saved["results"]["provenance"]
+        assert prov["saematch"] and prov["torch"] and "git_commit" in prov
+        if (CONF.parent / ".git").exists():  # a checkout (not an sdist): the commit is known
+            assert len(prov["git_commit"]) == 40
         theta = [r["theta_mean"] for r in saved["tables"]["toy_fixed_points"]]
         want = [2 * float(ctx.saes[t].threshold.double().mean()) for t in ctx.next_layer]
         assert theta == pytest.approx(want)

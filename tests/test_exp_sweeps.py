@@ -149,7 +149,8 @@ def test_gemma_scope_candidates_are_every_published_l0(kind):
 
     from saematch.sources.sets import GEMMA_SCOPE_PUBLISHED_L0
 
-    saes = {"kind": kind, "repo_id": "/mirror" if kind == "gemma_scope_paper" else "x"}
+    target = f"saematch.sources.sets.{kind}_set"
+    saes = {"_target_": target, "repo_id": "/mirror" if kind == "gemma_scope_paper" else "x"}
     cfg = OmegaConf.create({"saes": saes, "model": {"device": "cpu"}})
     cands = sparsity_sweep.sae_candidates(SimpleNamespace(cfg=cfg), 20)  # nothing is loaded
     assert [c.stored_l0 for c in cands] == list(GEMMA_SCOPE_PUBLISHED_L0[20])

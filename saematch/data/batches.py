@@ -128,8 +128,12 @@ def chunks(batch: TokenBatch, batch_size: int) -> Iterator[TokenBatch]:
 
 
 def encode_text(tokenizer, text: str) -> list[int]:
-    """Token ids of text without special tokens (HF tokenizer or a `tokenizers.Tokenizer`)."""
-    out = tokenizer.encode(text, add_special_tokens=False)
+    """Token ids of text without special tokens (HF tokenizer or a `tokenizers.Tokenizer`).
+
+    Whole documents are encoded and windowed later, so a transformers tokenizer is told not
+    to warn that a document is longer than its model_max_length (verbose=False)."""
+    kw = {"verbose": False} if hasattr(tokenizer, "model_max_length") else {}
+    out = tokenizer.encode(text, add_special_tokens=False, **kw)
     return list(out.ids) if hasattr(out, "ids") else list(out)
 
 

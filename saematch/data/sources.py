@@ -123,16 +123,28 @@ def read_local_texts(path: str | os.PathLike, *, text_key: str = "text") -> Iter
     for f in _expand(path, LOCAL_SUFFIXES):
         suf = _suffix(f)
         if suf == ".txt":
-            text = f.read_text(encoding="utf-8", errors="replace")
+            raw = f.read_bytes()
+            if b"\x00" in raw:
+                raise ValueError(
+                    f"{f} is named .txt but is binary (NUL byte at offset {raw.index(0)}); "
+                    "remove it from data.path or convert it to text"
+                )
+            text = raw.decode("utf-8", errors="replace")
             if text.strip():
                 yield text
         elif suf in (".jsonl", ".jsonl.gz"):
             opener = gzip.open if suf == ".jsonl.gz" else open
-            with opener(f, "rt", encoding="utf-8") as fh:
+            with opener(f, "rt", encoding="utf-8", errors="replace") as fh:
                 for lineno, line in enumerate(fh, 1):
                     if not line.strip():
                         continue
-                    row = json.loads(line)
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise ValueError(
+                            f"{f}:{lineno}: not a JSON line ({e.msg}, column {e.colno}); each "
+                            "line of a .jsonl file must be one JSON object"
+                        ) from None
                     if not isinstance(row, dict) or text_key not in row:
                         raise ValueError(
                             f"{f}:{lineno} has no field {text_key!r}; pass text_key= naming the "

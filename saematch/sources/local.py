@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from saematch.atomic import atomic_write_bytes, atomic_write_text
@@ -42,13 +43,25 @@ def load_sae(path: str | os.PathLike, device: str = "cpu") -> JumpReLUSAE:
         raise FileNotFoundError(
             f"no SAE at {folder}: expected {WEIGHTS} (+ {METADATA}) written by saematch.save_sae"
         )
-    tensors = load_file(str(weights), device=device)
+    try:
+        tensors = load_file(str(weights), device=device)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(
+            f"{weights} is not a readable safetensors file ({e}); it is truncated or corrupt: "
+            "write it again with saematch.save_sae (a zoo file: delete it and the zoo rebuilds)"
+        ) from e
     missing = [k for k in TENSOR_NAMES if k not in tensors]
     if missing:
         raise ValueError(f"{weights} lacks tensors {missing}; found {sorted(tensors)}")
     meta = {}
     if (folder / METADATA).is_file():
-        meta = json.loads((folder / METADATA).read_text())
+        try:
+            meta = json.loads((folder / METADATA).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"{folder / METADATA} is not valid JSON ({e}); write the SAE again with "
+                "saematch.save_sae"
+            ) from e
     return JumpReLUSAE(
         **{k: tensors[k] for k in TENSOR_NAMES},
         name=meta.get("name", str(folder)),

@@ -50,6 +50,9 @@ class WandbLogger:
         if self.mode not in MODES:
             self._fail("init", ValueError(f"W&B mode {self.mode!r} is not one of {MODES}"))
             return
+        # wandb's own "wandb: ..." lines (e.g. per artifact) follow WANDB_SILENT, not the run's
+        # settings; quiet unless the user asked otherwise (WANDB_SILENT=false).
+        os.environ.setdefault("WANDB_SILENT", "true")
         try:
             import wandb
 

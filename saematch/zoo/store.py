@@ -16,6 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from saematch.atomic import umask_mode
 from saematch.sae import JumpReLUSAE
 from saematch.sources import load_sae
 from saematch.zoo.build import DESCRIPTIONS, LM_FILES, STAGE_WEIGHTS, build_zoo, sae_dir
@@ -125,6 +126,7 @@ def ensure_zoo(
         if root.exists():
             log.log(f"rebuilding {root}: {'forced' if force else '; '.join(problems[:3])}")
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
+        os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes 0700; the zoo is shared
         try:
             build_zoo(cfg, seed, tmp, log, reuse=None if force else reusable_lm(root, problems))
             if root.exists():

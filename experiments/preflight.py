@@ -1,0 +1,129 @@
+"""Checks of a composed config that need no model, SAE or data download (dry_run runs them too).
+
+Each failure is a ValueError naming the config key, the bad value and how to fix it, raised
+before anything is loaded, built or written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from experiments.context import plain
+from experiments.targets import build, check, parameters, target
+
+SNIFF_BYTES = 8192  # a NUL byte in a text file's first 8 KiB means it is not text
+
+
+def layer_range(layers) -> tuple[int, int]:
+    """saes.layers as (first, last), inclusive: [L] or [first, last] with 0 ≤ first ≤ last."""
+    vals = list(layers)
+    if not 1 <= len(vals) <= 2 or any(not isinstance(v, int) or v < 0 for v in vals):
+        raise ValueError(
+            f"saes.layers={vals}: write [first, last] (inclusive, e.g. saes.layers=[0,4]) or "
+            "[L] for one layer; every layer in between is used"
+        )
+    first, last = vals[0], vals[-1]
+    if first > last:
+        raise ValueError(f"saes.layers={vals}: first > last; write saes.layers=[{last},{first}]")
+    return first, last
+
+
+def set_layers(cfg: DictConfig) -> list[int] | None:
+    """The layers the configured SAE set has, without loading any SAE (the zoo: its size's
+    config; a hub set: its id snapshot, no download). None when only building it would tell
+    (a target that needs the Context's extras): then SAESet.narrow checks at build."""
+    from experiments.sae_sets import SAE_SET_EXTRAS, SKELETON_KEYS, is_zoo_set
+
+    if is_zoo_set(cfg):
+        from saematch.zoo.config import get_config
+
+        return list(range(get_config(cfg.model.zoo_size).n_layers))
+    params, _ = parameters(target(cfg.saes, "saes"))
+    if any(k in params and params[k].default is params[k].empty for k in SAE_SET_EXTRAS):
+        return None
+    return list(build(cfg.saes, "saes", own=SKELETON_KEYS).layers)
+
+
+def check_saes(cfg: DictConfig) -> None:
+    """saes names a callable taking its keys; saes.layers is [first, last] inside its layers."""
+    from experiments.sae_sets import SAE_SET_EXTRAS, SKELETON_KEYS
+
+    check(cfg.saes, "saes", supplied=SAE_SET_EXTRAS, own=SKELETON_KEYS)
+    if cfg.saes.layers is None:
+        return
+    first, last = layer_range(cfg.saes.layers)
+    have = set_layers(cfg)
+    if have is not None and not {first, last} <= set(have):
+        raise ValueError(
+            f"saes.layers={list(cfg.saes.layers)}: the SAE set ({cfg.saes._target_}) has "
+            f"layers {have[0]}..{have[-1]}; pick first and last among them"
+        )
+
+
+def check_targets(cfg: DictConfig) -> None:
+    """judge and descriptions name callables that take their keys (no object is built)."""
+    check(cfg.judge, "judge", supplied=("cache_dir",))
+    supplied = ("zoo", "layer", "sparsity", "cache_dir")
+    check(cfg.descriptions, "descriptions", supplied=supplied)
+
+
+def check_data(cfg: DictConfig) -> None:
+    """Positive sizes; a local corpus exists and its .txt files are text."""
+    d, m = cfg.data, cfg.model
+    for key, value, low in (
+        ("data.n_examples", d.n_examples, 1),
+        ("data.seq_len", d.seq_len, 2),
+        ("model.batch_size", m.batch_size, 1),
+    ):
+        if value < low:
+            raise ValueError(f"{key}={value}: must be ≥ {low}")
+    if plain(d.source) == "local_text" or d.path is not None:
+        check_corpus(d.path)
+
+
+def check_corpus(path) -> None:
+    """The files of data.path exist; a .txt among them holding NUL bytes is binary, not text."""
+    from saematch.data.sources import LOCAL_SUFFIXES, MIRROR_BUILDERS, _expand
+
+    if path is None:
+        raise ValueError("data=local_text needs data.path=<file, folder or glob of .txt/.jsonl>")
+    suffixes = {*LOCAL_SUFFIXES, *MIRROR_BUILDERS}
+    if Path(str(path)).expanduser().is_dir() and (Path(path) / "dataset_info.json").exists():
+        return  # a datasets save_to_disk mirror
+    try:
+        files = _expand(path, suffixes)
+    except FileNotFoundError:
+        raise ValueError(
+            f"data.path={path!r}: no {'/'.join(sorted(suffixes))} file there; check the path "
+            "(a file, a folder or a glob such as '/data/*.txt')"
+        ) from None
+    for f in files:
+        if f.name.lower().endswith(".txt"):
+            check_text_file(f)
+
+
+def check_text_file(path: Path) -> None:
+    """ValueError when a .txt file is binary (a NUL byte in its first 8 KiB)."""
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    if b"\x00" in head:
+        raise ValueError(
+            f"{path} is named .txt but is binary (NUL byte at offset {head.index(0)}); remove it "
+            "from data.path or convert it to text"
+        )
+
+
+def check_model(cfg: DictConfig) -> None:
+    """model.kind=hf names a model."""
+    if plain(cfg.model.kind) == "hf" and not cfg.model.name_or_path:
+        raise ValueError("model.kind=hf needs model.name_or_path=<hub id or local folder>")
+
+
+def preflight(cfg: DictConfig) -> None:
+    """Every check above, in order: model, SAE set and layers, judge and descriptions, data."""
+    check_model(cfg)
+    check_saes(cfg)
+    check_targets(cfg)
+    check_data(cfg)
