@@ -64,7 +64,7 @@ def test_default_experiment_is_ground_truth_on_the_planted_world():
     assert cfg.logger.mode.value == "offline"
     # every other experiment keeps the tiny zoo
     cfg = _compose(["experiment=layer_pruning"])
-    assert cfg.model.kind.value == "zoo" and cfg.saes.kind.value == "zoo"
+    assert cfg.model.kind.value == "zoo" and cfg.saes._target_ == "experiments.sae_sets.zoo_set"
 
 
 @pytest.mark.parametrize(
