@@ -45,10 +45,29 @@ class Context:
         size = self.cfg.model.zoo_size
         return ensure_zoo(size=size, cache_dir=self.cache_dir, seed=int(self.cfg.seed))
 
+    @cached_property
+    def planted(self):
+        """The planted world's SAE set and truth (saes=planted; built on first use)."""
+        from experiments.sae_sets import is_planted_set, planted_of
+
+        s = self.cfg.saes
+        if not is_planted_set(self.cfg):
+            raise ValueError("this experiment needs the planted world: run it with saes=planted")
+        return planted_of(self.cache_dir, self.cfg.seed, s.size, plain(s.knobs))
+
     # -- model and data ------------------------------------------------------
     @cached_property
     def lm(self):
+        from experiments.sae_sets import is_planted_set
         from saematch.lm import LanguageModel
+
+        if is_planted_set(self.cfg):
+            raise ValueError(
+                f"experiment {self.cfg.experiment.name!r} runs a language model, and the planted "
+                "world has none (its activations come from a generator, so ΔL is not defined "
+                "there). On saes=planted run experiment=ground_truth or a weight-only experiment "
+                "(mse_curves); for this one use saes=tiny."
+            )
 
         m = self.cfg.model
         path = str(self.zoo.model_dir) if plain(m.kind) == "zoo" else m.name_or_path

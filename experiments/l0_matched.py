@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from experiments.common import Results, as_matched
+from experiments.common import Results
 from experiments.context import Context
 from experiments.sparsity_plots import plot_l0_matched
 from saematch.lm import chunks
@@ -83,7 +83,8 @@ def l0_matched_sets(ctx: Context, res: Results, cands: dict, kw: dict, weight: f
         "l0_matched": [c["sae"] for c in chosen],
     }
     reps = {
-        k: sae_match_replacement(as_matched(saes, True), ctx.perms(fold=True, saes=saes))
+        # folded matching, raw-unit transfer (SPEC §5), as layer_pruning and the sweep
+        k: sae_match_replacement(saes, ctx.perms(fold=True, saes=saes))
         for k, saes in sets.items()
     }
     rows = pruning_sweep(lm, reps, batch.input_ids, batch.metric_mask, layers=layers[:-1], **kw)

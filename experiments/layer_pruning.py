@@ -1,4 +1,12 @@
-"""Layer pruning with matched features (Sec. 5.5, Fig. 9-11, App. A baselines)."""
+"""Layer pruning with matched features (Sec. 5.5, Fig. 9-11, App. A baselines).
+
+    x̂_{t+1} = D_{t+1}(P E_t(x_t))     P from the matching (folded by default)
+
+Units of the transfer (SPEC §5): `raw` (default, the paper's equation) uses E_t and D_{t+1} as
+published; `folded` uses the folded SAEs, which rescales feature i by θ_{t+1,P(i)} / θ_{t,i}.
+With `other_transfer`, every matching is also scored in the other units, under the method name
+`<name>_folded_transfer` (or `<name>_raw_transfer`), so Fig. 11 shows both side by side.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +23,8 @@ class Options:
     pairs: list[int] | None  # first layers t of the pairs t -> t+1; null = all
     baselines: bool  # also the App. A baselines (layer drop, encode-decode current/previous)
     unfolded: bool  # with matching.fold=true, also prune with the unfolded matching
+    transfer: str  # raw (SPEC §5: E_t, D_{t+1} as published) | folded (folded SAEs)
+    other_transfer: bool  # also score every matching with the other transfer units
 
 
 @dataclass
@@ -42,8 +52,8 @@ def replacements(
 ) -> dict:
     """name -> x̂_{t+1} builder: SAE Match per matching, plus the App. A baselines.
 
-    saes / folded: layer -> SAE, raw / folded; fold[name] says which form matching `name`
-    used (default: raw). The baselines are the same for both forms (folding keeps x̂).
+    saes / folded: layer -> SAE, raw / folded; fold[name] says in which units method `name`
+    transfers (default: raw). The baselines are the same for both forms (folding keeps x̂).
     """
     fold = fold or {}
 
@@ -77,14 +87,23 @@ def plot(rows: list[dict], methods: list[str]):
 
 def run(opts: Options, ctx: Context) -> Results:
     """ΔL and EV of pruning each block t+1 by encode(t) -> permute -> decode(t+1)."""
+    if opts.transfer not in ("raw", "folded"):
+        raise ValueError(
+            f"experiment.transfer={opts.transfer!r}: use raw (SPEC §5, the default) or folded"
+        )
     saes = {L: s.to(ctx.lm.device) for L, s in ctx.saes.items()}
-    main_fold = bool(ctx.cfg.matching.fold)  # the matching config decides SAE Match's form
-    fold = {"sae_match": main_fold}
+    main_fold = bool(ctx.cfg.matching.fold)  # the matching config decides SAE Match's matching
     matchings = {"sae_match": ctx.matchings()}
     if opts.unfolded and main_fold:
-        fold["sae_match_unfolded"] = False
         matchings["sae_match_unfolded"] = ctx.matchings(fold=False)
     perms = {k: {t: m.perm for t, m in v.items()} for k, v in matchings.items()}
+    in_folded = opts.transfer == "folded"
+    fold = dict.fromkeys(perms, in_folded)
+    if opts.other_transfer:
+        other = "raw" if in_folded else "folded"
+        for name in list(perms):
+            perms[f"{name}_{other}_transfer"] = perms[name]
+            fold[f"{name}_{other}_transfer"] = not in_folded
     pairs = [t for t in ctx.next_layer if opts.pairs is None or t in opts.pairs]
     reps = replacements(saes, perms, opts.baselines, as_matched(saes, True), fold)
     b = ctx.batch
@@ -103,12 +122,15 @@ def run(opts: Options, ctx: Context) -> Results:
     table = pruning_table(rows)
     res = Results(metrics=main, headline=main, matchings=matchings)
     res.table("layer_pruning", table)
-    res.figures["layer_pruning"] = plot(table, methods)  # Fig. 11: every method
+    fig = plot(table, methods)  # Fig. 11: every method
+    fig.suptitle(f"SAE Match transfers in {opts.transfer} units (SPEC §5)", fontsize=9)
+    res.figures["layer_pruning"] = fig
     res.figures["layer_pruning_sae_match"] = plot(table, ["sae_match"])  # Fig. 10
     res.summary = {
         "data": plain(ctx.cfg.data.source),
         "clean_loss": rows[0]["clean_loss"],
         "n_tokens": rows[0]["n_tokens"],
+        "transfer": opts.transfer,
         "layers": {
             str(r["layer"]): {
                 "delta_loss": m.delta_loss,

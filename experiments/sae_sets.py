@@ -34,6 +34,33 @@ def zoo_set(zoo, sparsity: str | None = None) -> SAESet:
     )
 
 
+def planted_set(cache_dir, seed, size: str = "default", knobs=None) -> SAESet:
+    """The planted world's SAEs (saematch.planted, SPEC §9), one per layer, built on first use;
+    `knobs`: any saematch.planted knob (drift, growth_spread, …)."""
+    root = planted_of(cache_dir, seed, size, knobs).root / "saes"
+    n_layers = len(list(root.glob("layer_*")))
+    return SAESet.from_ids(
+        f"planted/{size}",
+        "local",
+        str(root),
+        {L: f"layer_{L}" for L in range(n_layers)},
+        description=f"planted-world SAEs ({root.parent.name}); truth in truth.safetensors",
+    )
+
+
+def planted_of(cache_dir, seed, size: str = "default", knobs=None):
+    """The saematch.planted.PlantedSet (SAEs + truth) of these settings, built on first use."""
+    from saematch.planted import ensure_planted
+
+    knobs = dict(knobs or {})
+    return ensure_planted(size=size, cache_dir=cache_dir, seed=int(seed), **knobs)
+
+
+def is_planted_set(cfg: DictConfig) -> bool:
+    """Whether saes names the planted world."""
+    return target(cfg.saes, "saes") is planted_set
+
+
 def zoo_descriptions(zoo, layer: int, sparsity: str | None = None) -> DictDescriptions:
     """The zoo's descriptions of the SAE at `layer` (sparsity: saes.sparsity)."""
     return DictDescriptions(zoo.descriptions(layer, sparsity), name=f"zoo layer {layer}")

@@ -58,6 +58,10 @@ METHOD_COLORS["matched"] = METHOD_COLORS["unfolded"]
 METHOD_LABELS: dict[str, str] = {
     "folded": "folded + matched (SAE Match)",
     "sae_match": "SAE Match",
+    "sae_match_folded_transfer": "SAE Match, folded transfer",
+    "sae_match_raw_transfer": "SAE Match, raw transfer",
+    "sae_match_unfolded_folded_transfer": "unfolded matching, folded transfer",
+    "sae_match_unfolded_raw_transfer": "unfolded matching, raw transfer",
     "unfolded": "matched (unfolded)",
     "matched": "matched (unfolded)",
     "vanilla": "vanilla (identity)",

@@ -31,6 +31,12 @@ def summary(manifest: dict) -> str:
             f"SAE {level:>6}: l0 {min(l0):5.1f}..{max(l0):5.1f}  EV {min(ev):.3f}..{max(ev):.3f}  "
             f"dead {max(dead) * 100:4.1f}% max"
         )
+    for layer, g in manifest["metrics"].get("seed_agreement", {}).items():
+        lines.append(
+            f"layer {layer} second seed: agreement {g['agreement']:.2f} (decoder cos > 0.7 after "
+            f"LAP; mean {g['mean_cos']:.2f}), transfer EV {g['transfer_ev']:.3f} vs own "
+            f"{g['ev_a']:.3f} / {g['ev_b']:.3f}"
+        )
     t = manifest["timings"]
     cpu, threads = t.get("cpu_s", {}), t.get("threads", {})
     stages = [k for k, v in t.items() if isinstance(v, (int, float)) and not k.startswith("total")]

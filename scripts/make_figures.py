@@ -169,13 +169,31 @@ PAPER_FIGURES = (
         ),
     ),
 )
+# Not in the paper: the planted world, where a match can be checked (README "Ground truth")
+EXTRA_FIGURES = (
+    PaperFigure(
+        20,
+        "Ground truth (planted world, SPEC §9): SAE recovery, matching accuracy per mode × fold "
+        "and pair, composition vs exact LAP over distance.",
+        (Panel("ground_truth", "ground_truth", "recovery, accuracy, composition"),),
+    ),
+    PaperFigure(
+        21,
+        "Hypothesis 2 with ground truth: accuracy folded vs unfolded over drift δ × scale "
+        "spread σ_g (planted test sets, joblib multirun; scripts/folding_sweep.py).",
+        (Panel("folding_sweep", "folding_sweep", "folded, unfolded, difference per mode"),),
+    ),
+)
+ALL_FIGURES = PAPER_FIGURES + EXTRA_FIGURES
+# Figures made by a script of their own, not by `saematch experiment=<name>`
+SCRIPTS = {"folding_sweep": Path(__file__).with_name("folding_sweep.py")}
 # Settings an experiment needs for its paper figures (Fig. 11: the unfolded matching too).
 RUN_OVERRIDES = {"layer_pruning": ["experiment.unfolded=true"]}
 
 
 def experiments() -> list[str]:
-    """The experiments behind PAPER_FIGURES, in figure order."""
-    return list(dict.fromkeys(p.experiment for f in PAPER_FIGURES for p in f.panels))
+    """The experiments behind PAPER_FIGURES (then EXTRA_FIGURES), in figure order."""
+    return list(dict.fromkeys(p.experiment for f in ALL_FIGURES for p in f.panels))
 
 
 def run_one(name: str, out: Path, overrides: list[str]) -> dict:
@@ -186,6 +204,8 @@ def run_one(name: str, out: Path, overrides: list[str]) -> dict:
     exe = Path(sys.executable).parent / "saematch"
     extra = RUN_OVERRIDES.get(name, [])
     cmd = [str(exe), f"experiment={name}", f"hydra.run.dir={run_dir}", *extra, *overrides]
+    if name in SCRIPTS:  # its own multirun; the overrides of the paper runs do not apply
+        cmd = [sys.executable, str(SCRIPTS[name]), "--out", str(run_dir)]
     t0 = time.perf_counter()
     print(f"[make_figures] {name}: {' '.join(cmd[1:])}", flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -263,7 +283,7 @@ def write_index(out: Path, records: dict[str, dict], items: dict[int, dict]) -> 
         "font-size:11px;max-height:180px;overflow:auto}</style>",
         "<h1>SAE Match: the paper's figures, regenerated</h1>",
     ]
-    for fig in PAPER_FIGURES:
+    for fig in ALL_FIGURES:
         item = items.get(fig.number)
         if item is None:
             continue
@@ -311,7 +331,7 @@ def main(argv: list[str] | None = None, run=None) -> int:
     records = {n: (run or run_one)(n, args.out, args.overrides) for n in names}
     items = {
         f.number: collect(f, records, args.out)
-        for f in PAPER_FIGURES
+        for f in ALL_FIGURES
         if any(p.experiment in records for p in f.panels)
     }
     index = write_index(args.out, records, items)

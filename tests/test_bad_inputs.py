@@ -17,6 +17,9 @@ from saematch.sae import JumpReLUSAE
 
 def _compose(overrides):
     register_schemas()
+    # these checks are about the zoo and LM experiments; the default experiment is ground_truth
+    if not any(o.startswith("experiment=") for o in overrides):
+        overrides = ["experiment=layer_pruning", *overrides]
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         return compose("config", overrides=overrides)
 

@@ -57,11 +57,14 @@ def test_the_registry_is_the_experiment_folder():
     assert len(names()) >= 13
 
 
-def test_default_experiment_is_layer_pruning_on_the_tiny_zoo():
+def test_default_experiment_is_ground_truth_on_the_planted_world():
     cfg = _compose([])
-    assert cfg.experiment.name == "layer_pruning"
-    assert cfg.model.kind.value == "zoo" and cfg.saes._target_ == "experiments.sae_sets.zoo_set"
+    assert cfg.experiment.name == "ground_truth"
+    assert cfg.saes._target_ == "experiments.sae_sets.planted_set" and cfg.saes.size == "default"
     assert cfg.logger.mode.value == "offline"
+    # every other experiment keeps the tiny zoo
+    cfg = _compose(["experiment=layer_pruning"])
+    assert cfg.model.kind.value == "zoo" and cfg.saes._target_ == "experiments.sae_sets.zoo_set"
 
 
 @pytest.mark.parametrize(
@@ -107,7 +110,13 @@ def test_end_to_end_default_run_with_offline_wandb(test_zoo, tmp_path):
     from saematch.tracking import find_offline_runs, read_offline_run
 
     run_dir = tmp_path / "run"
-    args = [*zoo_overrides(test_zoo), *SMALL, f"hydra.run.dir={run_dir}", "logger.mode=offline"]
+    args = [
+        "experiment=layer_pruning",  # the default experiment is ground_truth (planted world)
+        *zoo_overrides(test_zoo),
+        *SMALL,
+        f"hydra.run.dir={run_dir}",
+        "logger.mode=offline",
+    ]
     env_mode = os.environ.pop("WANDB_MODE", None)
     try:
         proc = _saematch(args, cwd=tmp_path)
@@ -150,6 +159,7 @@ def test_multirun_sweep(test_zoo, tmp_path, launcher):
     sweep_dir = tmp_path / "sweep"
     args = [
         "-m",
+        "experiment=layer_pruning",
         *zoo_overrides(test_zoo),
         *SMALL,
         "logger=none",
@@ -178,7 +188,9 @@ def test_run_experiment_directly_writes_results(test_zoo, tmp_path):
     )
     out = run_experiment(cfg)
     assert list(out["layers"]) == ["0"]
-    assert set(out["layers"]["0"]["methods"]) == {"sae_match"}
+    # raw transfer (SPEC §5) by default, folded transfer reported beside it
+    assert set(out["layers"]["0"]["methods"]) == {"sae_match", "sae_match_folded_transfer"}
+    assert out["transfer"] == "raw"
 
 
 GUIDE = CONF.parent / "docs" / "EXPERIMENTS_GUIDE.md"
@@ -249,8 +261,15 @@ def test_an_option_without_a_yaml_default_is_named(tmp_path, monkeypatch):
 
     cls = make_dataclass(
         "Options",
-        [("pairs", "list[int] | None"), ("baselines", bool), ("unfolded", bool), ("extra", int)],
+        [
+            ("pairs", "list[int] | None"),
+            ("baselines", bool),
+            ("unfolded", bool),
+            ("transfer", str),
+            ("other_transfer", bool),
+            ("extra", int),
+        ],
     )
     monkeypatch.setattr(layer_pruning, "Options", cls)
     with pytest.raises(ValueError, match="extra.*conf/experiment/layer_pruning.yaml"):
-        run_experiment(_compose([f"paths.output_root={tmp_path}"]))
+        run_experiment(_compose(["experiment=layer_pruning", f"paths.output_root={tmp_path}"]))

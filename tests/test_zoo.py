@@ -141,7 +141,7 @@ def test_config_change_and_stale_build_folders(test_zoo, tmp_path, monkeypatch):
     (stale / "model").mkdir(parents=True)
     built = []
 
-    def fake_build(cfg, seed, out, progress):  # the real files, without the wait
+    def fake_build(cfg, seed, out, progress, reuse=None):  # the real files, without the wait
         built.append(out)
         shutil.copytree(test_zoo.root, out, dirs_exist_ok=True)
 
@@ -208,3 +208,48 @@ def test_same_seed_rebuild_gives_same_sae_checksums(test_zoo, tmp_path):
     for rel, entry in test_zoo.manifest["files"].items():
         if rel.endswith(".safetensors") or rel.endswith("descriptions.json"):
             assert rebuilt.manifest["files"][rel]["sha256"] == entry["sha256"], rel
+
+
+def test_second_seed_agreement_in_manifest(test_zoo):
+    """The build trains a second SAE per layer at the default L0 and records how well the two
+    seeds agree (share of LAP-matched decoder pairs above cos 0.7) and transfer."""
+    from saematch.zoo.build import second_seed_dir
+
+    agree = test_zoo.manifest["metrics"]["seed_agreement"]
+    assert set(agree) == {str(i) for i in range(test_zoo.n_layers)}
+    for layer, g in agree.items():
+        assert 0.0 <= g["agreement"] <= 1.0
+        assert g["transfer_ev"] <= max(g["ev_a"], g["ev_b"]) + 0.05
+        b = load_sae(second_seed_dir(test_zoo.root, int(layer), test_zoo.default_sparsity))
+        a = test_zoo.load_sae(int(layer))
+        assert not torch.equal(a.W_dec, b.W_dec)  # a different seed, not a copy
+
+
+def test_bad_sae_files_rebuild_without_retraining_the_lm(test_zoo, tmp_path, monkeypatch):
+    """Only the stages whose files are bad rebuild: with model/ intact, a corrupt SAE and a lost
+    description are rebuilt from the cached LM (no LM training) into the same bytes."""
+    import saematch.zoo.build as build
+
+    cache = tmp_path / "cache"
+    root = zoo_dir("test", 0, cache)
+    shutil.copytree(test_zoo.root, root)
+    level = test_zoo.default_sparsity
+    (root / "saes" / level / "layer_1" / "sae.safetensors").write_bytes(b"broken")
+    (root / "saes" / level / "layer_2" / "descriptions.json").unlink()
+
+    def no_lm(*a, **k):
+        raise AssertionError("the LM was trained again although model/ was intact")
+
+    monkeypatch.setattr(build, "train_lm", no_lm)
+    monkeypatch.setattr(build, "train_tokenizer", no_lm)
+    zoo = ensure_zoo("test", cache_dir=cache, seed=0, progress=False)
+    assert verify(zoo.root) == []
+    for rel, entry in test_zoo.manifest["files"].items():
+        assert zoo.manifest["files"][rel]["sha256"] == entry["sha256"], rel
+    assert zoo.manifest["metrics"]["lm"] == test_zoo.manifest["metrics"]["lm"]
+    # a bad LM file means a full rebuild: the reuse check says so
+    from saematch.zoo.store import reusable_lm
+
+    assert reusable_lm(root, ["checksum mismatch model/model.safetensors"]) is None
+    assert reusable_lm(root, ["manifest unreadable: x"]) is None
+    assert reusable_lm(root, [f"missing file saes/{level}/layer_0/sae.json"]) == root

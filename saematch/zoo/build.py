@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 
 import tokenizers
 import torch
 import transformers
+from transformers import Gemma2ForCausalLM, PreTrainedTokenizerFast
 
 from saematch.data.stdlib import stdlib_texts
 from saematch.sources import save_sae
 from saematch.zoo.activations import resid_post
+from saematch.zoo.agreement import seed_agreement
 from saematch.zoo.config import ZooConfig
 from saematch.zoo.describe import describe_features, token_strings_of
-from saematch.zoo.manifest import write_manifest
+from saematch.zoo.manifest import read_manifest, write_manifest
 from saematch.zoo.progress import Progress
 from saematch.zoo.threads import pick_threads, torch_threads
 from saematch.zoo.tokenizer import chunk_with_bos, token_stream, train_tokenizer
@@ -32,53 +35,35 @@ def sae_dir(root: Path, layer: int, sparsity: str) -> Path:
     return root / "saes" / sparsity / f"layer_{layer}"
 
 
+def second_seed_dir(root: Path, layer: int, sparsity: str) -> Path:
+    """Folder of the second-seed SAE of one layer: saes_seed1/<sparsity>/layer_<l>/."""
+    return root / "saes_seed1" / sparsity / f"layer_{layer}"
+
+
 def _pick(n: int, k: int, seed: int) -> torch.Tensor:
     """k distinct indices of range(n) in a seeded order."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k]
 
 
-def build_zoo(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
+LM_FILES = "model/"  # tokenizer + LM: the first two stages; everything else derives from them
+
+
+def build_zoo(
+    cfg: ZooConfig, seed: int, out: Path, progress: Progress, reuse: Path | None = None
+) -> dict:
     """Build every artifact of the zoo into the empty folder `out`; returns the manifest.
 
-    Torch threads are chosen per stage (saematch.zoo.threads) and restored afterwards.
+    `reuse`: an existing zoo of the same (cfg, seed) whose model/ folder (tokenizer and LM) is
+    intact; those two stages are then read from it instead of trained again, and only the
+    activations, SAEs and descriptions are rebuilt (the result is the same files: every stage
+    is deterministic). Torch threads are chosen per stage (saematch.zoo.threads).
     """
     with torch_threads(1):
-        return _build(cfg, seed, Path(out), progress)
+        return _build(cfg, seed, Path(out), progress, reuse)
 
 
-def _use_threads(cfg: ZooConfig, used: dict[str, int], stage: str) -> None:
-    # The 1-minute load average still holds the previous stage's own threads: don't count them.
-    n = pick_threads(cfg.max_threads, own_busy=torch.get_num_threads())
-    torch.set_num_threads(n)
-    used[stage] = n
-
-
-def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
-    t0, c0 = time.perf_counter(), time.process_time()
-    timings: dict[str, float] = {}
-    threads: dict[str, int] = {}
-
-    cpu: dict[str, float] = {}
-
-    def mark(name: str) -> None:  # wall and CPU seconds of the stage that just ended
-        timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 2)
-        cpu[name] = round(time.process_time() - c0 - sum(cpu.values()), 2)
-
-    progress.stage("tokenizer")
-    texts, held = stdlib_texts("code"), stdlib_texts("code", heldout=True)
-    if cfg.corpus_docs:
-        texts = texts[:: max(1, len(texts) // cfg.corpus_docs)][: cfg.corpus_docs]
-        held = held[: max(4, cfg.corpus_docs // 8)]
-    tok = train_tokenizer(texts[: cfg.tokenizer_docs or None], cfg.vocab_size)
-    model_dir = out / "model"
-    tok.save_pretrained(model_dir)
-    stream, held_stream = token_stream(tok, texts), token_stream(tok, held)
-    rows = chunk_with_bos(stream, cfg.seq_len, tok.bos_token_id)  # (R, T)
-    held_rows = chunk_with_bos(held_stream, cfg.seq_len, tok.bos_token_id)
-    mark("tokenizer")
-
-    progress.stage("lm")
-    _use_threads(cfg, threads, "lm")
+def _train_lm(cfg, seed, tok, rows, held_rows, stream, model_dir, progress) -> tuple:
+    """Train the LM on rows, save it into model_dir; returns (model, LM metrics)."""
     torch.manual_seed(seed)
     model = make_model(cfg, tok.pad_token_id, tok.eos_token_id, tok.bos_token_id)
     losses = train_lm(model, rows, cfg, seed, progress)
@@ -94,6 +79,58 @@ def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
     }
     lm_metrics["ce_over_entropy"] = lm_metrics["heldout_ce"] / lm_metrics["unigram_entropy"]
     model.save_pretrained(model_dir)
+    return model, lm_metrics
+
+
+def _reused_lm(reuse: Path, out: Path) -> tuple:
+    """Tokenizer, LM and LM metrics of an intact zoo, with its model/ copied into `out`."""
+    shutil.copytree(reuse / "model", out / "model")
+    tok = PreTrainedTokenizerFast.from_pretrained(out / "model")
+    model = Gemma2ForCausalLM.from_pretrained(out / "model", attn_implementation="eager")
+    return tok, model, read_manifest(reuse)["metrics"]["lm"]
+
+
+def _use_threads(cfg: ZooConfig, used: dict[str, int], stage: str) -> None:
+    # The 1-minute load average still holds the previous stage's own threads: don't count them.
+    n = pick_threads(cfg.max_threads, own_busy=torch.get_num_threads())
+    torch.set_num_threads(n)
+    used[stage] = n
+
+
+def _build(
+    cfg: ZooConfig, seed: int, out: Path, progress: Progress, reuse: Path | None = None
+) -> dict:
+    t0, c0 = time.perf_counter(), time.process_time()
+    timings: dict[str, float] = {}
+    threads: dict[str, int] = {}
+
+    cpu: dict[str, float] = {}
+
+    def mark(name: str) -> None:  # wall and CPU seconds of the stage that just ended
+        timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 2)
+        cpu[name] = round(time.process_time() - c0 - sum(cpu.values()), 2)
+
+    progress.stage("tokenizer")
+    texts, held = stdlib_texts("code"), stdlib_texts("code", heldout=True)
+    if cfg.corpus_docs:
+        texts = texts[:: max(1, len(texts) // cfg.corpus_docs)][: cfg.corpus_docs]
+        held = held[: max(4, cfg.corpus_docs // 8)]
+    model_dir = out / "model"
+    if reuse is not None:
+        progress.log(f"reusing the tokenizer and LM of {reuse.name}: only later stages rebuild")
+        tok, model, lm_metrics = _reused_lm(reuse, out)
+    else:
+        tok = train_tokenizer(texts[: cfg.tokenizer_docs or None], cfg.vocab_size)
+        tok.save_pretrained(model_dir)
+    stream, held_stream = token_stream(tok, texts), token_stream(tok, held)
+    rows = chunk_with_bos(stream, cfg.seq_len, tok.bos_token_id)  # (R, T)
+    held_rows = chunk_with_bos(held_stream, cfg.seq_len, tok.bos_token_id)
+    mark("tokenizer")
+
+    progress.stage("lm")
+    _use_threads(cfg, threads, "lm")
+    if reuse is None:
+        model, lm_metrics = _train_lm(cfg, seed, tok, rows, held_rows, stream, model_dir, progress)
     mark("lm")
 
     progress.stage("activations")
@@ -105,10 +142,12 @@ def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
 
     progress.stage("saes")
     _use_threads(cfg, threads, "saes")
+    # the second seed is one more SAE in the same batched run: its init differs, all else equal
+    targets = list(cfg.l0_targets) + [cfg.default_l0] * cfg.second_seed
     result = train_saes(
         acts,
         held_acts,
-        list(cfg.l0_targets),
+        targets,
         cfg.width,
         steps=cfg.sae_steps,
         batch=cfg.sae_batch,
@@ -138,6 +177,20 @@ def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
             sae_metrics[level][str(layer)] = {
                 k: round(v, 6) for k, v in result.metrics[layer][s].items()
             }
+    agreement: dict[str, dict] = {}
+    if cfg.second_seed:
+        level, s0 = cfg.default_sparsity, list(cfg.l0_targets).index(cfg.default_l0)
+        for layer in range(cfg.n_layers):
+            a, b = result.saes[layer][s0], result.saes[layer][len(cfg.l0_targets)]
+            b.name = f"zoo-{cfg.size}-seed{seed}/{level}/layer_{layer}/second_seed"
+            b.meta = {"layer": layer, "site": "resid_post", "sparsity": level, "seed_index": 1}
+            save_sae(b, second_seed_dir(out, layer, level))
+            agreement[str(layer)] = seed_agreement(a, b, held_acts[layer]).to_dict()
+            g = agreement[str(layer)]
+            progress.log(
+                f"layer {layer}: same-layer agreement {g['agreement']:.2f} (mean cos "
+                f"{g['mean_cos']:.2f}), transfer EV {g['transfer_ev']:.2f} vs own {g['ev_a']:.2f}"
+            )
     mark("describe")
 
     timings["total_wall_s"] = round(time.perf_counter() - t0, 2)
@@ -155,7 +208,7 @@ def _build(cfg: ZooConfig, seed: int, out: Path, progress: Progress) -> dict:
         "default_sparsity": cfg.default_sparsity,
         "site": "resid_post",
         "config": cfg.to_dict(),
-        "metrics": {"lm": lm_metrics, "saes": sae_metrics},
+        "metrics": {"lm": lm_metrics, "saes": sae_metrics, "seed_agreement": agreement},
         "timings": timings,
         "versions": {
             "torch": torch.__version__,

@@ -38,6 +38,7 @@ class ZooConfig:
     sae_bandwidth: float  # ε of the rectangle kernel, in normalised units
     l0_targets: tuple[int, ...] = (8, 16, 32)
     default_l0: int = 16
+    second_seed: bool = True  # train a second SAE at the default L0 (same-layer agreement)
     describe_rows: int = 0  # rows (from the SAE training rows) used for descriptions
     describe_top_k: int = 8
     max_threads: int = 2  # torch threads while the cores are otherwise idle (zoo/threads.py)

@@ -19,7 +19,7 @@ from filelock import FileLock
 from saematch.atomic import umask_mode
 from saematch.sae import JumpReLUSAE
 from saematch.sources import load_sae
-from saematch.zoo.build import DESCRIPTIONS, STAGE_WEIGHTS, build_zoo, sae_dir
+from saematch.zoo.build import DESCRIPTIONS, LM_FILES, STAGE_WEIGHTS, build_zoo, sae_dir
 from saematch.zoo.config import get_config
 from saematch.zoo.manifest import read_manifest, verify
 from saematch.zoo.progress import Progress
@@ -92,6 +92,17 @@ def _remove_stale(root: Path, log: Progress) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+def reusable_lm(root: Path, problems: list[str]) -> Path | None:
+    """`root` when only stages after the LM are bad (its manifest matches this config and every
+    problem is a file outside model/), so a rebuild can keep the tokenizer and LM; else None."""
+    files = [p for p in problems if p.startswith(("missing file ", "checksum mismatch "))]
+    if not root.is_dir() or not problems or len(files) != len(problems):
+        return None  # no zoo, or a manifest that is unreadable or from other code/config
+    if any(p.split(" ", 2)[-1].startswith(LM_FILES) for p in files):
+        return None
+    return root
+
+
 def ensure_zoo(
     size: str = "default",
     cache_dir: str | os.PathLike | None = None,
@@ -117,7 +128,7 @@ def ensure_zoo(
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
         os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes 0700; the zoo is shared
         try:
-            build_zoo(cfg, seed, tmp, log)
+            build_zoo(cfg, seed, tmp, log, reuse=None if force else reusable_lm(root, problems))
             if root.exists():
                 trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
                 os.replace(root, trash / "zoo")

@@ -1,0 +1,93 @@
+"""The planted SAE set: SAEs trained with the zoo's trainer recover the truth, the build is cached
+with checksums, and experiment=ground_truth can be recomputed from the files alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from experiment_helpers import compose_cfg, run, run_dir_of
+
+from saematch.planted import ensure_planted, ground_truth_report, planted_config, sae_recovery
+from saematch.planted.report import saved_matcher
+from saematch.zoo.manifest import verify
+
+
+@pytest.fixture(scope="session")
+def test_planted(tmp_path_factory):
+    """The test-size planted set, built once per session into $SAEMATCH_CACHE or a temp dir."""
+    cache = os.environ.get("SAEMATCH_CACHE") or tmp_path_factory.mktemp("saematch-cache")
+    return ensure_planted("test", cache_dir=cache, seed=0, progress=False)
+
+
+def test_trained_saes_recover_the_truth(test_planted):
+    truth = test_planted.truth
+    for t, sae in enumerate(test_planted.load_saes()):
+        rec = sae_recovery(sae.W_dec, truth.directions[t])
+        recorded = test_planted.manifest["metrics"]["saes"][str(t)]["sae_recovery"]
+        assert rec == pytest.approx(recorded)
+        assert rec >= 0.9, f"layer {t}: the trainer recovered only {rec:.2f} of the true features"
+
+
+def test_cache_is_reused_and_corruption_detected(test_planted, tmp_path):
+    cache = test_planted.root.parent.parent
+    again = ensure_planted("test", cache_dir=cache, seed=0, progress=False)
+    assert again.root == test_planted.root
+    copy = tmp_path / "copy"
+    shutil.copytree(test_planted.root, copy)
+    assert verify(copy) == []
+    (copy / "saes" / "layer_1" / "sae.safetensors").write_bytes(b"broken")
+    assert any("layer_1" in p for p in verify(copy))
+
+
+def test_knobs_name_the_bad_key():
+    assert planted_config("test", drift=0.5).world.drift == 0.5
+    with pytest.raises(ValueError, match="drfit"):
+        planted_config("test", drfit=0.5)
+    with pytest.raises(ValueError, match="l0_target"):
+        planted_config("test", l0_target=500)
+    with pytest.raises(ValueError, match="unknown planted size"):
+        planted_config("huge")
+
+
+def test_ground_truth_experiment_recomputes_from_files(test_planted, tmp_path):
+    cache = Path(test_planted.root).parent.parent
+    cfg = compose_cfg(
+        "ground_truth",
+        ["saes.size=test", "experiment.print_summary=false"],
+        _FakeZoo(cache),
+        tmp_path,
+    )
+    res = run(cfg)
+    run_dir = run_dir_of(cfg)
+    on_disk = json.loads((run_dir / "results.json").read_text())["results"]
+    assert on_disk["sae_recovery"] == res["sae_recovery"]
+    assert set(res["accuracy"]) >= {"vanilla", "folded_both", "unfolded_decoder"}
+    assert max(res["accuracy"]["vanilla"].values()) < 0.1
+    assert min(res["accuracy"]["folded_decoder"].values()) > 0.8
+    comp = res["composition"]
+    assert all(c["composed"] <= c["exact"] + 0.1 for c in comp.values())
+    # recompute from truth.safetensors, the SAE files and the run's match files alone
+    saes = test_planted.load_saes()
+    again = ground_truth_report(
+        saes,
+        test_planted.truth,
+        variants=list(res["accuracy"]),
+        matcher=saved_matcher(run_dir / "matchings", {id(s): t for t, s in enumerate(saes)}),
+    ).to_results()
+    for v, per in res["accuracy"].items():
+        for p, a in per.items():
+            assert np.isclose(again["accuracy"][v][p], a, equal_nan=True)
+    assert again["composition"] == res["composition"]
+
+
+class _FakeZoo:
+    """Just enough of a Zoo for compose_cfg: the cache root, size and seed."""
+
+    def __init__(self, cache: Path) -> None:
+        self.root = cache / "zoo" / "test-seed0"
+        self.manifest = {"size": "test", "seed": 0}
