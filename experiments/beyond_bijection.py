@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from experiments.common import Results
-from experiments.context import Context, plain
+from experiments.context import Context
+from experiments.sae_sets import is_planted_set
 from saematch import plotting
 from saematch.matching.beyond import match_beyond, parse_unmatched
 from saematch.matching.cost import augmented_features
@@ -222,12 +223,6 @@ class TruthRow:
     split_recall: float
 
 
-def _is_planted(ctx: Context) -> bool:
-    """The SAE set is the planted world (SPEC §9), whose truth is known."""
-    saes = ctx.cfg.saes
-    return "planted" in str(saes.get("_target_", "")) or plain(saes.get("kind")) == "planted"
-
-
 def truth_rows(ctx: Context, ms: dict) -> list[TruthRow]:
     """Score the set's matchings against the planted world's truth (saes=planted only)."""
     from saematch.planted import represented
@@ -276,7 +271,7 @@ def run(opts: Options, ctx: Context) -> Results:
         res.matchings["beyond"] = ms
         res.headline = prow
         res.summary["layers"] = {str(r.layer): asdict(r) for r in prow}
-        if _is_planted(ctx):  # the planted world: score against its truth
+        if is_planted_set(ctx.cfg):  # the planted world: score against its truth
             trows = res.table("truth_scores", truth_rows(ctx, ms))
             for r in trows:
                 res.summary["layers"][str(r.layer)]["truth"] = asdict(r)

@@ -19,7 +19,12 @@ from experiments.common import Results
 from experiments.context import Context, plain
 from experiments.registry import default_options
 from saematch.explorer import DATA_DIR, ExplorerData, Link, link_from_matching, write_explorer
-from saematch.explorer.data import cheapest_paths, cost_bins, link_summary
+from saematch.explorer.data import (
+    cheapest_paths,
+    cost_bins,
+    link_summary,
+    predecessors_from_graph,
+)
 from saematch.metrics import MatchingScoreAccumulator
 from saematch.zoo.describe import NEVER_ACTIVE
 
@@ -33,6 +38,7 @@ class Options:
     matching_score: bool  # one pass of the model over cfg.data
     descriptions: bool  # false: no description files (e.g. with a slow API source)
     judge_run: str | None  # a judge_by_layer run dir (or its judge_pairs.csv)
+    flow_graph: str | None  # a flow graph file (experiment=flow's matchings/flow_graph.*)
     title: str | None  # page title; null = SAE set, matching settings
 
 
@@ -143,6 +149,11 @@ def explorer_data(ctx: Context, o: Options) -> tuple[ExplorerData, dict]:
     if o.judge_run:
         judge, note = judge_labels(o.judge_run, adjacent, "folded" if m["fold"] else "unfolded")
     scores = matching_scores(ctx, adjacent) if o.matching_score else {}
+    preds = {}
+    if o.flow_graph:
+        from saematch.flow import load_flow_graph
+
+        preds = predecessors_from_graph(load_flow_graph(Path(o.flow_graph).expanduser()))
     settings = {"saes": ctx.sae_set.name, "mode": m["mode"], "fold": m["fold"]}
     settings["solver"] = m["solver"]
     fold = str(m["fold"]).lower()
@@ -154,11 +165,13 @@ def explorer_data(ctx: Context, o: Options) -> tuple[ExplorerData, dict]:
         judge=judge,
         judge_note=note,
         matching_score=scores,
+        predecessors=preds,
         settings=settings,
         title=o.title or f"{ctx.sae_set.name} · mode {m['mode']}, fold={fold}",
     )
     data.examples = cheapest_paths(data, 8, usable=lambda t: t is not None and t != NEVER_ACTIVE)
     info = {"exact_starts": starts, "n_exact_links": len(exact), "judge": note}
+    info["flow_graph"] = o.flow_graph
     info["matching_score"] = {str(t): v for t, v in scores.items()}
     info["seconds_matchings"] = t_match
     return data, info

@@ -164,3 +164,21 @@ def test_chance_level_sits_below_true_alignment():
     best = top_predecessors(target, source, "cosine", 1)[1][:, 0]
     null = chance_best(target, source, "cosine", g)
     assert best.mean() > 0.99 and null.mean() < 0.6  # max of 200 cosines in d=32: ~0.5
+
+
+def test_explorer_reads_a_real_graph_file(tmp_path):
+    """The explorer's adapter (experiment=explorer flow_graph=...) reads a saved graph file."""
+    from saematch.explorer.data import predecessors_from_graph
+
+    res0 = sae([e(0), e(1)], name="res0")
+    res1 = sae([e(0) * 2, e(5)], name="res1")
+    mlp1 = sae([e(5), e(6)], name="mlp1")
+    att1 = sae([e(7), e(6)], name="att1")
+    o_proj = {1: (torch.eye(D), torch.ones(D))}  # z-space = residual space here
+    g = build_flow_graph(
+        {0: res0, 1: res1}, {1: mlp1}, {1: att1}, o_proj=o_proj, similarity="cosine", top_k=1
+    )
+    save_flow_graph(g, tmp_path / "flow_graph")
+    preds = predecessors_from_graph(load_flow_graph(tmp_path / "flow_graph.json"))
+    got = {j: [(p.module, p.layer, p.feature) for p in ps] for j, ps in preds[1].items()}
+    assert got == {0: [("res", 0, 0)], 1: [("mlp", 1, 0)]}
