@@ -53,7 +53,8 @@ class Results:
 def save_matchings(run_dir: Path, name: str, layers: list[int], matchings: dict) -> Path:
     """Write adjacent-layer matchings as match files (saematch.matchfile) in run_dir/matchings/.
 
-    matchings: {first layer t: Matching of t -> the next layer of `layers`}. One match file per
+    matchings: {first layer t: Matching of t -> the next layer of `layers`}, or {(t, u): Matching
+    of t -> u} for non-adjacent pairs (e.g. exact LAPs t -> t+k). One match file per
     pair, `<name>_L<t>-L<next>.safetensors` + `.json` (perm with −1 for unmatched, pair cost,
     confidence, predecessors, splits, duals; both SAEs' ids and fingerprints, the settings),
     readable with `saematch.load_matching` or safetensors + json alone; and `<name>.json`, an
@@ -66,11 +67,12 @@ def save_matchings(run_dir: Path, name: str, layers: list[int], matchings: dict)
     out.mkdir(parents=True, exist_ok=True)
     nxt = dict(zip(layers[:-1], layers[1:], strict=True))
     index = {"format": "saematch.match-index", "layers": list(layers), "pairs": []}
-    for t, m in sorted(matchings.items()):
-        stem = f"{name}_L{t}-L{nxt.get(t)}"
+    for key, m in sorted(matchings.items()):
+        t, u = key if isinstance(key, tuple) else (key, nxt.get(key))
+        stem = f"{name}_L{t}-L{u}"
         save_match_file(m, out / stem)
         index["pairs"].append(
-            {"from": t, "to": nxt.get(t), "file": f"{stem}.json", "settings": m.settings()}
+            {"from": t, "to": u, "file": f"{stem}.json", "settings": m.settings()}
         )
     (out / f"{name}.json").write_text(json.dumps(index, indent=2, default=str))
     return out

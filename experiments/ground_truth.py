@@ -5,7 +5,8 @@ matching accuracy of `vanilla` and of every mode × fold (with its support size 
 bijection can score), and composition accuracy against distance k (composed adjacent
 permutations vs the exact LAP between t and t+k). The computation is
 saematch.planted.ground_truth_report; every permutation it scored is returned as a match file
-(matchings/<variant>.npz, and <variant>_exact_k<k>.npz for the direct t → t+k LAPs), so every
+(matchings/<variant>_L<t>-L<t+1>.*, and <variant>_exact_k<k>_L<t>-L<t+k>.* for the direct
+t → t+k LAPs, each variant with its index <variant>.json), so every
 number can be recomputed from truth.safetensors, the SAE files and those files alone
 (saematch.planted.report.saved_matcher).
 """

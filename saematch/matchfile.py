@@ -71,6 +71,15 @@ def sae_record(sae: JumpReLUSAE, fingerprint: str | None = None) -> dict:
     return rec
 
 
+def record_saes(m, a: JumpReLUSAE, b: JumpReLUSAE):
+    """m with both SAEs' provenance in m.info (sae_a, sae_b), so a match file can be written
+    from the Matching alone (save_match_file); returns m."""
+    for side, sae in (("a", a), ("b", b)):
+        if f"sae_{side}" not in m.info:
+            m.info[f"sae_{side}"] = sae_record(sae)
+    return m
+
+
 def _json_safe(x):
     if isinstance(x, dict):
         return {str(k): _json_safe(v) for k, v in x.items()}

@@ -65,25 +65,16 @@ def cached_match(
     match files `<key>.safetensors` + `<key>.json`.
     """
     beyond = {k: v for k, v in (beyond or {}).items() if v not in (None, False, 0, "none")}
+    from saematch.matchfile import record_saes  # matchfile imports this package
+
     if cache_dir is None:
         m = match(a, b, mode=mode, fold=fold, solver=solver, **beyond, **resources)
-        return _with_records(m, a, b)
+        return record_saes(m, a, b)
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     key = cache_key(a, b, mode, fold, solver, beyond)
     with FileLock(str(folder / f"{key}.lock")):
         return _cached_match_file(a, b, folder / key, mode, fold, solver, beyond, resources)
-
-
-def _with_records(m: Matching, a: JumpReLUSAE, b: JumpReLUSAE) -> Matching:
-    """m with both SAEs' provenance in m.info (sae_a, sae_b), so a match file can be written
-    from the Matching alone (saematch.matchfile)."""
-    from saematch.matchfile import sae_record
-
-    for side, sae in (("a", a), ("b", b)):
-        if f"sae_{side}" not in m.info:
-            m.info[f"sae_{side}"] = sae_record(sae)
-    return m
 
 
 def _cached_match_file(
@@ -95,7 +86,7 @@ def _cached_match_file(
     replaced, another format) is recomputed with a warning.
     """
     from saematch.matchfile import load_matching as load_match_file
-    from saematch.matchfile import save_match_file
+    from saematch.matchfile import record_saes, save_match_file
 
     if stem.with_name(stem.name + ".json").exists():
         try:
@@ -106,7 +97,7 @@ def _cached_match_file(
             log.warning("matching cache entry %s is corrupt (%s); recomputing", stem.name, e)
     m = match(a, b, mode=mode, fold=fold, solver=solver, **beyond, **resources)
     m.info["cached"] = False
-    _with_records(m, a, b)
+    record_saes(m, a, b)
     save_match_file(m, stem, extra={"key": stem.name, "code": CODE_VERSION})
     return m
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from saematch import plotting
+from saematch.matchfile import load_matching, record_saes
 from saematch.matching import Matching, match
 from saematch.planted.evaluate import GroundTruthReport, Matcher
 from saematch.sae import JumpReLUSAE
@@ -35,18 +37,18 @@ class RecordingMatcher:
     def __call__(self, a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool) -> np.ndarray:
         key = perm_key(mode, fold, self.layer_of[id(a)], self.layer_of[id(b)])
         if key not in self.matchings:
-            self.matchings[key] = match(a, b, mode=mode, fold=fold)
+            self.matchings[key] = record_saes(match(a, b, mode=mode, fold=fold), a, b)
         return np.asarray(self.matchings[key].perm, dtype=np.int64)
 
-    def match_files(self) -> dict[str, dict[int, Matching]]:
-        """{name: {first layer t: Matching}} for match files: adjacent pairs under the variant's
+    def match_files(self) -> dict[str, dict[tuple[int, int], Matching]]:
+        """{name: {(t, u): Matching}} for match files: adjacent pairs under the variant's
         name (e.g. "folded_both"), direct t → t+k LAPs under "<variant>_exact_k<k>"."""
-        out: dict[str, dict[int, Matching]] = {}
+        out: dict[str, dict[tuple[int, int], Matching]] = {}
         for key, m in self.matchings.items():
             variant, pair = key.split("/")
             a, b = (int(x) for x in pair.split("-"))
             name = variant if b == a + 1 else f"{variant}_exact_k{b - a}"
-            out.setdefault(name, {})[a] = m
+            out.setdefault(name, {})[(a, b)] = m
         return out
 
     @property
@@ -62,18 +64,19 @@ class RecordingMatcher:
 
 def saved_matcher(path: str | os.PathLike, layer_of: dict[int, int]) -> Matcher:
     """A Matcher that answers from saved permutations (no LAP is solved): a file written by
-    RecordingMatcher.save, or a run's matchings/ folder of match files (match_files names)."""
+    RecordingMatcher.save, or a run's matchings/ folder (its match-file indexes, match_files
+    names)."""
     path = Path(path)
     if path.is_dir():
         perms = {}
-        for npz in path.glob("*.npz"):
-            variant, _, k = npz.stem.partition("_exact_k")
-            with np.load(npz) as z:
-                for name in z.files:
-                    if name.startswith("perm_"):
-                        a = int(name[5:])
-                        b = a + (int(k) if k else 1)
-                        perms[f"{variant}/{a}-{b}"] = torch.from_numpy(z[name])
+        for index in path.glob("*.json"):
+            meta = json.loads(index.read_text())
+            if not isinstance(meta, dict) or meta.get("format") != "saematch.match-index":
+                continue  # a match file's sidecar, not an index
+            variant = index.stem.partition("_exact_k")[0]
+            for p in meta["pairs"]:
+                m = load_matching(path / p["file"])
+                perms[f"{variant}/{p['from']}-{p['to']}"] = torch.from_numpy(m.perm)
     else:
         perms = load_file(str(path))
 
