@@ -169,7 +169,7 @@ PAPER_FIGURES = (
         ),
     ),
 )
-# Not in the paper: the planted world, where a match can be checked (README "Ground truth")
+# Not in the paper: the planted world (README "Ground truth"), partial matching, flow, steering
 EXTRA_FIGURES = (
     PaperFigure(
         20,
@@ -182,6 +182,33 @@ EXTRA_FIGURES = (
         "Hypothesis 2 with ground truth: accuracy folded vs unfolded over drift δ × scale "
         "spread σ_g (planted test sets, joblib multirun; scripts/folding_sweep.py).",
         (Panel("folding_sweep", "folding_sweep", "folded, unfolded, difference per mode"),),
+    ),
+    PaperFigure(
+        22,
+        "Matching beyond the bijection: unmatched precision/recall, confidence AUROC and split "
+        "detection on planted pairs; unmatched share per layer pair of the SAE set.",
+        (
+            Panel("beyond_bijection", "beyond_bijection_planted", "planted pairs, known fates"),
+            Panel(
+                "beyond_bijection",
+                "beyond_bijection_unmatched_share",
+                "unmatched share per layer pair (matching.unmatched=auto)",
+            ),
+        ),
+    ),
+    PaperFigure(
+        23,
+        "Feature flow across modules (data-free): origin shares per layer, and the graph's "
+        "edges checked against activation correlations.",
+        (
+            Panel("flow", "flow_shares", "persisting / MLP / attention / unclear per layer"),
+            Panel("flow", "flow_validation", "edge correlations vs random pairs, by source"),
+        ),
+    ),
+    PaperFigure(
+        24,
+        "Steering along a SAE Match path vs a same-norm random direction.",
+        (Panel("steering", "steering", "KL and log-prob change, path vs one layer vs random"),),
     ),
 )
 ALL_FIGURES = PAPER_FIGURES + EXTRA_FIGURES
