@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -67,3 +68,28 @@ def atomic_write_text(path: str | os.PathLike, content: str) -> Path:
 def atomic_write_bytes(path: str | os.PathLike, content: bytes) -> Path:
     """Atomically write bytes to `path`."""
     return atomic_write(path, lambda f: f.write(content))
+
+
+def atomic_build_dir(root: str | os.PathLike, build: Callable[[Path], None]) -> Path:
+    """Call `build(tmp)` on a fresh folder beside `root`, then swap it into place as `root`.
+
+    Readers see the old folder or the complete new one; a failed build leaves `root` as it
+    was and removes its temp folder. The folder gets the umask's mode (mkdtemp makes 0700;
+    caches are shared). An old `root` is renamed aside before it is deleted, so the swap
+    itself never sees a half-deleted folder.
+    """
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
+    try:
+        os.chmod(tmp, umask_mode(0o777))
+        build(tmp)
+        if root.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+            os.replace(root, trash / root.name)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(tmp, root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from functools import cached_property
 from pathlib import Path
 
 from filelock import FileLock
 from torch import Tensor
 
+from saematch.atomic import atomic_build_dir
 from saematch.planted.build import (
     STAGE_WEIGHTS,
     PlantedConfig,
@@ -100,13 +100,5 @@ def ensure_planted(
             shutil.rmtree(stale, ignore_errors=True)
         if root.exists():
             log.log(f"rebuilding {root}: {'forced' if force else '; '.join(problems[:3])}")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-        try:
-            build_planted(cfg, seed, tmp, log)
-            if root.exists():
-                shutil.rmtree(root)
-            os.replace(tmp, root)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        atomic_build_dir(root, lambda tmp: build_planted(cfg, seed, tmp, log))
     return PlantedSet(root)

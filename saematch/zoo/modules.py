@@ -13,15 +13,13 @@ Built in a temporary sibling under a file lock and renamed into place, as the zo
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from filelock import FileLock
 from torch import Tensor
 
+from saematch.atomic import atomic_build_dir
 from saematch.data.stdlib import stdlib_texts
 from saematch.lm.sites import capture_sites, check_site
 from saematch.sae import JumpReLUSAE
@@ -127,17 +125,9 @@ def ensure_module_saes(zoo, sites=MODULE_SITES, progress: bool = True) -> Path:
         log = Progress(progress, {"activations": 0.1, **{f"saes {s}": 0.45 for s in MODULE_SITES}})
         if root.exists():
             log.log(f"rebuilding {root}: {'; '.join(problems[:3])}")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-        try:
-            n = pick_threads(get_config(zoo.manifest["size"]).max_threads)
-            with torch_threads(n):
-                _build(zoo, MODULE_SITES, tmp, log)
-            if root.exists():
-                shutil.rmtree(root)
-            os.replace(tmp, root)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        n = pick_threads(get_config(zoo.manifest["size"]).max_threads)
+        with torch_threads(n):
+            atomic_build_dir(root, lambda tmp: _build(zoo, MODULE_SITES, tmp, log))
     return root
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from filelock import FileLock
 
-from saematch.atomic import umask_mode
+from saematch.atomic import atomic_build_dir
 from saematch.sae import JumpReLUSAE
 from saematch.sources import load_sae
 from saematch.zoo.build import DESCRIPTIONS, LM_FILES, STAGE_WEIGHTS, build_zoo, sae_dir
@@ -125,16 +124,6 @@ def ensure_zoo(
         _remove_stale(root, log)
         if root.exists():
             log.log(f"rebuilding {root}: {'forced' if force else '; '.join(problems[:3])}")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-        os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes 0700; the zoo is shared
-        try:
-            build_zoo(cfg, seed, tmp, log, reuse=None if force else reusable_lm(root, problems))
-            if root.exists():
-                trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
-                os.replace(root, trash / "zoo")
-                shutil.rmtree(trash, ignore_errors=True)
-            os.replace(tmp, root)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        reuse = None if force else reusable_lm(root, problems)
+        atomic_build_dir(root, lambda tmp: build_zoo(cfg, seed, tmp, log, reuse=reuse))
     return Zoo(root)
