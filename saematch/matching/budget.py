@@ -41,20 +41,17 @@ def available_bytes() -> int | None:
     return None
 
 
-_default_logged: list[int] = []
-
-
 def resolve_budget(max_memory=None) -> int:
     """The budget in bytes: max_memory, or DEFAULT_SHARE of the available memory (logged)."""
     if max_memory is not None:
         return parse_bytes(max_memory)
     avail = available_bytes()
     budget = int(DEFAULT_SHARE * avail) if avail else 8 * 10**9
-    why = f"{DEFAULT_SHARE:.0%} of {avail / 1e9:.1f} GB available" if avail else "no /proc/meminfo"
-    (log.debug if _default_logged else log.info)(
-        "matching.max_memory not set: using %.1f GB (%s)", budget / 1e9, why
+    log.info(
+        "matching.max_memory not set: using %.1f GB (%s)",
+        budget / 1e9,
+        f"{DEFAULT_SHARE:.0%} of {avail / 1e9:.1f} GB available" if avail else "no /proc/meminfo",
     )
-    _default_logged.append(budget)  # once per process at INFO, then DEBUG
     return budget
 
 
