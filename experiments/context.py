@@ -99,6 +99,22 @@ class Context:
     def batch_size(self) -> int:
         return int(self.cfg.model.batch_size)
 
+    def prune(self, reps: dict, layers: list[int], progress: bool = False) -> list[dict]:
+        """saematch.pruning.pruning_sweep of `reps` on this run's model and batch (SPEC §5)."""
+        from saematch.pruning import pruning_sweep
+
+        b = self.batch
+        return pruning_sweep(
+            self.lm,
+            reps,
+            b.input_ids,
+            b.metric_mask,
+            attention_mask=b.attention_mask,
+            layers=layers,
+            batch_size=self.batch_size,
+            progress=progress,
+        )
+
     @property
     def device(self) -> str:
         return str(self.cfg.model.device)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from experiments.common import Results, as_matched
 from experiments.context import Context, plain
 from saematch import plotting
-from saematch.pruning import BASELINES, permute_codes, pruning_sweep, pruning_table
+from saematch.pruning import BASELINES, permute_codes, pruning_table
 
 
 @dataclass
@@ -106,17 +106,7 @@ def run(opts: Options, ctx: Context) -> Results:
             fold[f"{name}_{other}_transfer"] = not in_folded
     pairs = [t for t in ctx.next_layer if opts.pairs is None or t in opts.pairs]
     reps = replacements(saes, perms, opts.baselines, as_matched(saes, True), fold)
-    b = ctx.batch
-    rows = pruning_sweep(
-        ctx.lm,
-        reps,
-        b.input_ids,
-        b.metric_mask,
-        attention_mask=b.attention_mask,
-        layers=pairs,
-        batch_size=ctx.batch_size,
-        progress=True,
-    )
+    rows = ctx.prune(reps, pairs, progress=True)
     main = [PruneRow.of(r, "sae_match") for r in rows]
     methods = list(perms) + (list(BASELINES) if opts.baselines else [])
     table = pruning_table(rows)

@@ -27,7 +27,6 @@ from saematch import plotting
 from saematch.data import chunks
 from saematch.matching import MODES, pair_cost
 from saematch.metrics import MatchingScoreAccumulator
-from saematch.pruning import pruning_sweep
 
 TERMS = {"encoder_mse": "encoder", "decoder_mse": "decoder", "bias_mse": "bias"}
 TERM_LABELS = {"encoder_mse": "W_enc", "decoder_mse": "W_dec", "bias_mse": "b_enc"}
@@ -169,15 +168,7 @@ def run(opts: Options, ctx: Context) -> Results:
     saes = {t: ma.to(ctx.lm.device), t + 1: mb.to(ctx.lm.device)}  # matched units (SPEC §5)
     b = ctx.batch
     reps = replacements(saes, {n: {t: p} for n, p in perms.items()}, baselines=False)
-    (row,) = pruning_sweep(
-        ctx.lm,
-        reps,
-        b.input_ids,
-        b.metric_mask,
-        layers=[t],
-        attention_mask=b.attention_mask,
-        batch_size=ctx.batch_size,
-    )
+    (row,) = ctx.prune(reps, [t])
     scores = matching_scores(ctx.lm, b, saes[t], saes[t + 1], t, perms, ctx.batch_size)
     table, metrics = [], []
     for n in perms:

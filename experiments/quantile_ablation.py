@@ -27,7 +27,6 @@ from experiments.common import Results, as_matched
 from experiments.context import Context
 from saematch import plotting
 from saematch.metrics import below_quantile, quantile_mix_decode
-from saematch.pruning import pruning_sweep
 
 
 @dataclass
@@ -152,17 +151,7 @@ def run(opts: Options, ctx: Context) -> Results:
     ms = ctx.matchings()
     fold = ctx.cfg.matching.fold if opts.folded_decode is None else opts.folded_decode
     saes = as_matched({L: s.to(ctx.lm.device) for L, s in ctx.saes.items()}, bool(fold))
-    b = ctx.batch
-    rows = pruning_sweep(
-        ctx.lm,
-        quantile_replacements(saes, ms, qs),
-        b.input_ids,
-        b.metric_mask,
-        attention_mask=b.attention_mask,
-        layers=pairs,
-        batch_size=ctx.batch_size,
-        progress=True,
-    )
+    rows = ctx.prune(quantile_replacements(saes, ms, qs), pairs, progress=True)
     table = [QuantileRow.of(r, q, ms[r["layer"]].pair_mse) for r in rows for q in qs]
     res = Results(metrics=table, matchings={"sae_match": ms})
     res.headline = [r for r in table if r.q == max(qs)]
