@@ -6,12 +6,16 @@ matching of t -> ctx.next_layer[t]).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
 
 
 def plain(node: Any) -> Any:
@@ -58,15 +62,16 @@ class Context:
     # -- model and data ------------------------------------------------------
     @cached_property
     def lm(self):
-        from experiments.sae_sets import is_planted_set
         from saematch.lm import LanguageModel
 
-        if is_planted_set(self.cfg):
+        if self.is_planted:
             raise ValueError(
                 f"experiment {self.cfg.experiment.name!r} runs a language model, and the planted "
                 "world has none (its activations come from a generator, so ΔL is not defined "
-                "there). On saes=planted run experiment=ground_truth or a weight-only experiment "
-                "(mse_curves); for this one use saes=tiny."
+                "there). On saes=planted run experiment=ground_truth, or an experiment that "
+                "needs only SAEs and activations (mse_curves, matching_score, persistence, "
+                "layer_pruning, quantile_ablation, matching_modes: EV, no ΔL); for this one use "
+                "saes=tiny."
             )
 
         m = self.cfg.model
@@ -99,10 +104,68 @@ class Context:
     def batch_size(self) -> int:
         return int(self.cfg.model.batch_size)
 
-    def prune(self, reps: dict, layers: list[int], progress: bool = False) -> list[dict]:
-        """saematch.pruning.pruning_sweep of `reps` on this run's model and batch (SPEC §5)."""
-        from saematch.pruning import pruning_sweep
+    @cached_property
+    def is_planted(self) -> bool:
+        """Whether the SAE set is the planted world (activations from its generator, no LM)."""
+        from experiments.sae_sets import is_planted_set
 
+        return is_planted_set(self.cfg)
+
+    @property
+    def act_device(self):
+        """Where activations live: the LM's device, or cfg.model.device on the planted world."""
+        import torch
+
+        return torch.device(self.device) if self.is_planted else self.lm.device
+
+    def _planted_acts(self) -> Iterator[Any]:
+        """Chunks (L, n, d) of the planted world's x_t for every layer of the same tokens: the
+        held-out stream (PlantedSet.activations), data.n_examples × (data.seq_len − 1) tokens,
+        as many as an LM run scores."""
+        d = self.cfg.data
+        x = self.planted.activations(int(d.n_examples) * (int(d.seq_len) - 1))  # (L, n, d)
+        step = max(1, self.batch_size) * (int(d.seq_len) - 1)
+        for i in range(0, x.shape[1], step):
+            yield x[:, i : i + step].to(self.act_device)
+
+    def activation_rows(self, layers: list[int]) -> Iterator[Any]:
+        """Activations of `layers` for the run's tokens, chunk by chunk: (len(layers), n, d).
+
+        LM sets: resid_post on cfg.data's batch, the tokens of its metric mask (no BOS). The
+        planted world: its generator's x_t of every layer for the same tokens (no LM)."""
+        import torch
+
+        from saematch.data import chunks
+
+        if self.is_planted:
+            for x in self._planted_acts():
+                yield x[list(layers)]
+            return
+        for b in chunks(self.batch, self.batch_size):
+            with torch.inference_mode():
+                resid = self.lm.resid_post(b.input_ids, b.attention_mask, layers=layers)
+                yield resid[:, b.metric_mask.to(resid.device)]  # (L, n, d)
+
+    @property
+    def loss_note(self) -> dict:
+        """For results.json: {} on an LM run; on the planted world a note that ΔL is NaN."""
+        if not self.is_planted:
+            return {}
+        return {
+            "delta_loss_defined": False,
+            "note": "planted world: no LM, so ΔL is not defined (NaN); EV is of the "
+            "generator's x_{t+1} (saematch.pruning.ev_sweep)",
+        }
+
+    def prune(self, reps: dict, layers: list[int], progress: bool = False) -> list[dict]:
+        """saematch.pruning.pruning_sweep of `reps` on this run's model and batch (SPEC §5);
+        on the planted world saematch.pruning.ev_sweep on its generator's activations: EV
+        only, ΔL is NaN (no LM, so no loss)."""
+        from saematch.pruning import ev_sweep, pruning_sweep
+
+        if self.is_planted:
+            log.warning("planted world: no LM, so ΔL is not defined; pruning reports EV only")
+            return ev_sweep(reps, self._planted_acts(), layers)
         b = self.batch
         return pruning_sweep(
             self.lm,

@@ -91,7 +91,7 @@ def run(opts: Options, ctx: Context) -> Results:
         raise ValueError(
             f"experiment.transfer={opts.transfer!r}: use raw (SPEC §5, the default) or folded"
         )
-    saes = {L: s.to(ctx.lm.device) for L, s in ctx.saes.items()}
+    saes = {L: s.to(ctx.act_device) for L, s in ctx.saes.items()}
     main_fold = bool(ctx.cfg.matching.fold)  # the matching config decides SAE Match's matching
     matchings = {"sae_match": ctx.matchings()}
     if opts.unfolded and main_fold:
@@ -117,7 +117,8 @@ def run(opts: Options, ctx: Context) -> Results:
     res.figures["layer_pruning"] = fig
     res.figures["layer_pruning_sae_match"] = plot(table, ["sae_match"])  # Fig. 10
     res.summary = {
-        "data": plain(ctx.cfg.data.source),
+        "data": "planted generator" if ctx.is_planted else plain(ctx.cfg.data.source),
+        **ctx.loss_note,
         "clean_loss": rows[0]["clean_loss"],
         "n_tokens": rows[0]["n_tokens"],
         "transfer": opts.transfer,

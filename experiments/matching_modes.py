@@ -9,7 +9,8 @@ match(SAE t, SAE t+1, mode=m, fold) (SPEC §3). For each perm (and the identity,
 * agreement — the fraction of features i with perm_m[i] = perm_m'[i], for every pair of modes;
 * ΔL and EV of pruning block t+1 with x̂_t+1 = D_t+1(P_m E_t(x_t)) (SPEC §5, the SAEs as
   loaded, as in experiments/layer_pruning.py);
-* matching score Σ_i #(f_t,i > 0 ∧ f_t+1,perm[i] > 0) / Σ_i #(f_t,i > 0) on ctx.batch.
+* matching score Σ_i #(f_t,i > 0 ∧ f_t+1,perm[i] > 0) / Σ_i #(f_t,i > 0) on the run's tokens
+  (ctx.batch, or the planted world's x_t; there ΔL is NaN: no LM, see Context.prune).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from experiments.common import Results
 from experiments.context import Context, plain
 from experiments.layer_pruning import replacements
 from saematch import plotting
-from saematch.data import chunks
 from saematch.matching import MODES, pair_cost
 from saematch.metrics import MatchingScoreAccumulator
 
@@ -61,14 +61,14 @@ def mode_costs(a, b, perm) -> dict[str, float]:
 
 
 @torch.no_grad()
-def matching_scores(lm, batch, sa, sb, t: int, perms: dict, batch_size: int) -> dict[str, float]:
-    """Matching score of each perm between SAE t on x_t and SAE t+1 on x_t+1 (non-BOS tokens)."""
+def matching_scores(rows, sa, sb, perms: dict) -> dict[str, float]:
+    """Matching score of each perm between SAE t on x_t and SAE t+1 on x_t+1; rows yields
+    (2, n, d) chunks of x_t, x_t+1 for the run's tokens (Context.activation_rows)."""
     accs = {k: MatchingScoreAccumulator(p) for k, p in perms.items()}
-    for b in chunks(batch, batch_size):
-        resid = lm.resid_post(b.input_ids, b.attention_mask, layers=[t, t + 1])  # (2, B, T, d)
-        fa, fb = sa.encode(resid[0]), sb.encode(resid[1])  # (B, T, F)
+    for x in rows:
+        fa, fb = sa.encode(x[0]), sb.encode(x[1])  # (n, F)
         for acc in accs.values():
-            acc.update(fa, fb, b.metric_mask)
+            acc.update(fa, fb)
     return {k: acc.result()[0] for k, acc in accs.items()}
 
 
@@ -165,11 +165,10 @@ def run(opts: Options, ctx: Context) -> Results:
     agreement = {
         f"{x}~{y}": float(np.mean(perms[x] == perms[y])) for x, y in combinations(MODES, 2)
     }
-    saes = {t: ma.to(ctx.lm.device), t + 1: mb.to(ctx.lm.device)}  # matched units (SPEC §5)
-    b = ctx.batch
+    saes = {t: ma.to(ctx.act_device), t + 1: mb.to(ctx.act_device)}  # matched units (SPEC §5)
     reps = replacements(saes, {n: {t: p} for n, p in perms.items()}, baselines=False)
     (row,) = ctx.prune(reps, [t])
-    scores = matching_scores(ctx.lm, b, saes[t], saes[t + 1], t, perms, ctx.batch_size)
+    scores = matching_scores(ctx.activation_rows([t, t + 1]), saes[t], saes[t + 1], perms)
     table, metrics = [], []
     for n in perms:
         per[n] |= {k: row["methods"][n][k] for k in ("delta_loss", "explained_variance")}
@@ -190,6 +189,7 @@ def run(opts: Options, ctx: Context) -> Results:
         "solver": plain(ctx.cfg.matching.solver),
         "clean_loss": row["clean_loss"],
         "n_tokens": row["n_tokens"],
+        **ctx.loss_note,
         "layers": {str(t): {"modes": per, "agreement": agreement, "matching": info}},
     }
     return res

@@ -1,6 +1,7 @@
 """Matching score per adjacent layer pair (Fig. 7, right): folded vs unfolded vs vanilla.
 
-One pass over ctx.batch: resid_post of every layer of the set, each SAE encodes its layer,
+One pass over the run's tokens (resid_post on ctx.batch, or the planted world's x_t): each SAE
+encodes its layer,
 and the active sets stream into one MatchingScoreAccumulator per (pair, method).
 """
 
@@ -15,7 +16,6 @@ import torch
 from experiments.common import Results
 from experiments.context import Context
 from saematch import plotting
-from saematch.data import chunks
 from saematch.metrics import MatchingScoreAccumulator, describe
 
 METHODS = ("folded", "unfolded", "vanilla")
@@ -34,11 +34,9 @@ def perm_array(perm) -> np.ndarray:
 
 
 def resid_rows(ctx: Context, layers: list[int]) -> Iterator[torch.Tensor]:
-    """resid_post of `layers` on ctx.batch, chunk by chunk, non-BOS tokens only: (L, n, d)."""
-    for b in chunks(ctx.batch, ctx.batch_size):
-        with torch.inference_mode():
-            resid = ctx.lm.resid_post(b.input_ids, b.attention_mask, layers=layers)  # (L,B,T,d)
-            yield resid[:, b.metric_mask.to(resid.device)]  # (L, n, d)
+    """Activations of `layers` for the run's tokens, chunk by chunk: (L, n, d); resid_post on
+    ctx.batch (non-BOS tokens), or the planted world's x_t (Context.activation_rows)."""
+    yield from ctx.activation_rows(layers)
 
 
 def active(sae, x: torch.Tensor) -> torch.Tensor:
@@ -119,7 +117,7 @@ def run(opts: Options, ctx: Context) -> Results:
         raise ValueError(f"no adjacent pair starts at {opts.pairs}; layers: {ctx.layers}")
     need = sorted(set(pairs) | set(pairs.values()))
     pos = {L: i for i, L in enumerate(need)}
-    saes = {L: ctx.saes[L].to(ctx.lm.device) for L in need}
+    saes = {L: ctx.saes[L].to(ctx.act_device) for L in need}
     acc = {(t, m): MatchingScoreAccumulator(perms[m][t]) for t in pairs for m in methods}
     n_tokens = 0
     for rows in resid_rows(ctx, need):

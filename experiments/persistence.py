@@ -81,7 +81,7 @@ def folded_mse(sae_a, sae_b, perm, mode: str) -> np.ndarray:
 
 def score_between(ctx: Context, start: int, perms: dict[int, dict[str, np.ndarray]]) -> dict:
     """Matching score start -> L for each {L: {kind: perm}}, in one pass over ctx.batch."""
-    by = {L: s.to(ctx.lm.device) for L, s in ctx.saes.items()}
+    by = {L: s.to(ctx.act_device) for L, s in ctx.saes.items()}
     need = [start, *perms]
     acc = {(L, k): MatchingScoreAccumulator(p) for L, d in perms.items() for k, p in d.items()}
     for rows in resid_rows(ctx, need):

@@ -150,14 +150,15 @@ def run(opts: Options, ctx: Context) -> Results:
         raise ValueError(f"experiment.pairs={opts.pairs} has no pair t -> t+1 in {ctx.layers}")
     ms = ctx.matchings()
     fold = ctx.cfg.matching.fold if opts.folded_decode is None else opts.folded_decode
-    saes = as_matched({L: s.to(ctx.lm.device) for L, s in ctx.saes.items()}, bool(fold))
+    saes = as_matched({L: s.to(ctx.act_device) for L, s in ctx.saes.items()}, bool(fold))
     rows = ctx.prune(quantile_replacements(saes, ms, qs), pairs, progress=True)
     table = [QuantileRow.of(r, q, ms[r["layer"]].pair_mse) for r in rows for q in qs]
     res = Results(metrics=table, matchings={"sae_match": ms})
     res.headline = [r for r in table if r.q == max(qs)]
     res.table("quantile_ablation", table)
     res.figures["quantile_ablation_by_layer"] = plot_by_layer(table)
-    res.figures["quantile_delta_loss"] = plot_by_q(table, "delta_loss", "delta_loss", "ΔL vs q")
+    if not ctx.is_planted:  # the planted world has no LM: ΔL is NaN there
+        res.figures["quantile_delta_loss"] = plot_by_q(table, "delta_loss", "delta_loss", "ΔL vs q")
     res.figures["quantile_ev"] = plot_by_q(table, "explained_variance", "ev", "EV vs q")
     mean = lambda q, k: float(np.mean([getattr(r, k) for r in table if r.q == q]))  # noqa: E731
     res.summary = {
@@ -165,6 +166,7 @@ def run(opts: Options, ctx: Context) -> Results:
         "folded_decode": bool(fold),
         "clean_loss": rows[0]["clean_loss"],
         "n_tokens": rows[0]["n_tokens"],
+        **ctx.loss_note,
         "mean": {
             f"{q:g}": {k: mean(q, k) for k in ("delta_loss", "explained_variance")} for q in qs
         },

@@ -10,11 +10,12 @@ For the pair t → t+1, block t+1 is pruned: its output x_{t+1} is replaced by
 and the model runs on from block t+2. ΔL = patched CE − clean CE (nats, mean over the
 metric tokens' next-token predictions); EV compares the replaced x_{t+1} with the true one.
 One clean pass per chunk caches every resid_post; each patched run starts at block t+2.
+Where activations come without a model (the planted world), ev_sweep gives the EV alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -162,6 +163,47 @@ def pruning_sweep(
             }
         )
     return rows
+
+
+@torch.no_grad()
+def ev_sweep(
+    replacements: dict[str, Replacement], acts: Iterable[Tensor], layers: Sequence[int]
+) -> list[dict]:
+    """EV of each replacement of x_{t+1} from activations alone, for every pair t -> t+1.
+
+    For a world without a model (the planted world, SPEC §9): `acts` yields chunks (L, n, d)
+    of every layer's x for the same n tokens, indexed by layer as pruning_sweep's resid is.
+    Rows are pruning_sweep's; "loss", "delta_loss" and "clean_loss" are NaN: without a model
+    there is no next-token loss, so ΔL is not defined.
+    """
+    pairs = sorted({int(t) for t in layers})
+    if not pairs:
+        raise ValueError("layers is empty: no pair t -> t+1 to evaluate")
+    ev = {(t, m): _EVAccumulator() for t in pairs for m in replacements}
+    n_tok = 0
+    for resid in acts:  # (L, n, d)
+        if max(pairs) + 1 >= resid.shape[0]:
+            raise ValueError(f"pairs t -> t+1 need t + 1 < {resid.shape[0]}; got {pairs}")
+        n_tok += resid.shape[1]
+        for t in pairs:
+            for name, fn in replacements.items():
+                ev[t, name].update(fn(t, resid), resid[t + 1])
+    if n_tok == 0:
+        raise ValueError("no activations: the source yielded no token")
+    nan = float("nan")
+    return [
+        {
+            "layer": t,
+            "pruned_block": t + 1,
+            "clean_loss": nan,
+            "n_tokens": n_tok,
+            "methods": {
+                m: {"loss": nan, "delta_loss": nan, "explained_variance": ev[t, m].result()}
+                for m in replacements
+            },
+        }
+        for t in pairs
+    ]
 
 
 def layer_pruning(

@@ -26,3 +26,12 @@ def test_zoo(tmp_path_factory):
 
     cache = os.environ.get("SAEMATCH_CACHE") or tmp_path_factory.mktemp("saematch-cache")
     return ensure_zoo("test", cache_dir=cache, seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def test_planted(tmp_path_factory):
+    """The test-size planted set, built once per session into $SAEMATCH_CACHE or a temp dir."""
+    from saematch.planted import ensure_planted
+
+    cache = os.environ.get("SAEMATCH_CACHE") or tmp_path_factory.mktemp("saematch-cache")
+    return ensure_planted("test", cache_dir=cache, seed=0, progress=False)

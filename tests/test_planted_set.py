@@ -4,7 +4,6 @@ with checksums, and experiment=ground_truth can be recomputed from the files alo
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -15,13 +14,6 @@ from experiment_helpers import compose_cfg, run, run_dir_of
 from saematch.planted import ensure_planted, ground_truth_report, planted_config, sae_recovery
 from saematch.planted.report import saved_matcher
 from saematch.zoo.manifest import verify
-
-
-@pytest.fixture(scope="session")
-def test_planted(tmp_path_factory):
-    """The test-size planted set, built once per session into $SAEMATCH_CACHE or a temp dir."""
-    cache = os.environ.get("SAEMATCH_CACHE") or tmp_path_factory.mktemp("saematch-cache")
-    return ensure_planted("test", cache_dir=cache, seed=0, progress=False)
 
 
 def test_trained_saes_recover_the_truth(test_planted):
@@ -42,6 +34,32 @@ def test_cache_is_reused_and_corruption_detected(test_planted, tmp_path):
     assert verify(copy) == []
     (copy / "saes" / "layer_1" / "sae.safetensors").write_bytes(b"broken")
     assert any("layer_1" in p for p in verify(copy))
+
+
+def test_stale_code_version_rebuilds_the_planted_set(test_planted, tmp_path, monkeypatch):
+    """The cache key covers code, not only config: a set whose manifest names another generator
+    or trainer version is rebuilt (here by a stand-in build that copies the real files)."""
+    import saematch.planted.store as store
+    from saematch.planted.build import code_version
+
+    assert test_planted.manifest["code_version"] == code_version()
+    cfg = planted_config("test")
+    root = store.planted_dir(cfg, 0, tmp_path)
+    shutil.copytree(test_planted.root, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["code_version"]["generator"] -= 1
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    built = []
+
+    def fake_build(cfg, seed, out, progress, max_threads=2):
+        built.append(out)
+        shutil.copytree(test_planted.root, out, dirs_exist_ok=True)
+
+    monkeypatch.setattr(store, "build_planted", fake_build)
+    again = ensure_planted("test", cache_dir=tmp_path, seed=0, progress=False)
+    assert len(built) == 1 and again.manifest["code_version"] == code_version()
+    ensure_planted("test", cache_dir=tmp_path, seed=0, progress=False)  # now current: no build
+    assert len(built) == 1
 
 
 def test_knobs_name_the_bad_key():

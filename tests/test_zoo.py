@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -247,9 +248,46 @@ def test_bad_sae_files_rebuild_without_retraining_the_lm(test_zoo, tmp_path, mon
     for rel, entry in test_zoo.manifest["files"].items():
         assert zoo.manifest["files"][rel]["sha256"] == entry["sha256"], rel
     assert zoo.manifest["metrics"]["lm"] == test_zoo.manifest["metrics"]["lm"]
-    # a bad LM file means a full rebuild: the reuse check says so
+    # a bad LM file, another LM knob or LM code version means a full rebuild
     from saematch.zoo.store import reusable_lm
 
-    assert reusable_lm(root, ["checksum mismatch model/model.safetensors"]) is None
-    assert reusable_lm(root, ["manifest unreadable: x"]) is None
-    assert reusable_lm(root, [f"missing file saes/{level}/layer_0/sae.json"]) == root
+    cfg = get_config("test")
+    assert reusable_lm(root, cfg, 0) == root
+    assert reusable_lm(root, cfg, 1) is None
+    assert reusable_lm(root, replace(cfg, lm_lr=1.0), 0) is None
+    assert reusable_lm(root, replace(cfg, sae_steps=7), 0) == root  # SAE knobs keep the LM
+    (root / "model" / "model.safetensors").write_bytes(b"broken")
+    assert reusable_lm(root, cfg, 0) is None
+    shutil.rmtree(root / "model")
+    assert reusable_lm(tmp_path / "nowhere", cfg, 0) is None
+
+
+def test_code_version_is_part_of_the_cache_key(test_zoo, tmp_path, monkeypatch):
+    """A zoo built by an older trainer (manifest code_version) is stale: ensure_zoo rebuilds its
+    SAEs from the cached LM; one built by other LM code is rebuilt from scratch."""
+    import json
+
+    import saematch.zoo.build as build
+    from saematch.zoo.build import code_version
+    from saematch.zoo.store import reusable_lm
+
+    assert test_zoo.manifest["code_version"] == code_version()
+    cache = tmp_path / "cache"
+    root = zoo_dir("test", 0, cache)
+    shutil.copytree(test_zoo.root, root)
+    manifest = json.loads((root / MANIFEST).read_text())
+    manifest["code_version"]["saes"] -= 1  # as if trained by the trainer before a change
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    assert any("code_version" in p for p in verify(root, {"code_version": code_version()}))
+
+    def no_lm(*a, **k):
+        raise AssertionError("the LM was trained again although only the trainer changed")
+
+    monkeypatch.setattr(build, "train_lm", no_lm)
+    zoo = ensure_zoo("test", cache_dir=cache, seed=0, progress=False)
+    assert zoo.manifest["code_version"] == code_version()
+    assert verify(zoo.root, {"code_version": code_version()}) == []
+    manifest = json.loads((root / MANIFEST).read_text())
+    manifest["code_version"]["lm"] += 1  # LM code from the future: nothing to reuse
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    assert reusable_lm(root, get_config("test"), 0) is None

@@ -24,9 +24,17 @@ from saematch.zoo.agreement import seed_agreement
 from saematch.zoo.manifest import write_manifest
 from saematch.zoo.progress import Progress
 from saematch.zoo.threads import pick_threads, torch_threads
-from saematch.zoo.train_sae import train_saes
+from saematch.zoo.train_sae import TRAINER_VERSION, train_saes
 
 STAGE_WEIGHTS = {"world": 0.1, "saes": 0.85, "save": 0.05}
+# Bump when a change to world.py or sample.py changes the world or its tokens for the same
+# config; with the trainer's TRAINER_VERSION it keys the cache (a stale set is rebuilt).
+GENERATOR_VERSION = 1
+
+
+def code_version() -> dict[str, int]:
+    """The versions of the code that builds a planted set; part of the cache key (manifest)."""
+    return {"generator": GENERATOR_VERSION, "saes": TRAINER_VERSION}
 
 
 @dataclass(frozen=True)
@@ -193,6 +201,7 @@ def _build(cfg: PlantedConfig, seed: int, out: Path, progress: Progress) -> dict
         "d_model": world.d_model,
         "width": cfg.width,
         "config": cfg.to_dict(),
+        "code_version": code_version(),
         "metrics": {"saes": metrics},
         "timings": timings,
         "threads": torch.get_num_threads(),

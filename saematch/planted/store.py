@@ -16,6 +16,7 @@ from saematch.planted.build import (
     STAGE_WEIGHTS,
     PlantedConfig,
     build_planted,
+    code_version,
     planted_config,
     sae_folder,
 )
@@ -87,7 +88,12 @@ def ensure_planted(
     or corrupt (checksums in the manifest). Overrides are planted_config knobs."""
     cfg = planted_config(size, **overrides)
     root = planted_dir(cfg, seed, cache_dir)
-    expect = {"kind": "planted", "seed": seed, "config": cfg.to_dict()}
+    expect = {
+        "kind": "planted",
+        "seed": seed,
+        "config": cfg.to_dict(),
+        "code_version": code_version(),
+    }
     if not force and not verify(root, expect):
         return PlantedSet(root)
     root.parent.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,14 @@ from saematch.zoo.manifest import read_manifest, write_manifest
 from saematch.zoo.progress import Progress
 from saematch.zoo.threads import pick_threads, torch_threads
 from saematch.zoo.tokenizer import chunk_with_bos, token_stream, train_tokenizer
-from saematch.zoo.train_lm import heldout_ce, make_model, train_lm, unigram_entropy
-from saematch.zoo.train_sae import train_saes
+from saematch.zoo.train_lm import (
+    LM_VERSION,
+    heldout_ce,
+    make_model,
+    train_lm,
+    unigram_entropy,
+)
+from saematch.zoo.train_sae import TRAINER_VERSION, train_saes
 
 STAGE_WEIGHTS = {"tokenizer": 0.05, "lm": 0.45, "activations": 0.05, "saes": 0.35, "describe": 0.1}
 DESCRIPTIONS = "descriptions.json"
@@ -46,6 +52,14 @@ def _pick(n: int, k: int, seed: int) -> torch.Tensor:
 
 
 LM_FILES = "model/"  # tokenizer + LM: the first two stages; everything else derives from them
+# Bump when a change to the stages after the LM (activations, descriptions, agreement) changes
+# their files; the trainer and LM carry their own versions (TRAINER_VERSION, LM_VERSION).
+BUILD_VERSION = 1
+
+
+def code_version() -> dict[str, int]:
+    """The versions of the code that builds a zoo; part of the cache key (manifest)."""
+    return {"lm": LM_VERSION, "saes": TRAINER_VERSION, "build": BUILD_VERSION}
 
 
 def build_zoo(
@@ -208,6 +222,7 @@ def _build(
         "default_sparsity": cfg.default_sparsity,
         "site": "resid_post",
         "config": cfg.to_dict(),
+        "code_version": code_version(),
         "metrics": {"lm": lm_metrics, "saes": sae_metrics, "seed_agreement": agreement},
         "timings": timings,
         "versions": {

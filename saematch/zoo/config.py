@@ -66,6 +66,27 @@ class ZooConfig:
         return d
 
 
+# The knobs the tokenizer and LM stages read: a rebuild that changes none of them (nor
+# LM_VERSION) keeps the cached LM and retrains only the SAEs (zoo/store.py, reusable_lm).
+LM_KEYS = (
+    "corpus_docs",
+    "tokenizer_docs",
+    "vocab_size",
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "n_kv_heads",
+    "head_dim",
+    "d_mlp",
+    "seq_len",
+    "sliding_window",
+    "lm_batch",
+    "lm_steps",
+    "lm_lr",
+    "lm_warmup",
+    "lm_eval_rows",
+)
+
 SIZES: dict[str, ZooConfig] = {
     "default": ZooConfig(
         size="default",

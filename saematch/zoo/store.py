@@ -18,9 +18,16 @@ from filelock import FileLock
 from saematch.atomic import atomic_build_dir
 from saematch.sae import JumpReLUSAE
 from saematch.sources import load_sae
-from saematch.zoo.build import DESCRIPTIONS, LM_FILES, STAGE_WEIGHTS, build_zoo, sae_dir
-from saematch.zoo.config import get_config
-from saematch.zoo.manifest import read_manifest, verify
+from saematch.zoo.build import (
+    DESCRIPTIONS,
+    LM_FILES,
+    STAGE_WEIGHTS,
+    build_zoo,
+    code_version,
+    sae_dir,
+)
+from saematch.zoo.config import LM_KEYS, ZooConfig, get_config
+from saematch.zoo.manifest import read_manifest, sha256_file, verify
 from saematch.zoo.progress import Progress
 
 
@@ -91,15 +98,28 @@ def _remove_stale(root: Path, log: Progress) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def reusable_lm(root: Path, problems: list[str]) -> Path | None:
-    """`root` when only stages after the LM are bad (its manifest matches this config and every
-    problem is a file outside model/), so a rebuild can keep the tokenizer and LM; else None."""
-    files = [p for p in problems if p.startswith(("missing file ", "checksum mismatch "))]
-    if not root.is_dir() or not problems or len(files) != len(problems):
-        return None  # no zoo, or a manifest that is unreadable or from other code/config
-    if any(p.split(" ", 2)[-1].startswith(LM_FILES) for p in files):
+def reusable_lm(root: Path, cfg: ZooConfig, seed: int) -> Path | None:
+    """`root` when a rebuild can keep its tokenizer and LM, else None: its manifest is readable
+    and names this seed, the LM code version and every LM knob of cfg (LM_KEYS), and every file
+    under model/ is intact. Then bad SAE or description files, other SAE knobs (a new schedule)
+    or another trainer version rebuild only the stages after the LM."""
+    try:
+        manifest = read_manifest(root)
+    except (OSError, ValueError):
         return None
-    return root
+    old, new = manifest.get("config") or {}, cfg.to_dict()
+    if manifest.get("seed") != seed or any(old.get(k) != new[k] for k in LM_KEYS):
+        return None
+    # zoos built before code versions were recorded have LM_VERSION 1's tokenizer and LM
+    if (manifest.get("code_version") or {"lm": 1}).get("lm") != code_version()["lm"]:
+        return None
+    lm_files = {rel: e for rel, e in manifest.get("files", {}).items() if rel.startswith(LM_FILES)}
+    intact = [_intact(root / rel, e["bytes"], e["sha256"]) for rel, e in lm_files.items()]
+    return root if intact and all(intact) else None
+
+
+def _intact(path: Path, size: int, sha256: str) -> bool:
+    return path.is_file() and path.stat().st_size == size and sha256_file(path) == sha256
 
 
 def ensure_zoo(
@@ -112,7 +132,8 @@ def ensure_zoo(
     """Load the zoo of (size, seed) from the cache, building it first if missing or corrupt."""
     cfg = get_config(size)
     root = zoo_dir(size, seed, cache_dir)
-    expect = {"size": size, "seed": seed, "config": cfg.to_dict()}  # new knobs -> rebuild
+    # new knobs or code -> rebuild
+    expect = {"size": size, "seed": seed, "config": cfg.to_dict(), "code_version": code_version()}
     if not force and not verify(root, expect):
         return Zoo(root)
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +145,6 @@ def ensure_zoo(
         _remove_stale(root, log)
         if root.exists():
             log.log(f"rebuilding {root}: {'forced' if force else '; '.join(problems[:3])}")
-        reuse = None if force else reusable_lm(root, problems)
+        reuse = None if force else reusable_lm(root, cfg, seed)
         atomic_build_dir(root, lambda tmp: build_zoo(cfg, seed, tmp, log, reuse=reuse))
     return Zoo(root)

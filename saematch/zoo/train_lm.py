@@ -12,6 +12,10 @@ from saematch.zoo.config import ZooConfig
 from saematch.zoo.progress import Progress
 from saematch.zoo.threads import pick_threads
 
+# Bump when a change to the tokenizer or LM training code changes the model it trains: a zoo
+# built by another LM_VERSION is rebuilt from scratch (zoo/store.py).
+LM_VERSION = 1
+
 
 def make_model(cfg: ZooConfig, pad_id: int, eos_id: int, bos_id: int) -> Gemma2ForCausalLM:
     """A freshly initialised Gemma2ForCausalLM of the zoo's size (eager attention, tied head).

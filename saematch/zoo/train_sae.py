@@ -19,6 +19,9 @@ from torch import Tensor
 from saematch.sae import JumpReLUSAE
 from saematch.zoo.progress import Progress
 
+# Bump when a change to this file changes the SAEs it trains: zoo and planted caches record it
+# (manifest "code_version") and rebuild their SAEs when it differs.
+TRAINER_VERSION = 2
 DEAD_AFTER = 20  # steps without firing before a feature counts as dead in training
 REVIVE_COEFF = 0.05
 LAMBDA_CTRL = 0.05  # log λ step per unit relative L0 error
