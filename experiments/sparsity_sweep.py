@@ -52,10 +52,12 @@ def sae_candidates(ctx: Context, layer: int) -> list[Candidate]:
     s, device = ctx.cfg.saes, ctx.cfg.model.device
     kind = str(s._target_).rsplit(".", 1)[-1].removesuffix("_set")  # zoo, gemma_scope_paper, ...
     if kind == "zoo":
-        stats = ctx.zoo.manifest["metrics"]["saes"]
+        zoo = ctx.zoo  # levels its build did not train are trained here, on first use
         out = [
-            Candidate(lv, float(stats[lv][str(layer)]["l0"]), partial(ctx.zoo.load_sae, layer, lv))
-            for lv in ctx.zoo.sparsities
+            Candidate(
+                lv, float(zoo.sae_metrics(lv)[str(layer)]["l0"]), partial(zoo.load_sae, layer, lv)
+            )
+            for lv in zoo.sparsities
         ]
     elif kind.startswith("gemma_scope"):
         from saematch.sources.gemma_scope import GEMMA_SCOPE_2B_RES

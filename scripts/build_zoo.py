@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--force", action="store_true", help="rebuild even if a valid zoo is cached")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    ap.add_argument(
+        "--all-sparsities",
+        action="store_true",
+        help="also train the levels the build leaves to first use (default zoo: l0_8, l0_32)",
+    )
     args = ap.parse_args(argv)
     t = time.perf_counter()
     zoo = ensure_zoo(
@@ -65,6 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"{zoo.root}  (ready in {time.perf_counter() - t:.1f}s)")
     print(summary(zoo.manifest))
+    lazy = [lv for lv in zoo.sparsities if lv not in zoo.built_sparsities]
+    for level in lazy if args.all_sparsities else []:
+        ms = list(zoo.sae_metrics(level).values())  # trains the level on first use
+        ev, l0 = [m["explained_variance"] for m in ms], [m["l0"] for m in ms]
+        print(f"SAE {level:>6}: l0 {min(l0):5.1f}..{max(l0):5.1f}  EV {min(ev):.3f}..{max(ev):.3f}")
+    if lazy and not args.all_sparsities:
+        print(f"levels {lazy}: trained on first use (or now with --all-sparsities)")
 
 
 if __name__ == "__main__":

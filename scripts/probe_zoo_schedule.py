@@ -20,10 +20,9 @@ from pathlib import Path
 import torch
 from transformers import Gemma2ForCausalLM, PreTrainedTokenizerFast
 
-from saematch.data.stdlib import stdlib_texts
 from saematch.zoo.activations import resid_post
 from saematch.zoo.agreement import seed_agreement
-from saematch.zoo.build import _pick
+from saematch.zoo.build import corpus, pick_sae_rows
 from saematch.zoo.config import get_config
 from saematch.zoo.progress import Progress
 from saematch.zoo.threads import pick_threads
@@ -34,16 +33,12 @@ from saematch.zoo.train_sae import train_saes
 def activations(root: Path, size: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(L, N, d) training and (L, H, d) held-out resid_post, as zoo/build.py takes them."""
     cfg = get_config(size)
-    texts, held = stdlib_texts("code"), stdlib_texts("code", heldout=True)
-    if cfg.corpus_docs:
-        texts = texts[:: max(1, len(texts) // cfg.corpus_docs)][: cfg.corpus_docs]
-        held = held[: max(4, cfg.corpus_docs // 8)]
     tok = PreTrainedTokenizerFast.from_pretrained(root / "model")
     model = Gemma2ForCausalLM.from_pretrained(root / "model", attn_implementation="eager")
+    texts, held = corpus(cfg)
     rows = chunk_with_bos(token_stream(tok, texts), cfg.seq_len, tok.bos_token_id)
     held_rows = chunk_with_bos(token_stream(tok, held), cfg.seq_len, tok.bos_token_id)
-    sae_rows = rows[_pick(len(rows), cfg.sae_train_rows, seed + 2)]
-    eval_rows = held_rows[_pick(len(held_rows), cfg.sae_eval_rows, seed + 3)]
+    sae_rows, eval_rows = pick_sae_rows(cfg, seed, rows, held_rows)
     return resid_post(model, sae_rows), resid_post(model, eval_rows)
 
 

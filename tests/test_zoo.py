@@ -291,3 +291,37 @@ def test_code_version_is_part_of_the_cache_key(test_zoo, tmp_path, monkeypatch):
     manifest["code_version"]["lm"] += 1  # LM code from the future: nothing to reuse
     (root / MANIFEST).write_text(json.dumps(manifest))
     assert reusable_lm(root, get_config("test"), 0) is None
+
+
+def test_a_level_left_to_first_use_is_trained_once_beside_the_zoo(test_zoo, tmp_path):
+    """A zoo whose build trained only some levels (eager_sparsities=False, the default zoo)
+    trains another level the first time it is asked for, with the zoo's schedule, into a
+    sibling folder keyed to the zoo's manifest; later requests load it."""
+    import json
+
+    from saematch.zoo.levels import level_dir
+    from saematch.zoo.manifest import write_manifest
+
+    root = tmp_path / "zoo" / "test-seed0"
+    shutil.copytree(test_zoo.root, root)
+    level = [lv for lv in test_zoo.sparsities if lv != test_zoo.default_sparsity][0]
+    shutil.rmtree(root / "saes" / level)
+    manifest = json.loads((root / MANIFEST).read_text())
+    manifest["built_sparsities"] = [lv for lv in test_zoo.sparsities if lv != level]
+    del manifest["metrics"]["saes"][level], manifest["files"], manifest["format"]
+    write_manifest(root, manifest)
+    zoo = Zoo(root)
+    assert verify(root) == [] and level in zoo.sparsities and level not in zoo.built_sparsities
+    path = zoo.sae_path(1, level)  # trains the level now
+    assert path.parent == level_dir(zoo, level) and verify(path.parent) == []
+    sae = load_sae(path)
+    assert sae.width == zoo.width and len(zoo.descriptions(1, level)) == zoo.width
+    stats = zoo.sae_metrics(level)
+    target = int(level.removeprefix("l0_"))
+    assert set(stats) == {str(i) for i in range(zoo.n_layers)}
+    assert all(abs(m["l0"] - target) < 0.5 * target for m in stats.values())
+    stamp = (path / "sae.safetensors").stat().st_mtime_ns
+    assert zoo.sae_path(1, level) == path  # cached: not trained again
+    assert (path / "sae.safetensors").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="unknown sparsity"):
+        zoo.sae_path(0, "l0_999")

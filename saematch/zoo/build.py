@@ -11,6 +11,7 @@ from pathlib import Path
 import tokenizers
 import torch
 import transformers
+from torch import Tensor
 from transformers import Gemma2ForCausalLM, PreTrainedTokenizerFast
 
 from saematch.data.stdlib import stdlib_texts
@@ -104,6 +105,45 @@ def _reused_lm(reuse: Path, out: Path) -> tuple:
     return tok, model, read_manifest(reuse)["metrics"]["lm"]
 
 
+def corpus(cfg: ZooConfig) -> tuple[list[str], list[str]]:
+    """Training and held-out documents of the zoo (cfg.corpus_docs: an evenly spaced subset)."""
+    texts, held = stdlib_texts("code"), stdlib_texts("code", heldout=True)
+    if cfg.corpus_docs:
+        texts = texts[:: max(1, len(texts) // cfg.corpus_docs)][: cfg.corpus_docs]
+        held = held[: max(4, cfg.corpus_docs // 8)]
+    return texts, held
+
+
+def pick_sae_rows(cfg: ZooConfig, seed: int, rows: Tensor, held_rows: Tensor) -> tuple:
+    """The rows (R, T) whose activations train (seed + 2) and score (seed + 3) the SAEs."""
+    return (
+        rows[_pick(len(rows), cfg.sae_train_rows, seed + 2)],
+        held_rows[_pick(len(held_rows), cfg.sae_eval_rows, seed + 3)],
+    )
+
+
+def train_level_saes(cfg: ZooConfig, acts, held_acts, targets: list[int], seed: int, progress):
+    """train_saes with the zoo's schedule: one SAE per (layer, target L0)."""
+    return train_saes(acts, held_acts, targets, cfg.width, steps=cfg.sae_steps,
+                      batch=cfg.sae_batch, lr=cfg.sae_lr, bandwidth=cfg.sae_bandwidth, seed=seed,
+                      progress=progress)  # fmt: skip
+
+
+def save_level(cfg, seed, level, saes, metrics, folder_of, acts, sae_rows, strings) -> dict:
+    """Save one sparsity level's SAEs (one per layer) with their descriptions into
+    folder_of(layer); returns {layer: held-out metrics}."""
+    n_desc = cfg.describe_rows * (cfg.seq_len - 1)
+    out = {}
+    for layer, (sae, m) in enumerate(zip(saes, metrics, strict=True)):
+        sae.name = f"zoo-{cfg.size}-seed{seed}/{level}/layer_{layer}"
+        sae.meta = {"layer": layer, "site": "resid_post", "sparsity": level, "zoo": cfg.size}
+        folder = save_sae(sae, folder_of(layer))
+        desc = describe_features(sae, acts[layer, :n_desc], sae_rows[: cfg.describe_rows], strings)
+        (folder / DESCRIPTIONS).write_text(json.dumps({str(k): v for k, v in desc.items()}))
+        out[str(layer)] = {k: round(v, 6) for k, v in m.items()}
+    return out
+
+
 def _use_threads(cfg: ZooConfig, used: dict[str, int], stage: str) -> None:
     # The 1-minute load average still holds the previous stage's own threads: don't count them.
     n = pick_threads(cfg.max_threads, own_busy=torch.get_num_threads())
@@ -125,10 +165,7 @@ def _build(
         cpu[name] = round(time.process_time() - c0 - sum(cpu.values()), 2)
 
     progress.stage("tokenizer")
-    texts, held = stdlib_texts("code"), stdlib_texts("code", heldout=True)
-    if cfg.corpus_docs:
-        texts = texts[:: max(1, len(texts) // cfg.corpus_docs)][: cfg.corpus_docs]
-        held = held[: max(4, cfg.corpus_docs // 8)]
+    texts, held = corpus(cfg)
     model_dir = out / "model"
     if reuse is not None:
         progress.log(f"reusing the tokenizer and LM of {reuse.name}: only later stages rebuild")
@@ -149,53 +186,32 @@ def _build(
 
     progress.stage("activations")
     _use_threads(cfg, threads, "activations")
-    sae_rows = rows[_pick(len(rows), cfg.sae_train_rows, seed + 2)]
-    eval_rows = held_rows[_pick(len(held_rows), cfg.sae_eval_rows, seed + 3)]
+    sae_rows, eval_rows = pick_sae_rows(cfg, seed, rows, held_rows)
     acts, held_acts = resid_post(model, sae_rows), resid_post(model, eval_rows)  # (L, N, d)
     mark("activations")
 
     progress.stage("saes")
     _use_threads(cfg, threads, "saes")
     # the second seed is one more SAE in the same batched run: its init differs, all else equal
-    targets = list(cfg.l0_targets) + [cfg.default_l0] * cfg.second_seed
-    result = train_saes(
-        acts,
-        held_acts,
-        targets,
-        cfg.width,
-        steps=cfg.sae_steps,
-        batch=cfg.sae_batch,
-        lr=cfg.sae_lr,
-        bandwidth=cfg.sae_bandwidth,
-        seed=seed,
-        progress=progress,
-    )
+    built = cfg.built_l0_targets
+    targets = list(built) + [cfg.default_l0] * cfg.second_seed
+    result = train_level_saes(cfg, acts, held_acts, targets, seed, progress)
     mark("saes")
 
     progress.stage("describe")
     _use_threads(cfg, threads, "describe")
     strings = token_strings_of(tok)
-    n_desc = cfg.describe_rows * (cfg.seq_len - 1)
     sae_metrics: dict[str, dict[str, dict]] = {}
-    for s, level in enumerate(cfg.sparsities):
-        sae_metrics[level] = {}
-        for layer in range(cfg.n_layers):
-            sae = result.saes[layer][s]
-            sae.name = f"zoo-{cfg.size}-seed{seed}/{level}/layer_{layer}"
-            sae.meta = {"layer": layer, "site": "resid_post", "sparsity": level, "zoo": cfg.size}
-            folder = save_sae(sae, sae_dir(out, layer, level))
-            desc = describe_features(
-                sae, acts[layer, :n_desc], sae_rows[: cfg.describe_rows], strings
-            )
-            (folder / DESCRIPTIONS).write_text(json.dumps({str(k): v for k, v in desc.items()}))
-            sae_metrics[level][str(layer)] = {
-                k: round(v, 6) for k, v in result.metrics[layer][s].items()
-            }
+    for s, level in enumerate(f"l0_{k}" for k in built):
+        sae_metrics[level] = save_level(
+            cfg, seed, level, [row[s] for row in result.saes], [row[s] for row in result.metrics],
+            lambda layer, lv=level: sae_dir(out, layer, lv), acts, sae_rows, strings,
+        )  # fmt: skip
     agreement: dict[str, dict] = {}
     if cfg.second_seed:
-        level, s0 = cfg.default_sparsity, list(cfg.l0_targets).index(cfg.default_l0)
+        level, s0 = cfg.default_sparsity, list(built).index(cfg.default_l0)
         for layer in range(cfg.n_layers):
-            a, b = result.saes[layer][s0], result.saes[layer][len(cfg.l0_targets)]
+            a, b = result.saes[layer][s0], result.saes[layer][len(built)]
             b.name = f"zoo-{cfg.size}-seed{seed}/{level}/layer_{layer}/second_seed"
             b.meta = {"layer": layer, "site": "resid_post", "sparsity": level, "seed_index": 1}
             save_sae(b, second_seed_dir(out, layer, level))
@@ -219,6 +235,7 @@ def _build(
         "width": cfg.width,
         "vocab_size": cfg.vocab_size,
         "sparsities": cfg.sparsities,
+        "built_sparsities": [f"l0_{k}" for k in built],  # the rest: on first use (levels.py)
         "default_sparsity": cfg.default_sparsity,
         "site": "resid_post",
         "config": cfg.to_dict(),

@@ -39,6 +39,9 @@ class ZooConfig:
     l0_targets: tuple[int, ...] = (8, 16, 32)
     default_l0: int = 16
     second_seed: bool = True  # train a second SAE at the default L0 (same-layer agreement)
+    # train every level in the build; False: only the default (and its second seed), the other
+    # levels on first use (zoo/levels.py), which keeps a fresh build short
+    eager_sparsities: bool = True
     describe_rows: int = 0  # rows (from the SAE training rows) used for descriptions
     describe_top_k: int = 8
     max_threads: int = 2  # torch threads while the cores are otherwise idle (zoo/threads.py)
@@ -53,6 +56,11 @@ class ZooConfig:
     def sparsities(self) -> list[str]:
         """Names of the sparsity levels, e.g. ["l0_8", "l0_16", "l0_32"]."""
         return [f"l0_{k}" for k in self.l0_targets]
+
+    @property
+    def built_l0_targets(self) -> tuple[int, ...]:
+        """The target L0s the build itself trains (the others are trained on first use)."""
+        return self.l0_targets if self.eager_sparsities else (self.default_l0,)
 
     @property
     def default_sparsity(self) -> str:

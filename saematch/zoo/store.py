@@ -53,6 +53,10 @@ class Zoo:
         self.d_model: int = self.manifest["d_model"]
         self.width: int = self.manifest["width"]
         self.sparsities: list[str] = list(self.manifest["sparsities"])
+        # levels the build trained; the others are trained on first use (zoo/levels.py)
+        self.built_sparsities: list[str] = list(
+            self.manifest.get("built_sparsities", self.sparsities)
+        )
         self.default_sparsity: str = self.manifest["default_sparsity"]
 
     def _level(self, sparsity: str | None) -> str:
@@ -67,7 +71,19 @@ class Zoo:
             raise ValueError(
                 f"layer {layer} out of range; this zoo has layers 0..{self.n_layers - 1}"
             )
-        return sae_dir(self.root, layer, self._level(sparsity))
+        level = self._level(sparsity)
+        if level in self.built_sparsities:
+            return sae_dir(self.root, layer, level)
+        from saematch.zoo.levels import ensure_level
+
+        return ensure_level(self, level) / f"layer_{layer}"
+
+    def sae_metrics(self, sparsity: str | None = None) -> dict[str, dict]:
+        """{layer: held-out metrics (l0, explained_variance, dead_frac, l0_coeff)} of one level
+        (a level the build did not train is trained first)."""
+        from saematch.zoo.levels import level_metrics
+
+        return level_metrics(self, self._level(sparsity))
 
     def load_sae(self, layer: int, sparsity: str | None = None) -> JumpReLUSAE:
         """The SAE of one layer (saematch.sources.load_sae)."""
