@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--all-sparsities",
         action="store_true",
-        help="also train the levels the build leaves to first use (default zoo: l0_8, l0_32)",
+        help="also train the levels the build leaves to first use (default zoo: l0_16, l0_32)",
     )
     args = ap.parse_args(argv)
     t = time.perf_counter()
