@@ -134,3 +134,28 @@ def test_bad_inputs(lm):
         layer_pruning(lm, saes, perms[:-1], ids, mask)
     with pytest.raises(ValueError, match="0 ≤ t"):
         layer_pruning(lm, saes, perms, ids, mask, layers=[N_LAYERS - 1])
+
+
+def test_ev_sweep_scores_activations_without_a_model():
+    """ev_sweep (the planted world's pruning): EV from activation chunks alone, pooled over
+    chunks; no model, so loss and ΔL are NaN."""
+    from saematch.pruning import ev_sweep
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 500, 8, generator=g)  # (L, n, d)
+    x[1] = 0.8 * x[0] + 0.2 * x[1]
+    reps = {"layer_drop": lambda t, r: r[t], "zero": lambda t, r: torch.zeros_like(r[t + 1])}
+    rows = ev_sweep(reps, (x[:, i : i + 128] for i in range(0, 500, 128)), [0, 1])
+    assert [r["layer"] for r in rows] == [0, 1] and rows[0]["n_tokens"] == 500
+    for r in rows:
+        t = r["layer"]
+        want = explained_variance(x[t], x[t + 1])
+        got = r["methods"]["layer_drop"]
+        assert got["explained_variance"] == pytest.approx(float(want), abs=1e-5)
+        assert np.isnan(got["delta_loss"]) and np.isnan(r["clean_loss"])
+        zero = 1 - x[t + 1].pow(2).sum() / (x[t + 1] - x[t + 1].mean(0)).pow(2).sum()
+        assert r["methods"]["zero"]["explained_variance"] == pytest.approx(float(zero), abs=1e-5)
+    with pytest.raises(ValueError, match="no token"):
+        ev_sweep(reps, iter([]), [0])
+    with pytest.raises(ValueError, match="t \\+ 1 <"):
+        ev_sweep(reps, [x], [2])
