@@ -44,6 +44,14 @@ def _binary(path: Path) -> Path:
         (["+saes.sparsty=low"], r"saes.sparsty: .*zoo_set takes no argument"),
         (["descriptions=json"], r"descriptions: .*load_json_descriptions needs path"),
         (["judge._target_=saematch.judge.nope.Judge"], r"judge._target_=.*cannot import"),
+        (
+            ["matching.solver=scipi"],
+            r"matching.solver='scipi': no such choice; .*auto, lapjv, scipy",
+        ),
+        (["matching.solver.k=0"], r"matching.solver: AutoSolver: k=0 must be a number ≥ 1"),
+        (["+matching.solver.kk=3"], r"matching.solver.kk: .*AutoSolver takes no argument 'kk'"),
+        (["matching/solver=lapjv", "+matching.solver.k=3"], r"LapjvSolver takes no argument 'k'"),
+        (["matching.solver.margin=abc"], r"matching.solver.margin='abc'"),
     ],
 )
 def test_dry_run_rejects_bad_values_before_any_work(tmp_path, overrides, message):
@@ -51,6 +59,24 @@ def test_dry_run_rejects_bad_values_before_any_work(tmp_path, overrides, message
     with pytest.raises(ValueError, match=message):
         run_experiment(cfg)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "overrides,want",
+    [
+        ([], "auto"),
+        (["matching/solver=scipy"], "scipy"),
+        (["matching.solver=scipy"], "scipy"),  # a value naming the file: the same solver
+        (["matching.solver=lapjv"], "lapjv"),
+        (["matching.solver.k=32", "matching.solver.margin=0.5"], "auto(k=32, margin=0.5)"),
+    ],
+)
+def test_the_solver_is_built_from_its_config(tmp_path, overrides, want):
+    from experiments.context import Context
+
+    cfg = _compose([*overrides, "dry_run=true", f"paths.output_root={tmp_path}"])
+    run_experiment(cfg)  # passes the checks
+    assert Context(cfg, tmp_path).solver.key() == want
 
 
 def test_dry_run_rejects_a_binary_txt_in_the_corpus(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 from saematch.matching.budget import features_bytes, resolve_budget
 from saematch.matching.cost import augmented_features, check_mode, feature_dim, pair_cost_features
 from saematch.matching.permutation import Permutation
-from saematch.matching.solvers import assign, check_solver, plan, resolve_device
+from saematch.matching.solvers import Solver, get_solver, resolve_device
 from saematch.sae import JumpReLUSAE, check_compatible
 
 
@@ -73,7 +73,7 @@ def match(
     *,
     mode: str = "both",
     fold: bool = True,
-    solver: str = "auto",
+    solver: str | Solver = "auto",
     progress: bool = False,
     max_memory: int | float | str | None = None,
     device: str = "auto",
@@ -85,7 +85,8 @@ def match(
     """Optimal bijection a -> b minimising Σ_i cost(i, perm[i]) (eq. 3), with its duals.
 
     cost = mean_d ΔW_dec² (decoder), mean_d ΔW_enc² (encoder), or their sum + Δb_enc²
-    (both); on folded weights (eq. 4) when fold=True. Solvers: auto | lapjv | scipy.
+    (both); on folded weights (eq. 4) when fold=True. solver: auto | lapjv | scipy, or a
+    Solver object (solvers.py: AutoSolver(k=32), ...); Matching.solver records its key().
     max_memory: what the matching may allocate ("6GB", bytes; None: half the available
     memory, logged); a width that cannot fit raises MemoryError before allocating.
     device: auto | cpu | cuda, where solver=auto's cost blocks run (same certified result).
@@ -101,25 +102,24 @@ def match(
             device=device,
         )  # fmt: skip
     check_mode(mode)
-    check_solver(solver)
+    solver = get_solver(solver)
     check_compatible(a, b)
     dev = resolve_device(device)
     budget = resolve_budget(max_memory)
     t0 = time.perf_counter()
-    dtype = np.float64 if solver == "scipy" else np.float32
+    dtype = solver.dtype
     D = feature_dim(a.d_model, mode)
     work = budget - features_bytes(a.width, D, np.dtype(dtype).itemsize)
-    plan(a.width, D, solver, work, dev)  # MemoryError now, before the features exist
+    solver.plan(a.width, D, work, dev)  # MemoryError now, before the features exist
     # folded features straight from the weights: no folded copy of either SAE
     xa = augmented_features(a, mode, "a", dtype, fold=fold)
     xb = augmented_features(b, mode, "b", dtype, fold=fold)
     # "both": the b_enc term (last dim of z) stays exact in the int8 cost, and the decoder
     # and encoder parts get their own int8 scales
     both = mode == "both"
-    res = assign(
+    res = solver(
         xa,
         xb,
-        solver,
         progress=progress,
         exact_tail=int(both),
         head_splits=(a.d_model,) * both,
@@ -133,7 +133,7 @@ def match(
         total_cost=float(pair.astype(np.float64).sum()),
         mode=mode,
         fold=bool(fold),
-        solver=solver,
+        solver=solver.key(),
         seconds=time.perf_counter() - t0,
         info={**res.info, "tol": res.tol},
         duals=(res.u, res.v),
