@@ -67,6 +67,22 @@ class Matching:
         return out
 
 
+def check_inputs(a: JumpReLUSAE, b: JumpReLUSAE, fold: bool) -> None:
+    """What match() needs, checked before any work: each SAE consistent (shapes, dtypes) and
+    finite, with fold=True every θ > 0 and no folded row overflowing float32 (θ like 1e-40 or
+    1e30); both with the same d_model and width. ValueError naming the SAE and the fix."""
+    for side, sae in (("a", a), ("b", b)):
+        if not isinstance(sae, JumpReLUSAE):
+            raise TypeError(f"match: {side} must be a JumpReLUSAE, got {type(sae).__name__}")
+        try:
+            sae.validate()
+            if fold:
+                sae.check_foldable()
+        except ValueError as e:  # its message says the fix (e.g. fold=false for θ)
+            raise ValueError(f"match: SAE {side} ({sae.name or 'unnamed'}): {e}") from None
+    check_compatible(a, b)
+
+
 def match(
     a: JumpReLUSAE,
     b: JumpReLUSAE,
@@ -92,7 +108,10 @@ def match(
     device: auto | cpu | cuda, where solver=auto's cost blocks run (same certified result).
     Beyond the bijection (beyond.py): unmatched = None | ρ | "auto" leaves features
     unmatched at a reject cost; confidence, top_k predecessors and splits per pair.
+    Bad input (NaN, mismatched shapes, θ that cannot be folded) is a ValueError before any
+    work (check_inputs).
     """
+    check_inputs(a, b, fold)
     if unmatched not in (None, "none") or confidence or top_k or splits:
         from saematch.matching.beyond import match_beyond
 
@@ -103,7 +122,6 @@ def match(
         )  # fmt: skip
     check_mode(mode)
     solver = get_solver(solver)
-    check_compatible(a, b)
     dev = resolve_device(device)
     budget = resolve_budget(max_memory)
     t0 = time.perf_counter()
