@@ -38,6 +38,7 @@ class Results:
     texts     -> <file name> with this text (e.g. a Markdown report)
     metrics   -> metrics.jsonl, one row each (and W&B history)
     headline  -> the console summary: one row per layer of the main metric
+    console   -> printed instead of the headline table when set (a summary of its own)
     error     -> recorded as status "partial", then re-raised (e.g. a judge that gave up)
     """
 
@@ -48,6 +49,7 @@ class Results:
     texts: dict[str, str] = field(default_factory=dict)
     metrics: list = field(default_factory=list)
     headline: list = field(default_factory=list)
+    console: str | None = None
     error: BaseException | None = None
 
     def table(self, name: str, rows: list, history: bool | None = None) -> list:
