@@ -202,10 +202,20 @@ class Solver:
         """plan() of this solver: (path, row block), or MemoryError when nothing fits."""
         return plan(n, D, self.name, budget, device, self.options().get("dense_below"))
 
-    def __call__(self, xa: np.ndarray, xb: np.ndarray, **how) -> Assignment:
-        """assign(xa, xb) with this solver; `how`: progress, exact_tail, head_splits,
-        max_memory, device (as for assign)."""
-        return assign(xa, xb, self.name, **how, **self.options())
+    def __call__(
+        self,
+        xa: np.ndarray,  # (n, D + 2) augmented features of A (cost.py)
+        xb: np.ndarray,  # (n, D + 2) of B
+        *,
+        progress: bool = False,
+        exact_tail: int = 0,
+        head_splits: tuple[int, ...] = (),
+        max_memory: int | None = None,
+        device: str = "cpu",
+    ) -> Assignment:
+        """The optimal assignment of c = xa @ xb.T with its duals: assign() with this solver."""
+        how = {"exact_tail": exact_tail, "head_splits": head_splits, "max_memory": max_memory}
+        return assign(xa, xb, self.name, progress, device=device, **how, **self.options())
 
 
 @dataclasses.dataclass(frozen=True)
