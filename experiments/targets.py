@@ -34,7 +34,7 @@ def node_of(node: Any, group: str) -> DictConfig:
         return node
     folder = CONF_DIR / group.replace(".", "/")
     path = folder / f"{node}.yaml"
-    if not path.is_file():
+    if Path(node).name != node or not path.is_file():
         have = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
         raise ValueError(f"{group}={node!r}: no such choice; pick one of {have} (in {folder})")
     return OmegaConf.load(path)
@@ -44,7 +44,8 @@ def target(node: DictConfig, group: str) -> Callable:
     """The callable named by node._target_ (ValueError naming the group when it cannot import)."""
     name = node.get("_target_")
     if not name:
-        raise ValueError(f"{group}: no _target_; pick a file of conf/{group}/ (e.g. {group}=...)")
+        where = group.replace(".", "/")
+        raise ValueError(f"{group}: no _target_; pick a file of conf/{where}/ ({where}=...)")
     try:
         return get_object(name)
     except Exception as e:  # noqa: BLE001 - ImportError, AttributeError, hydra's wrappers
