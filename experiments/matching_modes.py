@@ -45,15 +45,15 @@ class ModeRow:
 
     layer: int
     method: str  # encoder | decoder | both | vanilla
+    delta_loss: float  # pruning block layer + 1 (SPEC §5)
+    explained_variance: float
+    matching_score: float
     encoder_mse: float  # the SPEC §3 terms on folded weights, mean over pairs
     decoder_mse: float
     bias_mse: float
     cost_in_encoder: float  # each mode's mean cost per pair on the weights that were matched
     cost_in_decoder: float
     cost_in_both: float
-    delta_loss: float  # pruning block layer + 1 (SPEC §5)
-    explained_variance: float
-    matching_score: float
 
 
 @dataclass
@@ -155,11 +155,11 @@ def mode_row(t: int, name: str, perm, folded: tuple, matched: tuple, pruned: dic
     return ModeRow(
         t,
         name,
+        pruned["delta_loss"],
+        pruned["explained_variance"],
+        score,
         **mse_terms(*folded, perm),
         **cost_in,
-        delta_loss=pruned["delta_loss"],
-        explained_variance=pruned["explained_variance"],
-        matching_score=score,
     )
 
 
