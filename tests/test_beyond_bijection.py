@@ -256,3 +256,37 @@ def test_sae_level_truth_and_scores():
     assert sc["pair_accuracy"] == 1 and np.isnan(sc["confidence_auroc"])  # no wrong pair
     assert auroc(np.array([1, 2, 3, 4.0]), np.array([0, 0, 1, 1], bool)) == 1.0
     assert auroc(np.array([1, 1, 1, 1.0]), np.array([0, 0, 1, 1], bool)) == 0.5
+
+
+def test_partial_matching_keeps_to_max_memory(monkeypatch):
+    """The budget picks the route (int8 → float32 pass in smaller blocks) and stops first."""
+    import saematch.matching.beyond as beyond_mod
+    import saematch.matching.partial as partial_mod
+
+    n = 200
+    a, b, _ = planted_pair(32, n, died=0.3, noise=0.5, seed=3)
+    want = match_beyond(a, b, mode="decoder", unmatched=0.5, confidence=False, top_k=0,
+                        splits=False)  # fmt: skip
+    assert want.info["candidates"] == "int8-bound"
+    feats = 2 * n * 34 * 4
+    budget = feats + partial_mod.pass_bytes(n, 32)  # the float32 pass in blocks of 32 rows
+    assert budget < feats + partial_mod.bound_bytes(n, 32)
+    got = match_beyond(a, b, mode="decoder", unmatched=0.5, confidence=False, top_k=0,
+                       splits=False, max_memory=budget)  # fmt: skip
+    assert got.info["candidates"] == "float32-pass" and got.info["block"] <= 32
+    np.testing.assert_array_equal(got.perm, want.perm)
+
+    def no_features(*args, **kw):
+        raise AssertionError("features were built before the budget check")
+
+    monkeypatch.setattr(beyond_mod, "augmented_features", no_features)
+    with pytest.raises(MemoryError) as err:
+        match_beyond(a, b, mode="decoder", unmatched="auto", max_memory="100kB")
+    assert f"{n} features" in str(err.value) and "matching.max_memory" in str(err.value)
+    # the dense route (most pairs beat rejection) refuses before its n×n cost
+    xa, xb = _features(a, b, "decoder")
+    monkeypatch.setattr(partial_mod, "MAX_EDGES_PER_ROW", 0)
+    small = partial_mod.pass_bytes(n, 16) + 1
+    assert small < partial_mod.dense_clamped_bytes(n)
+    with pytest.raises(MemoryError, match="dense clamped cost"):
+        partial_assign(xa, xb, 0.9, block=16, max_memory=small)

@@ -16,11 +16,12 @@ import time
 
 import numpy as np
 
+from saematch.matching.budget import features_bytes, resolve_budget
 from saematch.matching.confidence import pair_analysis
-from saematch.matching.cost import augmented_features, check_mode
+from saematch.matching.cost import augmented_features, check_mode, feature_dim
 from saematch.matching.match import Matching, match
 from saematch.matching.null import NULL_ALPHA, null_kappa
-from saematch.matching.partial import partial_assign, squared_norms
+from saematch.matching.partial import partial_assign, pass_block, squared_norms
 from saematch.matching.splits import detect_splits
 from saematch.sae import JumpReLUSAE, check_compatible
 
@@ -69,11 +70,18 @@ def match_beyond(
 ) -> Matching:
     """match(a, b) with a reject option, confidence, predecessors and splits (module doc).
 
-    max_memory, device: as in match(), for the bijection (the partial path is not yet budgeted).
+    max_memory, device: as in match(); the partial path keeps to the same budget (its routes'
+    estimates in partial.py) and stops with a MemoryError before building the features.
     """
     check_mode(mode)
     check_compatible(a, b)
     setting = parse_unmatched(unmatched)
+    work = None
+    if setting is not None:
+        budget = resolve_budget(max_memory)
+        D = feature_dim(a.d_model, mode)
+        work = budget - features_bytes(a.width, D)
+        pass_block(a.width, D, work)  # MemoryError now when not even the float32 pass fits
     t0 = time.perf_counter()
     xa = augmented_features(a, mode, "a", np.float32, fold=fold)
     xb = augmented_features(b, mode, "b", np.float32, fold=fold)
@@ -93,7 +101,7 @@ def match_beyond(
         t1 = time.perf_counter()
         both = mode == "both"  # as match(): b_enc exact, decoder and encoder scaled apart
         perm, pair, info = partial_assign(
-            xa, xb, rho, exact_tail=int(both), head_splits=(a.d_model,) * both
+            xa, xb, rho, exact_tail=int(both), head_splits=(a.d_model,) * both, max_memory=work
         )
         t_match = time.perf_counter() - t1
         tau = (rho * r, rho * s)
