@@ -290,3 +290,52 @@ def test_partial_matching_keeps_to_max_memory(monkeypatch):
     assert small < partial_mod.dense_clamped_bytes(n)
     with pytest.raises(MemoryError, match="dense clamped cost"):
         partial_assign(xa, xb, 0.9, block=16, max_memory=small)
+
+
+def _swap_regret(c, perm, ta, tb):
+    """Definition (1) in float64 from the dense cost (clamped when τ is given)."""
+    from saematch.matching.confidence import complete
+
+    n = len(perm)
+    pf = complete(perm, n)
+    cp = np.minimum(c, ta[:, None] + tb[None, :])[:, pf]  # C'[i, k] = c'_i,p(k)
+    dg = np.diag(cp).copy()
+    delta = cp + cp.T - dg[:, None] - dg[None, :]
+    np.fill_diagonal(delta, np.inf)
+    out = np.maximum(np.minimum(delta.min(1), ta + tb[pf] - dg), 0)
+    return np.where(perm >= 0, out, np.nan)
+
+
+@pytest.mark.parametrize(("mode", "rho"), [("both", None), ("decoder", None), ("both", 0.1), ("decoder", 0.7)])
+def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
+    """screen.py: conf = (1) exactly (float64) here, conf_low ≤ (1), top-k as the dense cost."""
+    from saematch.matching.screen import screened_analysis
+
+    d, n = 16, 150
+    a, b, _ = planted_pair(d, n, died=0.2, split=0.05, noise=1.0, seed=4)
+    xa, xb = _features(a, b, mode)
+    c = _dense(xa, xb)
+    r, s = squared_norms(xa, xb)
+    inf = np.full(n, np.inf)
+    if rho is None:
+        perm, tau, (ta, tb) = linear_sum_assignment(c)[1], None, (inf, inf)
+        duals = _lp_duals(c)
+    else:
+        perm, tau, duals = partial_assign(xa, xb, rho)[0], (rho * r, rho * s), None
+        ta, tb = tau
+        assert (perm < 0).any()
+    both = mode == "both"
+    pa, low, info = screened_analysis(
+        xa, xb, perm, tau, 3, duals, int(both), (d,) * both, block=64  # several block pairs
+    )
+    want = _swap_regret(c, perm, ta, tb)
+    np.testing.assert_allclose(pa.confidence, want, rtol=1e-6, atol=1e-9)  # stored float32
+    ok = perm >= 0
+    assert (low[ok] <= want[ok] * (1 + 1e-6) + 1e-9).all() and np.isnan(low[~ok]).all()
+    np.testing.assert_array_equal(pa.predecessors, np.argsort(c, 0, kind="stable")[:3].T)
+    np.testing.assert_allclose(pa.predecessor_cost, np.sort(c, 0)[:3].T, rtol=1e-6)
+    np.testing.assert_array_equal(pa.successors, np.argsort(c, 1, kind="stable")[:, :2])
+    if duals is not None:  # the dual regret stays below the true regret
+        for i in range(0, n, 15):
+            assert pa.confidence_lower[i] <= _true_regret(c, perm, i) + 1e-6
+    assert set(info) == {"quantise_seconds", "pass_seconds", "exact_seconds"}

@@ -5,8 +5,9 @@
 * unmatched=None: the paper's bijection (match(), proven by LP duals); "auto" or a number ρ:
   the exact partial matching with reject costs τ_i = ρ ‖z_i‖² (partial.py), ρ = 1 − κ* from
   the rotation null (null.py) for "auto".
-* confidence: swap regret per pair (confidence.py), plus the dual regret from the LP duals
-  every bijection solver returns (Matching.duals).
+* confidence: swap regret per pair (confidence.py; computed by the int8 screen, screen.py,
+  exact in float64), plus the dual regret from the LP duals every bijection solver returns
+  (Matching.duals).
 * top_k predecessors per feature of B and the split detector (splits.py), from the same pass.
 """
 
@@ -17,11 +18,11 @@ import time
 import numpy as np
 
 from saematch.matching.budget import features_bytes, resolve_budget
-from saematch.matching.confidence import pair_analysis
 from saematch.matching.cost import augmented_features, check_mode, feature_dim
 from saematch.matching.match import Matching, match
 from saematch.matching.null import NULL_ALPHA, null_kappa
 from saematch.matching.partial import partial_assign, pass_block, squared_norms
+from saematch.matching.screen import analyse_pairs
 from saematch.matching.splits import detect_splits
 from saematch.sae import JumpReLUSAE, check_compatible
 
@@ -93,13 +94,13 @@ def match_beyond(
         else None
     )
     tau = None
+    both = mode == "both"  # as match(): b_enc exact, decoder and encoder scaled apart (int8)
     if setting is None:
         m = match(a, b, mode=mode, fold=fold, solver=solver, max_memory=max_memory, device=device)
         t_match = m.seconds
     else:
         rho = null["rho"] if setting == "auto" else float(setting)
         t1 = time.perf_counter()
-        both = mode == "both"  # as match(): b_enc exact, decoder and encoder scaled apart
         perm, pair, info = partial_assign(
             xa, xb, rho, exact_tail=int(both), head_splits=(a.d_model,) * both, max_memory=work
         )
@@ -123,7 +124,10 @@ def match_beyond(
     if confidence or splits or top_k > 0:
         t2 = time.perf_counter()
         duals = m.duals if setting is None else None
-        pa = pair_analysis(xa, xb, m.perm, tau=tau, top_k=max(int(top_k), 1), duals=duals)
+        pa, ainfo = analyse_pairs(
+            xa, xb, m.perm, tau, max(int(top_k), 1), duals, int(both), (a.d_model,) * both
+        )
+        m.info.update(ainfo)
         m.info["analysis_seconds"] = time.perf_counter() - t2
         if confidence:
             m.confidence = pa.confidence
