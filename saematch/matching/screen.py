@@ -30,70 +30,42 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numba as nb
 import numpy as np
 import torch
 
-from saematch.matching.confidence import PairAnalysis, _offer, _sorted_heaps, complete
-from saematch.matching.proof import exact_pair_costs
+from saematch.matching.confidence import PairAnalysis, _sorted_heaps, complete
 from saematch.matching.quantised import EPS, SLACK, _Norms, _part_bounds, _quantise_rows
+from saematch.matching.screen_kernels import exact_into, screen_block
 
 SCREEN = 4  # extra candidates per heap beyond what is reported
 WORKERS = 2  # block-pair workers (int8 GEMM in torch, scan in numba without the GIL)
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
-def _est(I, a, b, i, k, sa, sb, tla, tlb, r, sp):
-    """ĉ of C'[i, k] from the parts' int32 products I[:, a, b] (float64)."""
-    g = 0.0
-    for p in range(I.shape[0]):
-        g += np.float64(I[p, a, b]) * np.float64(sa[i, p]) * np.float64(sb[k, p])
-    for t in range(tla.shape[1]):
-        g += np.float64(tla[i, t]) * np.float64(tlb[k, t])
-    return g + r[i] + sp[k]
-
-
-@nb.njit(cache=True, nogil=True)
-def _screen_block(IP, IQ, i0, k0, same, sa, sb, tla, tlb, r, sp, E1, F1, E2, F2, pf, ta, tbp,
-                  dd, cv, ck, low, pv, pi, sv, si, u, vp, lo_r, lo_c):  # fmt: skip
-    """Fold the block pair C'[I, K] (IP) and C'[K, I]ᵀ (IQ, same layout) into the
-    accumulators (module doc)."""
-    use_duals = u.shape[0] > 0
-    for a in range(IP.shape[1]):
-        i = i0 + a
-        for b in range(a + 1 if same else 0, IP.shape[2]):
-            k = k0 + b
-            x1 = _est(IP, a, b, i, k, sa, sb, tla, tlb, r, sp)  # ≈ c_i,p(k)
-            x2 = _est(IQ, a, b, k, i, sa, sb, tla, tlb, r, sp)  # ≈ c_k,p(i)
-            e1 = E1[i] * F1[k] + E2[i] * F2[k]
-            e2 = E1[k] * F1[i] + E2[k] * F2[i]
-            t1, t2 = ta[i] + tbp[k], ta[k] + tbp[i]
-            base = dd[i] + dd[k]
-            est = min(x1, t1) + min(x2, t2) - base
-            lb = min(x1 - e1, t1) + min(x2 - e2, t2) - base
-            _offer(cv, ck, i, est, k)
-            _offer(cv, ck, k, est, i)
-            low[i] = min(low[i], lb)
-            low[k] = min(low[k], lb)
-            _offer(pv, pi, pf[k], x1, i)
-            _offer(pv, pi, pf[i], x2, k)
-            _offer(sv, si, i, x1, pf[k])
-            _offer(sv, si, k, x2, pf[i])
-            if use_duals:
-                lo_r[i] = min(lo_r[i], x1 - e1 - u[i] - vp[k])
-                lo_c[k] = min(lo_c[k], x1 - e1 - u[i] - vp[k])
-                lo_r[k] = min(lo_r[k], x2 - e2 - u[k] - vp[i])
-                lo_c[i] = min(lo_c[i], x2 - e2 - u[k] - vp[i])
-
-
-def _quantise(x, bounds, h):
-    """int8 parts (n, width) of x's head, scales (n, P) and the head norms (‖δ‖, ‖σq‖, ‖z‖)."""
+def _quantise(x, bounds, pool):
+    """int8 parts (n, width) of x's head, scales (n, P) and the head norms (‖δ‖, ‖σq‖, ‖z‖),
+    row slices in the worker threads."""
     n = x.shape[0]
     parts = [np.empty((n, hi - lo), dtype=np.int8) for lo, hi in bounds]
     scale = np.empty((n, len(bounds)), dtype=np.float32)
     norms = _Norms(n)
-    _quantise_rows(x, bounds, 0, parts, scale, norms)
+    edges = np.linspace(0, n, WORKERS + 1).astype(int)
+
+    def one(r0, r1):
+        _quantise_rows(x, bounds, r0, [q[r0:r1] for q in parts], scale, norms)
+
+    list(pool.map(one, edges[:-1], edges[1:]))
     return parts, scale, norms.get()
+
+
+def exact_costs(xa, xb, rows, cols, pool) -> np.ndarray:
+    """c for each (rows[t], cols[t]), exact float64 dots of the float32 features, threaded."""
+    rows, cols = np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64)
+    out = np.empty(len(rows))
+    edges = np.linspace(0, len(rows), WORKERS + 1).astype(int)
+    list(
+        pool.map(lambda lo, hi: exact_into(xa, xb, rows, cols, out, lo, hi), edges[:-1], edges[1:])
+    )
+    return out
 
 
 class _Acc:
@@ -115,12 +87,12 @@ def _merge_heaps(vals, idx, width):
     return i[:, :width], v[:, :width]
 
 
-def _exact_rank(xa, xb, rows, cols, keep, by_row: bool):
+def _exact_rank(xa, xb, rows, cols, keep, by_row: bool, pool):
     """Exact costs of the candidate pairs (rows, cols: (n, w), −1 = none); the `keep`
     cheapest per line, ascending: (indices (n, keep), costs float32)."""
     ok = (rows >= 0) & (cols >= 0)
     cost = np.full(rows.shape, np.inf)
-    cost[ok] = exact_pair_costs(xa, xb, rows[ok], cols[ok])
+    cost[ok] = exact_costs(xa, xb, rows[ok], cols[ok], pool)
     other = cols if by_row else rows
     o = np.argsort(cost, axis=1, kind="stable")[:, :keep]
     return np.take_along_axis(other, o, 1), np.take_along_axis(cost, o, 1).astype(np.float32)
@@ -139,6 +111,12 @@ def screened_analysis(
     screen: int = SCREEN,
 ) -> tuple[PairAnalysis, np.ndarray, dict]:
     """(4) with predecessors and successors, and conf_low (module doc); as pair_analysis."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block,
+                         screen, pool)  # fmt: skip
+
+
+def _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block, screen, pool):
     t0 = time.perf_counter()
     n, D = xa.shape[0], xa.shape[1] - 2
     if xb.shape[0] != n:
@@ -147,8 +125,8 @@ def screened_analysis(
     pf = complete(np.asarray(perm, dtype=np.int64), n)
     h = D - exact_tail
     bounds = _part_bounds(h, head_splits)
-    qa, sa, (da, na_q, _) = _quantise(xa, bounds, h)
-    qb, sb, (db, nb_q, zb) = _quantise(xb, bounds, h)
+    qa, sa, (da, na_q, _) = _quantise(xa, bounds, pool)
+    qb, sb, (db, nb_q, zb) = _quantise(xb, bounds, pool)
     qbp = [q[pf] for q in qb]  # B's rows in matched order: C'[i, k] = c_i,p(k)
     sb = sb[pf]
     E1, E2 = da * SLACK, na_q * SLACK
@@ -158,7 +136,7 @@ def screened_analysis(
     inf = np.full(n, np.inf)
     ta, tb = (inf, inf) if tau is None else (np.asarray(tau[0], float), np.asarray(tau[1], float))
     tbp = tb[pf]
-    raw = exact_pair_costs(xa, xb, np.arange(n), pf)  # c_i,p(i), float64
+    raw = exact_costs(xa, xb, np.arange(n), pf, pool)  # c_i,p(i), float64
     dd = np.minimum(raw, ta + tbp)
     use = duals is not None
     u = np.asarray(duals[0], float) if use else np.empty(0)
@@ -180,7 +158,7 @@ def screened_analysis(
         for s, t in jobs[w::WORKERS]:
             S, T = slice(s, s + block), slice(t, t + block)
             IP, IQ = ints(S, T), ints(S, T, swap=True)
-            _screen_block(IP, IQ, s, t, s == t, sa, sb, tla, tlb, r, sp, E1, F1, E2, F2, pf,
+            screen_block(IP, IQ, s, t, s == t, sa, sb, tla, tlb, r, sp, E1, F1, E2, F2, pf,
                           ta, tbp, dd, acc.cv, acc.ck, acc.low, acc.pv, acc.pi, acc.sv, acc.si,
                           u, vp, acc.lo_r, acc.lo_c)  # fmt: skip
 
@@ -188,8 +166,7 @@ def screened_analysis(
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads // WORKERS))
     try:
-        with ThreadPoolExecutor(WORKERS) as pool:
-            list(pool.map(work, range(WORKERS)))
+        list(pool.map(work, range(WORKERS)))
     finally:
         torch.set_num_threads(threads)
     t2 = time.perf_counter()
@@ -205,8 +182,8 @@ def screened_analysis(
     rows_i = np.repeat(np.arange(n)[:, None], m, 1)
     okk = ck >= 0
     kk = np.where(okk, ck, 0)
-    c1 = exact_pair_costs(xa, xb, rows_i[okk], pf[kk[okk]])  # c_i,p(k)
-    c2 = exact_pair_costs(xa, xb, kk[okk], pf[rows_i[okk]])  # c_k,p(i)
+    c1 = exact_costs(xa, xb, rows_i[okk], pf[kk[okk]], pool)  # c_i,p(k)
+    c2 = exact_costs(xa, xb, kk[okk], pf[rows_i[okk]], pool)  # c_k,p(i)
     delta = np.full((n, m), np.inf)
     delta[okk] = (
         np.minimum(c1, ta[rows_i[okk]] + tbp[kk[okk]])
@@ -224,9 +201,9 @@ def screened_analysis(
     matched = np.asarray(perm) >= 0
     conf[~matched] = conf_low[~matched] = np.nan
     cols_j = np.repeat(np.arange(n)[:, None], kp + 1, 1)
-    preds, pcost = _exact_rank(xa, xb, pi, cols_j, k, by_row=False)
+    preds, pcost = _exact_rank(xa, xb, pi, cols_j, k, False, pool)
     rows_s = np.repeat(np.arange(n)[:, None], ks + 1, 1)
-    succ, scost = _exact_rank(xa, xb, rows_s, si, 2, by_row=True)
+    succ, scost = _exact_rank(xa, xb, rows_s, si, 2, True, pool)
     lower = None
     if use:
         lo_r = np.minimum.reduce([a.lo_r for a in accs])
