@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -71,6 +71,9 @@ class PlantedRow:
     seconds: float
 
 
+PLANTED_FIELDS = {f.name for f in fields(PlantedRow)}
+
+
 @dataclass
 class PairRow:
     """One adjacent pair of the SAE set matched with the experiment's `unmatched`."""
@@ -120,6 +123,7 @@ def planted_rows(opts: Options, setting, fold: bool) -> tuple[list[PlantedRow], 
                 sc = score_matching(
                     m.perm, succ, m.confidence, m.split_children, known, known_b, rel
                 )
+                sc = {k: v for k, v in sc.items() if k in PLANTED_FIELDS}
                 rows.append(
                     PlantedRow(mode=mode, **label, matching=name, kappa=m.info["null"]["kappa"],
                                rho=m.info.get("rho"), **sc, seconds=m.seconds)
@@ -226,6 +230,25 @@ class TruthRow:
     confidence_auroc: float  # the bijection's confidence, correct vs wrong pairs
     split_precision: float  # the bijection's split detector
     split_recall: float
+    unmatched_tp: int  # counts behind the A-side precision / recall (pooled in the summary)
+    unmatched_pred: int
+    unmatched_true: int
+
+
+def pooled_truth(rows: list[TruthRow]) -> dict:
+    """A-side precision / recall of "unmatched" pooled over layer pairs, per mode and support."""
+    out: dict = {}
+    for r in rows:
+        c = out.setdefault(f"{r.mode}/{r.support}", {"tp": 0, "pred": 0, "true": 0})
+        c["tp"], c["pred"], c["true"] = (
+            c["tp"] + r.unmatched_tp,
+            c["pred"] + r.unmatched_pred,
+            c["true"] + r.unmatched_true,
+        )
+    for c in out.values():
+        c["precision"] = c["tp"] / c["pred"] if c["pred"] else float("nan")
+        c["recall"] = c["tp"] / c["true"] if c["true"] else float("nan")
+    return out
 
 
 def truth_rows(ctx: Context, setting, modes: list[str], fold: bool) -> list[TruthRow]:
@@ -254,7 +277,8 @@ def truth_rows(ctx: Context, setting, modes: list[str], fold: bool) -> list[Trut
                              sp["unmatched_share"], sp["unmatched_precision"],
                              sp["unmatched_recall"], sp["unmatched_b_precision"],
                              sp["unmatched_b_recall"], sp["pair_accuracy"], sb["pair_accuracy"],
-                             sb["confidence_auroc"], sb["split_precision"], sb["split_recall"])
+                             sb["confidence_auroc"], sb["split_precision"], sb["split_recall"],
+                             sp["unmatched_tp"], sp["unmatched_pred"], sp["unmatched_true"])
                 )  # fmt: skip
     return rows
 
@@ -294,4 +318,5 @@ def run(opts: Options, ctx: Context) -> Results:
             trows = res.table("truth_scores", truth_rows(ctx, setting, list(opts.modes), fold))
             for r in trows:
                 res.summary["layers"][str(r.layer)].setdefault("truth", []).append(asdict(r))
+            res.summary["truth_pooled"] = pooled_truth(trows)
     return res

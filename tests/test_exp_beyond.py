@@ -126,3 +126,6 @@ def test_planted_world_truth_scores(test_planted, tmp_path):  # noqa: F811 (fixt
     dec = [r for r in rows if r["mode"] == "decoder" and r["support"] == "unambiguous"]
     assert min(r["pair_accuracy"] for r in dec) > 0.8  # what the partial matching keeps is right
     assert all("truth" in v for v in res["results"]["layers"].values())
+    pooled = res["results"]["truth_pooled"]["decoder/unambiguous"]
+    tp = sum(r["unmatched_tp"] for r in dec)
+    assert pooled["tp"] == tp and pooled["recall"] == (tp / pooled["true"] if pooled["true"] else None)

@@ -108,6 +108,9 @@ def score_matching(
     matched = perm >= 0
     out = {"n": int(known.sum()), "matched": int((matched & known).sum())}
     out["unmatched_precision"], out["unmatched_recall"] = _pr(~matched & known, ~has_succ & known)
+    out["unmatched_tp"] = int((~matched & known & ~has_succ).sum())  # counts, for pooling
+    out["unmatched_pred"] = int((~matched & known).sum())
+    out["unmatched_true"] = int((~has_succ & known).sum())
     out["unmatched_share"] = float((~matched).mean()) if n_a else 0.0
     # B side: features of B without a predecessor (born) vs left unmatched
     n_b = max(n_b, len(known_b) if known_b is not None else 0)
