@@ -306,7 +306,9 @@ def _swap_regret(c, perm, ta, tb):
     return np.where(perm >= 0, out, np.nan)
 
 
-@pytest.mark.parametrize(("mode", "rho"), [("both", None), ("decoder", None), ("both", 0.1), ("decoder", 0.7)])
+@pytest.mark.parametrize(
+    ("mode", "rho"), [("both", None), ("decoder", None), ("both", 0.1), ("decoder", 0.7)]
+)
 def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
     """screen.py: conf = (1) exactly (float64) here, conf_low ≤ (1), top-k as the dense cost."""
     from saematch.matching.screen import screened_analysis
@@ -326,7 +328,15 @@ def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
         assert (perm < 0).any()
     both = mode == "both"
     pa, low, info = screened_analysis(
-        xa, xb, perm, tau, 3, duals, int(both), (d,) * both, block=64  # several block pairs
+        xa,
+        xb,
+        perm,
+        tau,
+        3,
+        duals,
+        int(both),
+        (d,) * both,
+        block=64,  # several block pairs
     )
     want = _swap_regret(c, perm, ta, tb)
     np.testing.assert_allclose(pa.confidence, want, rtol=1e-6, atol=1e-9)  # stored float32
@@ -339,3 +349,18 @@ def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
         for i in range(0, n, 15):
             assert pa.confidence_lower[i] <= _true_regret(c, perm, i) + 1e-6
     assert set(info) == {"quantise_seconds", "pass_seconds", "exact_seconds"}
+
+
+def test_confidence_pass_keeps_to_max_memory():
+    from saematch.matching.screen import analyse_pairs, screen_bytes
+
+    a, b, _ = planted_pair(16, 300, died=0.2, noise=0.5, seed=1)
+    xa, xb = _features(a, b, "decoder")
+    perm = linear_sum_assignment(_dense(xa, xb))[1]
+    full, info = analyse_pairs(xa, xb, perm, top_k=3)
+    small, info_small = analyse_pairs(xa, xb, perm, top_k=3, max_memory=screen_bytes(300, 18, 64))
+    assert info["block"] == 2048 and info_small["block"] == 64  # several block pairs
+    np.testing.assert_array_equal(small.confidence, full.confidence)
+    np.testing.assert_array_equal(small.predecessors, full.predecessors)
+    with pytest.raises(MemoryError, match="confidence pass"):
+        analyse_pairs(xa, xb, perm, max_memory=10_000)

@@ -128,4 +128,5 @@ def test_planted_world_truth_scores(test_planted, tmp_path):  # noqa: F811 (fixt
     assert all("truth" in v for v in res["results"]["layers"].values())
     pooled = res["results"]["truth_pooled"]["decoder/unambiguous"]
     tp = sum(r["unmatched_tp"] for r in dec)
-    assert pooled["tp"] == tp and pooled["recall"] == (tp / pooled["true"] if pooled["true"] else None)
+    want = tp / pooled["true"] if pooled["true"] else None
+    assert pooled["tp"] == tp and pooled["recall"] == want

@@ -78,10 +78,10 @@ def match_beyond(
     check_compatible(a, b)
     setting = parse_unmatched(unmatched)
     work = None
-    if setting is not None:
-        budget = resolve_budget(max_memory)
+    if setting is not None or confidence or splits or top_k > 0:
         D = feature_dim(a.d_model, mode)
-        work = budget - features_bytes(a.width, D)
+        work = resolve_budget(max_memory) - features_bytes(a.width, D)
+    if setting is not None:
         pass_block(a.width, D, work)  # MemoryError now when not even the float32 pass fits
     t0 = time.perf_counter()
     xa = augmented_features(a, mode, "a", np.float32, fold=fold)
@@ -125,7 +125,7 @@ def match_beyond(
         t2 = time.perf_counter()
         duals = m.duals if setting is None else None
         pa, ainfo = analyse_pairs(
-            xa, xb, m.perm, tau, max(int(top_k), 1), duals, int(both), (a.d_model,) * both
+            xa, xb, m.perm, tau, max(int(top_k), 1), duals, int(both), (a.d_model,) * both, work
         )
         m.info.update(ainfo)
         m.info["analysis_seconds"] = time.perf_counter() - t2

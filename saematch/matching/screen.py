@@ -215,6 +215,18 @@ def _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block, s
     return PairAnalysis(conf, bestk, preds, pcost, succ, scost, lower), conf_low, info
 
 
+def screen_bytes(n: int, D: int, block: int) -> int:
+    """The screen's working memory: int8 copies (A, B, B permuted), per worker two blocks of
+    int32 products (≤ 2 parts, and torch's output), heaps, and the candidates' exact costs."""
+    heaps = WORKERS * n * (SCREEN * 16 + (10 + SCREEN) * 16 + (2 + SCREEN) * 16 + 32)
+    return 3 * n * D + WORKERS * 4 * 2 * block * block * 4 + heaps + 400 * n
+
+
+def pass_bytes(n: int, D: int, block: int) -> int:
+    """confidence.py's float32 pass: its diagonal blocks (n × block) and two more blocks."""
+    return n * block * 4 + 2 * block * block * 4 + 200 * n
+
+
 def analyse_pairs(
     xa: np.ndarray,
     xb: np.ndarray,
@@ -224,14 +236,32 @@ def analyse_pairs(
     duals: tuple[np.ndarray, np.ndarray] | None = None,
     exact_tail: int = 0,
     head_splits: tuple[int, ...] = (),
+    max_memory: int | None = None,
 ) -> tuple[PairAnalysis, dict]:
-    """The int8 screen where torch has an int8 GEMM, else confidence.py's float32 pass."""
+    """The int8 screen where torch has an int8 GEMM, else confidence.py's float32 pass.
+
+    max_memory: bytes it may allocate (None: no limit); the block shrinks to fit, and a budget
+    that fits no block of 64 rows is a MemoryError before the pass.
+    """
+    from saematch.matching.budget import too_big
     from saematch.matching.confidence import pair_analysis
     from saematch.matching.quantised import int8_gemm_available
 
-    if not int8_gemm_available():
-        return pair_analysis(xa, xb, perm, tau, top_k, duals), {"analysis": "float32-pass"}
-    pa, low, info = screened_analysis(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits)
+    n, D = xa.shape
+    screen_ok = int8_gemm_available()
+    need = screen_bytes if screen_ok else pass_bytes
+    block = 2048
+    while max_memory is not None and block > 64 and need(n, D, block) > max_memory:
+        block //= 2
+    if max_memory is not None and need(n, D, block) > max_memory:
+        raise too_big(n, D, need(n, D, block), max_memory, "the confidence pass")
+    if not screen_ok:
+        pa = pair_analysis(xa, xb, perm, tau, top_k, duals, block)
+        return pa, {"analysis": "float32-pass", "block": block}
+    pa, low, info = screened_analysis(
+        xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block
+    )
+    info["block"] = block
     ok = np.isfinite(low) & (pa.confidence > 0)
     info["confidence_low_median_ratio"] = (
         float(np.median(low[ok] / pa.confidence[ok])) if ok.any() else float("nan")
