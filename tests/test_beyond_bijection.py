@@ -351,7 +351,8 @@ def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
     assert set(info) == {"quantise_seconds", "pass_seconds", "exact_seconds"}
 
 
-def test_confidence_pass_keeps_to_max_memory():
+def test_confidence_pass_keeps_to_max_memory(monkeypatch):
+    import saematch.matching.quantised as quantised_mod
     from saematch.matching.screen import analyse_pairs, screen_bytes
 
     a, b, _ = planted_pair(16, 300, died=0.2, noise=0.5, seed=1)
@@ -364,3 +365,8 @@ def test_confidence_pass_keeps_to_max_memory():
     np.testing.assert_array_equal(small.predecessors, full.predecessors)
     with pytest.raises(MemoryError, match="confidence pass"):
         analyse_pairs(xa, xb, perm, max_memory=10_000)
+    # without torch's int8 GEMM: the float32 pass, same numbers to float32 rounding
+    monkeypatch.setattr(quantised_mod, "int8_gemm_available", lambda: False)
+    f32, info32 = analyse_pairs(xa, xb, perm, top_k=3)
+    assert info32["analysis"] == "float32-pass" and info["analysis"] == "int8-screen"
+    np.testing.assert_allclose(f32.confidence, full.confidence, rtol=2e-3, atol=1e-6)
