@@ -64,10 +64,11 @@ def test_matching_score_and_modes_on_the_planted_world(test_planted, tmp_path):
     for t, entry in res["layers"].items():
         assert entry["folded"]["score"] > 3 * entry["vanilla"]["score"], t
     modes = run(_cfg("matching_modes", test_planted, tmp_path, "experiment.pair=1"))
-    per = modes["layers"]["1"]["modes"]
+    per = modes["modes"]
     assert modes["delta_loss_defined"] is False
     assert all(math.isnan(per[m]["delta_loss"]) for m in per)
     assert per["decoder"]["explained_variance"] > per["vanilla"]["explained_variance"]
+    assert per["decoder"]["matching_score"] > 3 * per["vanilla"]["matching_score"]
 
 
 def test_quantile_ablation_and_persistence_on_the_planted_world(test_planted, tmp_path):
