@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 from experiment_helpers import compose_cfg, context, run, run_dir_of
-from test_planted_set import test_planted  # noqa: F401 (the session fixture)
 
 import saematch
 
