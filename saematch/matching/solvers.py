@@ -28,7 +28,7 @@ from saematch.matching.streamed import streamed_certified_assign
 SOLVERS = ("auto", "lapjv", "scipy")
 DENSE_BELOW = 64  # auto: plain lapjvs below this width
 MAX_DENSE_BYTES = 2 * 1024**3  # auto: the stored 16-bit estimate up to 2 GiB (n ≈ 32k)
-STREAMED_OPTIONS = ("k", "rest_k", "margin", "max_rounds", "seed")
+STREAMED_OPTIONS = ("k", "rest_k", "margin", "max_rounds", "suspect_cap", "seed")
 DEVICES = ("auto", "cpu", "cuda")
 MIN_BLOCK, MAX_BLOCK = 16, 256  # streamed row blocks
 
