@@ -19,7 +19,13 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
-from saematch.matching.budget import dense_bytes, stored_bytes, streamed_bytes, too_big
+from saematch.matching.budget import (
+    available_bytes,
+    dense_bytes,
+    stored_bytes,
+    streamed_bytes,
+    too_big,
+)
 from saematch.matching.certificate import Assignment
 from saematch.matching.certified import quantised_certified_assign
 from saematch.matching.proof import dense_duals
@@ -159,9 +165,12 @@ def assign(
             return res
     if path != "streamed":  # the stored path did not run or found no proof
         block = plan(n, D, solver, budget, "cuda", dense_below)[1]  # "cuda": never stored
+    # what the budget leaves beyond the streamed pass: the rest's dense sub-cost, if it fits
+    avail = available_bytes() or 8 * 10**9
+    rest_bytes = min(budget - streamed_bytes(n, D, block), avail // 4)
     res = streamed_certified_assign(
         xa, xb, exact_tail, head_splits, block=block, device=device, progress=progress,
-        **streamed_options,
+        dense_rest_bytes=rest_bytes, **streamed_options,
     )  # fmt: skip
     res.info = {"method": "streamed-certified", **res.info}
     return res
