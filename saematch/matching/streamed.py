@@ -103,7 +103,7 @@ def _dense_rest_guess(xa, xb, s, rows, cols, K: int, tol: float):
     K = max(1, min(K, m))
     t = torch.from_numpy(sub)
     ri = torch.topk(t, K, dim=1, largest=False).indices.numpy()
-    ci = np.concatenate(  # columns in slices: no transposed copy of the whole sub-cost
+    ci = torch.cat(  # columns in slices: no transposed copy of the whole sub-cost
         [
             torch.topk(t[:, c0 : c0 + 2048].T.contiguous(), K, dim=1, largest=False).indices
             for c0 in range(0, m, 2048)
