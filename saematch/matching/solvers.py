@@ -166,8 +166,10 @@ def assign(
     if path != "streamed":  # the stored path did not run or found no proof
         block = plan(n, D, solver, budget, "cuda", dense_below)[1]  # "cuda": never stored
     # what the budget leaves beyond the streamed pass: the rest's dense sub-cost, if it fits
-    avail = available_bytes() or 8 * 10**9
-    rest_bytes = min(budget - streamed_bytes(n, D, block), avail // 4)
+    if max_memory is None:  # no budget given: a quarter of what the machine has free
+        rest_bytes = (available_bytes() or 8 * 10**9) // 4
+    else:
+        rest_bytes = budget - streamed_bytes(n, D, block)
     res = streamed_certified_assign(
         xa, xb, exact_tail, head_splits, block=block, device=device, progress=progress,
         dense_rest_bytes=rest_bytes, **streamed_options,
