@@ -83,12 +83,12 @@ def run_experiment(
 
             res.summary["explorer"] = write_for_run(ctx).name
         if console:
-            print(headline_table(exp.name, res.headline), flush=True)
+            print(res.console or headline_table(exp.name, res.headline), flush=True)
         out = record(ctx, rec, res)
     if console:
         print(
             f"files: {ctx.run_dir} (results.json, {len(res.tables)} CSV, "
-            f"{len(res.figures)} figures as PNG + PDF)",
+            f"{len(res.figures)} figure{'s' * (len(res.figures) != 1)} as PNG + PDF)",
             flush=True,
         )
     return out

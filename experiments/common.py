@@ -11,9 +11,15 @@ from typing import Any
 
 
 def as_row(row: Any) -> dict:
-    """A table row as a dict: dataclass rows (the typed way) or mappings."""
+    """A table row as a dict: dataclass rows (the typed way) or mappings. A field holding a
+    dataclass contributes its fields as columns (e.g. a row's `labels: Labels` counts)."""
     if dataclasses.is_dataclass(row) and not isinstance(row, type):
-        return dataclasses.asdict(row)
+        out = {}
+        for f in dataclasses.fields(row):
+            v = getattr(row, f.name)
+            is_row = dataclasses.is_dataclass(v) and not isinstance(v, type)
+            out.update(as_row(v) if is_row else {f.name: v})
+        return out
     if isinstance(row, Mapping):
         return dict(row)
     raise TypeError(f"a table row must be a dataclass or a mapping, got {type(row).__name__}")
@@ -32,6 +38,7 @@ class Results:
     texts     -> <file name> with this text (e.g. a Markdown report)
     metrics   -> metrics.jsonl, one row each (and W&B history)
     headline  -> the console summary: one row per layer of the main metric
+    console   -> printed instead of the headline table when set (a summary of its own)
     error     -> recorded as status "partial", then re-raised (e.g. a judge that gave up)
     """
 
@@ -42,6 +49,7 @@ class Results:
     texts: dict[str, str] = field(default_factory=dict)
     metrics: list = field(default_factory=list)
     headline: list = field(default_factory=list)
+    console: str | None = None
     error: BaseException | None = None
 
     def table(self, name: str, rows: list, history: bool | None = None) -> list:

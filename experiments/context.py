@@ -149,12 +149,19 @@ class Context:
                     raise ValueError(f"the SAE of layer {L}: {e}") from None
         return saes
 
+    @cached_property
+    def solver(self):
+        """The Solver object of cfg.matching.solver (`_target_`-built, conf/matching/solver/)."""
+        from experiments.targets import build, node_of
+
+        return build(node_of(self.cfg.matching.solver, "matching.solver"), "matching.solver")
+
     def matchings(
         self,
         *,
         mode: str | None = None,
         fold: bool | None = None,
-        solver: str | None = None,
+        solver: Any = None,
         saes: dict | None = None,
         unmatched: Any = "config",
         partial_ok: bool = False,
@@ -172,7 +179,7 @@ class Context:
         mc = self.cfg.matching
         mode = mode or plain(mc.mode)
         fold = bool(mc.fold) if fold is None else fold
-        solver = solver or plain(mc.solver)
+        solver = solver or self.solver
         saes = self.saes if saes is None else saes
         setting = parse_unmatched(mc.get("unmatched") if unmatched == "config" else unmatched)
         if setting is not None and not partial_ok:
@@ -188,7 +195,7 @@ class Context:
             "splits": bool(mc.get("splits", False)),
         }
         layers = sorted(saes)
-        key = (mode, fold, solver, *beyond.values(), tuple((L, id(saes[L])) for L in layers))
+        key = (mode, fold, str(solver), *beyond.values(), tuple((L, id(saes[L])) for L in layers))
         if key not in self._matchings:
             cache = self.cache_dir / "matchings" if mc.cache else None
             ms = match_layers(

@@ -26,7 +26,7 @@ from saematch.planted.report import RecordingMatcher, plot_report, summary_table
 class Options:
     variants: list[str]  # vanilla and <folded|unfolded>_<encoder|decoder|both>
     composition_variant: str  # whose permutations are composed over distance
-    print_summary: bool  # print the summary table on the console
+    print_summary: bool  # the summary table as the console summary (else the headline rows)
 
 
 @dataclass
@@ -90,7 +90,7 @@ def run(opts: Options, ctx: Context) -> Results:
     table = summary_table(report)
     res.texts["ground_truth_summary.txt"] = table
     if opts.print_summary:
-        print(table, flush=True)
+        res.console = f"ground_truth:\n{table}"
     res.metrics = acc
     res.headline = [r for r in acc if r.variant == opts.composition_variant]
     res.summary = {

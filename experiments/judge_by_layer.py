@@ -9,14 +9,14 @@ Judge failures: chat judges cache every answer as it arrives. If calls still fai
 judge's retries, the run records the answered pairs (status "partial" in results.json, with a
 message saying how to resume) and then re-raises the JudgeCallError, so the command exits
 non-zero; rerunning the same command resumes with only the missing pairs.
-The helpers below (`sample_described`, `judge_pairs`, `summarize`, `judge_info`,
-`judged`) are shared by `mse_by_label` and `persistence_judge`.
+The helpers below (`sample_described`, `judge_pairs`, `summarize`, `Labels`, `judge_items`,
+`judge_info`, `judged`) are shared by `mse_by_label` and `persistence_judge`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -115,6 +115,48 @@ def summarize(labels: Sequence, skipped: Sequence[str] = ()) -> dict:
     }
 
 
+@dataclass
+class Labels:
+    """`summarize` of a group of steps as columns: judged = same + maybe + different + unparsed,
+    n_steps = judged + pending + missing + dead; gpt_score the mean label (None: no label)."""
+
+    gpt_score: float | None
+    same: int
+    maybe: int
+    different: int
+    n_steps: int
+    judged: int
+    unparsed: int
+    pending: int
+    missing: int
+    dead: int
+
+    @classmethod
+    def of(cls, items: Sequence) -> Labels:
+        """The counts of `items` (anything with .skip and .label: Step, persistence's Item)."""
+        s = summarize(
+            [x.label for x in items if x.skip is None],
+            [x.skip for x in items if x.skip is not None],
+        )
+        counts = {k.lower(): v for k, v in s.pop("counts").items()}
+        return cls(**s, **counts)
+
+    def as_summary(self) -> dict:
+        """As `summarize` returns it (results.json): counts nested, DIFFERENT first."""
+        d = asdict(self)
+        return {**d, "counts": {name: d.pop(name.lower()) for name in LABEL_NAMES.values()}}
+
+
+def judge_items(judge, items: Sequence):
+    """Ask the judge about every item not skipped; fills item.label / item.raw ("pending",
+    None for pairs a failing chat judge did not answer). Returns the JudgeCallError or None."""
+    todo = [x for x in items if x.skip is None]
+    answers, error = judge_pairs(judge, [(x.desc_a, x.desc_b) for x in todo])
+    for x, r in zip(todo, answers, strict=True):
+        x.label, x.raw = ("pending", None) if r is None else (r.label, r.raw)
+    return error
+
+
 def judge_info(ctx: Context) -> dict:
     """Which judge labelled the pairs, whether it is a proxy, and its counters."""
     j = plain(ctx.cfg.judge)
@@ -146,8 +188,35 @@ def judged(ctx: Context, res: Results, error: JudgeCallError | None) -> Results:
 
 
 # -- the experiment ------------------------------------------------------------------------
+@dataclass
+class Step:
+    """One step of a path: `feature` at `layer` -> `next_feature` at `next_layer`."""
+
+    variant: str  # folded | unfolded | vanilla
+    path: int
+    layer: int
+    next_layer: int
+    feature: int
+    next_feature: int
+    skip: str | None  # why it is not judged: missing | dead; None: judged
+    label: int | str | None = None  # 1 DIFFERENT .. 3 SAME; None unparseable; "pending"
+    raw: str | None = None  # the judge's answer
+    desc_a: str | None = None
+    desc_b: str | None = None
+
+
+@dataclass
+class LayerRow:
+    """The labels of one variant's steps layer -> next_layer (its columns: Labels')."""
+
+    variant: str
+    layer: int
+    next_layer: int
+    labels: Labels
+
+
 def path_steps(ctx: Context, perms: dict[str, dict], starts: list[int], exclude_dead: bool):
-    """One dict per (variant, path, step t -> t+1) with both descriptions and a skip reason."""
+    """One Step per (variant, path, step t -> t+1), with both descriptions and a skip reason."""
     descs = {L: ctx.descriptions(L) for L in ctx.layers}
     steps = []
     for variant, ps in perms.items():
@@ -155,133 +224,81 @@ def path_steps(ctx: Context, perms: dict[str, dict], starts: list[int], exclude_
             for t, u in ctx.next_layer.items():
                 j = int(ps[t][i])
                 a, b = descs[t].get(i), descs[u].get(j)
-                steps.append(
-                    dict(
-                        variant=variant,
-                        path=k,
-                        layer=t,
-                        next_layer=u,
-                        feature=i,
-                        next_feature=j,
-                        desc_a=a,
-                        desc_b=b,
-                        skip=skip_reason(a, b, exclude_dead),
-                    )
-                )
+                skip = skip_reason(a, b, exclude_dead)
+                steps.append(Step(variant, k, t, u, i, j, skip, desc_a=a, desc_b=b))
                 i = j
     return steps
 
 
-def summarize_steps(steps: list[dict]) -> dict:
-    """`summarize` of a group of steps (labels of judged steps, reasons of skipped ones)."""
-    return summarize(
-        [s["label"] for s in steps if s["skip"] is None],
-        [s["skip"] for s in steps if s["skip"] is not None],
-    )
-
-
-def table_row(summ: dict, **keys) -> dict:
-    """A flat CSV row of a `summarize` dict."""
-    counts = {k.lower(): c for k, c in summ["counts"].items()}
-    return {**keys, **{k: v for k, v in summ.items() if k != "counts"}, **counts}
-
-
-def plot(rows: list[dict], variants: list[str]):
+def plot(rows: list[LayerRow], variants: list[str]):
     """Stacked SAME/MAYBE/DIFFERENT bars per layer, one panel per variant, plus mean score.
 
     Steps not judged (description missing or dead, answer unparseable or pending) are the grey
     top of each bar, so every bar is as tall as the number of paths.
     """
     fig, axes = plotting.new_figure(1, len(variants) + 1, panel_size=(4.2, 3.3), squeeze=False)
-    top = max(r["n_steps"] for r in rows) if rows else 1
+    top = max(r.labels.n_steps for r in rows) if rows else 1
     for ax, v in zip(axes[0], variants, strict=False):
-        sel = [r for r in rows if r["variant"] == v]
-        xs, bottom = [r["layer"] for r in sel], np.zeros(len(sel))
+        sel = [r for r in rows if r.variant == v]
+        xs, bottom = [r.layer for r in sel], np.zeros(len(sel))
         for name in ("DIFFERENT", "MAYBE", "SAME"):
-            h = np.array([r[name.lower()] for r in sel], dtype=float)
+            h = np.array([getattr(r.labels, name.lower()) for r in sel], dtype=float)
             ax.bar(xs, h, bottom=bottom, color=plotting.method_color(name), label=name)
             bottom += h
-        rest = np.array([r["n_steps"] for r in sel], dtype=float) - bottom
-        ax.bar(
-            xs,
-            rest,
-            bottom=bottom,
-            color="none",
-            edgecolor=plotting.GREY,
-            hatch="//",
-            linewidth=0.5,
-            label="not judged",
-        )
+        rest = np.array([r.labels.n_steps for r in sel], dtype=float) - bottom
+        grey = {"color": "none", "edgecolor": plotting.GREY, "hatch": "//", "linewidth": 0.5}
+        ax.bar(xs, rest, bottom=bottom, label="not judged", **grey)
         ax.set_xticks(xs)
         ax.set_ylim(0, top * 1.3)  # room for the legend
         plotting.label_axes(ax, x="layer_pair", y="count", title=plotting.method_label(v))
         ax.legend(ncols=2, loc="upper center")
     ax = axes[0][-1]
     for v in variants:
-        sel = [r for r in rows if r["variant"] == v]
-        xs, ys = [r["layer"] for r in sel], [r["gpt_score"] for r in sel]
-        plotting.line_per_layer(ax, xs, ys, method=v)
+        sel = [r for r in rows if r.variant == v]
+        plotting.line_per_layer(
+            ax, [r.layer for r in sel], [r.labels.gpt_score for r in sel], method=v
+        )
     ax.set_ylim(0.9, 3.1)
     plotting.label_axes(ax, x="layer_pair", y="judge_score", title="Mean judge score")
     return fig
 
 
-PAIR_COLUMNS = (
-    "variant",
-    "path",
-    "layer",
-    "next_layer",
-    "feature",
-    "next_feature",
-    "skip",
-    "label",
-    "raw",
-    "desc_a",
-    "desc_b",
-)
-
-
 def variant_perms(ctx: Context, variants: list[str], width: int) -> dict[str, dict]:
     """{variant: {t: perm (F,)}}: folded / unfolded matching, or the identity (vanilla)."""
-    return {
-        v: {t: np.arange(width) for t in ctx.next_layer}
-        if v == "vanilla"
-        else ctx.perms(fold=v == "folded")
-        for v in variants
-    }
+    if not variants or any(v not in VARIANTS for v in variants):
+        raise ValueError(f"variants must be a non-empty subset of {VARIANTS}, got {variants}")
+    identity = {t: np.arange(width) for t in ctx.next_layer}
+    return {v: identity if v == "vanilla" else ctx.perms(fold=v == "folded") for v in variants}
 
 
 def run(opts: Options, ctx: Context) -> Results:
     """Judge labels along n_paths feature paths, per layer, for each matching variant."""
-    variants = list(opts.variants)
-    if not variants or any(v not in VARIANTS for v in variants):
-        raise ValueError(f"variants must be a non-empty subset of {VARIANTS}, got {variants}")
-    width = ctx.saes[ctx.layers[0]].width
+    variants, width = list(opts.variants), ctx.saes[ctx.layers[0]].width
     perms = variant_perms(ctx, variants, width)
     first = ctx.descriptions(ctx.layers[0])
     starts = sample_described(first, width, opts.n_paths, opts.seed, opts.exclude_dead)
     steps = path_steps(ctx, perms, starts, opts.exclude_dead)
-    todo = [s for s in steps if s["skip"] is None]
-    answers, error = judge_pairs(ctx.judge, [(s["desc_a"], s["desc_b"]) for s in todo])
-    for s, r in zip(todo, answers, strict=True):
-        s["label"], s["raw"] = ("pending", None) if r is None else (r.label, r.raw)
-    rows, per_layer = [], {}
-    for v in variants:
-        for t, nxt in ctx.next_layer.items():
-            summ = summarize_steps([s for s in steps if s["variant"] == v and s["layer"] == t])
-            per_layer.setdefault(str(t), {})[v] = summ
-            rows.append(table_row(summ, variant=v, layer=t, next_layer=nxt))
+    error = judge_items(ctx.judge, steps)
+    rows = [
+        LayerRow(v, t, u, Labels.of([s for s in steps if (s.variant, s.layer) == (v, t)]))
+        for v in variants
+        for t, u in ctx.next_layer.items()
+    ]
     res = Results(metrics=rows, headline=rows)
     res.table("judge_by_layer", rows)
-    res.table("judge_pairs", [{k: s.get(k) for k in PAIR_COLUMNS} for s in steps])
+    res.table("judge_pairs", steps)
     res.figures["judge_by_layer"] = plot(rows, variants)
+    overall = {v: Labels.of([s for s in steps if s.variant == v]) for v in variants}
     res.summary = {
         "n_paths": len(starts),
         "n_paths_requested": opts.n_paths,
         "start_layer": ctx.layers[0],
         "start_features": starts,
         "variants": variants,
-        "overall": {v: summarize_steps([s for s in steps if s["variant"] == v]) for v in variants},
-        "layers": per_layer,
+        "overall": {v: labels.as_summary() for v, labels in overall.items()},
+        "layers": {
+            str(t): {r.variant: r.labels.as_summary() for r in rows if r.layer == t}
+            for t in ctx.next_layer
+        },
     }
     return judged(ctx, res, error)

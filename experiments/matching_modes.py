@@ -14,21 +14,21 @@ match(SAE t, SAE t+1, mode=m, fold) (SPEC §3). For each perm (and the identity,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import combinations
 
 import numpy as np
 import torch
 
 from experiments.common import Results
-from experiments.context import Context, plain
+from experiments.context import Context
 from experiments.layer_pruning import replacements
+from experiments.mse_curves import TERMS, mse_terms
 from saematch import plotting
 from saematch.data import chunks
-from saematch.matching import MODES, pair_cost
+from saematch.matching import MODES
 from saematch.metrics import MatchingScoreAccumulator
 
-TERMS = {"encoder_mse": "encoder", "decoder_mse": "decoder", "bias_mse": "bias"}
 TERM_LABELS = {"encoder_mse": "W_enc", "decoder_mse": "W_dec", "bias_mse": "b_enc"}
 
 
@@ -37,6 +37,29 @@ class Options:
     pair: int | None  # first layer t of the pair t -> t+1; null = the middle layer
     fold: bool  # match folded weights (eq. 4), as SAE Match does
     vanilla: bool  # also evaluate the identity permutation as a reference
+
+
+@dataclass
+class ModeRow:
+    """One permutation of the pair layer -> layer + 1: a matching mode's, or the identity."""
+
+    layer: int
+    method: str  # encoder | decoder | both | vanilla
+    delta_loss: float  # pruning block layer + 1 (SPEC §5)
+    explained_variance: float
+    matching_score: float
+    encoder_mse: float  # the SPEC §3 terms on folded weights, mean over pairs
+    decoder_mse: float
+    bias_mse: float
+    cost_in_encoder: float  # each mode's mean cost per pair on the weights that were matched
+    cost_in_decoder: float
+    cost_in_both: float
+
+
+@dataclass
+class AgreementRow:
+    modes: str  # "x~y"
+    agreement: float  # share of features i with perm_x[i] = perm_y[i]
 
 
 def pick_pair(layers: list[int], pair: int | None) -> int:
@@ -50,14 +73,10 @@ def pick_pair(layers: list[int], pair: int | None) -> int:
 
 
 def mode_costs(a, b, perm) -> dict[str, float]:
-    """Mean per-pair cost of every matching mode and every MSE term (SPEC §3) for perm."""
-    terms = {k: float(pair_cost(a, b, perm, m).astype(np.float64).mean()) for k, m in TERMS.items()}
-    return {
-        **terms,
-        "encoder": terms["encoder_mse"],
-        "decoder": terms["decoder_mse"],
-        "both": terms["encoder_mse"] + terms["decoder_mse"] + terms["bias_mse"],
-    }
+    """Mean per-pair cost of every matching mode (SPEC §3) for perm."""
+    terms = mse_terms(a, b, perm)
+    both = terms["encoder_mse"] + terms["decoder_mse"] + terms["bias_mse"]
+    return {"encoder": terms["encoder_mse"], "decoder": terms["decoder_mse"], "both": both}
 
 
 @torch.no_grad()
@@ -92,104 +111,93 @@ def _bars(ax, names: list[str], values: list[float], metric: str, title: str) ->
     plotting.label_axes(ax, x=None, y=metric, title=title, legend=False)
 
 
-def plot(per: dict[str, dict], agreement: dict[str, float], t: int):
+def plot(rows: list[ModeRow], agreement: list[AgreementRow], t: int):
     """Grouped bars: MSE terms per mode; ΔL, EV, matching score per mode; pairwise agreement."""
     fig, axes = plotting.new_figure(2, 3, panel_size=(4.0, 3.2))
-    names = list(per)
+    names = [r.method for r in rows]
     ax = axes[0, 0]
-    w = 0.8 / len(names)
-    for k, n in enumerate(names):
-        xs = np.arange(len(TERMS)) + (k - (len(names) - 1) / 2) * w
-        ax.bar(
-            xs,
-            [per[n][term] for term in TERMS],
-            w,
-            color=plotting.method_color(n),
-            label=plotting.method_label(n),
-        )
+    w = 0.8 / len(rows)
+    for k, r in enumerate(rows):
+        xs = np.arange(len(TERMS)) + (k - (len(rows) - 1) / 2) * w
+        color, label = plotting.method_color(r.method), plotting.method_label(r.method)
+        ax.bar(xs, [getattr(r, term) for term in TERMS], w, color=color, label=label)
     ax.set_xticks(range(len(TERMS)), [TERM_LABELS[k] for k in TERMS])
     ax.set_yscale("log")
     plotting.label_axes(ax, x=None, y="mse", title="MSE on folded weights", legend=False)
-    _bars(axes[0, 1], names, [per[n]["delta_loss"] for n in names], "delta_loss", "Loss increase")
-    _bars(
-        axes[0, 2], names, [per[n]["explained_variance"] for n in names], "ev", "Explained variance"
-    )
-    _bars(
-        axes[1, 0],
-        names,
-        [per[n]["matching_score"] for n in names],
-        "matching_score",
-        "Matching score",
-    )
+    for ax, (key, metric, title) in zip(
+        (axes[0, 1], axes[0, 2], axes[1, 0]),
+        (
+            ("delta_loss", "delta_loss", "Loss increase"),
+            ("explained_variance", "ev", "Explained variance"),
+            ("matching_score", "matching_score", "Matching score"),
+        ),
+        strict=True,
+    ):
+        _bars(ax, names, [getattr(r, key) for r in rows], metric, title)
     ax = axes[1, 1]
-    keys = list(agreement)
-    ax.bar(range(len(keys)), list(agreement.values()), color=plotting.GREY)
-    ax.set_xticks(range(len(keys)), [k.replace("~", " vs\n") for k in keys])
+    ax.bar(range(len(agreement)), [a.agreement for a in agreement], color=plotting.GREY)
+    ax.set_xticks(range(len(agreement)), [a.modes.replace("~", " vs\n") for a in agreement])
     ax.set_ylim(0, 1.05)
-    for i, v in enumerate(agreement.values()):
-        ax.annotate(f"{v:.2f}", (i, v), ha="center", va="bottom", fontsize=8)
-    plotting.label_axes(
-        ax,
-        x=None,
-        y="fraction of equal assignments",
-        title="Agreement of permutations",
-        legend=False,
-    )
+    for i, a in enumerate(agreement):
+        ax.annotate(f"{a.agreement:.2f}", (i, a.agreement), ha="center", va="bottom", fontsize=8)
+    title = "Agreement of permutations"
+    plotting.label_axes(ax, x=None, y="fraction of equal assignments", title=title, legend=False)
     leg = axes[1, 2]
     leg.axis("off")
-    leg.legend(
-        *axes[0, 0].get_legend_handles_labels(),
-        loc="center",
-        fontsize=10,
-        title=f"matching mode, layers {t}→{t + 1}",
-    )
+    handles = axes[0, 0].get_legend_handles_labels()
+    leg.legend(*handles, loc="center", fontsize=10, title=f"matching mode, layers {t}→{t + 1}")
     return fig
+
+
+def mode_row(t: int, name: str, perm, folded: tuple, matched: tuple, pruned: dict, score: float):
+    """The ModeRow of perm: terms on the folded pair, mode costs on the matched pair."""
+    cost_in = {f"cost_in_{m}": c for m, c in mode_costs(*matched, perm).items()}
+    return ModeRow(
+        t,
+        name,
+        pruned["delta_loss"],
+        pruned["explained_variance"],
+        score,
+        **mse_terms(*folded, perm),
+        **cost_in,
+    )
 
 
 def run(opts: Options, ctx: Context) -> Results:
     """Match one pair with each mode; score MSE terms, agreement, pruning ΔL/EV, matching score."""
     t = pick_pair(ctx.layers, opts.pair)
     sa, sb = ctx.saes[t].to("cpu"), ctx.saes[t + 1].to("cpu")
-    perms, info = {}, {}
-    for m in MODES:
-        mt = ctx.matchings(mode=m, fold=opts.fold, saes={t: sa, t + 1: sb})[t]
-        perms[m] = np.asarray(mt.perm, dtype=np.int64)
-        info[m] = {"total_cost": float(mt.total_cost), "seconds": float(mt.seconds)}
+    found = {m: ctx.matchings(mode=m, fold=opts.fold, saes={t: sa, t + 1: sb})[t] for m in MODES}
+    perms = {m: np.asarray(mt.perm, dtype=np.int64) for m, mt in found.items()}
     if opts.vanilla:
         perms["vanilla"] = np.arange(sa.width)
-    fa, fb = sa.fold(), sb.fold()
-    ma, mb = (fa, fb) if opts.fold else (sa, sb)  # the weights the matching saw
-    per = {n: mode_costs(fa, fb, p) for n, p in perms.items()}
-    for n, p in perms.items():
-        per[n]["cost_in"] = {m: mode_costs(ma, mb, p)[m] for m in MODES}
-    agreement = {
-        f"{x}~{y}": float(np.mean(perms[x] == perms[y])) for x, y in combinations(MODES, 2)
-    }
-    saes = {t: ma.to(ctx.lm.device), t + 1: mb.to(ctx.lm.device)}  # matched units (SPEC §5)
-    b = ctx.batch
-    reps = replacements(saes, {n: {t: p} for n, p in perms.items()}, baselines=False)
-    (row,) = ctx.prune(reps, [t])
-    scores = matching_scores(ctx.lm, b, saes[t], saes[t + 1], t, perms, ctx.batch_size)
-    table, metrics = [], []
-    for n in perms:
-        per[n] |= {k: row["methods"][n][k] for k in ("delta_loss", "explained_variance")}
-        per[n]["matching_score"] = scores[n]
-        flat = {k: v for k, v in per[n].items() if k != "cost_in"}
-        cost_in = {f"cost_in_{m}": c for m, c in per[n]["cost_in"].items()}
-        table.append({"layer": t, "method": n, **flat, **cost_in})
-        metrics.append({"layer": t, "method": n, **flat})
-    res = Results(metrics=metrics, headline=metrics)
-    res.table("matching_modes", table)
-    res.table(
-        "matching_modes_agreement", [{"modes": k, "agreement": v} for k, v in agreement.items()]
-    )
-    res.figures["matching_modes"] = plot(per, agreement, t)
+    folded = (sa.fold(), sb.fold())
+    matched = folded if opts.fold else (sa, sb)  # the weights the matching saw
+    saes = {t: matched[0].to(ctx.lm.device), t + 1: matched[1].to(ctx.lm.device)}  # SPEC §5
+    (pruned,) = ctx.prune(replacements(saes, {n: {t: p} for n, p in perms.items()}, False), [t])
+    scores = matching_scores(ctx.lm, ctx.batch, saes[t], saes[t + 1], t, perms, ctx.batch_size)
+    rows = [
+        mode_row(t, n, p, folded, matched, pruned["methods"][n], scores[n])
+        for n, p in perms.items()
+    ]
+    agreement = [
+        AgreementRow(f"{x}~{y}", float(np.mean(perms[x] == perms[y])))
+        for x, y in combinations(MODES, 2)
+    ]
+    res = Results(metrics=rows, headline=rows)
+    res.table("matching_modes", rows)
+    res.table("matching_modes_agreement", agreement)
+    res.figures["matching_modes"] = plot(rows, agreement, t)
     res.summary = {
         "pair": t,
         "fold": bool(opts.fold),
-        "solver": plain(ctx.cfg.matching.solver),
-        "clean_loss": row["clean_loss"],
-        "n_tokens": row["n_tokens"],
-        "layers": {str(t): {"modes": per, "agreement": agreement, "matching": info}},
+        "solver": ctx.solver.key(),
+        "clean_loss": pruned["clean_loss"],
+        "n_tokens": pruned["n_tokens"],
+        "modes": {r.method: asdict(r) for r in rows},
+        "agreement": {a.modes: a.agreement for a in agreement},
+        "matching": {
+            m: {"total_cost": mt.total_cost, "seconds": mt.seconds} for m, mt in found.items()
+        },
     }
     return res

@@ -12,14 +12,15 @@ Judge failures are handled as in `judge_by_layer` (partial results, then re-rais
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.stats import spearmanr
 
 from experiments.common import Results
 from experiments.context import Context
-from experiments.judge_by_layer import judge_pairs, judged, skip_reason, summarize
+from experiments.judge_by_layer import judge_items, judged, skip_reason, summarize
 from saematch import plotting
 from saematch.judge import LABEL_NAMES
 from saematch.matching import pair_cost
@@ -45,30 +46,74 @@ def default_pairs(layers: list[int], n: int = 3) -> list[int]:
     return [firsts[k] for k in idx]
 
 
-def sample_pairs(src_a, src_b, perm: np.ndarray, n: int | None, seed: int, exclude_dead: bool):
-    """Seeded matched pairs (i, perm[i]) with both descriptions; also counts the skipped ones."""
-    order = np.random.default_rng(seed).permutation(len(perm)).tolist()
+@dataclass
+class JudgedPair:
+    """A sampled matched pair (feature at layer, next_feature = perm[feature] at next_layer)."""
+
+    layer: int
+    next_layer: int
+    feature: int
+    next_feature: int
+    mse: float  # folded decoder MSE of the pair
+    label: int | str | None = None  # 1 DIFFERENT .. 3 SAME; None unparseable; "pending"
+    raw: str | None = None  # the judge's answer
+    desc_a: str | None = None
+    desc_b: str | None = None
+    skip: ClassVar[None] = None  # sampled pairs always have both descriptions
+
+
+@dataclass
+class MseStats:
+    """describe() of a set of MSEs plus the 5 % and 95 % quantiles (NaN when n = 0)."""
+
+    n: int
+    mean: float
+    std: float
+    min: float
+    q05: float
+    q25: float
+    median: float
+    q75: float
+    q95: float
+    max: float
+
+    @classmethod
+    def of(cls, values) -> MseStats:
+        out = describe(values)
+        q = quantiles(values, QS) if out["n"] else [float("nan")] * len(QS)
+        return cls(**out, q05=float(q[0]), q95=float(q[-1]))
+
+
+@dataclass
+class LabelRow:
+    layer: int
+    label: str  # DIFFERENT | MAYBE | SAME
+    mse: MseStats  # of the pairs with this label
+
+
+@dataclass
+class PairScore:
+    layer: int
+    gpt_score: float | None
+    spearman: float  # rank correlation of label and MSE
+
+
+def sample_pairs(src_a, src_b, perm: np.ndarray, mse: np.ndarray, t: int, u: int, opts: Options):
+    """Seeded matched pairs (i, perm[i]) with both descriptions, up to opts.n_pairs; and the
+    skip reasons of the pairs passed over."""
+    order = np.random.default_rng(opts.seed).permutation(len(perm)).tolist()
     picked, skipped = [], []
     for i in order:
         j = int(perm[i])
         a, b = src_a.get(i), src_b.get(j)
-        why = skip_reason(a, b, exclude_dead)
+        why = skip_reason(a, b, opts.exclude_dead)
         if why is None:
-            picked.append({"feature": i, "next_feature": j, "desc_a": a, "desc_b": b})
-            if n is not None and len(picked) == n:
+            picked.append(JudgedPair(t, u, i, j, float(mse[i]), desc_a=a, desc_b=b))
+            if opts.n_pairs is not None and len(picked) == opts.n_pairs:
                 break
         else:
             skipped.append(why)
     return picked, skipped
-
-
-def mse_stats(values) -> dict:
-    """describe() plus the 5 % and 95 % quantiles."""
-    out = describe(values)
-    if out["n"]:
-        q = quantiles(values, QS)
-        out |= {f"q{int(100 * a):02d}": float(v) for a, v in zip(QS, q, strict=True)}
-    return out
 
 
 def spearman(labels, values) -> float:
@@ -79,7 +124,7 @@ def spearman(labels, values) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def plot(samples: dict[int, list[dict]]):
+def plot(samples: dict[int, list[JudgedPair]]):
     """Per layer pair: box plot (and points) of folded decoder MSE for each judge label."""
     n = len(samples)
     fig, axes = plotting.new_figure(1, n, panel_size=(4.0, 2.8), squeeze=False)
@@ -87,7 +132,7 @@ def plot(samples: dict[int, list[dict]]):
     for ax, (t, items) in zip(axes[0], samples.items(), strict=True):
         names = [LABEL_NAMES[k] for k in sorted(LABEL_NAMES)]
         for y, name in enumerate(names):
-            xs = [it["mse"] for it in items if LABEL_NAMES.get(it["label"]) == name]
+            xs = [p.mse for p in items if LABEL_NAMES.get(p.label) == name]
             if not xs:
                 continue
             color = plotting.method_color(name)
@@ -103,7 +148,7 @@ def plot(samples: dict[int, list[dict]]):
                 capprops={"color": color},
             )
             ax.scatter(xs, y + rng.uniform(-0.18, 0.18, len(xs)), s=6, alpha=0.5, color=color)
-        counts = [sum(LABEL_NAMES.get(it["label"]) == nm for it in items) for nm in names]
+        counts = [sum(LABEL_NAMES.get(p.label) == nm for p in items) for nm in names]
         ax.set_yticks(
             range(len(names)), [f"{nm}\n(n={c})" for nm, c in zip(names, counts, strict=True)]
         )
@@ -112,61 +157,47 @@ def plot(samples: dict[int, list[dict]]):
     return fig
 
 
-def run(opts: Options, ctx: Context) -> Results:
-    """Judge a sample of folded-matched pairs per layer pair; folded decoder MSE per label."""
+def first_layers(opts: Options, ctx: Context) -> list[int]:
+    """opts.pairs (default: default_pairs), each the first layer of an adjacent pair."""
     firsts = list(opts.pairs) if opts.pairs is not None else default_pairs(ctx.layers)
     bad = [t for t in firsts if t not in ctx.next_layer]
     if bad:
         raise ValueError(
             f"pairs {bad} are not first layers of an adjacent pair; use {list(ctx.next_layer)}"
         )
-    perms, by, nxt = ctx.perms(fold=True), ctx.saes, ctx.next_layer
-    samples, skipped, all_mse = {}, {}, {}
+    return firsts
+
+
+def by_label(pairs: list[JudgedPair]) -> dict[str, MseStats]:
+    """MseStats of the judged pairs per label name, DIFFERENT first."""
+    return {
+        name: MseStats.of([p.mse for p in pairs if p.label == k]) for k, name in LABEL_NAMES.items()
+    }
+
+
+def run(opts: Options, ctx: Context) -> Results:
+    """Judge a sample of folded-matched pairs per layer pair; folded decoder MSE per label."""
+    firsts, perms = first_layers(opts, ctx), ctx.perms(fold=True)
+    samples, skipped, per_pair = {}, {}, {}
     for t in firsts:
-        mse = pair_cost(by[t].fold(), by[nxt[t]].fold(), np.asarray(perms[t]), "decoder")  # (F,)
-        da, db = ctx.descriptions(t), ctx.descriptions(nxt[t])
-        samples[t], skipped[t] = sample_pairs(
-            da, db, perms[t], opts.n_pairs, opts.seed, opts.exclude_dead
-        )
-        for it in samples[t]:
-            it |= {"layer": t, "next_layer": nxt[t], "mse": float(mse[it["feature"]])}
-        all_mse[t] = mse_stats(mse)
-    flat = [it for t in firsts for it in samples[t]]
-    answers, error = judge_pairs(ctx.judge, [(it["desc_a"], it["desc_b"]) for it in flat])
-    for it, r in zip(flat, answers, strict=True):
-        it["label"], it["raw"] = ("pending", None) if r is None else (r.label, r.raw)
-    per_pair, rows, metrics = {}, [], []
+        u, a, b = ctx.next_layer[t], ctx.descriptions(t), ctx.descriptions(ctx.next_layer[t])
+        mse = pair_cost(ctx.saes[t].fold(), ctx.saes[u].fold(), np.asarray(perms[t]), "decoder")
+        samples[t], skipped[t] = sample_pairs(a, b, perms[t], mse, t, u, opts)  # mse: (F,)
+        per_pair[str(t)] = {"next_layer": u, "mse_all_features": asdict(MseStats.of(mse))}
+    error = judge_items(ctx.judge, [p for t in firsts for p in samples[t]])
+    rows, scores = [], []
     for t in firsts:
-        summ = summarize([it["label"] for it in samples[t]], skipped[t])
-        labelled = [(it["label"], it["mse"]) for it in samples[t] if it["label"] in LABEL_NAMES]
-        rho = spearman([lab for lab, _ in labelled], [m for _, m in labelled])
-        by_label = {
-            LABEL_NAMES[k]: mse_stats([m for lab, m in labelled if lab == k])
-            for k in sorted(LABEL_NAMES)
-        }
-        per_pair[str(t)] = {
-            **summ,
-            "next_layer": nxt[t],
-            "spearman_label_mse": rho,
-            "mse_by_label": by_label,
-            "mse_all_features": all_mse[t],
-        }
-        rows += [{"layer": t, "label": name, **st} for name, st in by_label.items()]
-        metrics.append({"layer": t, "gpt_score": summ["gpt_score"], "spearman": rho})
-    res = Results(metrics=metrics, headline=metrics)
+        labelled = [p for p in samples[t] if p.label in LABEL_NAMES]
+        rho = spearman([p.label for p in labelled], [p.mse for p in labelled])
+        stats = by_label(labelled)
+        summ = summarize([p.label for p in samples[t]], skipped[t])
+        per_pair[str(t)] |= {**summ, "spearman_label_mse": rho}
+        per_pair[str(t)]["mse_by_label"] = {k: asdict(v) for k, v in stats.items()}
+        rows += [LabelRow(t, name, st) for name, st in stats.items()]
+        scores.append(PairScore(t, summ["gpt_score"], rho))
+    res = Results(metrics=scores, headline=scores)
     res.table("mse_by_label", rows)
-    cols = (
-        "layer",
-        "next_layer",
-        "feature",
-        "next_feature",
-        "mse",
-        "label",
-        "raw",
-        "desc_a",
-        "desc_b",
-    )
-    res.table("mse_by_label_pairs", [{k: it.get(k) for k in cols} for it in flat])
+    res.table("mse_by_label_pairs", [p for t in firsts for p in samples[t]])
     res.figures["mse_by_label"] = plot(samples)
     res.summary = {"pairs": firsts, "layers": per_pair}
     return judged(ctx, res, error)

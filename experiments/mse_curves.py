@@ -21,7 +21,7 @@ the feature order).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from saematch.matching import pair_cost
 
 VARIANTS = ("vanilla", "matched", "folded")  # plotting keys: folded = folded + matched
 TERMS = {"encoder_mse": "encoder", "decoder_mse": "decoder", "bias_mse": "bias"}
+TITLES = {"encoder_mse": "W_enc", "decoder_mse": "W_dec", "bias_mse": "b_enc"}
 
 
 @dataclass
@@ -39,36 +40,56 @@ class Options:
     log_scale: bool  # y axis of the figure on a log scale (as in the paper)
 
 
-def folded_terms(a_folded, b_folded, perm, objective_mode: str) -> dict[str, float]:
-    """Mean over pairs of each SPEC §3 term (and of the objective) for perm, on folded SAEs."""
-    out = {
-        k: float(pair_cost(a_folded, b_folded, perm, m).astype(np.float64).mean())
-        for k, m in TERMS.items()
-    }
-    if objective_mode == "both":
-        out["objective"] = out["encoder_mse"] + out["decoder_mse"] + out["bias_mse"]
-    else:
-        out["objective"] = out[f"{objective_mode}_mse"]
-    return out
+@dataclass
+class CurveRow:
+    """One variant of one pair t -> next_layer, every term on folded weights (module doc)."""
+
+    layer: int
+    next_layer: int
+    variant: str  # vanilla | matched | folded (= folded + matched)
+    encoder_mse: float
+    decoder_mse: float
+    bias_mse: float
+    objective: float  # the matching mode's cost per pair
+    fixed_points: float  # share of features i with perm[i] = i
 
 
-def plot(rows: list[dict], log_scale: bool):
+@dataclass
+class PairRow:
+    """The headline of one pair: each variant's objective and how often matched = folded."""
+
+    layer: int
+    vanilla: float
+    matched: float
+    folded: float
+    agreement_matched_folded: float
+
+
+def mse_terms(a, b, perm) -> dict[str, float]:
+    """{encoder_mse, decoder_mse, bias_mse}: each SPEC §3 term of perm, mean over pairs."""
+    return {k: float(pair_cost(a, b, perm, m).astype(np.float64).mean()) for k, m in TERMS.items()}
+
+
+def curve_row(t: int, u: int, variant: str, a_folded, b_folded, perm, mode: str) -> CurveRow:
+    """The SPEC §3 terms of perm between folded SAEs t and u, averaged over pairs."""
+    terms = mse_terms(a_folded, b_folded, perm)
+    objective = sum(terms.values()) if mode == "both" else terms[f"{mode}_mse"]
+    fixed = float(np.mean(perm == np.arange(len(perm))))
+    return CurveRow(t, u, variant, **terms, objective=objective, fixed_points=fixed)
+
+
+def plot(rows: list[CurveRow], log_scale: bool):
     """W_enc, W_dec, b_enc MSE (folded weights) vs layer pair, a line per variant (Fig. 3)."""
     fig, axes = plotting.new_figure(1, 3, panel_size=(4.2, 3.3))
-    titles = {"encoder_mse": "W_enc", "decoder_mse": "W_dec", "bias_mse": "b_enc"}
-    for ax, (term, title) in zip(axes, titles.items(), strict=True):
+    for ax, (term, title) in zip(axes, TITLES.items(), strict=True):
         for v in VARIANTS:
-            sel = [r for r in rows if r["variant"] == v]
-            plotting.line_per_layer(ax, [r["layer"] for r in sel], [r[term] for r in sel], method=v)
+            sel = [r for r in rows if r.variant == v]
+            ys = [getattr(r, term) for r in sel]
+            plotting.line_per_layer(ax, [r.layer for r in sel], ys, method=v)
         if log_scale:
             ax.set_yscale("log")
-        plotting.label_axes(
-            ax,
-            x="layer_pair",
-            y=term,
-            title=f"{title} (folded weights)",
-            legend=term == "encoder_mse",
-        )
+        legend = term == "encoder_mse"
+        plotting.label_axes(ax, x="layer_pair", y=term, title=f"{title} (folded)", legend=legend)
     return fig
 
 
@@ -77,36 +98,38 @@ def run(opts: Options, ctx: Context) -> Results:
     mode = plain(ctx.cfg.matching.mode)
     folded = {L: s.to("cpu").fold() for L, s in ctx.saes.items()}
     matchings = {"matched": ctx.matchings(fold=False), "folded": ctx.matchings(fold=True)}
-    rows, per_pair = [], {}
+    rows, pairs = [], []
     for t, u in ctx.next_layer.items():
-        a, b = folded[t], folded[u]
-        perms = {
-            "vanilla": np.arange(a.width),
-            **{k: np.asarray(v[t].perm) for k, v in matchings.items()},
-        }
-        entry = {v: folded_terms(a, b, perms[v], mode) for v in VARIANTS}
-        for v in VARIANTS:
-            entry[v]["fixed_points"] = float(np.mean(perms[v] == np.arange(a.width)))
-            rows.append({"layer": t, "next_layer": u, "variant": v, **entry[v]})
-        entry["agreement_matched_folded"] = float(np.mean(perms["matched"] == perms["folded"]))
-        per_pair[str(t)] = entry
-    res = Results(matchings=matchings)
-    res.metrics = [
-        {"layer": int(t), **{f"{v}/objective": e[v]["objective"] for v in VARIANTS}}
-        for t, e in per_pair.items()
-    ]
-    res.headline = res.metrics
+        perms = {"vanilla": np.arange(folded[t].width)}
+        perms |= {v: np.asarray(ms[t].perm) for v, ms in matchings.items()}
+        new = [curve_row(t, u, v, folded[t], folded[u], perms[v], mode) for v in VARIANTS]
+        agree = float(np.mean(perms["matched"] == perms["folded"]))
+        pairs.append(
+            PairRow(t, **{r.variant: r.objective for r in new}, agreement_matched_folded=agree)
+        )
+        rows += new
+    res = Results(matchings=matchings, metrics=pairs, headline=pairs)
     res.table("mse_curves", rows)
     res.figures["mse_curves"] = plot(rows, bool(opts.log_scale))
-    mean = lambda v, k: float(np.mean([p[v][k] for p in per_pair.values()]))  # noqa: E731
-    res.summary = {
-        "matching": {"mode": mode, "solver": plain(ctx.cfg.matching.solver)},
+    res.summary = summary(rows, pairs, mode, ctx.solver.key())
+    return res
+
+
+def summary(rows: list[CurveRow], pairs: list[PairRow], mode: str, solver: str) -> dict:
+    """results.json: per pair {variant: terms, agreement}, and each term's mean over pairs."""
+    layers = {str(p.layer): {"agreement_matched_folded": p.agreement_matched_folded} for p in pairs}
+    for r in rows:
+        terms = asdict(r)
+        del terms["layer"], terms["next_layer"], terms["variant"]
+        layers[str(r.layer)][r.variant] = terms
+    mean = lambda v, k: float(np.mean([getattr(r, k) for r in rows if r.variant == v]))  # noqa: E731
+    return {
+        "matching": {"mode": mode, "solver": solver},
         "variants": {
             "vanilla": "identity",
             "matched": "matched unfolded, scored folded",
             "folded": "matched folded, scored folded",
         },
-        "layers": per_pair,
+        "layers": layers,
         "mean_over_pairs": {v: {k: mean(v, k) for k in (*TERMS, "objective")} for v in VARIANTS},
     }
-    return res

@@ -16,14 +16,7 @@ from dataclasses import dataclass
 
 from experiments.common import Results
 from experiments.context import Context, plain
-from experiments.judge_by_layer import (
-    judge_pairs,
-    judged,
-    sample_described,
-    skip_reason,
-    summarize,
-    table_row,
-)
+from experiments.judge_by_layer import Labels, judge_items, judged, sample_described, skip_reason
 from experiments.persistence import PERM_KINDS, agreement, composed_perms, exact_perms
 from saematch import plotting
 
@@ -41,6 +34,34 @@ class Options:
     exclude_dead: bool  # treat the zoo's "never active" description as missing
 
 
+@dataclass
+class Item:
+    """Feature `feature` of start layer s and its `image` at layer L under one method."""
+
+    start_layer: int
+    layer: int
+    method: str  # exact | composition
+    feature: int
+    image: int
+    skip: str | None  # why it is not judged: missing | dead; None: judged
+    label: int | str | None = None  # 1 DIFFERENT .. 3 SAME; None unparseable; "pending"
+    raw: str | None = None  # the judge's answer
+    desc_a: str | None = None
+    desc_b: str | None = None
+
+
+@dataclass
+class DistanceRow:
+    """The labels of one start layer's features at layer L under one method."""
+
+    start_layer: int
+    layer: int
+    distance: int  # L − start_layer
+    method: str
+    agreement: float  # share of the features whose exact and composed images agree
+    labels: Labels
+
+
 def targets_of(layers: list[int], start: int, max_distance: int | None) -> list[int]:
     """The later layers L of the set with L − start ≤ max_distance (all when None)."""
     if start not in layers[:-1]:
@@ -48,18 +69,18 @@ def targets_of(layers: list[int], start: int, max_distance: int | None) -> list[
     return [L for L in layers if start < L and (max_distance is None or L - start <= max_distance)]
 
 
-def plot(rows: list[dict], starts: list[int]):
+def plot(rows: list[DistanceRow], starts: list[int]):
     """Mean judge score vs distance (a line per start layer and method); exact = composed share."""
     fig, (ax, ax_ag) = plotting.new_figure(1, 2, panel_size=(4.6, 3.4))
     for k, s in enumerate(starts):
         color = plotting.PALETTE[k % len(plotting.PALETTE)]
         for m in PERM_KINDS:
-            sel = [r for r in rows if r["start_layer"] == s and r["method"] == m]
-            xs, ys = [r["distance"] for r in sel], [r["gpt_score"] for r in sel]
+            sel = [r for r in rows if r.start_layer == s and r.method == m]
+            xs, ys = [r.distance for r in sel], [r.labels.gpt_score for r in sel]
             label = f"from layer {s}, {plotting.method_label(m)}"
             plotting.line_per_layer(ax, xs, ys, label, color=color, linestyle=LINESTYLES[m])
-        sel = [r for r in rows if r["start_layer"] == s and r["method"] == "exact"]
-        xs, ys = [r["distance"] for r in sel], [r["agreement"] for r in sel]
+        sel = [r for r in rows if r.start_layer == s and r.method == "exact"]
+        xs, ys = [r.distance for r in sel], [r.agreement for r in sel]
         plotting.line_per_layer(ax_ag, xs, ys, f"from layer {s}", color=color)
     ax.set_ylim(0.9, 3.1)
     plotting.label_axes(ax, x="distance (layers, L − s)", y="judge_score", title="Persistence")
@@ -73,8 +94,9 @@ def plot(rows: list[dict], starts: list[int]):
     return fig
 
 
-def build_items(ctx: Context, opts) -> tuple[list[dict], dict]:
-    """One item per (start, target, method, feature) with its descriptions and skip reason."""
+def build_items(ctx: Context, opts: Options) -> tuple[list[Item], dict]:
+    """One Item per (start, target, method, feature) with its descriptions and skip reason;
+    and {(s, L): agreement of the exact and composed images}."""
     layers = ctx.layers
     adjacent = ctx.perms()
     items, agree = [], {}
@@ -94,56 +116,34 @@ def build_items(ctx: Context, opts) -> tuple[list[dict], dict]:
                 for i in feats:
                     j = int(perms[m][L][i])
                     a, b = src.get(i), dst.get(j)
-                    items.append(
-                        dict(
-                            start_layer=s,
-                            layer=L,
-                            method=m,
-                            feature=i,
-                            image=j,
-                            desc_a=a,
-                            desc_b=b,
-                            skip=skip_reason(a, b, opts.exclude_dead),
-                        )
-                    )
+                    skip = skip_reason(a, b, opts.exclude_dead)
+                    items.append(Item(s, L, m, i, j, skip, desc_a=a, desc_b=b))
     return items, agree
+
+
+def labels_of(items: list[Item], start: int, layer: int, method: str) -> Labels:
+    """The Labels of the items of one (start layer, layer, method)."""
+    return Labels.of(
+        [x for x in items if (x.start_layer, x.layer, x.method) == (start, layer, method)]
+    )
 
 
 def run(opts: Options, ctx: Context) -> Results:
     """Judge score of features from each start layer vs their images at later layers."""
     items, agree = build_items(ctx, opts)
-    todo = [it for it in items if it["skip"] is None]
-    answers, error = judge_pairs(ctx.judge, [(it["desc_a"], it["desc_b"]) for it in todo])
-    for it, r in zip(todo, answers, strict=True):
-        it["label"], it["raw"] = ("pending", None) if r is None else (r.label, r.raw)
-    rows, per_start = [], {}
-    for (s, L), ag in agree.items():
-        for m in PERM_KINDS:
-            sel = [
-                it for it in items if (it["start_layer"], it["layer"], it["method"]) == (s, L, m)
-            ]
-            summ = summarize(
-                [it["label"] for it in sel if it["skip"] is None],
-                [it["skip"] for it in sel if it["skip"] is not None],
-            )
-            summ["agreement"] = ag
-            per_start.setdefault(str(s), {}).setdefault(m, {})[str(L)] = summ
-            rows.append(table_row(summ, start_layer=s, layer=L, distance=L - s, method=m))
+    error = judge_items(ctx.judge, items)
+    rows = [
+        DistanceRow(s, L, L - s, m, ag, labels_of(items, s, L, m))
+        for (s, L), ag in agree.items()
+        for m in PERM_KINDS
+    ]
     res = Results(metrics=rows, headline=rows)
     res.table("persistence_judge", rows)
-    cols = (
-        "start_layer",
-        "layer",
-        "method",
-        "feature",
-        "image",
-        "skip",
-        "label",
-        "raw",
-        "desc_a",
-        "desc_b",
-    )
-    res.table("persistence_judge_pairs", [{k: it.get(k) for k in cols} for it in items])
+    res.table("persistence_judge_pairs", items)
     res.figures["persistence_judge"] = plot(rows, list(opts.start_layers))
+    per_start = {}
+    for r in rows:
+        entry = {**r.labels.as_summary(), "agreement": r.agreement}
+        per_start.setdefault(str(r.start_layer), {}).setdefault(r.method, {})[str(r.layer)] = entry
     res.summary = {"start_layers": per_start, "matching": plain(ctx.cfg.matching)}
     return judged(ctx, res, error)

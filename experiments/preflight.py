@@ -11,7 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from experiments.context import plain
-from experiments.targets import build, check, parameters, target
+from experiments.targets import build, check, node_of, parameters, target
 
 SNIFF_BYTES = 8192  # a NUL byte in a text file's first 8 KiB means it is not text
 
@@ -69,6 +69,18 @@ def check_targets(cfg: DictConfig) -> None:
     check(cfg.descriptions, "descriptions", supplied=supplied)
 
 
+def check_solver(cfg: DictConfig) -> None:
+    """matching.solver names a solver file (or a `_target_` node) whose options are valid: the
+    object is built (cheap, nothing allocated) so its own range checks run now."""
+    node = node_of(cfg.matching.solver, "matching.solver")
+    try:
+        build(node, "matching.solver")
+    except Exception as e:  # noqa: BLE001 - hydra wraps the target's own error
+        cause = e.__cause__ if isinstance(e.__cause__, TypeError | ValueError) else e
+        msg = str(cause) if str(cause).startswith("matching.") else f"matching.solver: {cause}"
+        raise ValueError(msg) from None
+
+
 def check_data(cfg: DictConfig) -> None:
     """Positive sizes; a local corpus exists and its .txt files are text."""
     d, m = cfg.data, cfg.model
@@ -122,8 +134,10 @@ def check_model(cfg: DictConfig) -> None:
 
 
 def preflight(cfg: DictConfig) -> None:
-    """Every check above, in order: model, SAE set and layers, judge and descriptions, data."""
+    """Every check above, in order: model, SAE set and layers, solver, judge and descriptions,
+    data."""
     check_model(cfg)
     check_saes(cfg)
+    check_solver(cfg)
     check_targets(cfg)
     check_data(cfg)

@@ -19,12 +19,6 @@ class MatchMode(str, Enum):
     both = "both"
 
 
-class Solver(str, Enum):
-    auto = "auto"
-    lapjv = "lapjv"
-    scipy = "scipy"
-
-
 class ModelKind(str, Enum):
     zoo = "zoo"
     hf = "hf"
@@ -65,7 +59,8 @@ class ModelConfig:
 class MatchingConfig:
     mode: MatchMode = MatchMode.both
     fold: bool = True
-    solver: Solver = Solver.auto
+    # `_target_` node from conf/matching/solver/, or its file's name (matching.solver=scipy)
+    solver: Any = MISSING
     cache: bool = True
     max_memory: str | None = None  # e.g. "6GB"; None: half the available memory
     device: str = "auto"  # auto | cpu | cuda

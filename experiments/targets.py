@@ -16,18 +16,36 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import field, make_dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def node_of(node: Any, group: str) -> DictConfig:
+    """The `_target_` node of `group`, also when the command line gave a file name as a value:
+    `matching.solver=scipy` means what `matching/solver=scipy` does (conf/matching/solver/
+    scipy.yaml). An unknown name is a ValueError listing the files."""
+    if not isinstance(node, str):
+        return node
+    folder = CONF_DIR / group.replace(".", "/")
+    path = folder / f"{node}.yaml"
+    if Path(node).name != node or not path.is_file():
+        have = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+        raise ValueError(f"{group}={node!r}: no such choice; pick one of {have} (in {folder})")
+    return OmegaConf.load(path)
+
 
 def target(node: DictConfig, group: str) -> Callable:
     """The callable named by node._target_ (ValueError naming the group when it cannot import)."""
     name = node.get("_target_")
     if not name:
-        raise ValueError(f"{group}: no _target_; pick a file of conf/{group}/ (e.g. {group}=...)")
+        where = group.replace(".", "/")
+        raise ValueError(f"{group}: no _target_; pick a file of conf/{where}/ ({where}=...)")
     try:
         return get_object(name)
     except Exception as e:  # noqa: BLE001 - ImportError, AttributeError, hydra's wrappers
@@ -72,7 +90,7 @@ def check(
     if unknown:
         raise ValueError(
             f"{group}.{unknown[0]}: {node._target_} takes no argument {unknown[0]!r}; "
-            f"valid: {', '.join(k for k in params if k not in supplied)}"
+            f"valid: {', '.join(k for k in params if k not in supplied) or '(none)'}"
         )
     missing = [
         k
@@ -100,7 +118,7 @@ def _check_type(key: str, hint: Any, value: Any) -> None:
     try:
         OmegaConf.merge(schema, {"v": value})
     except OmegaConfBaseException as e:
-        raise ValueError(f"{key}={value!r}: {getattr(e, 'msg', e)}") from None
+        raise ValueError(f"{key}={value!r}: {str(e).splitlines()[0]}") from None
 
 
 def build(

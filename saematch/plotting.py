@@ -133,6 +133,20 @@ def method_color(method: str) -> str:
     return PALETTE[zlib.crc32(method.encode()) % len(PALETTE)]
 
 
+MODE_STYLES = {"both": ("-", "o"), "encoder": ("--", "^"), "decoder": (":", "s")}
+
+
+def variant_style(variant: str) -> dict[str, str]:
+    """Line keywords of a matching variant `<folded|unfolded>_<mode>`: colour by fold (folded
+    blue, unfolded orange, as in every figure), line style and marker by mode, so no two
+    variants look alike; any other name: {"color": method_color(name)}."""
+    fold, _, mode = variant.partition("_")
+    if fold in ("folded", "unfolded") and mode in MODE_STYLES:
+        linestyle, marker = MODE_STYLES[mode]
+        return {"color": METHOD_COLORS[fold], "linestyle": linestyle, "marker": marker}
+    return {"color": method_color(variant)}
+
+
 def method_label(method: str) -> str:
     """The legend text of a method (its key when unknown)."""
     return METHOD_LABELS.get(method, method)

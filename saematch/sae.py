@@ -63,6 +63,11 @@ class JumpReLUSAE:
             j = int(neg[0])
             raise ValueError(f"threshold[{j}] = {self.threshold[j].item()} is negative; θ ≥ 0.")
 
+    def validate(self) -> None:
+        """The constructor's checks again (dtypes, shapes, finite values, θ ≥ 0), so tensors
+        changed in place since construction are caught too; ValueError naming the tensor."""
+        self.__post_init__()
+
     # -- sizes ---------------------------------------------------------------
     @property
     def width(self) -> int:

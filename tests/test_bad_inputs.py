@@ -44,6 +44,14 @@ def _binary(path: Path) -> Path:
         (["+saes.sparsty=low"], r"saes.sparsty: .*zoo_set takes no argument"),
         (["descriptions=json"], r"descriptions: .*load_json_descriptions needs path"),
         (["judge._target_=saematch.judge.nope.Judge"], r"judge._target_=.*cannot import"),
+        (
+            ["matching.solver=scipi"],
+            r"matching.solver='scipi': no such choice; .*auto, lapjv, scipy",
+        ),
+        (["matching.solver.k=0"], r"matching.solver: AutoSolver: k=0 must be a number ≥ 1"),
+        (["+matching.solver.kk=3"], r"matching.solver.kk: .*AutoSolver takes no argument 'kk'"),
+        (["matching/solver=lapjv", "+matching.solver.k=3"], r"LapjvSolver takes no argument 'k'"),
+        (["matching.solver.margin=abc"], r"matching.solver.margin='abc'"),
     ],
 )
 def test_dry_run_rejects_bad_values_before_any_work(tmp_path, overrides, message):
@@ -51,6 +59,24 @@ def test_dry_run_rejects_bad_values_before_any_work(tmp_path, overrides, message
     with pytest.raises(ValueError, match=message):
         run_experiment(cfg)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "overrides,want",
+    [
+        ([], "auto"),
+        (["matching/solver=scipy"], "scipy"),
+        (["matching.solver=scipy"], "scipy"),  # a value naming the file: the same solver
+        (["matching.solver=lapjv"], "lapjv"),
+        (["matching.solver.k=32", "matching.solver.margin=0.5"], "auto(k=32, margin=0.5)"),
+    ],
+)
+def test_the_solver_is_built_from_its_config(tmp_path, overrides, want):
+    from experiments.context import Context
+
+    cfg = _compose([*overrides, "dry_run=true", f"paths.output_root={tmp_path}"])
+    run_experiment(cfg)  # passes the checks
+    assert Context(cfg, tmp_path).solver.key() == want
 
 
 def test_dry_run_rejects_a_binary_txt_in_the_corpus(tmp_path):
@@ -134,3 +160,36 @@ def test_an_sae_set_target_gets_the_contexts_extras(tmp_path, monkeypatch):
     assert seen == {"cache_dir": tmp_path, "seed": 3, "width": 16}
     with pytest.raises(ValueError, match="saes.widht: .*my_set takes no argument"):
         run_experiment(_compose([*over, "+saes.widht=1", "dry_run=true"]))
+
+
+@pytest.mark.parametrize("theta", [1e-40, 1e30])
+@pytest.mark.parametrize("unmatched", [None, "auto"])
+def test_match_rejects_extreme_thresholds_at_entry(theta, unmatched):
+    """The library's match() names the SAE and the fix; no overflow inside the solver."""
+    from saematch.matching import match
+
+    good, bad = _sae(0.3), _sae(theta)
+    bad.name = "layer_7"
+    for a, b, side in ((bad, good, "a"), (good, bad, "b")):
+        with pytest.raises(ValueError, match=rf"SAE {side} \(layer_7\): .*threshold\[3\].*fold=f"):
+            match(a, b, unmatched=unmatched)
+    assert len(match(bad, good, fold=False).perm) == 8  # the raw weights still match
+
+
+def test_match_rejects_nan_and_bad_shapes_at_entry():
+    from saematch.matching import match
+
+    a, b = _sae(0.3), _sae(0.4)
+    a.W_dec[2, 1] = float("nan")  # changed in place after construction
+    with pytest.raises(ValueError, match=r"SAE a \(toy\): W_dec has a non-finite value .*\(2, 1\)"):
+        match(a, b)
+    a = _sae(0.3)
+    b.b_enc = torch.zeros(5)
+    with pytest.raises(ValueError, match=r"SAE b \(toy\): b_enc has shape \(5,\) but W_enc"):
+        match(a, b, fold=False)
+    with pytest.raises(ValueError, match=r"widths differ: 8 \(toy\) vs 6"):
+        match(a, _sae(0.3, F=6))
+    with pytest.raises(ValueError, match=r"d_model 4 \(toy\) vs 5"):
+        match(a, _sae(0.3, d=5))
+    with pytest.raises(TypeError, match="b must be a JumpReLUSAE"):
+        match(a, {"W_enc": a.W_enc})

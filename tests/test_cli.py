@@ -74,6 +74,7 @@ def test_default_experiment_is_ground_truth_on_the_planted_world():
         ("matching.foo=1", "matching.foo"),
         ("data.n_examples=many", "n_examples"),
         ("model=gpt5", "gpt5"),
+        ("matching/solver=greedy", "greedy"),
     ],
 )
 def test_bad_override_fails_at_compose_time(override, message):

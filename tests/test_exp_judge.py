@@ -132,6 +132,14 @@ def test_judge_by_layer_lexical(test_zoo, tmp_path, cache_root):
             if r["variant"] == "folded" and r["layer"] == 0]  # fmt: skip
     perm = match(test_zoo.load_sae(0), test_zoo.load_sae(1), mode="both", fold=True).perm
     assert [r["next_feature"] for r in rows] == [int(perm[r["feature"]]) for r in rows]
+    # typed rows: the Labels of each LayerRow are its columns, the main metric first
+    table = results_json(tmp_path, "judge_by_layer")["tables"]["judge_by_layer"]
+    cols = ["variant", "layer", "next_layer", "gpt_score", "same", "maybe", "different"]
+    assert list(table[0])[:7] == cols and len(table) == 3 * (test_zoo.n_layers - 1)
+    for r in table:
+        assert r["same"] + r["maybe"] + r["different"] + r["unparsed"] == r["judged"]
+        s = res["layers"][str(r["layer"])][r["variant"]]
+        assert (r["gpt_score"], r["same"]) == (s["gpt_score"], s["counts"]["SAME"])
 
 
 def test_bad_variant_is_a_clear_error(test_zoo, tmp_path, cache_root):

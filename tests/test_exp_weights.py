@@ -101,16 +101,17 @@ def test_matching_modes_each_perm_optimal_for_its_mode(modes):
     layers = list(ctx.layers)
     t = res["pair"]
     assert t == layers[(len(layers) - 1) // 2]
-    per = res["layers"][str(t)]["modes"]
+    per = res["modes"]
     assert set(per) == {*MODES, "vanilla"}
     for m in MODES:
-        own = per[m]["cost_in"][m]
+        own = per[m][f"cost_in_{m}"]
         for other in per:
-            assert own <= per[other]["cost_in"][m] * (1 + TOL), (m, other)
+            assert own <= per[other][f"cost_in_{m}"] * (1 + TOL), (m, other)
     for name, row in per.items():
+        assert row["method"] == name and row["layer"] == t
         assert 0.0 <= row["matching_score"] <= 1.0, name
         assert np.isfinite(row["delta_loss"]) and row["explained_variance"] <= 1.0
-    agree = res["layers"][str(t)]["agreement"]
+    agree = res["agreement"]
     assert set(agree) == {"encoder~decoder", "encoder~both", "decoder~both"}
     assert all(0.0 <= v <= 1.0 for v in agree.values())
     assert (run_dir / "matching_modes.png").is_file()

@@ -10,7 +10,7 @@ import saematch.matching.quantised as quantised
 from saematch.matching import match, pair_cost
 from saematch.matching.certificate import check_certificate, features_cost_fn
 from saematch.matching.cost import augmented_features
-from saematch.matching.solvers import assign
+from saematch.matching.solvers import AutoSolver, assign
 from saematch.matching.synthetic import synthetic_pair
 from saematch.sae import JumpReLUSAE
 
@@ -167,8 +167,12 @@ def test_errors():
         match(a, random_sae(6, 12, seed=1))
     with pytest.raises(ValueError, match="unknown matching mode"):
         match(a, a, mode="sideways")
-    with pytest.raises(ValueError, match="unknown solver"):
+    with pytest.raises(ValueError, match="unknown solver 'greedy'; choose one of auto"):
         match(a, a, solver="greedy")
+    with pytest.raises(ValueError, match="unknown solver"):
+        match(a, a, solver=lambda xa, xb: None)  # not a Solver object
+    with pytest.raises(ValueError, match=r"AutoSolver: k=0 must be a number ≥ 1"):
+        AutoSolver(k=0)
     with pytest.raises(ValueError, match="bijection"):
         pair_cost(a, a, np.zeros(12, dtype=np.int64), "decoder")
     relu = random_sae(8, 12, seed=2, theta_range=(0.0, 0.0))

@@ -87,3 +87,28 @@ def test_match_layers_without_cache_and_errors():
         match_layers(saes[:1])
     with pytest.raises(ValueError, match="widths differ"):
         match_layers([saes[0], random_sae(8, 12, seed=9)])
+
+
+def test_solver_objects_keep_the_cache_keys_of_their_names(tmp_path, counted):
+    """A solver object at its defaults is keyed by its bare name (the key of earlier runs, as
+    the documented formula gives it); other options are other entries."""
+    from saematch.matching.solvers import AutoSolver, LapjvSolver, ScipySolver
+
+    a, b = _saes(2)
+    for name, obj in (("auto", AutoSolver()), ("lapjv", LapjvSolver()), ("scipy", ScipySolver())):
+        spec = {"a": a.fingerprint(), "b": b.fingerprint(), "mode": "both", "fold": True,
+                "solver": name, "code": cache_mod.CODE_VERSION}  # fmt: skip
+        want = hashlib.blake2b(json.dumps(spec, sort_keys=True).encode(), digest_size=16)
+        assert cache_mod.cache_key(a, b, "both", True, obj) == want.hexdigest()
+        assert cache_mod.cache_key(a, b, "both", True, name) == want.hexdigest()
+    tuned = AutoSolver(k=4, dense_below=1)
+    assert tuned.key() == "auto(dense_below=1, k=4)"
+    assert cache_mod.cache_key(a, b, "both", True, tuned) != cache_mod.cache_key(
+        a, b, "both", True, "auto"
+    )
+    m = match_layers([a, b], solver=tuned, cache_dir=tmp_path, progress=False)[0]
+    assert m.solver == "auto(dense_below=1, k=4)" and m.info["method"] != "lapjvs"
+    again = match_layers([a, b], solver=tuned, cache_dir=tmp_path, progress=False)[0]
+    assert again.info["cached"] and len(counted) == 1
+    ref = match(a, b, solver=ScipySolver())
+    assert ref.solver == "scipy" and np.array_equal(ref.perm, m.perm)

@@ -91,3 +91,17 @@ class _FakeZoo:
     def __init__(self, cache: Path) -> None:
         self.root = cache / "zoo" / "test-seed0"
         self.manifest = {"size": "test", "seed": 0}
+
+
+def test_default_experiment_console_is_one_summary_and_the_folder(test_planted, tmp_path, capsys):
+    """The ground-truth summary table replaces the headline rows (it used to print both)."""
+    from experiments.cli import run_experiment
+
+    cache = Path(test_planted.root).parent.parent
+    cfg = compose_cfg("ground_truth", ["saes.size=test"], _FakeZoo(cache), tmp_path)
+    run_experiment(cfg, run_dir=tmp_path / "run", console=True)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "ground_truth:" and out[-1].startswith(f"files: {tmp_path / 'run'}")
+    assert sum("Matching accuracy" in ln for ln in out) == 1
+    assert not any(ln.split()[:3] == ["variant", "pair", "accuracy"] for ln in out)
+    assert (tmp_path / "run" / "ground_truth_summary.txt").read_text().strip() in "\n".join(out)

@@ -38,3 +38,25 @@ def test_line_per_layer_uses_method_style_and_units(tmp_path):
     png, pdf = RunRecorder(tmp_path).add_figure("pruning", fig)
     assert png.stat().st_size > 1000 and pdf.read_bytes().startswith(b"%PDF")
     assert plt.get_fignums() == []
+
+
+def test_ground_truth_variants_each_look_different():
+    """Fig. 20: every mode x fold variant has its own (colour, line, marker); folded_encoder and
+    unfolded_decoder used to share one hashed blue."""
+    from saematch.planted.evaluate import GroundTruthReport
+    from saematch.planted.metrics import Accuracy
+    from saematch.planted.report import plot_report
+
+    variants = ["vanilla"] + [f"{f}_{m}" for f in ("folded", "unfolded") for m in P.MODE_STYLES]
+    one = Accuracy(0.5, 10, 5)
+    acc = {v: {"0-1": one, "1-2": one} for v in variants}
+    fig = plot_report(
+        GroundTruthReport({0: 1.0, 1: 1.0}, acc, {1: {"composed": one, "exact": one}})
+    )
+    lines = fig.axes[1].get_lines()
+    looks = {(to_rgb(ln.get_color()), ln.get_linestyle(), ln.get_marker()) for ln in lines}
+    assert [ln.get_label() for ln in lines] == variants and len(looks) == len(variants)
+    for v in variants[1:]:  # colour by fold, as every figure draws folded and unfolded
+        want = P.METHOD_COLORS[v.split("_")[0]]
+        assert to_rgb(P.variant_style(v)["color"]) == to_rgb(want)
+    plt.close(fig)

@@ -6,12 +6,16 @@ from saematch.matching.certificate import Certificate, check_certificate, check_
 from saematch.matching.cost import MODES, pair_cost
 from saematch.matching.match import Matching, match
 from saematch.matching.permutation import Permutation, compose_chain, feature_path
-from saematch.matching.solvers import SOLVERS
+from saematch.matching.solvers import SOLVERS, AutoSolver, LapjvSolver, ScipySolver, Solver
 
 __all__ = [
     "CODE_VERSION",
     "MODES",
     "SOLVERS",
+    "AutoSolver",
+    "LapjvSolver",
+    "ScipySolver",
+    "Solver",
     "Certificate",
     "Matching",
     "Permutation",

@@ -20,6 +20,7 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 from saematch.matching.match import Matching, match
+from saematch.matching.solvers import Solver, get_solver
 from saematch.sae import JumpReLUSAE
 
 CODE_VERSION = "matching-4"  # bump when the matching definition or solvers change results
@@ -27,9 +28,17 @@ log = logging.getLogger(__name__)
 
 
 def cache_key(
-    a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool, solver: str, beyond: dict | None = None
+    a: JumpReLUSAE,
+    b: JumpReLUSAE,
+    mode: str,
+    fold: bool,
+    solver: str | Solver,
+    beyond: dict | None = None,
 ) -> str:
     """Hex key of a matching: both SAEs' content fingerprints + settings + code version.
+
+    solver: a name or a Solver object, keyed by its key() (the bare name for default options,
+    so `AutoSolver()` and "auto" share entries with earlier runs).
 
     beyond: the options of matching beyond the bijection (unmatched, confidence, top_k,
     splits), when any is set; such entries are stored as match files (saematch.matchfile).
@@ -39,7 +48,7 @@ def cache_key(
         "b": b.fingerprint(),
         "mode": mode,
         "fold": bool(fold),
-        "solver": solver,
+        "solver": get_solver(solver).key(),
         "code": CODE_VERSION,
     }
     if beyond:
@@ -53,7 +62,7 @@ def cached_match(
     *,
     mode: str,
     fold: bool,
-    solver: str,
+    solver: str | Solver,
     cache_dir: str | Path | None,
     beyond: dict | None = None,
     **resources,
@@ -107,7 +116,7 @@ def match_layers(
     *,
     mode: str = "both",
     fold: bool = True,
-    solver: str = "auto",
+    solver: str | Solver = "auto",
     cache_dir: str | Path | None = None,
     progress: bool = True,
     max_memory=None,

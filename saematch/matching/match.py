@@ -10,7 +10,7 @@ import numpy as np
 from saematch.matching.budget import features_bytes, resolve_budget
 from saematch.matching.cost import augmented_features, check_mode, feature_dim, pair_cost_features
 from saematch.matching.permutation import Permutation
-from saematch.matching.solvers import assign, check_solver, plan, resolve_device
+from saematch.matching.solvers import Solver, get_solver, resolve_device
 from saematch.sae import JumpReLUSAE, check_compatible
 
 
@@ -67,13 +67,29 @@ class Matching:
         return out
 
 
+def check_inputs(a: JumpReLUSAE, b: JumpReLUSAE, fold: bool) -> None:
+    """What match() needs, checked before any work: each SAE consistent (shapes, dtypes) and
+    finite, with fold=True every θ > 0 and no folded row overflowing float32 (θ like 1e-40 or
+    1e30); both with the same d_model and width. ValueError naming the SAE and the fix."""
+    for side, sae in (("a", a), ("b", b)):
+        if not isinstance(sae, JumpReLUSAE):
+            raise TypeError(f"match: {side} must be a JumpReLUSAE, got {type(sae).__name__}")
+        try:
+            sae.validate()
+            if fold:
+                sae.check_foldable()
+        except ValueError as e:  # its message says the fix (e.g. fold=false for θ)
+            raise ValueError(f"match: SAE {side} ({sae.name or 'unnamed'}): {e}") from None
+    check_compatible(a, b)
+
+
 def match(
     a: JumpReLUSAE,
     b: JumpReLUSAE,
     *,
     mode: str = "both",
     fold: bool = True,
-    solver: str = "auto",
+    solver: str | Solver = "auto",
     progress: bool = False,
     max_memory: int | float | str | None = None,
     device: str = "auto",
@@ -85,13 +101,17 @@ def match(
     """Optimal bijection a -> b minimising Σ_i cost(i, perm[i]) (eq. 3), with its duals.
 
     cost = mean_d ΔW_dec² (decoder), mean_d ΔW_enc² (encoder), or their sum + Δb_enc²
-    (both); on folded weights (eq. 4) when fold=True. Solvers: auto | lapjv | scipy.
+    (both); on folded weights (eq. 4) when fold=True. solver: auto | lapjv | scipy, or a
+    Solver object (solvers.py: AutoSolver(k=32), ...); Matching.solver records its key().
     max_memory: what the matching may allocate ("6GB", bytes; None: half the available
     memory, logged); a width that cannot fit raises MemoryError before allocating.
     device: auto | cpu | cuda, where solver=auto's cost blocks run (same certified result).
     Beyond the bijection (beyond.py): unmatched = None | ρ | "auto" leaves features
     unmatched at a reject cost; confidence, top_k predecessors and splits per pair.
+    Bad input (NaN, mismatched shapes, θ that cannot be folded) is a ValueError before any
+    work (check_inputs).
     """
+    check_inputs(a, b, fold)
     if unmatched not in (None, "none") or confidence or top_k or splits:
         from saematch.matching.beyond import match_beyond
 
@@ -101,25 +121,23 @@ def match(
             device=device,
         )  # fmt: skip
     check_mode(mode)
-    check_solver(solver)
-    check_compatible(a, b)
+    solver = get_solver(solver)
     dev = resolve_device(device)
     budget = resolve_budget(max_memory)
     t0 = time.perf_counter()
-    dtype = np.float64 if solver == "scipy" else np.float32
+    dtype = solver.dtype
     D = feature_dim(a.d_model, mode)
     work = budget - features_bytes(a.width, D, np.dtype(dtype).itemsize)
-    plan(a.width, D, solver, work, dev)  # MemoryError now, before the features exist
+    solver.plan(a.width, D, work, dev)  # MemoryError now, before the features exist
     # folded features straight from the weights: no folded copy of either SAE
     xa = augmented_features(a, mode, "a", dtype, fold=fold)
     xb = augmented_features(b, mode, "b", dtype, fold=fold)
     # "both": the b_enc term (last dim of z) stays exact in the int8 cost, and the decoder
     # and encoder parts get their own int8 scales
     both = mode == "both"
-    res = assign(
+    res = solver(
         xa,
         xb,
-        solver,
         progress=progress,
         exact_tail=int(both),
         head_splits=(a.d_model,) * both,
@@ -133,7 +151,7 @@ def match(
         total_cost=float(pair.astype(np.float64).sum()),
         mode=mode,
         fold=bool(fold),
-        solver=solver,
+        solver=solver.key(),
         seconds=time.perf_counter() - t0,
         info={**res.info, "tol": res.tol},
         duals=(res.u, res.v),

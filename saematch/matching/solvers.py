@@ -9,9 +9,17 @@
 
 Every solver returns an Assignment (certificate.py): the permutation and LP duals proving it
 optimal; for scipy and lapjv the duals are computed on their dense cost (proof.py).
+
+The same three as objects (`AutoSolver(k=32)`, `LapjvSolver()`, `ScipySolver()`): what
+`match(solver=...)` takes besides a name, and what conf/matching/solver/*.yaml build. A solver
+object's `key()` is its name when every option is at its default (so match-cache keys stay
+those of the plain names), else `name(option=value, ...)`.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
 
 import lap
 import numpy as np
@@ -69,10 +77,9 @@ def plan(n: int, D: int, solver: str, budget: int, device: str = "cpu", dense_be
     return "streamed", block
 
 
-def check_solver(solver: str) -> None:
-    """Raise ValueError unless solver is known."""
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}.")
+def check_solver(solver) -> None:
+    """Raise ValueError unless solver is a known name or a Solver object."""
+    get_solver(solver)
 
 
 def dense_cost(xa: np.ndarray, xb: np.ndarray, block: int = 2048, progress: bool = False):
@@ -176,3 +183,102 @@ def assign(
     )  # fmt: skip
     res.info = {"method": "streamed-certified", **res.info}
     return res
+
+
+@dataclasses.dataclass(frozen=True)
+class Solver:
+    """A LAP solver on augmented features (a name of SOLVERS and its options).
+
+    Options left at None take the library's defaults (this module, streamed.py), so configs
+    never repeat them. `solver(xa, xb, ...)` is `assign(xa, xb, solver.name, ...)`.
+    """
+
+    name: ClassVar[str] = ""
+    dtype: ClassVar[type] = np.float32  # the augmented features' dtype it solves on
+
+    def options(self) -> dict:
+        """The options set to something else than the library default (None)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+    def key(self) -> str:
+        """The name, then the options set: what Matching.solver and the match cache record."""
+        opts = self.options()
+        return self.name + (f"({', '.join(f'{k}={v}' for k, v in opts.items())})" * bool(opts))
+
+    def plan(self, n: int, D: int, budget: int, device: str = "cpu"):
+        """plan() of this solver: (path, row block), or MemoryError when nothing fits."""
+        return plan(n, D, self.name, budget, device, self.options().get("dense_below"))
+
+    def __call__(
+        self,
+        xa: np.ndarray,  # (n, D + 2) augmented features of A (cost.py)
+        xb: np.ndarray,  # (n, D + 2) of B
+        *,
+        progress: bool = False,
+        exact_tail: int = 0,
+        head_splits: tuple[int, ...] = (),
+        max_memory: int | None = None,
+        device: str = "cpu",
+    ) -> Assignment:
+        """The optimal assignment of c = xa @ xb.T with its duals: assign() with this solver."""
+        how = {"exact_tail": exact_tail, "head_splits": head_splits, "max_memory": max_memory}
+        return assign(xa, xb, self.name, progress, device=device, **how, **self.options())
+
+
+@dataclasses.dataclass(frozen=True)
+class ScipySolver(Solver):
+    """Dense reference: float64 cost, scipy linear_sum_assignment (no options)."""
+
+    name: ClassVar[str] = "scipy"
+    dtype: ClassVar[type] = np.float64
+
+
+@dataclasses.dataclass(frozen=True)
+class LapjvSolver(Solver):
+    """Dense float32 cost, lapx lapjvs (no options)."""
+
+    name: ClassVar[str] = "lapjv"
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoSolver(Solver):
+    """Exact and fast (module doc): quantised certified, else streamed certified.
+
+    dense_below: plain lapjvs below this width; max_dense_bytes: the stored 16-bit estimate
+    up to this size; k, rest_k, margin, max_rounds, seed: the streamed solver's (streamed.py).
+    None: the library default.
+    """
+
+    name: ClassVar[str] = "auto"
+    dense_below: int | None = None
+    max_dense_bytes: int | None = None
+    k: int | None = None
+    rest_k: int | None = None
+    margin: float | None = None
+    max_rounds: int | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for k, v in self.options().items():
+            low = 0 if k in ("max_dense_bytes", "seed", "margin") else 1
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < low:
+                raise ValueError(f"AutoSolver: {k}={v!r} must be a number ≥ {low} (or None)")
+
+
+SOLVER_TYPES: dict[str, type[Solver]] = {c.name: c for c in (AutoSolver, LapjvSolver, ScipySolver)}
+
+
+def get_solver(solver: str | Solver) -> Solver:
+    """A Solver object: `solver` itself, or the named solver with default options."""
+    if isinstance(solver, Solver):
+        return solver
+    if isinstance(solver, str) and solver in SOLVER_TYPES:
+        return SOLVER_TYPES[solver]()
+    raise ValueError(
+        f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)} "
+        "(or pass a Solver object such as AutoSolver(k=32))."
+    )

@@ -130,7 +130,8 @@ def plot_report(report: GroundTruthReport):
     ax = axes[1]
     for v, per in report.accuracy.items():
         xs = [int(p.split("-")[0]) for p in per]
-        plotting.line_per_layer(ax, xs, [a.accuracy for a in per.values()], v, method=v)
+        ys = [a.accuracy for a in per.values()]
+        plotting.line_per_layer(ax, xs, ys, v, **plotting.variant_style(v))
     ax.set_ylim(0, 1.05)
     plotting.label_axes(ax, x="layer", y="matching accuracy", title="Matching t → t+1")
     ax.legend(fontsize=7)
