@@ -26,7 +26,7 @@ from saematch.matching.beyond import match_beyond, parse_unmatched
 from saematch.matching.cost import augmented_features
 from saematch.matching.partial import squared_norms
 from saematch.matching.planted_pair import planted_pair
-from saematch.matching.validation import sae_level_truth, score_matching
+from saematch.matching.validation import sae_level_truth, score_matching, unambiguous
 
 
 @dataclass
@@ -69,6 +69,9 @@ class PlantedRow:
     splits_true: int
     splits_detected: int
     seconds: float
+
+
+PLANTED_FIELDS = {f.name for f in fields(PlantedRow)}
 
 
 @dataclass
@@ -120,6 +123,7 @@ def planted_rows(opts: Options, setting, fold: bool) -> tuple[list[PlantedRow], 
                 sc = score_matching(
                     m.perm, succ, m.confidence, m.split_children, known, known_b, rel
                 )
+                sc = {k: v for k, v in sc.items() if k in PLANTED_FIELDS}
                 rows.append(
                     PlantedRow(mode=mode, **label, matching=name, kappa=m.info["null"]["kappa"],
                                rho=m.info.get("rho"), **sc, seconds=m.seconds)
@@ -208,35 +212,74 @@ def plot_pairs(rows: list[PairRow]):
 
 @dataclass
 class TruthRow:
-    """One adjacent pair of the planted world's SAE set, scored against its truth (SPEC §9)."""
+    """One adjacent pair of the planted world's SAE set, one mode, scored against its truth."""
 
     layer: int
     next_layer: int
-    known: int  # SAE features of layer t that represent a true feature
-    unmatched_precision: float
+    mode: str
+    support: str  # known (represents a true feature) | unambiguous (validation.unambiguous)
+    n: int  # SAE features of layer t in the support
+    kappa: float  # κ* of the rotation null
+    unmatched_share: float  # of all layer-t features, partial matching
+    unmatched_precision: float  # partial matching; A side: died
     unmatched_recall: float
-    unmatched_b_precision: float
+    unmatched_b_precision: float  # B side: born
     unmatched_b_recall: float
-    pair_accuracy: float
-    confidence_auroc: float
-    split_precision: float
+    pair_accuracy: float  # partial matching, matched features of the support
+    pair_accuracy_bijection: float
+    confidence_auroc: float  # the bijection's confidence, correct vs wrong pairs
+    split_precision: float  # the bijection's split detector
     split_recall: float
+    unmatched_tp: int  # counts behind the A-side precision / recall (pooled in the summary)
+    unmatched_pred: int
+    unmatched_true: int
 
 
-def truth_rows(ctx: Context, ms: dict) -> list[TruthRow]:
-    """Score the set's matchings against the planted world's truth (saes=planted only)."""
+def pooled_truth(rows: list[TruthRow]) -> dict:
+    """A-side precision / recall of "unmatched" pooled over layer pairs, per mode and support."""
+    out: dict = {}
+    for r in rows:
+        c = out.setdefault(f"{r.mode}/{r.support}", {"tp": 0, "pred": 0, "true": 0})
+        c["tp"], c["pred"], c["true"] = (
+            c["tp"] + r.unmatched_tp,
+            c["pred"] + r.unmatched_pred,
+            c["true"] + r.unmatched_true,
+        )
+    for c in out.values():
+        c["precision"] = c["tp"] / c["pred"] if c["pred"] else float("nan")
+        c["recall"] = c["tp"] / c["true"] if c["true"] else float("nan")
+    return out
+
+
+def truth_rows(ctx: Context, setting, modes: list[str], fold: bool) -> list[TruthRow]:
+    """Score every adjacent pair of the planted set against its truth (saes=planted only):
+    per mode, the partial matching (`setting`) and the bijection, on two supports."""
     from saematch.planted import represented
 
     world = ctx.planted.truth
     rows = []
-    for t, m in ms.items():
+    for t in ctx.layers[:-1]:
         u = ctx.next_layer[t]
-        rep_a = represented(ctx.saes[t].W_dec.cpu(), world.directions[t]).numpy()
-        rep_b = represented(ctx.saes[u].W_dec.cpu(), world.directions[u]).numpy()
-        succ, known, known_b = sae_level_truth(rep_a, rep_b, world.successor[t].numpy())
-        sc = score_matching(m.perm, succ, m.confidence, m.split_children, known, known_b)
-        keys = [f.name for f in fields(TruthRow)][3:]
-        rows.append(TruthRow(t, u, sc["n"], *(sc.get(k, float("nan")) for k in keys)))
+        a, b = ctx.saes[t], ctx.saes[u]
+        rep_a = represented(a.W_dec.cpu(), world.directions[t]).numpy()
+        rep_b = represented(b.W_dec.cpu(), world.directions[u]).numpy()
+        successor = world.successor[t].numpy()
+        succ, known, known_b = sae_level_truth(rep_a, rep_b, successor)
+        ua, ub = unambiguous(rep_a, rep_b, successor)
+        for mode in modes:
+            part = match_beyond(a, b, mode=mode, fold=fold, unmatched=setting, top_k=0)
+            bij = match_beyond(a, b, mode=mode, fold=fold, unmatched=None, top_k=1)
+            for support, ka, kb in (("known", known, known_b), ("unambiguous", ua, ub)):
+                sp = score_matching(part.perm, succ, None, None, ka, kb)
+                sb = score_matching(bij.perm, succ, bij.confidence, bij.split_children, ka, kb)
+                rows.append(
+                    TruthRow(t, u, mode, support, sp["n"], part.info["null"]["kappa"],
+                             sp["unmatched_share"], sp["unmatched_precision"],
+                             sp["unmatched_recall"], sp["unmatched_b_precision"],
+                             sp["unmatched_b_recall"], sp["pair_accuracy"], sb["pair_accuracy"],
+                             sb["confidence_auroc"], sb["split_precision"], sb["split_recall"],
+                             sp["unmatched_tp"], sp["unmatched_pred"], sp["unmatched_true"])
+                )  # fmt: skip
     return rows
 
 
@@ -272,7 +315,8 @@ def run(opts: Options, ctx: Context) -> Results:
         res.headline = prow
         res.summary["layers"] = {str(r.layer): asdict(r) for r in prow}
         if is_planted_set(ctx.cfg):  # the planted world: score against its truth
-            trows = res.table("truth_scores", truth_rows(ctx, ms))
+            trows = res.table("truth_scores", truth_rows(ctx, setting, list(opts.modes), fold))
             for r in trows:
-                res.summary["layers"][str(r.layer)]["truth"] = asdict(r)
+                res.summary["layers"][str(r.layer)].setdefault("truth", []).append(asdict(r))
+            res.summary["truth_pooled"] = pooled_truth(trows)
     return res

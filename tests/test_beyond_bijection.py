@@ -256,3 +256,117 @@ def test_sae_level_truth_and_scores():
     assert sc["pair_accuracy"] == 1 and np.isnan(sc["confidence_auroc"])  # no wrong pair
     assert auroc(np.array([1, 2, 3, 4.0]), np.array([0, 0, 1, 1], bool)) == 1.0
     assert auroc(np.array([1, 1, 1, 1.0]), np.array([0, 0, 1, 1], bool)) == 0.5
+
+
+def test_partial_matching_keeps_to_max_memory(monkeypatch):
+    """The budget picks the route (int8 → float32 pass in smaller blocks) and stops first."""
+    import saematch.matching.beyond as beyond_mod
+    import saematch.matching.partial as partial_mod
+
+    n = 200
+    a, b, _ = planted_pair(32, n, died=0.3, noise=0.5, seed=3)
+    want = match_beyond(a, b, mode="decoder", unmatched=0.5, confidence=False, top_k=0,
+                        splits=False)  # fmt: skip
+    assert want.info["candidates"] == "int8-bound"
+    feats = 2 * n * 34 * 4
+    budget = feats + partial_mod.pass_bytes(n, 32)  # the float32 pass in blocks of 32 rows
+    assert budget < feats + partial_mod.bound_bytes(n, 32)
+    got = match_beyond(a, b, mode="decoder", unmatched=0.5, confidence=False, top_k=0,
+                       splits=False, max_memory=budget)  # fmt: skip
+    assert got.info["candidates"] == "float32-pass" and got.info["block"] <= 32
+    np.testing.assert_array_equal(got.perm, want.perm)
+
+    def no_features(*args, **kw):
+        raise AssertionError("features were built before the budget check")
+
+    monkeypatch.setattr(beyond_mod, "augmented_features", no_features)
+    with pytest.raises(MemoryError) as err:
+        match_beyond(a, b, mode="decoder", unmatched="auto", max_memory="100kB")
+    assert f"{n} features" in str(err.value) and "matching.max_memory" in str(err.value)
+    # the dense route (most pairs beat rejection) refuses before its n×n cost
+    xa, xb = _features(a, b, "decoder")
+    monkeypatch.setattr(partial_mod, "MAX_EDGES_PER_ROW", 0)
+    small = partial_mod.pass_bytes(n, 16) + 1
+    assert small < partial_mod.dense_clamped_bytes(n)
+    with pytest.raises(MemoryError, match="dense clamped cost"):
+        partial_assign(xa, xb, 0.9, block=16, max_memory=small)
+
+
+def _swap_regret(c, perm, ta, tb):
+    """Definition (1) in float64 from the dense cost (clamped when τ is given)."""
+    from saematch.matching.confidence import complete
+
+    n = len(perm)
+    pf = complete(perm, n)
+    cp = np.minimum(c, ta[:, None] + tb[None, :])[:, pf]  # C'[i, k] = c'_i,p(k)
+    dg = np.diag(cp).copy()
+    delta = cp + cp.T - dg[:, None] - dg[None, :]
+    np.fill_diagonal(delta, np.inf)
+    out = np.maximum(np.minimum(delta.min(1), ta + tb[pf] - dg), 0)
+    return np.where(perm >= 0, out, np.nan)
+
+
+@pytest.mark.parametrize(
+    ("mode", "rho"), [("both", None), ("decoder", None), ("both", 0.1), ("decoder", 0.7)]
+)
+def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
+    """screen.py: conf = (1) exactly (float64) here, conf_low ≤ (1), top-k as the dense cost."""
+    from saematch.matching.screen import screened_analysis
+
+    d, n = 16, 150
+    a, b, _ = planted_pair(d, n, died=0.2, split=0.05, noise=1.0, seed=4)
+    xa, xb = _features(a, b, mode)
+    c = _dense(xa, xb)
+    r, s = squared_norms(xa, xb)
+    inf = np.full(n, np.inf)
+    if rho is None:
+        perm, tau, (ta, tb) = linear_sum_assignment(c)[1], None, (inf, inf)
+        duals = _lp_duals(c)
+    else:
+        perm, tau, duals = partial_assign(xa, xb, rho)[0], (rho * r, rho * s), None
+        ta, tb = tau
+        assert (perm < 0).any()
+    both = mode == "both"
+    pa, low, info = screened_analysis(
+        xa,
+        xb,
+        perm,
+        tau,
+        3,
+        duals,
+        int(both),
+        (d,) * both,
+        block=64,  # several block pairs
+    )
+    want = _swap_regret(c, perm, ta, tb)
+    np.testing.assert_allclose(pa.confidence, want, rtol=1e-6, atol=1e-9)  # stored float32
+    ok = perm >= 0
+    assert (low[ok] <= want[ok] * (1 + 1e-6) + 1e-9).all() and np.isnan(low[~ok]).all()
+    np.testing.assert_array_equal(pa.predecessors, np.argsort(c, 0, kind="stable")[:3].T)
+    np.testing.assert_allclose(pa.predecessor_cost, np.sort(c, 0)[:3].T, rtol=1e-6)
+    np.testing.assert_array_equal(pa.successors, np.argsort(c, 1, kind="stable")[:, :2])
+    if duals is not None:  # the dual regret stays below the true regret
+        for i in range(0, n, 15):
+            assert pa.confidence_lower[i] <= _true_regret(c, perm, i) + 1e-6
+    assert set(info) == {"quantise_seconds", "pass_seconds", "exact_seconds"}
+
+
+def test_confidence_pass_keeps_to_max_memory(monkeypatch):
+    import saematch.matching.quantised as quantised_mod
+    from saematch.matching.screen import analyse_pairs, screen_bytes
+
+    a, b, _ = planted_pair(16, 300, died=0.2, noise=0.5, seed=1)
+    xa, xb = _features(a, b, "decoder")
+    perm = linear_sum_assignment(_dense(xa, xb))[1]
+    full, info = analyse_pairs(xa, xb, perm, top_k=3)
+    small, info_small = analyse_pairs(xa, xb, perm, top_k=3, max_memory=screen_bytes(300, 18, 64))
+    assert info["block"] == 2048 and info_small["block"] == 64  # several block pairs
+    np.testing.assert_array_equal(small.confidence, full.confidence)
+    np.testing.assert_array_equal(small.predecessors, full.predecessors)
+    with pytest.raises(MemoryError, match="confidence pass"):
+        analyse_pairs(xa, xb, perm, max_memory=10_000)
+    # without torch's int8 GEMM: the float32 pass, same numbers to float32 rounding
+    monkeypatch.setattr(quantised_mod, "int8_gemm_available", lambda: False)
+    f32, info32 = analyse_pairs(xa, xb, perm, top_k=3)
+    assert info32["analysis"] == "float32-pass" and info["analysis"] == "int8-screen"
+    np.testing.assert_allclose(f32.confidence, full.confidence, rtol=2e-3, atol=1e-6)

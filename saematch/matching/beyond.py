@@ -5,8 +5,9 @@
 * unmatched=None: the paper's bijection (match(), proven by LP duals); "auto" or a number ρ:
   the exact partial matching with reject costs τ_i = ρ ‖z_i‖² (partial.py), ρ = 1 − κ* from
   the rotation null (null.py) for "auto".
-* confidence: swap regret per pair (confidence.py), plus the dual regret from the LP duals
-  every bijection solver returns (Matching.duals).
+* confidence: swap regret per pair (confidence.py; computed by the int8 screen, screen.py,
+  exact in float64), plus the dual regret from the LP duals every bijection solver returns
+  (Matching.duals).
 * top_k predecessors per feature of B and the split detector (splits.py), from the same pass.
 """
 
@@ -16,11 +17,12 @@ import time
 
 import numpy as np
 
-from saematch.matching.confidence import pair_analysis
-from saematch.matching.cost import augmented_features, check_mode
+from saematch.matching.budget import features_bytes, resolve_budget
+from saematch.matching.cost import augmented_features, check_mode, feature_dim
 from saematch.matching.match import Matching, match
 from saematch.matching.null import NULL_ALPHA, null_kappa
-from saematch.matching.partial import partial_assign, squared_norms
+from saematch.matching.partial import partial_assign, pass_block, squared_norms
+from saematch.matching.screen import analyse_pairs
 from saematch.matching.splits import detect_splits
 from saematch.sae import JumpReLUSAE, check_compatible
 
@@ -69,11 +71,18 @@ def match_beyond(
 ) -> Matching:
     """match(a, b) with a reject option, confidence, predecessors and splits (module doc).
 
-    max_memory, device: as in match(), for the bijection (the partial path is not yet budgeted).
+    max_memory, device: as in match(); the partial path keeps to the same budget (its routes'
+    estimates in partial.py) and stops with a MemoryError before building the features.
     """
     check_mode(mode)
     check_compatible(a, b)
     setting = parse_unmatched(unmatched)
+    work = None
+    if setting is not None or confidence or splits or top_k > 0:
+        D = feature_dim(a.d_model, mode)
+        work = resolve_budget(max_memory) - features_bytes(a.width, D)
+    if setting is not None:
+        pass_block(a.width, D, work)  # MemoryError now when not even the float32 pass fits
     t0 = time.perf_counter()
     xa = augmented_features(a, mode, "a", np.float32, fold=fold)
     xb = augmented_features(b, mode, "b", np.float32, fold=fold)
@@ -85,15 +94,15 @@ def match_beyond(
         else None
     )
     tau = None
+    both = mode == "both"  # as match(): b_enc exact, decoder and encoder scaled apart (int8)
     if setting is None:
         m = match(a, b, mode=mode, fold=fold, solver=solver, max_memory=max_memory, device=device)
         t_match = m.seconds
     else:
         rho = null["rho"] if setting == "auto" else float(setting)
         t1 = time.perf_counter()
-        both = mode == "both"  # as match(): b_enc exact, decoder and encoder scaled apart
         perm, pair, info = partial_assign(
-            xa, xb, rho, exact_tail=int(both), head_splits=(a.d_model,) * both
+            xa, xb, rho, exact_tail=int(both), head_splits=(a.d_model,) * both, max_memory=work
         )
         t_match = time.perf_counter() - t1
         tau = (rho * r, rho * s)
@@ -115,7 +124,10 @@ def match_beyond(
     if confidence or splits or top_k > 0:
         t2 = time.perf_counter()
         duals = m.duals if setting is None else None
-        pa = pair_analysis(xa, xb, m.perm, tau=tau, top_k=max(int(top_k), 1), duals=duals)
+        pa, ainfo = analyse_pairs(
+            xa, xb, m.perm, tau, max(int(top_k), 1), duals, int(both), (a.d_model,) * both, work
+        )
+        m.info.update(ainfo)
         m.info["analysis_seconds"] = time.perf_counter() - t2
         if confidence:
             m.confidence = pa.confidence

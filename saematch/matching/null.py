@@ -49,12 +49,20 @@ def _rotated(x: np.ndarray, parts: list[tuple[int, int]], q: np.ndarray) -> np.n
     return out
 
 
-def _best_kappa(x_side: np.ndarray, y_side: np.ndarray, r: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """max_j κ(x_i, y_j) for each row of x_side (augmented a-side rows, b-side columns)."""
-    c = (x_side @ y_side.T).astype(np.float64)  # (m, n) costs
-    den = r[:, None] + s[None, :]
-    kap = np.where(den > 0, 1.0 - c / np.where(den > 0, den, 1.0), -1.0)
-    return kap.max(axis=1)
+def _best_kappa(
+    x_side: np.ndarray, y_side: np.ndarray, r: np.ndarray, s: np.ndarray, chunk: int = 128
+) -> np.ndarray:
+    """max_j κ(x_i, y_j) for each row of x_side (augmented a-side rows, b-side columns).
+
+    In row chunks: about 28 · chunk · n bytes at a time, whatever the sample size.
+    """
+    out = np.empty(len(x_side))
+    for s0 in range(0, len(x_side), chunk):
+        c = (x_side[s0 : s0 + chunk] @ y_side.T).astype(np.float64)  # (chunk, n) costs
+        den = r[s0 : s0 + chunk, None] + s[None, :]
+        kap = np.where(den > 0, 1.0 - c / np.where(den > 0, den, 1.0), -1.0)
+        out[s0 : s0 + chunk] = kap.max(axis=1)
+    return out
 
 
 def null_kappa(

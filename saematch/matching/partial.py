@@ -21,6 +21,10 @@ one int8 GEMM) while its 16-bit estimate fits the memory budget, else one blockw
 GEMM with the rounding margin γ_D ‖x_i‖ ‖y_j‖ (Higham's bound, any summation order). Each
 candidate's cost is recomputed in float64 and the sparse problem is solved exactly (scipy's
 LAPJVsp on the standard reject-padded square graph).
+
+Memory (max_memory): each route's working memory is estimated before it allocates
+(bound_bytes, pass_bytes, dense_clamped_bytes); the int8 route runs only where it fits, the
+float32 pass shrinks its row block to fit, and a budget no route fits is a MemoryError first.
 """
 
 from __future__ import annotations
@@ -31,11 +35,48 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
+from saematch.matching.budget import dense_bytes, too_big
 from saematch.matching.proof import dense_duals
-from saematch.matching.quantised import quantised_bound
+from saematch.matching.quantised import MAX_WORKERS, quantised_bound
 
 MAX_BOUND_BYTES = 2 * 1024**3  # the int8 path's 16-bit n×n estimate (as solvers.py)
 MAX_EDGES_PER_ROW = 64  # denser graphs (ρ large: most pairs beat rejection) are solved densely
+
+
+def edge_bytes(n: int) -> int:
+    """Candidate buffers (≤ MAX_EDGES_PER_ROW·n pairs: rows, columns, costs, mask) and the
+    reject-padded sparse graph (2e + 2n entries: value and two indices, then CSR)."""
+    e = MAX_EDGES_PER_ROW * n
+    return e * 40 + (2 * e + 2 * n) * 40
+
+
+def bound_bytes(n: int, D: int, block: int = 128) -> int:
+    """The int8 route (quantised.py): 16-bit estimate (2n²), int8 copy of side b, per worker
+    int32 products (≤ 3 parts × block × n) and top-2 arrays, per-row norms; then the edges."""
+    workers = MAX_WORKERS
+    per_worker = 3 * block * n * 4 + block * D + 4 * n + 48 * n
+    return 2 * n * n + n * D + workers * per_worker + 200 * n + edge_bytes(n)
+
+
+def pass_bytes(n: int, block: int) -> int:
+    """The float32 route: one (block, n) float32 cost block, scan buffers, norms, the edges."""
+    return block * n * 4 + (4 * block + 1024) * 16 * 4 + 16 * n + edge_bytes(n)
+
+
+def dense_clamped_bytes(n: int) -> int:
+    """The dense route: the clamped float32 cost and lapjvs' working copy (budget.py)."""
+    return dense_bytes(n, "lapjvs")
+
+
+def pass_block(n: int, D: int, budget: int | None, block: int = 2048) -> int:
+    """The float32 pass's row block that fits the budget; MemoryError if not even 16 rows do."""
+    if budget is None:
+        return block
+    while block > 16 and pass_bytes(n, block) > budget:
+        block //= 2
+    if pass_bytes(n, block) > budget:
+        raise too_big(n, D, pass_bytes(n, block), budget, "partial matching (float32 pass)")
+    return block
 
 
 class DenseGraphError(Exception):
@@ -181,13 +222,26 @@ def solve_with_reject(
     return perm
 
 
-def dense_reject_assign(xa, xb, ta, tb, block: int = 2048) -> tuple[np.ndarray, dict]:
+def dense_reject_assign(
+    xa, xb, ta, tb, block: int = 2048, budget: int | None = None
+) -> tuple[np.ndarray, dict]:
     """perm (−1 = unmatched) from the bijection on the clamped float32 cost min(c, τ_i + τ'_j).
 
     lapx lapjvs on the dense clamped cost, proven by LP duals on that cost (proof.py); pairs
-    at the clamp (exact float64 cost ≥ τ_i + τ'_j) are dropped.
+    at the clamp (exact float64 cost ≥ τ_i + τ'_j) are dropped. MemoryError before the n×n
+    cost when it does not fit the budget (bytes).
     """
     n = xa.shape[0]
+    need = dense_clamped_bytes(n)
+    if budget is not None and need > budget:
+        raise too_big(
+            n,
+            xa.shape[1] - 2,
+            need,
+            budget,
+            f"partial matching (dense clamped cost: more than {MAX_EDGES_PER_ROW} pairs per "
+            "feature beat rejection; a smaller reject cost ρ keeps the graph sparse)",
+        )
     C = np.empty((n, xb.shape[0]), dtype=np.float32)
     tb32 = tb.astype(np.float32)
     for s0 in range(0, n, block):
@@ -211,27 +265,33 @@ def partial_assign(
     exact_tail: int = 0,
     head_splits: tuple[int, ...] = (),
     quantised: bool = True,
+    max_memory: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Exact optimum of (P) with τ = ρ r, τ' = ρ s; returns (perm with −1, pair cost, info).
 
     pair cost is c_i,perm[i] (float64 → float32) and NaN where i is unmatched. exact_tail,
     head_splits: as for the bijection's int8 bound (mode "both": 1, (d_model,)).
+    max_memory: bytes this may allocate beyond the features (None: no limit); MemoryError
+    naming the route before anything large is allocated when none fits.
     """
     if not np.isfinite(rho) or rho < 0:
         raise ValueError(f"the relative reject cost must be a finite number ≥ 0, got {rho}")
+    n, D = xa.shape[0], xa.shape[1] - 2
+    block = pass_block(n, D, max_memory, block)
+    fits = max_memory is None or bound_bytes(n, D) <= max_memory
     r, s = squared_norms(xa, xb)
     ta, tb = rho * r, rho * s
     extra: dict = {}
     try:
         found = None
-        if quantised and xa.shape[0] * xb.shape[0] * 2 <= MAX_BOUND_BYTES:
+        if quantised and fits and xa.shape[0] * xb.shape[0] * 2 <= MAX_BOUND_BYTES:
             found = bound_candidates(xa, xb, ta, tb, exact_tail, head_splits)
         method = "int8-bound" if found is not None else "float32-pass"
         rows, cols, cost = found if found is not None else candidate_pairs(xa, xb, ta, tb, block)
         perm = solve_with_reject(rows, cols, cost, ta, tb)
     except DenseGraphError:  # most pairs beat rejection: the clamped bijection, densely
         method = "dense-clamped"
-        perm, extra = dense_reject_assign(xa, xb, ta, tb, block)
+        perm, extra = dense_reject_assign(xa, xb, ta, tb, block, max_memory)
         rows = np.flatnonzero(perm >= 0)
         cols = perm[rows]
         cost = np.empty(len(rows), dtype=np.float64)
@@ -250,6 +310,7 @@ def partial_assign(
         "edges": int(len(rows)),
         "candidates": method,
         **extra,
+        "block": block,
         "unmatched_a": int((perm < 0).sum()),
         "unmatched_b": int((~b_matched).sum()),
         "objective": total,

@@ -60,6 +60,33 @@ def sae_level_truth(
     return out, rep_a >= 0, rep_b >= 0
 
 
+def unambiguous(
+    rep_a: np.ndarray, rep_b: np.ndarray, successor: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The SAE features whose truth a one-to-one matching can meet (planted world).
+
+    A's feature j (representing true i) is unambiguous when no other feature of A represents
+    i and each child of i is represented by at most one feature of B; B's feature l
+    (representing c) when no other feature of B represents c and c's parent, if any, is
+    represented by at most one feature of A. Duplicates (two SAE features on one true feature)
+    make "unmatched" ill-posed: a bijection-free matching must still leave one twin unmatched.
+    """
+    rep_a, rep_b = np.asarray(rep_a, dtype=np.int64), np.asarray(rep_b, dtype=np.int64)
+    successor = np.asarray(successor, dtype=np.int64)
+    n_t, n_u = len(successor), int(max(successor.max(initial=-1) + 1, rep_b.max(initial=-1) + 1))
+    ca = np.bincount(rep_a[rep_a >= 0], minlength=n_t)
+    cb = np.bincount(rep_b[rep_b >= 0], minlength=n_u)
+    kid_ok = np.where(successor >= 0, cb[np.maximum(successor, 0)] <= 1, True).all(1)
+    parent = np.full(n_u, -1)
+    for i, c in zip(*np.nonzero(successor >= 0), strict=True):
+        parent[successor[i, c]] = i
+    ia, ib = np.maximum(rep_a, 0), np.maximum(rep_b, 0)
+    ua = (rep_a >= 0) & (ca[ia] == 1) & kid_ok[ia]
+    pb = parent[ib]
+    ub = (rep_b >= 0) & (cb[ib] == 1) & ((pb < 0) | (ca[np.maximum(pb, 0)] <= 1))
+    return ua, ub
+
+
 def score_matching(
     perm: np.ndarray,
     successors: np.ndarray,
@@ -81,6 +108,9 @@ def score_matching(
     matched = perm >= 0
     out = {"n": int(known.sum()), "matched": int((matched & known).sum())}
     out["unmatched_precision"], out["unmatched_recall"] = _pr(~matched & known, ~has_succ & known)
+    out["unmatched_tp"] = int((~matched & known & ~has_succ).sum())  # counts, for pooling
+    out["unmatched_pred"] = int((~matched & known).sum())
+    out["unmatched_true"] = int((~has_succ & known).sum())
     out["unmatched_share"] = float((~matched).mean()) if n_a else 0.0
     # B side: features of B without a predecessor (born) vs left unmatched
     n_b = max(n_b, len(known_b) if known_b is not None else 0)
