@@ -125,9 +125,16 @@ def planted_rows(opts: Options, setting, fold: bool) -> tuple[list[PlantedRow], 
                 )
                 sc = {k: v for k, v in sc.items() if k in PLANTED_FIELDS}
                 rows.append(
-                    PlantedRow(mode=mode, **label, matching=name, kappa=m.info["null"]["kappa"],
-                               rho=m.info.get("rho"), **sc, seconds=m.seconds)
-                )  # fmt: skip
+                    PlantedRow(
+                        mode=mode,
+                        **label,
+                        matching=name,
+                        kappa=m.info["null"]["kappa"],
+                        rho=m.info.get("rho"),
+                        **sc,
+                        seconds=m.seconds,
+                    )
+                )
                 if label["seed"] == 0 and name == "bijection":
                     ok = (m.perm[:, None] == succ).any(1)
                     hist[(mode, label["noise"])] = (m.confidence / rel, ok)
@@ -273,13 +280,28 @@ def truth_rows(ctx: Context, setting, modes: list[str], fold: bool) -> list[Trut
                 sp = score_matching(part.perm, succ, None, None, ka, kb)
                 sb = score_matching(bij.perm, succ, bij.confidence, bij.split_children, ka, kb)
                 rows.append(
-                    TruthRow(t, u, mode, support, sp["n"], part.info["null"]["kappa"],
-                             sp["unmatched_share"], sp["unmatched_precision"],
-                             sp["unmatched_recall"], sp["unmatched_b_precision"],
-                             sp["unmatched_b_recall"], sp["pair_accuracy"], sb["pair_accuracy"],
-                             sb["confidence_auroc"], sb["split_precision"], sb["split_recall"],
-                             sp["unmatched_tp"], sp["unmatched_pred"], sp["unmatched_true"])
-                )  # fmt: skip
+                    TruthRow(
+                        t,
+                        u,
+                        mode,
+                        support,
+                        sp["n"],
+                        part.info["null"]["kappa"],
+                        sp["unmatched_share"],
+                        sp["unmatched_precision"],
+                        sp["unmatched_recall"],
+                        sp["unmatched_b_precision"],
+                        sp["unmatched_b_recall"],
+                        sp["pair_accuracy"],
+                        sb["pair_accuracy"],
+                        sb["confidence_auroc"],
+                        sb["split_precision"],
+                        sb["split_recall"],
+                        sp["unmatched_tp"],
+                        sp["unmatched_pred"],
+                        sp["unmatched_true"],
+                    )
+                )
     return rows
 
 
@@ -288,8 +310,15 @@ def _planted_summary(rows: list[PlantedRow]) -> dict:
     out: dict = {}
     for r in rows:
         out.setdefault(f"{r.mode}/noise={r.noise}/{r.matching}", []).append(asdict(r))
-    keys = ("unmatched_precision", "unmatched_recall", "pair_accuracy", "confidence_auroc",
-            "confidence_auroc_relative", "split_precision", "split_recall")  # fmt: skip
+    keys = (
+        "unmatched_precision",
+        "unmatched_recall",
+        "pair_accuracy",
+        "confidence_auroc",
+        "confidence_auroc_relative",
+        "split_precision",
+        "split_recall",
+    )
     return {k: {s: _nanmean([v[s] for v in vs]) for s in keys} for k, vs in out.items()}
 
 

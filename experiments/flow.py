@@ -25,8 +25,12 @@ from saematch.flow.graph import check_similarity
 from saematch.flow.validate import CorrelationAccumulator, random_pairs, sample_edges
 
 KINDS = ("edge", "top1_any", "random")  # edges above τ, best source at any score, random pairs
-ORIGIN_COLORS = {"persisting": plotting.OKABE_ITO["blue"], "mlp": plotting.OKABE_ITO["orange"],
-                 "attention": plotting.OKABE_ITO["green"], "unclear": plotting.GREY}  # fmt: skip
+ORIGIN_COLORS = {
+    "persisting": plotting.OKABE_ITO["blue"],
+    "mlp": plotting.OKABE_ITO["orange"],
+    "attention": plotting.OKABE_ITO["green"],
+    "unclear": plotting.GREY,
+}
 
 
 @dataclass
@@ -81,12 +85,19 @@ def share_rows(graph) -> list[ShareRow]:
         linked = {s: fl.best(s) >= graph.threshold for s in SOURCES}
         both = float((linked["res"] & (linked["mlp"] | linked["att"])).float().mean())
         null = {s: fl.null_best.get(s) for s in SOURCES}
-        rows.append(ShareRow(
-            fl.layer, *fl.shares().values(), both, *(float(fl.best(s).mean()) for s in SOURCES),
-            *(None if v is None else float(v.mean()) for v in null.values()),
-            *(None if v is None else float((v >= graph.threshold).float().mean())
-              for v in null.values()),
-        ))  # fmt: skip
+        rows.append(
+            ShareRow(
+                fl.layer,
+                *fl.shares().values(),
+                both,
+                *(float(fl.best(s).mean()) for s in SOURCES),
+                *(None if v is None else float(v.mean()) for v in null.values()),
+                *(
+                    None if v is None else float((v >= graph.threshold).float().mean())
+                    for v in null.values()
+                ),
+            )
+        )
     return rows
 
 
@@ -100,8 +111,9 @@ def plot_shares(rows: list[ShareRow], graph):
         ax.bar(layers, v, bottom=bottom, color=ORIGIN_COLORS[o], label=o)
         bottom += v
     ax.set_xticks(layers)
-    plotting.label_axes(ax, y=None, title=f"Origin of res(t) features ({graph.similarity}, "
-                        f"τ={graph.threshold:g})")  # fmt: skip
+    plotting.label_axes(
+        ax, y=None, title=f"Origin of res(t) features ({graph.similarity}, τ={graph.threshold:g})"
+    )
     ax.set_ylabel("share of features")
     ax.set_ylim(0, 1.3)
     ax.legend(ncol=2, loc="upper center", fontsize=8)
@@ -112,8 +124,7 @@ def plot_shares(rows: list[ShareRow], graph):
         )
         if getattr(rows[0], f"null_{s}_mean") is not None:
             null = [getattr(r, f"null_{s}_mean") for r in rows]
-            ax_s.plot(layers, null, ":", color=line.get_color(),
-                      label=f"{names[s]}, chance")  # fmt: skip
+            ax_s.plot(layers, null, ":", color=line.get_color(), label=f"{names[s]}, chance")
     ax_s.axhline(graph.threshold, color=plotting.GREY, ls="--", lw=1, label="threshold")
     plotting.label_axes(ax_s, y=None, title="Mean best predecessor score")
     ax_s.set_ylabel(graph.similarity)
@@ -140,8 +151,9 @@ def validate(
         for s in SOURCES:
             plan[(fl.layer, s, "edge")] = sample_edges(fl, s, n, g, graph.threshold)
             plan[(fl.layer, s, "top1_any")] = sample_edges(fl, s, n, g)
-            plan[(fl.layer, s, "random")] = random_pairs(n, res[fl.layer].width,
-                                                         src_sae[s](fl.layer).width, g)  # fmt: skip
+            plan[(fl.layer, s, "random")] = random_pairs(
+                n, res[fl.layer].width, src_sae[s](fl.layer).width, g
+            )
     acc = {k: CorrelationAccumulator(len(v[0])) for k, v in plan.items()}
     want = sorted(
         {("resid_post", fl.layer) for fl in graph.layers}
@@ -165,8 +177,11 @@ def validate(
         rho = a.value().numpy()
         ok = rho[np.isfinite(rho)]
         every[(t, s, kind)] = ok
-        stats = (float(ok.mean()), float(np.median(ok)), float((ok > 0.1).mean())) if ok.size \
-            else (None, None, None)  # fmt: skip
+        stats = (
+            (float(ok.mean()), float(np.median(ok)), float((ok > 0.1).mean()))
+            if ok.size
+            else (None, None, None)
+        )
         rows.append(ValidationRow(t, s, kind, int(rho.size), int(ok.size), *stats))
     return rows, every
 
@@ -178,14 +193,17 @@ def plot_validation(rows: list[ValidationRow], every: dict[tuple, np.ndarray]):
         ax, ax_h = axes[0, k], axes[1, k]
         colors = (plotting.OKABE_ITO["blue"], plotting.OKABE_ITO["sky"], plotting.GREY)
         for kind, color in zip(KINDS, colors, strict=True):
-            rs = sorted((r for r in rows if r.source == s and r.pairs == kind),
-                        key=lambda r: r.layer)  # fmt: skip
+            rs = sorted(
+                (r for r in rows if r.source == s and r.pairs == kind), key=lambda r: r.layer
+            )
             means = [np.nan if r.mean_rho is None else r.mean_rho for r in rs]
-            plotting.line_per_layer(ax, [r.layer for r in rs], means, label=f"{kind} pairs",
-                                    color=color)  # fmt: skip
+            plotting.line_per_layer(
+                ax, [r.layer for r in rs], means, label=f"{kind} pairs", color=color
+            )
             rho = np.concatenate([every[(r.layer, s, kind)] for r in rs] or [np.zeros(0)])
-            ax_h.hist(rho, bins=30, range=(-0.2, 1.0), alpha=0.5, color=color, label=kind,
-                      density=True)  # fmt: skip
+            ax_h.hist(
+                rho, bins=30, range=(-0.2, 1.0), alpha=0.5, color=color, label=kind, density=True
+            )
         plotting.label_axes(ax, y=None, title=f"{s} → res(t): mean ρ")
         plotting.label_axes(ax_h, x=None, y=None, title=f"{s}: ρ over all layers")
         ax_h.set_yscale("log")
@@ -202,11 +220,25 @@ def run(opts: Options, ctx: Context) -> Results:
             f"experiment.top_k={opts.top_k}, experiment.n_edges={opts.n_edges}: both must be ≥ 1"
         )
     layers = ctx.layers
-    mods = module_saes(ctx, layers[1:], att_set=opts.att_set, mlp_set=opts.mlp_set,
-                       att_repo=opts.att_repo, mlp_repo=opts.mlp_repo)  # fmt: skip
-    graph = build_flow_graph(ctx.saes, mods.mlp, mods.att, sites=mods.sites, o_proj=mods.o_proj,
-                             similarity=opts.similarity, top_k=opts.top_k,
-                             threshold=opts.threshold, null_seed=opts.seed)  # fmt: skip
+    mods = module_saes(
+        ctx,
+        layers[1:],
+        att_set=opts.att_set,
+        mlp_set=opts.mlp_set,
+        att_repo=opts.att_repo,
+        mlp_repo=opts.mlp_repo,
+    )
+    graph = build_flow_graph(
+        ctx.saes,
+        mods.mlp,
+        mods.att,
+        sites=mods.sites,
+        o_proj=mods.o_proj,
+        similarity=opts.similarity,
+        top_k=opts.top_k,
+        threshold=opts.threshold,
+        null_seed=opts.seed,
+    )
     graph.notes["module_sets"] = f"att: {mods.names['att']}, mlp: {mods.names['mlp']}"
     # the graph file sits next to the match files (Results has no slot for it)
     _, js = save_flow_graph(graph, ctx.run_dir / "matchings" / "flow_graph")
@@ -215,17 +247,30 @@ def run(opts: Options, ctx: Context) -> Results:
     res = Results(headline=[{k: getattr(r, k) for k in keep} for r in rows])
     res.table("flow_shares", rows)
     res.figures["flow_shares"] = plot_shares(rows, graph)
-    res.summary = {"similarity": graph.similarity, "threshold": graph.threshold,
-                   "top_k": graph.top_k, "graph": str(js.relative_to(ctx.run_dir)),
-                   "module_sets": mods.names, "sites": mods.sites,
-                   "layers": {str(r.layer): asdict(r) for r in rows}}  # fmt: skip
+    res.summary = {
+        "similarity": graph.similarity,
+        "threshold": graph.threshold,
+        "top_k": graph.top_k,
+        "graph": str(js.relative_to(ctx.run_dir)),
+        "module_sets": mods.names,
+        "sites": mods.sites,
+        "layers": {str(r.layer): asdict(r) for r in rows},
+    }
     if opts.validate:
         vrows, every = validate(ctx, graph, mods, opts.n_edges, opts.seed)
         res.table("flow_validation", vrows, history=False)
         res.figures["flow_validation"] = plot_validation(vrows, every)
         res.summary["validation"] = {
-            f"{s}/{kind}": float(np.nanmean([np.nan if r.mean_rho is None else r.mean_rho
-                                             for r in vrows if r.source == s and r.pairs == kind]))
-            for s in SOURCES for kind in KINDS
-        }  # fmt: skip
+            f"{s}/{kind}": float(
+                np.nanmean(
+                    [
+                        np.nan if r.mean_rho is None else r.mean_rho
+                        for r in vrows
+                        if r.source == s and r.pairs == kind
+                    ]
+                )
+            )
+            for s in SOURCES
+            for kind in KINDS
+        }
     return res

@@ -86,8 +86,7 @@ def feature_tokens(ctx: Context, layers: list[int], start: int, feats: list[int]
     and the mean residual norm at each layer (for relative steering norms)."""
     sae = ctx.saes[start]
     vals, cur, nxt, norms = [], [], [], []
-    for b, rows in zip(chunks(ctx.batch, ctx.batch_size), resid_rows(ctx, layers),
-                       strict=True):  # fmt: skip
+    for b, rows in zip(chunks(ctx.batch, ctx.batch_size), resid_rows(ctx, layers), strict=True):
         norms.append(rows.norm(dim=-1).cpu())  # (L, n)
         f = sae.encode(rows[layers.index(start)].to(sae.dtype))[:, feats].cpu()  # (n, k)
         m = b.metric_mask
@@ -138,13 +137,22 @@ def plot(summary: list[SummaryRow]):
     for mode in MODES:
         rs = [r for r in summary if r.mode == mode]
         x = [r.scale for r in rs]
-        panels = ((ax, "kl", "KL(steered ‖ clean), nats"),
-                  (ax_d, "dlogp_next", "Δ log p(tokens after top activations)"))  # fmt: skip
+        panels = (
+            (ax, "kl", "KL(steered ‖ clean), nats"),
+            (ax_d, "dlogp_next", "Δ log p(tokens after top activations)"),
+        )
         for a, key, ylab in panels:
-            a.plot(x, [getattr(r, key) for r in rs], "o-", color=colors[mode],
-                   label=f"{mode}: feature")  # fmt: skip
-            a.plot(x, [getattr(r, f"{key}_random") for r in rs], "o--", color=colors[mode],
-                   alpha=0.6, label=f"{mode}: random, same norm")  # fmt: skip
+            a.plot(
+                x, [getattr(r, key) for r in rs], "o-", color=colors[mode], label=f"{mode}: feature"
+            )
+            a.plot(
+                x,
+                [getattr(r, f"{key}_random") for r in rs],
+                "o--",
+                color=colors[mode],
+                alpha=0.6,
+                label=f"{mode}: random, same norm",
+            )
             a.set_xscale("log")
             a.set_xlabel("scale α (× folded decoder row θ·W_dec)")
             a.set_ylabel(ylab)
@@ -160,16 +168,22 @@ def run(opts: Options, ctx: Context) -> Results:
     start = layers[0] if opts.start_layer is None else opts.start_layer
     end = layers[-1] if opts.end_layer is None else opts.end_layer
     if start not in layers or end not in layers or end < start:
-        raise ValueError(f"experiment.start_layer={start}, end_layer={end}: both must be layers "
-                         f"of the SAE set {layers} with start ≤ end")  # fmt: skip
+        raise ValueError(
+            f"experiment.start_layer={start}, end_layer={end}: both must be layers "
+            f"of the SAE set {layers} with start ≤ end"
+        )
     if not opts.scales or any(s <= 0 for s in opts.scales):
         raise ValueError(f"experiment.scales must be positive numbers, got {list(opts.scales)}")
     span = [L for L in layers if start <= L <= end]
     saes = ctx.saes
     adjacent = ctx.perms() if len(span) > 1 else {}
-    feats = ([int(i) for i in opts.features] if opts.features else
-             select_features(activation_frequency(ctx, [start])[start], opts.n_features,
-                             opts.select, opts.seed))  # fmt: skip
+    feats = (
+        [int(i) for i in opts.features]
+        if opts.features
+        else select_features(
+            activation_frequency(ctx, [start])[start], opts.n_features, opts.select, opts.seed
+        )
+    )
     tokens, norms = feature_tokens(ctx, span, start, feats, opts.n_tokens)
     ids, am, mask = ctx.batch.input_ids, ctx.batch.attention_mask, ctx.batch.metric_mask
     bs = ctx.batch_size
@@ -184,16 +198,33 @@ def run(opts: Options, ctx: Context) -> Results:
             for scale in opts.scales:
                 add = path_additions(saes, steps, scale)
                 eff = steering_effect(ctx.lm, ids, mask, add, sets, bs, clean, am)
-                rnd = [steering_effect(ctx.lm, ids, mask, random_like(add, g), sets, bs, clean, am)
-                       for _ in range(opts.n_random)]  # fmt: skip
-                dl = {w: (eff.delta_logp.get(w, np.nan),
-                          float(np.mean([r.delta_logp[w] for r in rnd])) if w in sets else np.nan)
-                      for w in ("top", "next")}  # fmt: skip
+                rnd = [
+                    steering_effect(ctx.lm, ids, mask, random_like(add, g), sets, bs, clean, am)
+                    for _ in range(opts.n_random)
+                ]
+                dl = {
+                    w: (
+                        eff.delta_logp.get(w, np.nan),
+                        float(np.mean([r.delta_logp[w] for r in rnd])) if w in sets else np.nan,
+                    )
+                    for w in ("top", "next")
+                }
                 rel = float(np.mean([float(add[L].norm()) / norms[L] for L, _ in steps]))
-                rows.append(SteeringRow(
-                    i, start, mode, scale, len(steps), " ".join(f"{L}:{j}" for L, j in steps),
-                    rel, eff.kl, float(np.mean([r.kl for r in rnd])), *dl["top"], *dl["next"],
-                ))  # fmt: skip
+                rows.append(
+                    SteeringRow(
+                        i,
+                        start,
+                        mode,
+                        scale,
+                        len(steps),
+                        " ".join(f"{L}:{j}" for L, j in steps),
+                        rel,
+                        eff.kl,
+                        float(np.mean([r.kl for r in rnd])),
+                        *dl["top"],
+                        *dl["next"],
+                    )
+                )
         if opts.n_generate and len(samples) < 2:
             samples.append(sample_text(ctx, path, saes, max(opts.scales), opts.n_generate, g))
     summary = summarise(rows)
@@ -201,8 +232,13 @@ def run(opts: Options, ctx: Context) -> Results:
     res.table("steering", rows, history=False)
     res.table("steering_summary", summary, history=False)
     res.figures["steering"] = plot(summary)
-    res.summary = {"start_layer": start, "end_layer": end, "features": feats,
-                   "summary": [asdict(r) for r in summary], "samples": samples}  # fmt: skip
+    res.summary = {
+        "start_layer": start,
+        "end_layer": end,
+        "features": feats,
+        "summary": [asdict(r) for r in summary],
+        "samples": samples,
+    }
     return res
 
 
@@ -211,8 +247,11 @@ def sample_text(ctx: Context, path, saes, scale: float, n_new: int, g) -> dict:
     tok = ctx.lm.tokenizer
     row = ctx.batch.input_ids[:1, : max(2, min(16, ctx.batch.input_ids.shape[1] // 2))]
     add = path_additions(saes, path, scale)
-    out = {"path": " ".join(f"{L}:{j}" for L, j in path), "scale": scale,
-           "prompt": tok.decode(row[0].tolist())}  # fmt: skip
+    out = {
+        "path": " ".join(f"{L}:{j}" for L, j in path),
+        "scale": scale,
+        "prompt": tok.decode(row[0].tolist()),
+    }
     for name, a in (("clean", None), ("steered", add), ("random", random_like(add, g))):
         ids = generate(ctx.lm, row, a, n_new)
         out[name] = tok.decode(ids[0, row.shape[1] :].tolist())

@@ -5,6 +5,7 @@ import pytest
 from helpers import random_sae
 
 from saematch.matching import check_certificate, check_matching, match, match_layers
+from saematch.matching.budget import streamed_bytes
 from saematch.matching.cost import augmented_features
 from saematch.matching.solvers import assign
 from saematch.matching.synthetic import synthetic_pair
@@ -101,6 +102,41 @@ def test_streamed_solver_returns_a_certificate():
     assert assign(xa, xb, "auto", k=64).info["method"] == "int8-certified"  # was a TypeError
     with pytest.raises(TypeError, match="unknown options"):
         assign(xa, xb, "auto", kk=3)
+
+
+def test_streamed_proof_with_capped_suspects_is_still_optimal():
+    # a cap of 1 exact check per row and round: rows are cut short, rounds repeat with a
+    # doubled cap until every suspect is checked; the certificate and optimum must not change
+    a, b, _ = synthetic_pair(d_model=24, width=300, unmatched=0.4, noise=1.0, seed=3)
+    xa, xb = (
+        augmented_features(a, "decoder", "a", fold=True),
+        augmented_features(b, "decoder", "b", fold=True),
+    )
+    res = assign(xa, xb, "auto", max_dense_bytes=0, k=2, rest_k=2, suspect_cap=1)
+    assert res.info["capped_rows"] > 0
+    xa64, xb64 = xa.astype(np.float64), xb.astype(np.float64)
+    assert check_certificate(lambda r: xa64[r] @ xb64.T, res.perm, res.u, res.v, res.tol).ok
+    ref = assign(xa, xb, "scipy")
+    c = xa64 @ xb64.T
+    n = np.arange(len(res.perm))
+    assert c[n, res.perm].sum() == pytest.approx(c[n, ref.perm].sum(), rel=1e-9)
+
+
+@pytest.mark.parametrize("rest_fits", [True, False])
+def test_streamed_rest_dense_within_the_budget_else_sparse(rest_fits):
+    a, b, _ = synthetic_pair(d_model=24, width=400, unmatched=0.3, noise=0.8, seed=4)
+    xa, xb = (
+        augmented_features(a, "decoder", "a", fold=True),
+        augmented_features(b, "decoder", "b", fold=True),
+    )
+    n, D = xa.shape[0], xa.shape[1] - 2
+    budget = streamed_bytes(n, D, 256) + (4 * n * n if rest_fits else 0)
+    res = assign(xa, xb, "auto", max_dense_bytes=0, max_memory=budget)
+    assert res.info["rest"] > 0 and res.info["rest_solved_dense"] is rest_fits
+    xa64, xb64 = xa.astype(np.float64), xb.astype(np.float64)
+    assert check_certificate(lambda r: xa64[r] @ xb64.T, res.perm, res.u, res.v, res.tol).ok
+    ref = assign(xa, xb, "scipy")
+    assert res.u.sum() + res.v.sum() == pytest.approx(ref.u.sum() + ref.v.sum(), rel=1e-9)
 
 
 def test_wrong_duals_fail_the_matching_check():

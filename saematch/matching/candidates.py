@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from saematch.matching.quantised import fold_top2_block
+from saematch.matching.quantised import fold_top2, fold_top2_block
 
 NUMBA_TOP2 = True  # on the CPU, the top-2 estimates in one numba pass (4x less than torch)
 
@@ -32,6 +33,37 @@ class Candidates:
     row_bound: np.ndarray  # (n,) float32, R_i (g frame)
     col_bound: np.ndarray  # (n,) float32, C_j (g frame)
     top2: tuple  # (rv, ri, cv, ci): (n, 2) smallest estimates ĉ per row / column, best first
+
+
+@nb.njit(cache=True, nogil=True)
+def fold_top2_width_block(low, row0, r, s, e1, f1, e2, f2, rv, ri, cv, ci):
+    """fold_top2_block of the estimate low + E1_i F1_j + E2_i F2_j (the bound's width back),
+    without writing it into low (two fewer passes over the block)."""
+    buf = np.empty(low.shape[1], dtype=np.float32)
+    for a in range(low.shape[0]):
+        for j in range(low.shape[1]):
+            buf[j] = low[a, j] + e1[a] * f1[j] + e2[a] * f2[j]
+        fold_top2(buf, row0 + a, r, s, rv, ri, cv, ci)
+
+
+@nb.njit(cache=True, nogil=True)
+def _at_most(low, tau):
+    """(rows, cols, values) of the entries with low_aj ≤ τ_j, row-major order."""
+    count = 0
+    for a in range(low.shape[0]):
+        for j in range(low.shape[1]):
+            if low[a, j] <= tau[j]:
+                count += 1
+    r = np.empty(count, dtype=np.int64)
+    c = np.empty(count, dtype=np.int64)
+    v = np.empty(count, dtype=np.float32)
+    t = 0
+    for a in range(low.shape[0]):
+        for j in range(low.shape[1]):
+            if low[a, j] <= tau[j]:
+                r[t], c[t], v[t] = a, j, low[a, j]
+                t += 1
+    return r, c, v
 
 
 class ColumnTopK:
@@ -52,12 +84,15 @@ class ColumnTopK:
             self.tau = torch.topk(lt, kk, dim=1, largest=False).values[:, -1].cpu().numpy()
             if kk < self.k1:
                 self.tau[:] = np.inf
-        bi, bj = torch.nonzero(low <= torch.from_numpy(self.tau).to(low.device), as_tuple=True)
-        bi_np = bi.cpu().numpy()
+        if low.device.type == "cpu":  # one numba pass instead of compare, nonzero, gather
+            bi_np, bj_np, vals = _at_most(low.numpy(), self.tau)
+        else:
+            bi, bj = torch.nonzero(low <= torch.from_numpy(self.tau).to(low.device), as_tuple=True)
+            bi_np, bj_np, vals = bi.cpu().numpy(), bj.cpu().numpy(), low[bi, bj].cpu().numpy()
         self.r.append(bi_np + row0 if np.isscalar(row0) else np.asarray(row0)[bi_np])
-        self.c.append(bj.cpu().numpy())
-        self.v.append(low[bi, bj].cpu().numpy())
-        self.size += len(bi)
+        self.c.append(bj_np)
+        self.v.append(vals)
+        self.size += len(bi_np)
         if self.size > 4 * self.k1 * self.n:
             self._prune()
 
@@ -113,6 +148,14 @@ def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candida
         vals, idx = torch.topk(low, k + 1, dim=1, largest=False, sorted=True)
         rc[r0:r1], R[r0:r1] = idx[:, :k].cpu().numpy(), vals[:, k].cpu().numpy()
         cols.add(low, r0)
+        if numba_top2 and lb.fused is not None:  # ĉ = L + the bound's width + r_i + s_j
+            f = lb.fused
+            e1, e2 = f["e1"][r0:r1], f["e2"][r0:r1]
+            fold_top2_width_block(
+                low.numpy(), r0, r32, s32, e1, f["f1"], e2, f["f2"], rv, ri, cv, ci
+            )
+            del low
+            continue
         low.addr_(lb.E1[r0:r1], lb.F1).addr_(lb.E2[r0:r1], lb.F2)  # the bound's width back
         if numba_top2:  # ĉ = that + r_i + s_j, folded into the top-2 in one pass
             fold_top2_block(low.numpy(), r0, r32, s32, rv, ri, cv, ci)

@@ -27,7 +27,13 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
-from saematch.matching.budget import dense_bytes, stored_bytes, streamed_bytes, too_big
+from saematch.matching.budget import (
+    available_bytes,
+    dense_bytes,
+    stored_bytes,
+    streamed_bytes,
+    too_big,
+)
 from saematch.matching.certificate import Assignment
 from saematch.matching.certified import quantised_certified_assign
 from saematch.matching.proof import dense_duals
@@ -36,7 +42,7 @@ from saematch.matching.streamed import streamed_certified_assign
 SOLVERS = ("auto", "lapjv", "scipy")
 DENSE_BELOW = 64  # auto: plain lapjvs below this width
 MAX_DENSE_BYTES = 2 * 1024**3  # auto: the stored 16-bit estimate up to 2 GiB (n ≈ 32k)
-STREAMED_OPTIONS = ("k", "rest_k", "margin", "max_rounds", "seed")
+STREAMED_OPTIONS = ("k", "rest_k", "margin", "max_rounds", "suspect_cap", "seed")
 DEVICES = ("auto", "cpu", "cuda")
 MIN_BLOCK, MAX_BLOCK = 16, 256  # streamed row blocks
 
@@ -166,9 +172,14 @@ def assign(
             return res
     if path != "streamed":  # the stored path did not run or found no proof
         block = plan(n, D, solver, budget, "cuda", dense_below)[1]  # "cuda": never stored
+    # what the budget leaves beyond the streamed pass: the rest's dense sub-cost, if it fits
+    if max_memory is None:  # no budget given: a quarter of what the machine has free
+        rest_bytes = (available_bytes() or 8 * 10**9) // 4
+    else:
+        rest_bytes = budget - streamed_bytes(n, D, block)
     res = streamed_certified_assign(
         xa, xb, exact_tail, head_splits, block=block, device=device, progress=progress,
-        **streamed_options,
+        dense_rest_bytes=rest_bytes, **streamed_options,
     )  # fmt: skip
     res.info = {"method": "streamed-certified", **res.info}
     return res

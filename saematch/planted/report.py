@@ -137,9 +137,10 @@ def plot_report(report: GroundTruthReport):
     ax.legend(fontsize=7)
     ax = axes[2]
     ks = list(report.composition)
-    for kind, style in (("composed", "-"), ("exact", "--")):
+    for kind, method, style in (("composed", "composition", "-"), ("exact", "exact", "--")):
         vals = [report.composition[k][kind].accuracy for k in ks]
-        ax.plot(ks, vals, style, marker="o", label=f"{kind} ({report.composition_variant})")
+        label = f"{kind} ({report.composition_variant})"
+        plotting.line_per_layer(ax, ks, vals, label, method=method, linestyle=style)
     ax.set_ylim(0, 1.05)
     plotting.label_axes(ax, x="distance k", y="matching accuracy", title="Composition t → t+k")
     return fig
