@@ -203,6 +203,26 @@ def test_sae_training_is_deterministic():
     assert l0[0] < l0[2]  # a larger L0 target gives a denser SAE
 
 
+def test_per_layer_steps_train_that_layer_in_its_own_batch():
+    """sae_layer_steps: layer 1 trained like a one-layer run of its own step count, the other
+    layers like a run without it, each in its place."""
+    from saematch.zoo.build import train_level_saes
+
+    g = torch.Generator().manual_seed(0)
+    acts = torch.randn(3, 1024, 16, generator=g) * torch.linspace(0.2, 3, 16)
+    held = torch.randn(3, 256, 16, generator=g) * torch.linspace(0.2, 3, 16)
+    cfg = replace(get_config("test"), sae_steps=10, sae_layer_steps={1: 20}, sae_width_mult=4)
+    got = train_level_saes(cfg, acts, held, [4], 5, Progress(False))
+    kw = dict(batch=cfg.sae_batch, lr=cfg.sae_lr, bandwidth=cfg.sae_bandwidth, seed=5)
+    rest = train_saes(
+        acts[[0, 2]], held[[0, 2]], [4], cfg.width, steps=10, progress=Progress(False), **kw
+    )
+    one = train_saes(acts[[1]], held[[1]], [4], cfg.width, steps=20, progress=Progress(False), **kw)
+    want = [rest.saes[0], one.saes[0], rest.saes[1]]
+    assert [r[0].fingerprint() for r in got.saes] == [r[0].fingerprint() for r in want]
+    assert cfg.to_dict()["sae_layer_steps"] == {"1": 20}
+
+
 @pytest.mark.slow
 def test_same_seed_rebuild_gives_same_sae_checksums(test_zoo, tmp_path):
     rebuilt = ensure_zoo("test", cache_dir=tmp_path, seed=0, progress=False)

@@ -31,7 +31,7 @@ from saematch.zoo.train_lm import (
     train_lm,
     unigram_entropy,
 )
-from saematch.zoo.train_sae import TRAINER_VERSION, train_saes
+from saematch.zoo.train_sae import TRAINER_VERSION, SAEBatchResult, train_saes
 
 STAGE_WEIGHTS = {"tokenizer": 0.05, "lm": 0.45, "activations": 0.05, "saes": 0.35, "describe": 0.1}
 DESCRIPTIONS = "descriptions.json"
@@ -123,10 +123,20 @@ def pick_sae_rows(cfg: ZooConfig, seed: int, rows: Tensor, held_rows: Tensor) ->
 
 
 def train_level_saes(cfg: ZooConfig, acts, held_acts, targets: list[int], seed: int, progress):
-    """train_saes with the zoo's schedule: one SAE per (layer, target L0)."""
-    return train_saes(acts, held_acts, targets, cfg.width, steps=cfg.sae_steps,
-                      batch=cfg.sae_batch, lr=cfg.sae_lr, bandwidth=cfg.sae_bandwidth, seed=seed,
-                      progress=progress)  # fmt: skip
+    """train_saes with the zoo's schedule: one SAE per (layer, target L0).
+
+    Layers batch together by step count (cfg.sae_steps, or cfg.sae_layer_steps[layer]).
+    """
+    steps_of = [cfg.sae_layer_steps.get(layer, cfg.sae_steps) for layer in range(len(acts))]
+    saes, metrics = [None] * len(acts), [None] * len(acts)
+    for steps in sorted(set(steps_of)):
+        group = [layer for layer, s in enumerate(steps_of) if s == steps]
+        res = train_saes(acts[group], held_acts[group], targets, cfg.width, steps=steps,
+                         batch=cfg.sae_batch, lr=cfg.sae_lr, bandwidth=cfg.sae_bandwidth,
+                         seed=seed, progress=progress)  # fmt: skip
+        for k, layer in enumerate(group):
+            saes[layer], metrics[layer] = res.saes[k], res.metrics[k]
+    return SAEBatchResult(saes, metrics)
 
 
 def save_level(cfg, seed, level, saes, metrics, folder_of, acts, sae_rows, strings) -> dict:
