@@ -131,7 +131,9 @@ def train_level_saes(cfg: ZooConfig, acts, held_acts, targets: list[int], seed: 
     saes, metrics = [None] * len(acts), [None] * len(acts)
     for steps in sorted(set(steps_of)):
         group = [layer for layer, s in enumerate(steps_of) if s == steps]
-        res = train_saes(acts[group], held_acts[group], targets, cfg.width, steps=steps,
+        whole = len(group) == len(acts)  # one schedule for every layer: no copy of acts
+        a, h = (acts, held_acts) if whole else (acts[group], held_acts[group])
+        res = train_saes(a, h, targets, cfg.width, steps=steps,
                          batch=cfg.sae_batch, lr=cfg.sae_lr, bandwidth=cfg.sae_bandwidth,
                          seed=seed, progress=progress)  # fmt: skip
         for k, layer in enumerate(group):
