@@ -101,7 +101,8 @@ def test_streamed_bound_holds_on_every_pair(mode):
 
 
 def test_candidate_top2_numba_and_torch_agree(monkeypatch):
-    """The CPU shortcut and the torch code a GPU runs give the same estimates' top-2."""
+    """The CPU kernels (candidate_kernels.py) and the torch code a GPU runs give the same
+    candidates, bounds R_i and C_j, and estimates' top-2."""
     import saematch.matching.candidates as cands
     from saematch.matching.blocks import LowerBound
     from saematch.matching.cost import augmented_features
@@ -115,3 +116,5 @@ def test_candidate_top2_numba_and_torch_agree(monkeypatch):
     for f, s in zip(fast.top2, slow.top2, strict=True):
         np.testing.assert_allclose(f, s, rtol=1e-5)
     assert np.array_equal(fast.rows, slow.rows) and np.array_equal(fast.cols, slow.cols)
+    np.testing.assert_array_equal(fast.row_bound, slow.row_bound)  # the same L, bit for bit
+    np.testing.assert_array_equal(fast.col_bound, slow.col_bound)

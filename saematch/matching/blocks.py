@@ -123,13 +123,17 @@ class LowerBound:
             "e1": npy(self.E1), "f1": npy(self.F1), "e2": npy(self.E2), "f2": npy(self.F2),
         }  # fmt: skip
 
+    def products(self, rows) -> np.ndarray:
+        """The int32 products q_i · q'_j (b, n) of the fused path (`self.fused` not None)."""
+        return int8_matmul(self.qa[0][rows], self.qbt[0]).numpy()
+
     def block(self, rows, norms: bool = True) -> torch.Tensor:
         """L[rows, :] (b, n) float32 on the device (rows: a slice or an index); norms=False:
         L − r_i − s_j, the bound on g_ij = c_ij − r_i − s_j."""
         if self.fused is not None:
             f = self.fused
             idx = rows if isinstance(rows, slice) else np.asarray(rows.cpu().numpy())
-            acc = int8_matmul(self.qa[0][rows], self.qbt[0]).numpy()
+            acc = self.products(rows)
             out = np.empty(acc.shape, dtype=np.float32)
             rho, kappa = (f["rho"], f["kappa"]) if norms else (f["rho_g"], f["kappa_g"])
             affine_bound(
