@@ -123,6 +123,12 @@ class LowerBound:
             "e1": npy(self.E1), "f1": npy(self.F1), "e2": npy(self.E2), "f2": npy(self.F2),
         }  # fmt: skip
 
+    def g_bound_args(self) -> tuple:
+        """The fused path's per-row and per-column terms of the g-frame bound, in the argument
+        order of bound_kernels.py: (σ, σ', ρ_g, κ_g, E1, F1, E2, F2)."""
+        f = self.fused
+        return (f["sa"], f["sb"], f["rho_g"], f["kappa_g"], f["e1"], f["f1"], f["e2"], f["f2"])
+
     def products(self, rows) -> np.ndarray:
         """The int32 products q_i · q'_j (b, n) of the fused path (`self.fused` not None)."""
         return int8_matmul(self.qa[0][rows], self.qbt[0]).numpy()

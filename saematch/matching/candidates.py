@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from saematch.matching.candidate_kernels import fold_block, merge_rows
+from saematch.matching.bound_kernels import fold_block, merge_rows
 from saematch.matching.quantised import fold_top2, fold_top2_block
 
 NUMBA_TOP2 = True  # on the CPU, the top-2 estimates in one numba pass (4x less than torch)
@@ -176,15 +176,15 @@ def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candida
 
 def _stream_candidates_fused(lb, k: int, block: int, progress: bool) -> Candidates:
     """stream_candidates on the CPU's fused bound: the int32 products of each row block folded
-    by candidate_kernels.py (exact k + 1 smallest per row and column; no torch pass)."""
-    n, f, T = lb.n, lb.fused, nb.get_num_threads()
+    by bound_kernels.py (exact k + 1 smallest per row and column; no torch pass)."""
+    n, T = lb.n, nb.get_num_threads()
     r32, s32 = lb.r.astype(np.float32), lb.s.astype(np.float32)
     rkv, rv = np.full((T, n, k + 1), np.inf, np.float32), np.full((T, n, 2), np.inf, np.float32)
     rki, ri = np.zeros((T, n, k + 1), np.int64), np.zeros((T, n, 2), np.int64)
     ckv, cv = np.full((n, k + 1), np.inf, np.float32), np.full((n, 2), np.inf, np.float32)
     cki, ci = np.zeros((n, k + 1), np.int64), np.zeros((n, 2), np.int64)
     tau = np.full(n, np.inf, dtype=np.float32)
-    bound = (f["sa"], f["sb"], f["rho_g"], f["kappa_g"], f["e1"], f["f1"], f["e2"], f["f2"])
+    bound = lb.g_bound_args()
     for r0 in tqdm(range(0, n, block), desc="candidates", disable=not progress, leave=False):
         acc = lb.products(slice(r0, min(n, r0 + block)))
         fold_block(acc, r0, *bound, r32, s32, rkv, rki, rv, ri, tau, ckv, cki, cv, ci, 2048)

@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from saematch.matching.blocks import LowerBound
+from saematch.matching.bound_kernels import below_margin
 from saematch.matching.candidates import ColumnTopK, stream_candidates, unproven_rows
 from saematch.matching.certificate import Assignment
 from saematch.matching.guess import clear_pairs, solve_rest, sub_cost
@@ -36,7 +37,7 @@ from saematch.matching.sparse_lap import build_csr, solve_sparse
 
 log = logging.getLogger(__name__)
 EPS = float(np.finfo(np.float32).eps)
-DENSE_REST_SLACK = 1.25  # the rest's float32 sub-cost and column slices (lapjvr copies nothing)
+DENSE_REST_SLACK = 1.25  # the rest's float32 sub-cost and column slices (lapjvs copies nothing)
 
 
 @nb.njit(cache=True, parallel=True)
@@ -250,6 +251,11 @@ def _suspects(lb, rows, u, v, scale, cap: int):
     dev = lb.device
     ug, vg = u - lb.r[rows], v - lb.s
     margin = max(1e-6 * scale, 64 * EPS * (np.abs(ug).max() + np.abs(vg).max() + 2 * scale))
+    if lb.fused is not None:  # the CPU: one numba pass over the int32 products
+        acc = lb.products(torch.as_tensor(rows))
+        f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+        a, j, capped = below_margin(acc, rows, lb.g_bound_args(), f32(ug), f32(vg), margin, cap)
+        return rows[a], j, margin, capped
     low = lb.block(torch.as_tensor(rows, device=dev), norms=False)
     low.sub_(torch.as_tensor(vg, dtype=torch.float32, device=dev)[None, :])
     low.sub_(torch.as_tensor(ug, dtype=torch.float32, device=dev)[:, None])

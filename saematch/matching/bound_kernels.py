@@ -1,11 +1,12 @@
-"""numba kernel of the candidate pass on the CPU (candidates.py): the bound of one row block
-evaluated from its int32 products and folded, in one parallel pass, into every row's and
-column's k + 1 smallest (g frame) and two smallest estimates ĉ (c frame).
+"""numba kernels over a row block's int32 products (blocks.LowerBound.products) on the CPU:
+the bound L is computed in the float32 order of blocks.affine_bound (so the same L, bit for
+bit) and used at once; nothing of the block's size is written.
 
-Nothing of the block's size is written: L is computed from the int32 products in the float32
-order of blocks.affine_bound (so the same L, bit for bit) and folded at once. At 32k (d 2304)
-the torch path spent 8 s beside its 7 s of int8 GEMM on topk, the column pool and the top-2
-passes.
+* fold_block: the candidate pass (candidates.py), every row's and column's k + 1 smallest L
+  (g frame) and two smallest estimates ĉ (c frame). At 32k (d 2304) the torch path spent 8 s
+  beside its 7 s of int8 GEMM on topk, the column pool and the top-2 passes; this one 2.5 s.
+* below_margin: the proof's scan (streamed.py), the pairs of each row with a reduced bound
+  L_ij − u_i − v_j below a margin, at most `cap` per row (the smallest).
 """
 
 from __future__ import annotations
@@ -78,3 +79,50 @@ def merge_rows(vals: np.ndarray, idx: np.ndarray, keep: int):
     j = idx.transpose(1, 0, 2).reshape(n, T * m)
     o = np.argsort(v, axis=1, kind="stable")[:, :keep]
     return np.take_along_axis(v, o, 1), np.take_along_axis(j, o, 1)
+
+
+@nb.njit(cache=True, parallel=True)
+def _count_below(acc, rows, sa, sb, rho, kappa, e1, f1, e2, f2, ug, vg, margin, count):
+    for a in nb.prange(acc.shape[0]):
+        i = rows[a]
+        sa_, rho_, e1_, e2_, u_ = sa[i], rho[i], e1[i], e2[i], ug[a]
+        c = 0
+        for j in range(acc.shape[1]):
+            red = _bound(acc, a, j, sa_, sb, rho_, kappa, e1_, f1, e2_, f2) - vg[j] - u_
+            if red < margin:
+                c += 1
+        count[a] = c
+
+
+@nb.njit(cache=True, parallel=True)
+def _collect_below(acc, rows, sa, sb, rho, kappa, e1, f1, e2, f2, ug, vg, margin, off, cap,
+                   cols, keep):  # fmt: skip
+    for a in nb.prange(acc.shape[0]):
+        i = rows[a]
+        sa_, rho_, e1_, e2_, u_ = sa[i], rho[i], e1[i], e2[i], ug[a]
+        lo, t = off[a], off[a]
+        red = np.empty(off[a + 1] - lo, dtype=np.float32)
+        for j in range(acc.shape[1]):
+            w = _bound(acc, a, j, sa_, sb, rho_, kappa, e1_, f1, e2_, f2) - vg[j] - u_
+            if w < margin:
+                cols[t], red[t - lo] = j, w
+                t += 1
+        if t - lo > cap:  # keep the cap smallest
+            keep[lo:t] = False
+            for s in np.argsort(red)[:cap]:
+                keep[lo + s] = True
+
+
+def below_margin(acc, rows, bound, ug, vg, margin: float, cap: int):
+    """(a, j, capped): the pairs (rows[a], j) with L − v_j − u_i < margin, where u_i − r_i = ug
+    (b,) and v − s = vg (n,) are float32 (evaluated as (L − vg_j) − ug_a, like the torch path);
+    a row with more than `cap` keeps its cap smallest and is marked capped."""
+    b = acc.shape[0]
+    count = np.empty(b, dtype=np.int64)
+    _count_below(acc, rows, *bound, ug, vg, np.float32(margin), count)
+    off = np.zeros(b + 1, dtype=np.int64)
+    np.cumsum(count, out=off[1:])
+    cols, keep = np.empty(off[-1], dtype=np.int64), np.ones(off[-1], dtype=bool)
+    _collect_below(acc, rows, *bound, ug, vg, np.float32(margin), off, cap, cols, keep)
+    a = np.repeat(np.arange(b), count)
+    return a[keep], cols[keep], count > cap
