@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from saematch.matching.bound_kernels import fold_block, merge_rows
 from saematch.matching.quantised import fold_top2, fold_top2_block
+from saematch.matching.sparse_lap import unique_keys
 
 NUMBA_TOP2 = True  # on the CPU, the top-2 estimates in one numba pass (4x less than torch)
 
@@ -170,7 +171,7 @@ def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candida
         del low
     cr, cc, C = cols.result()
     rows = np.concatenate([np.repeat(np.arange(n), k), cr])
-    keys = np.unique(rows * n + np.concatenate([rc.ravel(), cc]))
+    keys = unique_keys(rows * n + np.concatenate([rc.ravel(), cc]))
     return Candidates(keys // n, keys % n, R, C, (rv, ri, cv, ci))
 
 
@@ -190,7 +191,7 @@ def _stream_candidates_fused(lb, k: int, block: int, progress: bool) -> Candidat
         fold_block(acc, r0, *bound, r32, s32, rkv, rki, rv, ri, tau, ckv, cki, cv, ci, 2048)
     (kv, ki), top2_rows = merge_rows(rkv, rki, k + 1), merge_rows(rv, ri, 2)
     rows = np.concatenate([np.repeat(np.arange(n), k), cki[:, :k].ravel()])
-    keys = np.unique(rows * n + np.concatenate([ki[:, :k].ravel(), np.repeat(np.arange(n), k)]))
+    keys = unique_keys(rows * n + np.concatenate([ki[:, :k].ravel(), np.repeat(np.arange(n), k)]))
     return Candidates(keys // n, keys % n, kv[:, k].copy(), ckv[:, k].copy(), (*top2_rows, cv, ci))
 
 

@@ -156,6 +156,13 @@ def _solve(indptr, indices, cost, x, y, v, cold):
     return unmatched
 
 
+def unique_keys(keys: np.ndarray) -> np.ndarray:
+    """np.unique(keys), sorted, by one sort: numpy 2.4's plain np.unique takes a hash path that
+    is 16x slower on 2 M int64 keys (1.8 s against 0.11 s; with return_index it sorts)."""
+    keys = np.sort(keys)
+    return keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
+
+
 def build_csr(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray):
     """(indptr (n+1,), indices (m,), cost (m,) float64) of the unique edges, sorted by row."""
     keys, first = np.unique(rows.astype(np.int64) * n + cols, return_index=True)

@@ -33,7 +33,7 @@ from saematch.matching.candidates import ColumnTopK, stream_candidates, unproven
 from saematch.matching.certificate import Assignment
 from saematch.matching.guess import clear_pairs, solve_rest, sub_cost
 from saematch.matching.proof import exact_cost, graph_duals, label_duals
-from saematch.matching.sparse_lap import build_csr, solve_sparse
+from saematch.matching.sparse_lap import build_csr, solve_sparse, unique_keys
 
 log = logging.getLogger(__name__)
 EPS = float(np.finfo(np.float32).eps)
@@ -71,7 +71,7 @@ def _rest_guess(xa, xb, r, s, rows, cols, K: int, block: int, dev, seed: int):
     perm = np.random.default_rng(seed).permutation(m)
     er = np.concatenate([t[0] for t in tops] + [cr, np.arange(m)])
     ec = np.concatenate([t[1].ravel() for t in tops] + [cc, perm])
-    keys = np.unique(er * m + ec)
+    keys = unique_keys(er * m + ec)
     er, ec = keys // m, keys % m
     ev = exact_costs(xa, xb, rows[er], cols[ec])
     csr = build_csr(m, er, ec, ev)
@@ -113,7 +113,7 @@ def _dense_rest_guess(xa, xb, s, rows, cols, K: int, tol: float):
     del t, sub
     er = np.concatenate([np.repeat(np.arange(m), K), ci.ravel(), np.arange(m)])
     ec = np.concatenate([ri.ravel(), np.repeat(np.arange(m), K), xs])
-    keys = np.unique(er * m + ec)
+    keys = unique_keys(er * m + ec)
     er, ec = rows[keys // m], cols[keys % m]
     return xs, v, (er, ec, exact_costs(xa, xb, er, ec))
 
