@@ -59,7 +59,7 @@ def quantised_certified_assign(
     if len(clear_pairs(*top2, ladder[1])[1]) <= SAFE_REST:
         ladder = ladder[1:]
     for mg in ladder:
-        x, v, rest = guess(xa, xb, s, top2, mg, tol)
+        x, v, rest = guess(xa, xb, s, top2, mg, tol, exact_tail > 0)
         y = np.empty(n, dtype=np.int64)
         y[x] = np.arange(n)
         parent = np.full(n, -1, dtype=np.int64)

@@ -31,15 +31,20 @@ def clear_pairs(rv, ri, cv, ci, margin: float):
     return x, np.flatnonzero(~sure), np.flatnonzero(~taken)
 
 
-def solve_rest(sub: np.ndarray) -> np.ndarray:
-    """Column of each row in the optimum of a dense float32 sub-cost (square).
+def solve_rest(sub: np.ndarray, offset_tail: bool = False) -> np.ndarray:
+    """Column of each row in the optimum of a dense float32 sub-cost (square), by lapx on the
+    cost as it is (no copy: peak RSS = the cost); the two kernels give the same optimum and
+    differ in speed with the cost's structure (measured on the rests of synthetic matchings,
+    d 2304, lapx 0.11.1):
 
-    lapx `lapjvs` on the float32 cost as it is (no copy: peak RSS = the cost), the same optimum
-    as `lapjvr` and scipy. Measured on the rests of synthetic decoder matchings (d 2304, lapx
-    0.11.1): 3.3k rows (16k) 0.49 s vs lapjvr 0.82 s; 6.6k (32k) 2.5 s vs 4.9 s; 13.2k (65k)
-    13.1 s vs 30.3 s.
+    * `lapjvs` for decoder and encoder costs: decoder 3.3k rows (16k) 0.50 s vs lapjvr 0.85 s,
+      6.6k (32k) 2.5 s vs 4.9 s, 13.2k (65k) 13.1 s vs 30.3 s; encoder 3.3k 0.31 s, a tie;
+    * `lapjvr` when the cost has an exact offset tail (mode "both", the b_enc term,
+      offset_tail=True): 3.9k rows (16k) 0.80 s vs lapjvs 1.6 s. Row reduction first does not
+      change either kernel's time.
     """
-    return np.asarray(lap.lapjvs(sub, extend_cost=False, return_cost=False)[1], dtype=np.int64)
+    solve = lap.lapjvr if offset_tail else lap.lapjvs
+    return np.asarray(solve(sub, extend_cost=False, return_cost=False)[1], dtype=np.int64)
 
 
 def sub_cost(xa, xb, rows, cols, block: int = 2048) -> np.ndarray:
@@ -52,7 +57,7 @@ def sub_cost(xa, xb, rows, cols, block: int = 2048) -> np.ndarray:
     return out
 
 
-def guess(xa, xb, s, top2, margin: float, tol: float):
+def guess(xa, xb, s, top2, margin: float, tol: float, offset_tail: bool = False):
     """Clear mutual best pairs of the estimate (top2 = rv, ri, cv, ci) kept, the rest solved on
     its float32 sub-cost.
 
@@ -65,7 +70,7 @@ def guess(xa, xb, s, top2, margin: float, tol: float):
         sub = sub_cost(xa, xb, rows, cols)
         shift = sub.min(axis=0)
         sub -= shift  # same optimum, faster to solve; duals shift back by the same amount
-        xs = solve_rest(sub)
+        xs = solve_rest(sub, offset_tail)
         x[rows] = cols[xs]
         ys = np.empty(len(rows), dtype=np.int64)
         ys[xs] = np.arange(len(rows))

@@ -82,7 +82,7 @@ def _rest_guess(xa, xb, r, s, rows, cols, K: int, block: int, dev, seed: int):
     return state.x, v, (rows[er], cols[ec], ev)
 
 
-def _dense_rest_guess(xa, xb, s, rows, cols, K: int, tol: float):
+def _dense_rest_guess(xa, xb, s, rows, cols, K: int, tol: float, offset_tail: bool):
     """The rest's optimum on its whole float32 sub-cost (guess.py's dense LAP), start duals
     v for its columns, and its graph for E: the assigned pairs and each rest row's and
     column's K cheapest, at exact cost.
@@ -94,7 +94,7 @@ def _dense_rest_guess(xa, xb, s, rows, cols, K: int, tol: float):
     sub = sub_cost(xa, xb, rows, cols)
     shift = sub.min(axis=0)
     sub -= shift  # same optimum, faster to solve; duals shift back by the same amount
-    xs = solve_rest(sub)
+    xs = solve_rest(sub, offset_tail)
     ys = np.empty(m, dtype=np.int64)
     ys[xs] = np.arange(m)
     vs = s[cols] - shift
@@ -157,7 +157,9 @@ def streamed_certified_assign(
     known = [(cand.rows, cand.cols, exact_costs(xa, xb, cand.rows, cand.cols))]
     dense = len(rest_r) and DENSE_REST_SLACK * 4 * len(rest_r) ** 2 <= dense_rest_bytes
     if dense:
-        xs, v[rest_c], rest_edges = _dense_rest_guess(xa, xb, s, rest_r, rest_c, rest_k, tol)
+        xs, v[rest_c], rest_edges = _dense_rest_guess(
+            xa, xb, s, rest_r, rest_c, rest_k, tol, exact_tail > 0
+        )
     elif len(rest_r):
         xs, v[rest_c], rest_edges = _rest_guess(
             xa, xb, r, s, rest_r, rest_c, rest_k, 4 * block, dev, seed
