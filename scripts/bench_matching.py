@@ -1,7 +1,7 @@
 """Benchmark: saematch's `auto` solver against references on synthetic SAE pairs.
 
     python scripts/bench_matching.py --widths 4096 16384 --mode both
-    python scripts/bench_matching.py --widths 65536 131072 --mode decoder --max-memory 6GB
+    python scripts/bench_matching.py --widths 65536 131072 --mode decoder --max-memory 6GB 12GB
     python scripts/bench_matching.py --widths 65536 --device cuda
     python scripts/bench_matching.py --widths 16384 --mode both --beyond
 
@@ -190,7 +190,10 @@ def main() -> None:
     ap.add_argument("--scipy-below", type=int, default=20000, help="dense reference up to here")
     ap.add_argument("--gemm-full-below", type=int, default=40000)
     ap.add_argument("--gemm-rows", type=int, default=8192)
-    ap.add_argument("--max-memory", default=None, help='e.g. "6GB" (default: half available)')
+    ap.add_argument(
+        "--max-memory", nargs="+", default=None,
+        help='e.g. "6GB", or one per width: 6GB 12GB (default: half the available memory)',
+    )  # fmt: skip
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--beyond", action="store_true", help="also time partial matching + confidence")
     args = ap.parse_args()
@@ -204,14 +207,17 @@ def main() -> None:
     xa, xb = (augmented_features(t, args.mode, side, fold=True) for t, side in ((a, "a"), (b, "b")))
     streamed_certified_assign(xa, xb, k=4, block=64)  # its numba kernels too
     print(f"warm-up (numba load/compile) {time.perf_counter() - t0:.2f} s [{m.info['method']}]")
-    for n in args.widths:
+    budgets = args.max_memory or [None]
+    if len(budgets) not in (1, len(args.widths)):
+        ap.error(f"--max-memory: give one budget, or one per width ({len(args.widths)})")
+    for n, budget in zip(args.widths, budgets * (len(args.widths) // len(budgets)), strict=True):
         a, b, planted = synthetic_pair(args.d_model, n, args.unmatched, args.noise, args.seed)
         sae_gb = 2 * sum(t.numel() * t.element_size() for t in a.state_dict().values()) / 1e9
         (t_gemm, extrap), _, _, m_gemm = measure(
             lambda a=a, b=b: gemm_reference(a, b, args.mode, args.gemm_full_below, args.gemm_rows)
         )
         print(
-            f"width {n} mode {args.mode} (SAEs {sae_gb:.2f} GB, "
+            f"width {n} mode {args.mode}, max_memory {budget or 'default'} (SAEs {sae_gb:.2f} GB, "
             f"RSS {_rss_kb('VmRSS') / 1e6:.2f} GB)\n"
             f"  fp32 GEMM of the same features: {t_gemm:.1f} s"
             + (f" (timed on {args.gemm_rows} rows, scaled by n/rows)" if extrap else ""),
@@ -223,7 +229,7 @@ def main() -> None:
             print(f"  scipy: {t_ref:.1f} s wall, {u_ref:.1f} s CPU, +{m_ref:.2f} GB peak RSS")
         m, t_auto, u_auto, m_auto = measure(
             lambda a=a, b=b: match(
-                a, b, mode=args.mode, max_memory=args.max_memory, device=args.device
+                a, b, mode=args.mode, max_memory=budget, device=args.device
             )
         )
         peak_total = _rss_kb("VmHWM") / 1e6

@@ -60,6 +60,21 @@ def test_a_budget_below_the_stored_estimate_streams_in_row_blocks(mode, monkeypa
     assert m.total_cost == pytest.approx(ref.total_cost, rel=1e-6)  # float32 vs 64 features
 
 
+def test_streamed_solver_through_the_torch_code_a_gpu_runs(monkeypatch):
+    """The decoder's CPU path runs numba kernels (bound_kernels.py); with them off, the same
+    matching runs the torch code of a CUDA device (on the CPU) to the same certified optimum."""
+    from saematch.matching import blocks
+
+    monkeypatch.setattr(solvers, "MAX_DENSE_BYTES", 0)
+    a, b, _ = synthetic_pair(d_model=32, width=300, unmatched=0.2, noise=0.5, seed=3)
+    fast = match(a, b, mode="decoder", device="cpu")
+    monkeypatch.setattr(blocks.LowerBound, "_fused", lambda self: None)
+    torch_path = match(a, b, mode="decoder", device="cpu")
+    assert fast.info["method"] == torch_path.info["method"] == "streamed-certified"
+    assert check_matching(a, b, torch_path).ok
+    assert torch_path.total_cost == pytest.approx(fast.total_cost, rel=1e-12)
+
+
 def test_devices():
     a, b, _ = synthetic_pair(d_model=16, width=80, seed=3)
     with pytest.raises(ValueError, match="unknown matching device"):
