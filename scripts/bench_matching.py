@@ -228,7 +228,7 @@ def main() -> None:
             ref, t_ref, u_ref, m_ref = measure(lambda a=a, b=b: dense_scipy(a, b, args.mode))
             print(f"  scipy: {t_ref:.1f} s wall, {u_ref:.1f} s CPU, +{m_ref:.2f} GB peak RSS")
         m, t_auto, u_auto, m_auto = measure(
-            lambda a=a, b=b: match(
+            lambda a=a, b=b, budget=budget: match(
                 a, b, mode=args.mode, max_memory=budget, device=args.device
             )
         )

@@ -155,4 +155,5 @@ def test_proof_scan_numba_and_torch_agree():
     (i1, j1, m1, c1), (i2, j2, m2, c2) = got
     assert m1 == m2 and 0 < c1.sum() < len(rows)
     np.testing.assert_array_equal(c1, c2)
-    assert set(zip(i1.tolist(), j1.tolist())) == set(zip(i2.tolist(), j2.tolist()))
+    pairs = [set(zip(i.tolist(), j.tolist(), strict=True)) for i, j in ((i1, j1), (i2, j2))]
+    assert pairs[0] == pairs[1]
