@@ -157,3 +157,37 @@ def test_proof_scan_numba_and_torch_agree():
     np.testing.assert_array_equal(c1, c2)
     pairs = [set(zip(i.tolist(), j.tolist(), strict=True)) for i, j in ((i1, j1), (i2, j2))]
     assert pairs[0] == pairs[1]
+
+
+def test_proof_graph_within_its_byte_budget():
+    """The proof's graph of exact costs grows only as far as proof_bytes allows (the share of
+    the budget the dense rest would have had): a tight one costs rounds, not the optimum; one
+    too small for the rows left stops with a MemoryError that names the setting."""
+    from saematch.matching.certificate import check_certificate
+    from saematch.matching.cost import augmented_features
+    from saematch.matching.streamed import EDGE_BYTES, streamed_certified_assign
+
+    a, b, _ = synthetic_pair(d_model=32, width=400, unmatched=0.3, noise=0.6, seed=5)
+    xa, xb = (augmented_features(t, "decoder", side, fold=True) for t, side in ((a, "a"), (b, "b")))
+    free = streamed_certified_assign(xa, xb, k=4, rest_k=8, block=64)
+    tight = streamed_certified_assign(
+        xa, xb, k=4, rest_k=8, block=64, proof_bytes=16_000 * EDGE_BYTES
+    )  # free, the proof adds 23k edges; here 16.5k: more exact costs, the same optimum
+    assert tight.info["exact"] > free.info["exact"]
+    cost = lambda sl: xa[sl].astype(np.float64) @ xb.astype(np.float64).T  # noqa: E731
+    assert check_certificate(cost, tight.perm, tight.u, tight.v, tight.tol).ok
+    total = lambda r: cost(slice(None))[np.arange(400), r.perm].sum()  # noqa: E731
+    assert total(tight) == pytest.approx(total(free), rel=1e-12)
+    with pytest.raises(MemoryError, match="matching.max_memory"):
+        streamed_certified_assign(xa, xb, k=4, rest_k=8, block=64, proof_bytes=-(10**12))
+
+
+def test_smallest_per_row_keeps_each_rows_smallest_and_the_first_left_out():
+    from saematch.matching.streamed import _smallest_per_row
+
+    i = np.array([2, 0, 2, 2, 0, 5])
+    red = np.array([0.3, 0.5, -0.1, 0.2, 0.4, 0.9])
+    slack = np.full(6, np.inf)
+    keep = _smallest_per_row(i, red, 2, slack)
+    assert keep.tolist() == [False, True, True, True, True, True]
+    assert slack[2] == 0.3 and np.isinf(slack[[0, 1, 3, 4, 5]]).all()

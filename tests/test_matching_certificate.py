@@ -5,9 +5,10 @@ import pytest
 from helpers import random_sae
 
 from saematch.matching import check_certificate, check_matching, match, match_layers
-from saematch.matching.budget import streamed_bytes
+from saematch.matching.budget import scan_bytes, streamed_bytes
 from saematch.matching.cost import augmented_features
 from saematch.matching.solvers import assign
+from saematch.matching.streamed import streamed_certified_assign
 from saematch.matching.synthetic import synthetic_pair
 
 # Rows 0, 1 prefer column 0 and rows 2, 3 column 2: the optimum [1, 0, 3, 2] costs 2+1+6+5 = 14
@@ -124,14 +125,25 @@ def test_streamed_proof_with_capped_suspects_is_still_optimal():
 
 @pytest.mark.parametrize("rest_fits", [True, False])
 def test_streamed_rest_dense_within_the_budget_else_sparse(rest_fits):
+    """Within the budget the rest is solved on its dense sub-cost (which may use the scan
+    temporaries, free by then). Without it the sparse rest guess would run, but its proof
+    keeps more exact costs (EDGE_BYTES each) than the dense rest needs floats: below the
+    dense rest's need the dispatcher stops with the clear error, and the sparse guess is
+    checked directly, without a budget."""
     a, b, _ = synthetic_pair(d_model=24, width=400, unmatched=0.3, noise=0.8, seed=4)
     xa, xb = (
         augmented_features(a, "decoder", "a", fold=True),
         augmented_features(b, "decoder", "b", fold=True),
     )
     n, D = xa.shape[0], xa.shape[1] - 2
-    budget = streamed_bytes(n, D, 256) + (4 * n * n if rest_fits else 0)
-    res = assign(xa, xb, "auto", max_dense_bytes=0, max_memory=budget)
+    if rest_fits:
+        budget = streamed_bytes(n, D, 256) - scan_bytes(n, 256) + 4 * n * n
+        res = assign(xa, xb, "auto", max_dense_bytes=0, max_memory=budget)
+    else:
+        with pytest.raises(MemoryError, match="matching.max_memory"):
+            budget = streamed_bytes(n, D, 256) - scan_bytes(n, 256)
+            assign(xa, xb, "auto", max_dense_bytes=0, max_memory=budget)
+        res = streamed_certified_assign(xa, xb, dense_rest_bytes=0)
     assert res.info["rest"] > 0 and res.info["rest_solved_dense"] is rest_fits
     xa64, xb64 = xa.astype(np.float64), xb.astype(np.float64)
     assert check_certificate(lambda r: xa64[r] @ xb64.T, res.perm, res.u, res.v, res.tol).ok

@@ -71,11 +71,17 @@ def stored_bytes(n: int) -> int:
     return 2 * n * n + (n // 4) ** 2 * 4 + 256 * n
 
 
+def scan_bytes(n: int, block: int) -> int:
+    """The streamed solver's (block, n) float32/int32 temporaries of a pass over the bound:
+    held by the candidate pass and the proof's scans, free while the rest is solved."""
+    return 5 * block * n * 4 + 4 * 4 * block * (n // 3) * 4
+
+
 def streamed_bytes(n: int, D: int, block: int, k: int = 16, rest_k: int = 64) -> int:
-    """The streamed solver: int8 copies of both sides, a few (block, n) float32/int32
-    temporaries, candidate edges and the rest's graph (≈ n/3 rows), per-row arrays."""
+    """The streamed solver: int8 copies of both sides, the scan temporaries (scan_bytes),
+    candidate edges and the rest's graph (≈ n/3 rows), per-row arrays."""
     int8 = 2 * n * (D + 8)
-    blocks = 5 * block * n * 4 + 4 * 4 * block * (n // 3) * 4
+    blocks = scan_bytes(n, block)
     edges = (2 * k * n + 2 * rest_k * (n // 3)) * 40
     return int8 + blocks + edges + (n // 3) * (D + 2) * 4 + 512 * n
 

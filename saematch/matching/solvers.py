@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from saematch.matching.budget import (
     available_bytes,
     dense_bytes,
+    scan_bytes,
     stored_bytes,
     streamed_bytes,
     too_big,
@@ -172,14 +173,16 @@ def assign(
             return res
     if path != "streamed":  # the stored path did not run or found no proof
         block = plan(n, D, solver, budget, "cuda", dense_below)[1]  # "cuda": never stored
-    # what the budget leaves beyond the streamed pass: the rest's dense sub-cost, if it fits
+    # what the budget leaves beyond the streamed pass: the proof's graph grows into it, and
+    # the rest's dense sub-cost uses it and the scan temporaries (not held while it is solved)
     if max_memory is None:  # no budget given: a quarter of what the machine has free
-        rest_bytes = (available_bytes() or 8 * 10**9) // 4
+        rest_bytes = proof_bytes = (available_bytes() or 8 * 10**9) // 4
     else:
-        rest_bytes = budget - streamed_bytes(n, D, block)
+        proof_bytes = budget - streamed_bytes(n, D, block)
+        rest_bytes = proof_bytes + scan_bytes(n, block)
     res = streamed_certified_assign(
         xa, xb, exact_tail, head_splits, block=block, device=device, progress=progress,
-        dense_rest_bytes=rest_bytes, **streamed_options,
+        dense_rest_bytes=rest_bytes, proof_bytes=proof_bytes, **streamed_options,
     )  # fmt: skip
     res.info = {"method": "streamed-certified", **res.info}
     return res

@@ -38,6 +38,7 @@ from saematch.matching.sparse_lap import build_csr, solve_sparse, unique_keys
 log = logging.getLogger(__name__)
 EPS = float(np.finfo(np.float32).eps)
 DENSE_REST_SLACK = 1.25  # the rest's float32 sub-cost and column slices (lapjvs copies nothing)
+EDGE_BYTES = 128  # peak bytes per edge of the proof's graph: arrays, keys, sort and CSR copies
 
 
 @nb.njit(cache=True, parallel=True)
@@ -132,10 +133,15 @@ def streamed_certified_assign(
     max_rounds: int = 10_000,
     suspect_cap: int = 64,
     dense_rest_bytes: int = 0,
+    proof_bytes: int | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> Assignment:
-    """Optimal assignment of c = xa @ xb.T (float32 augmented features) with its duals."""
+    """Optimal assignment of c = xa @ xb.T (float32 augmented features) with its duals.
+
+    dense_rest_bytes: the rest is solved on its dense float32 sub-cost when that fits;
+    proof_bytes: how far the proof's graph of exact costs may grow (None: no limit), at
+    EDGE_BYTES an edge; past it a MemoryError says to raise the budget."""
     n = xa.shape[0]
     k = max(1, min(k, n - 1))
     dev = torch.device(device)
@@ -168,9 +174,14 @@ def streamed_certified_assign(
         x[rest_r] = rest_c[xs]
         known.append(rest_edges)
     times["guess"], t0 = time.perf_counter() - t0, time.perf_counter()
+    # the proof's graph grows by at most proof_bytes (None: no limit); the dispatcher gives it
+    # what the budget left for the rest's dense sub-cost, freed by now
+    room = 2**62 if proof_bytes is None else max(proof_bytes, 0) // EDGE_BYTES
+    max_edges = sum(len(e[0]) for e in known) + 2 * n + room
     x, v, info = _prove_graph(
-        lb, xa, xb, x, v, cand, known, tol, scale, block, max_rounds, progress, suspect_cap
-    )
+        lb, xa, xb, x, v, cand, known, tol, scale, block, max_rounds, progress, suspect_cap,
+        max_edges,
+    )  # fmt: skip
     times["proof"] = time.perf_counter() - t0
     u = exact_costs(xa, xb, np.arange(n), x) - v[x]
     info.update(k=k, block=block, device=str(dev), rest=len(rest_r), rest_solved_dense=bool(dense))
@@ -179,12 +190,16 @@ def streamed_certified_assign(
     return Assignment(x, u, v, tol, info)
 
 
-def _prove_graph(lb, xa, xb, x, v, cand, known, tol, scale, block, max_rounds, progress, cap0):
-    """The proof with every exact cost kept: a graph E of known pairs (candidates, the rest's
-    graph, every suspect ever checked). Each round: x optimal on E (sparse LAP), v lowered to
-    duals on E (label-correcting, one column at a time), then the rows not yet proven are
-    scanned; their suspects join E. A scanned row stays proven while u_i rises by less than
-    half the margin (v only falls). Ends when a scan finds no violation."""
+def _prove_graph(
+    lb, xa, xb, x, v, cand, known, tol, scale, block, max_rounds, progress, cap0, max_edges
+):
+    """The proof with exact costs kept: a graph E of known pairs (candidates, the rest's graph,
+    the suspects checked so far). Each round: x optimal on E (sparse LAP), v lowered to duals
+    on E (label-correcting, one column at a time), then the rows not yet proven are scanned;
+    their nearly tight or violated suspects join E, at most as many per row as E's share of
+    the memory budget (max_edges) leaves, the smallest first. A scanned row stays proven while
+    u_i rises by less than the smallest slack of its pairs outside E, at most half the margin
+    (v only falls). Ends when a scan finds no violation."""
     n = len(x)
     r, s = lb.r, lb.s
     er = np.concatenate([k_[0] for k_ in known] + [np.arange(n)])
@@ -217,9 +232,16 @@ def _prove_graph(lb, xa, xb, x, v, cand, known, tol, scale, block, max_rounds, p
             break
         info["scanned_rows"] += len(bad)
         info["per_round"].append(len(bad))
+        per_row = (max_edges - len(er)) // len(bad)  # E's room, shared by the scanned rows
+        if per_row < 1:
+            raise MemoryError(
+                f"streamed solver: the proof's graph of {len(er):,} exact costs has no room for "
+                f"the {len(bad):,} rows still to prove within the memory budget. Raise the "
+                "budget (match(..., max_memory=...), config key matching.max_memory)."
+            )
         new_r, new_c, new_v, violated, margin = [], [], [], False, 0.0
         cap = cap0 << min(info["rounds"] - 1, 20)  # doubles each round: every suspect in time
-        cut = []
+        cut, slack = [], np.full(n, np.inf)
         for b0 in tqdm(range(0, len(bad), block), desc="proof", disable=not progress, leave=False):
             rs = bad[b0 : b0 + block]
             i, j, margin, capped = _suspects(lb, rs, u[rs], v, scale, cap)
@@ -228,18 +250,32 @@ def _prove_graph(lb, xa, xb, x, v, cand, known, tol, scale, block, max_rounds, p
             info["exact"] += len(i)
             red = cij - u[i] - v[j]
             violated |= bool((red < -tol).any())
-            near = red < 0.5 * margin  # the others stay proven while u_i rises < margin/2
-            new_r.append(i[near]), new_c.append(j[near]), new_v.append(cij[near])
+            near = np.flatnonzero(red < 0.5 * margin)  # the others stay proven (doc)
+            keep = _smallest_per_row(i[near], red[near], per_row, slack)
+            new_r.append(i[near[keep]]), new_c.append(j[near[keep]]), new_v.append(cij[near[keep]])
         cut = np.concatenate(cut)
         info["capped_rows"] += int(cut.sum())
         done = bad[~cut]  # rows whose every suspect was checked
-        u_ok[done] = u[done] + 0.5 * margin - tol
+        u_ok[done] = u[done] + np.minimum(0.5 * margin, slack[done]) - tol
         if not violated and not cut.any():
             break
         er, ec, ev = (
             np.concatenate([a_, *b_]) for a_, b_ in ((er, new_r), (ec, new_c), (ev, new_v))
         )
     return x.copy(), v, info
+
+
+def _smallest_per_row(i, red, per_row: int, slack) -> np.ndarray:
+    """Mask of each row's `per_row` smallest reduced costs; slack[row] (n,) set to the
+    smallest one left out (inf when none is)."""
+    order = np.lexsort((red, i))
+    i_s = i[order]
+    rank = np.arange(len(i_s)) - np.searchsorted(i_s, i_s, side="left")
+    keep = np.empty(len(i), dtype=bool)
+    keep[order] = rank < per_row
+    first_out = rank == per_row
+    slack[i_s[first_out]] = red[order][first_out]
+    return keep
 
 
 def _suspects(lb, rows, u, v, scale, cap: int):
