@@ -235,9 +235,10 @@ def _prove_graph(
         per_row = (max_edges - len(er)) // len(bad)  # E's room, shared by the scanned rows
         if per_row < 1:
             raise MemoryError(
-                f"streamed solver: the proof's graph of {len(er):,} exact costs has no room for "
-                f"the {len(bad):,} rows still to prove within the memory budget. Raise the "
-                "budget (match(..., max_memory=...), config key matching.max_memory)."
+                f"matching {n} features: the proof's graph of {len(er):,} exact costs "
+                f"(≈ {len(er) * EDGE_BYTES / 1e9:.2f} GB, all the memory budget leaves it) has "
+                f"no room for the {len(bad):,} rows still to prove. Raise the budget "
+                "(match(..., max_memory=...), config key matching.max_memory)."
             )
         new_r, new_c, new_v, violated, margin = [], [], [], False, 0.0
         cap = cap0 << min(info["rounds"] - 1, 20)  # doubles each round: every suspect in time
