@@ -20,12 +20,9 @@ import numba as nb
 import numpy as np
 import torch
 
+from saematch.matching.quantised import part_bounds
+
 EPS = float(np.finfo(np.float32).eps)
-
-
-def _parts(h: int, splits: tuple[int, ...]) -> list[tuple[int, int]]:
-    edges = [0, *sorted(x for x in splits if 0 < x < h), h]
-    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def _pad8(m: int) -> int:
@@ -87,7 +84,7 @@ class LowerBound:
         self.n, D = xa.shape[0], xa.shape[1] - 2
         self.device = torch.device(device)
         h = D - exact_tail
-        parts = _parts(h, head_splits)
+        parts = part_bounds(h, head_splits)
         self.qa, self.sa, da, qa, _ = quantise(xa, parts, self.device)
         qb, self.sb, db, qb_n, zb = quantise(xb, parts, self.device)
         if self.device.type == "cuda" and self.n % 8:  # CUDA's int8 GEMM: n a multiple of 8

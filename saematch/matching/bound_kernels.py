@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from saematch.matching.quantised import _keep2
+from saematch.matching.quantised import keep2
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -67,9 +67,9 @@ def fold_block(acc, row0, sa, sb, rho, kappa, e1, f1, e2, f2, r, s, rkv, rki, rv
                         tau[j] = ckv[j, last]
                     c = low + e1_ * f1[j] + e2_ * f2[j] + r_ + s[j]
                     if c < r2[i, 1]:
-                        _keep2(r2, r2_i, i, c, j)
+                        keep2(r2, r2_i, i, c, j)
                     if c < cv[j, 1]:
-                        _keep2(cv, ci, j, c, i)
+                        keep2(cv, ci, j, c, i)
 
 
 def merge_rows(vals: np.ndarray, idx: np.ndarray, keep: int):

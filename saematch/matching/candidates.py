@@ -20,10 +20,10 @@ import torch
 from tqdm.auto import tqdm
 
 from saematch.matching.bound_kernels import fold_block, merge_rows
-from saematch.matching.quantised import fold_top2, fold_top2_block
+from saematch.matching.quantised import fold_top2_block
 from saematch.matching.sparse_lap import unique_keys
 
-NUMBA_TOP2 = True  # on the CPU, the top-2 estimates in one numba pass (4x less than torch)
+NUMBA_TOP2 = True  # on the CPU, numba: the fused kernel (bound_kernels.py), else the top-2 pass
 
 
 @dataclass
@@ -35,17 +35,6 @@ class Candidates:
     row_bound: np.ndarray  # (n,) float32, R_i (g frame)
     col_bound: np.ndarray  # (n,) float32, C_j (g frame)
     top2: tuple  # (rv, ri, cv, ci): (n, 2) smallest estimates ĉ per row / column, best first
-
-
-@nb.njit(cache=True, nogil=True)
-def fold_top2_width_block(low, row0, r, s, e1, f1, e2, f2, rv, ri, cv, ci):
-    """fold_top2_block of the estimate low + E1_i F1_j + E2_i F2_j (the bound's width back),
-    without writing it into low (two fewer passes over the block)."""
-    buf = np.empty(low.shape[1], dtype=np.float32)
-    for a in range(low.shape[0]):
-        for j in range(low.shape[1]):
-            buf[j] = low[a, j] + e1[a] * f1[j] + e2[a] * f2[j]
-        fold_top2(buf, row0 + a, r, s, rv, ri, cv, ci)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -152,14 +141,6 @@ def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candida
         vals, idx = torch.topk(low, k + 1, dim=1, largest=False, sorted=True)
         rc[r0:r1], R[r0:r1] = idx[:, :k].cpu().numpy(), vals[:, k].cpu().numpy()
         cols.add(low, r0)
-        if numba_top2 and lb.fused is not None:  # ĉ = L + the bound's width + r_i + s_j
-            f = lb.fused
-            e1, e2 = f["e1"][r0:r1], f["e2"][r0:r1]
-            fold_top2_width_block(
-                low.numpy(), r0, r32, s32, e1, f["f1"], e2, f["f2"], rv, ri, cv, ci
-            )
-            del low
-            continue
         low.addr_(lb.E1[r0:r1], lb.F1).addr_(lb.E2[r0:r1], lb.F2)  # the bound's width back
         if numba_top2:  # ĉ = that + r_i + s_j, folded into the top-2 in one pass
             fold_top2_block(low.numpy(), r0, r32, s32, rv, ri, cv, ci)

@@ -44,7 +44,7 @@ class PairAnalysis:
 
 
 @nb.njit(cache=True)
-def _offer(vals, idx, r, c, ident):
+def offer(vals, idx, r, c, ident):
     """Keep the k smallest (c, ident) in the max-heap vals[r], idx[r] (root = the largest)."""
     k = vals.shape[1]
     if c >= vals[r, 0]:
@@ -75,8 +75,8 @@ def _pair_block(
         i = i0 + a
         start = a + 1 if same else 0
         if same:  # the matched entry (i, p(i)) itself: a candidate predecessor and successor
-            _offer(pv, pi, pf[i], P[a, a], i)
-            _offer(sv, si, i, P[a, a], pf[i])
+            offer(pv, pi, pf[i], P[a, a], i)
+            offer(sv, si, i, P[a, a], pf[i])
         for b in range(start, P.shape[1]):
             k = k0 + b
             x1, x2 = np.float64(P[a, b]), np.float64(Q[b, a])  # c_i,p(k), c_k,p(i)
@@ -85,10 +85,10 @@ def _pair_block(
                 best[i], bestk[i] = delta, k
             if delta < best[k]:
                 best[k], bestk[k] = delta, i
-            _offer(pv, pi, pf[k], P[a, b], i)
-            _offer(pv, pi, pf[i], Q[b, a], k)
-            _offer(sv, si, i, P[a, b], pf[k])
-            _offer(sv, si, k, Q[b, a], pf[i])
+            offer(pv, pi, pf[k], P[a, b], i)
+            offer(pv, pi, pf[i], Q[b, a], k)
+            offer(sv, si, i, P[a, b], pf[k])
+            offer(sv, si, k, Q[b, a], pf[i])
             if use_duals:
                 lo_r[i] = min(lo_r[i], x1 - u[i] - vp[k])  # row i, column p(k) ≠ p(i)
                 lo_c[k] = min(lo_c[k], x1 - u[i] - vp[k])  # column p(k), row i ≠ k
@@ -96,7 +96,7 @@ def _pair_block(
                 lo_c[i] = min(lo_c[i], x2 - u[k] - vp[i])
 
 
-def _sorted_heaps(vals, idx):
+def sorted_heaps(vals, idx):
     o = np.argsort(vals, axis=1, kind="stable")
     return np.take_along_axis(idx, o, 1), np.take_along_axis(vals, o, 1)
 
@@ -166,8 +166,8 @@ def pair_analysis(
     conf = np.maximum(np.minimum(best, drop), 0.0).astype(np.float32)
     matched = np.asarray(perm) >= 0
     conf[~matched] = np.nan
-    preds, pcost = _sorted_heaps(pv, pi)
-    succ, scost = _sorted_heaps(sv, si)
+    preds, pcost = sorted_heaps(pv, pi)
+    succ, scost = sorted_heaps(sv, si)
     lower = None
     if duals is not None:
         lower = np.maximum(lo_r + lo_c, 0.0).astype(np.float32)

@@ -62,7 +62,7 @@ def _quantise(z, q, scale, dsq, qsq, zsq):
 
 
 @nb.njit(cache=True)
-def _keep2(val, idx, r, c, j):
+def keep2(val, idx, r, c, j):
     """Insert (c, j) into row r's two smallest (val[r, 0] ≤ val[r, 1])."""
     if c < val[r, 1]:
         if c < val[r, 0]:
@@ -109,8 +109,8 @@ def fold_top2(buf, i, r, s, rv, ri, cv, ci):
     for j in range(buf.shape[0]):
         c = buf[j] + ri_ + s[j]
         if c < rv[i, 1] or c < cv[j, 1]:
-            _keep2(rv, ri, i, c, j)
-            _keep2(cv, ci, j, c, i)
+            keep2(rv, ri, i, c, j)
+            keep2(cv, ci, j, c, i)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -127,7 +127,7 @@ def _scale_block(ints, row0, sa, sb, ta, tb, r, s, buf, G16, gmin, step, rv, ri,
         fold_top2(buf, i, r, s, rv, ri, cv, ci)
 
 
-class _Norms:
+class Norms:
     """Per-row float64 norms the bound needs: ‖δ‖, ‖σq‖ and ‖z‖ over the whole head."""
 
     def __init__(self, n: int):
@@ -137,7 +137,7 @@ class _Norms:
         return np.sqrt(self.dsq), np.sqrt(self.qsq), np.sqrt(self.zsq)
 
 
-def _quantise_rows(z, bounds, r0: int, parts, scale, norms: _Norms) -> None:
+def quantise_rows(z, bounds, r0: int, parts, scale, norms: Norms) -> None:
     """Quantise z's rows r0.. (as many as parts hold) into int8 parts, one σ per row and part."""
     r1 = r0 + len(parts[0])
     for p, (lo, hi) in enumerate(bounds):
@@ -148,7 +148,7 @@ def _quantise_rows(z, bounds, r0: int, parts, scale, norms: _Norms) -> None:
         scale[r0:r1, p] = col
 
 
-def _part_bounds(h: int, splits: tuple[int, ...]) -> list[tuple[int, int]]:
+def part_bounds(h: int, splits: tuple[int, ...]) -> list[tuple[int, int]]:
     edges = [0, *sorted(x for x in splits if 0 < x < h), h]
     return list(zip(edges[:-1], edges[1:], strict=True))
 
@@ -161,17 +161,17 @@ def int8_cost(xa, xb, h: int, splits: tuple[int, ...], block: int):
     idles.
     """
     n, D = xa.shape[0], xa.shape[1] - 2
-    bounds = _part_bounds(h, splits)
+    bounds = part_bounds(h, splits)
     workers = max(1, min(MAX_WORKERS, torch.get_num_threads()))
     block = min(block, n)
-    na, nb_ = _Norms(n), _Norms(n)
+    na, nb_ = Norms(n), Norms(n)
     qb = [np.empty((n, hi - lo), dtype=np.int8) for lo, hi in bounds]
     sa, sb = (np.empty((n, len(bounds)), dtype=np.float32) for _ in range(2))
     edges = np.linspace(0, n, workers + 1).astype(int)  # side b in one slice per worker
     with ThreadPoolExecutor(workers) as pool:
         list(
             pool.map(
-                lambda r: _quantise_rows(xb, bounds, r[0], [q[r[0] : r[1]] for q in qb], sb, nb_),
+                lambda r: quantise_rows(xb, bounds, r[0], [q[r[0] : r[1]] for q in qb], sb, nb_),
                 zip(edges[:-1], edges[1:], strict=True),
             )
         )
@@ -191,7 +191,7 @@ def int8_cost(xa, xb, h: int, splits: tuple[int, ...], block: int):
         cv, ci = cols[w]
         for s0 in range(w * block, n, workers * block):
             m = min(block, n - s0)
-            _quantise_rows(xa, bounds, s0, [q[:m] for q in qa], sa, na)
+            quantise_rows(xa, bounds, s0, [q[:m] for q in qa], sa, na)
             for p, q in enumerate(qa):
                 torch._int_mm(torch.from_numpy(q[:m]), tqb[p], out=ints[p, :m])
             I = ints[:, :m].numpy()

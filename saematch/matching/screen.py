@@ -33,8 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from saematch.matching.confidence import PairAnalysis, _sorted_heaps, complete
-from saematch.matching.quantised import EPS, SLACK, _Norms, _part_bounds, _quantise_rows
+from saematch.matching.confidence import PairAnalysis, complete, sorted_heaps
+from saematch.matching.quantised import EPS, SLACK, Norms, part_bounds, quantise_rows
 from saematch.matching.screen_kernels import exact_into, screen_block
 
 SCREEN = 4  # extra candidates per heap beyond what is reported
@@ -47,11 +47,11 @@ def _quantise(x, bounds, pool):
     n = x.shape[0]
     parts = [np.empty((n, hi - lo), dtype=np.int8) for lo, hi in bounds]
     scale = np.empty((n, len(bounds)), dtype=np.float32)
-    norms = _Norms(n)
+    norms = Norms(n)
     edges = np.linspace(0, n, WORKERS + 1).astype(int)
 
     def one(r0, r1):
-        _quantise_rows(x, bounds, r0, [q[r0:r1] for q in parts], scale, norms)
+        quantise_rows(x, bounds, r0, [q[r0:r1] for q in parts], scale, norms)
 
     list(pool.map(one, edges[:-1], edges[1:]))
     return parts, scale, norms.get()
@@ -83,7 +83,7 @@ class _Acc:
 def _merge_heaps(vals, idx, width):
     """Per row, the `width` smallest over several (n, w) heaps, ascending."""
     v, i = np.concatenate(vals, axis=1), np.concatenate(idx, axis=1)
-    i, v = _sorted_heaps(v, i)
+    i, v = sorted_heaps(v, i)
     return i[:, :width], v[:, :width]
 
 
@@ -124,7 +124,7 @@ def _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block, s
     k = max(1, min(int(top_k), n))
     pf = complete(np.asarray(perm, dtype=np.int64), n)
     h = D - exact_tail
-    bounds = _part_bounds(h, head_splits)
+    bounds = part_bounds(h, head_splits)
     qa, sa, (da, na_q, _) = _quantise(xa, bounds, pool)
     qb, sb, (db, nb_q, zb) = _quantise(xb, bounds, pool)
     qbp = [q[pf] for q in qb]  # B's rows in matched order: C'[i, k] = c_i,p(k)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from saematch.matching.confidence import _offer
+from saematch.matching.confidence import offer
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -37,14 +37,14 @@ def screen_block(IP, IQ, i0, k0, same, sa, sb, tla, tlb, r, sp, E1, F1, E2, F2, 
             base = dd[i] + dd[k]
             est = min(x1, t1) + min(x2, t2) - base
             lb = min(x1 - e1, t1) + min(x2 - e2, t2) - base
-            _offer(cv, ck, i, est, k)
-            _offer(cv, ck, k, est, i)
+            offer(cv, ck, i, est, k)
+            offer(cv, ck, k, est, i)
             low[i] = min(low[i], lb)
             low[k] = min(low[k], lb)
-            _offer(pv, pi, pf[k], x1, i)
-            _offer(pv, pi, pf[i], x2, k)
-            _offer(sv, si, i, x1, pf[k])
-            _offer(sv, si, k, x2, pf[i])
+            offer(pv, pi, pf[k], x1, i)
+            offer(pv, pi, pf[i], x2, k)
+            offer(sv, si, i, x1, pf[k])
+            offer(sv, si, k, x2, pf[i])
             if use_duals:
                 lo_r[i] = min(lo_r[i], x1 - e1 - u[i] - vp[k])
                 lo_c[k] = min(lo_c[k], x1 - e1 - u[i] - vp[k])
