@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from datetime import datetime, timezone
 from importlib import resources
@@ -120,16 +121,22 @@ def _asset(name: str) -> str:
     return resources.files("saematch.explorer").joinpath("assets", name).read_text("utf-8")
 
 
+PLACEHOLDER = re.compile(r"/\*__CSS__\*/|/\*__JS__\*/|__META__|__TITLE__")
+
+
 def render_html(info: dict) -> str:
-    """The page: template with its CSS, JS and the summary JSON inlined (no external URL)."""
+    """The page: template with its CSS, JS and the summary JSON inlined (no external URL).
+
+    One pass over the template: inserted text is never searched again, so a title or a
+    description holding "__TITLE__" (or a backslash, or a newline) cannot break the JSON."""
     blob = json.dumps(info, ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
-    return (
-        _asset("explorer.html")
-        .replace("/*__CSS__*/", _asset("explorer.css"))
-        .replace("/*__JS__*/", _asset("explorer.js"))
-        .replace("__META__", blob)
-        .replace("__TITLE__", _html_escape(info["title"]))
-    )
+    parts = {
+        "/*__CSS__*/": _asset("explorer.css"),
+        "/*__JS__*/": _asset("explorer.js"),
+        "__META__": blob,
+        "__TITLE__": _html_escape(info["title"]),
+    }
+    return PLACEHOLDER.sub(lambda m: parts[m.group(0)], _asset("explorer.html"))
 
 
 def _html_escape(s: str) -> str:
