@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 from datetime import datetime, timezone
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from saematch.atomic import atomic_write_text
 from saematch.explorer.data import ExplorerData, Link, agreement, cost_bins, link_summary
 
 DATA_DIR = "explorer_data"
@@ -164,9 +164,5 @@ def write_explorer(data: ExplorerData, out_dir: str | Path) -> Path:
             )
     info = meta(data)
     info["data_dir"] = DATA_DIR
-    # a temp file made by open() keeps the user's umask (a page to share, not 0600), then
-    # os.replace: a reader sees the old page or the new one
-    tmp = out / f".explorer.html.{os.getpid()}.tmp"
-    tmp.write_text(render_html(info), encoding="utf-8")
-    os.replace(tmp, out / "explorer.html")
-    return out / "explorer.html"
+    # a reader sees the old page or the new one; the page keeps the user's umask (to share)
+    return atomic_write_text(out / "explorer.html", render_html(info))

@@ -16,9 +16,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from filelock import FileLock
 from tqdm.auto import tqdm
 
+from saematch.locking import cache_lock
 from saematch.matching.match import Matching, match
 from saematch.matching.solvers import Solver, get_solver
 from saematch.sae import JumpReLUSAE
@@ -82,7 +82,7 @@ def cached_match(
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     key = cache_key(a, b, mode, fold, solver, beyond)
-    with FileLock(str(folder / f"{key}.lock")):
+    with cache_lock(folder / f"{key}.lock", "a matching cache entry"):
         return _cached_match_file(a, b, folder / key, mode, fold, solver, beyond, resources)
 
 
