@@ -35,6 +35,8 @@ from safetensors.numpy import load, save
 
 from saematch.atomic import atomic_write_bytes, atomic_write_text
 from saematch.matchfile_checks import (
+    FORMAT,
+    FORMAT_VERSION,
     SIDECAR_HASH,
     MatchFileError,
     check_arrays,
@@ -48,9 +50,7 @@ from saematch.matching import MODES
 from saematch.matching.match import Matching
 from saematch.sae import JumpReLUSAE
 
-FORMAT = "saematch.match"
-FORMAT_VERSION = 2  # 2: the sidecar carries its own SHA-256
-SUPPORTED_VERSIONS = (2,)
+SUPPORTED_VERSIONS = (FORMAT_VERSION,)
 FINGERPRINT = (
     "blake2b, 16-byte digest, over W_enc, b_enc, W_dec, b_dec, threshold in that order: "
     "for each the UTF-8 name, str(tuple(shape)), then its float32 C-order bytes"
@@ -63,7 +63,15 @@ OPTIONAL = (
     "split_children",
 )
 
-__all__ = ["MatchFileError", "load_matching", "record_saes", "sae_record", "save_match_file"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MatchFileError",
+    "load_matching",
+    "record_saes",
+    "sae_record",
+    "save_match_file",
+]
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:

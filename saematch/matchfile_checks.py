@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+FORMAT = "saematch.match"
+FORMAT_VERSION = 2  # 2: the sidecar carries its own SHA-256
 SIDECAR_HASH = "sidecar_sha256"
 
 

@@ -23,7 +23,9 @@ from saematch.matching.match import Matching, match
 from saematch.matching.solvers import Solver, get_solver
 from saematch.sae import JumpReLUSAE
 
-CODE_VERSION = "matching-4"  # bump when the matching definition or solvers change results
+# bump when the matching definition or solvers change results, or the match file's format
+# (matching-5: format version 2, whose sidecar carries its own hash)
+CODE_VERSION = "matching-5"
 log = logging.getLogger(__name__)
 
 
