@@ -24,8 +24,9 @@ from saematch.matching.solvers import Solver, get_solver
 from saematch.sae import JumpReLUSAE
 
 # bump when the matching definition or solvers change results, or the match file's format
-# (matching-5: format version 2, whose sidecar carries its own hash)
-CODE_VERSION = "matching-5"
+# (matching-6-matchfile2: format version 2, whose sidecar carries its own hash; a name no
+# sibling branch uses, as those write version-1 files under matching-5)
+CODE_VERSION = "matching-6-matchfile2"
 log = logging.getLogger(__name__)
 
 
