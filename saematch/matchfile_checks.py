@@ -91,7 +91,7 @@ def check_sidecar_hash(meta: dict, path: Path) -> None:
         )
 
 
-def field(meta: dict, key: str, types, path: Path, *, none: bool = False, where: str = ""):
+def sidecar_field(meta: dict, key: str, types, path: Path, *, none: bool = False, where: str = ""):
     """meta[key], checked to be of `types` (bool is not a number here; None when none=True)."""
     if key not in meta:
         raise MatchFileError(f"{path}: the sidecar has no {where}{key!r} field")
@@ -115,23 +115,23 @@ def check_fields(meta: dict, path: Path, modes: tuple[str, ...]) -> tuple[int, i
     """Every field load_matching reads has its type; returns the widths (F_A, F_B)."""
     widths = []
     for side in ("a", "b"):
-        rec = field(meta, side, dict, path)
-        w = field(rec, "width", int, path, where=f"{side}.")
-        field(rec, "fingerprint", str, path, where=f"{side}.")
+        rec = sidecar_field(meta, side, dict, path)
+        w = sidecar_field(rec, "width", int, path, where=f"{side}.")
+        sidecar_field(rec, "fingerprint", str, path, where=f"{side}.")
         if w < 1:
             raise MatchFileError(f"{path}: SAE {side.upper()} has width {w}")
         widths.append(w)
-    if field(meta, "mode", str, path) not in modes:
+    if sidecar_field(meta, "mode", str, path) not in modes:
         raise MatchFileError(f"{path}: mode {meta['mode']!r} is not one of {modes}")
-    field(meta, "fold", bool, path)
-    field(meta, "proven_optimal", bool, path)
-    field(meta, "solver", str, path)
-    field(meta, "total_cost", (int, float), path, none=True)
-    field(meta, "seconds", (int, float), path, none=True)
-    field(meta, "unmatched_a", int, path)
-    field(meta, "unmatched", dict, path)
-    field(meta, "info", dict, path)
-    field(meta, "array_names", list, path)
+    sidecar_field(meta, "fold", bool, path)
+    sidecar_field(meta, "proven_optimal", bool, path)
+    sidecar_field(meta, "solver", str, path)
+    sidecar_field(meta, "total_cost", (int, float), path, none=True)
+    sidecar_field(meta, "seconds", (int, float), path, none=True)
+    sidecar_field(meta, "unmatched_a", int, path)
+    sidecar_field(meta, "unmatched", dict, path)
+    sidecar_field(meta, "info", dict, path)
+    sidecar_field(meta, "array_names", list, path)
     return widths[0], widths[1]
 
 
