@@ -24,6 +24,7 @@ from experiments.context import Context
 from experiments.preflight import preflight
 from experiments.recording import make_recorder, provenance
 from experiments.registry import check_config, get
+from experiments.run_folder import remove_if_empty, write_hydra_files
 from experiments.schema import RUN_ID, register_schemas
 from saematch.atomic import umask_mode
 
@@ -68,7 +69,10 @@ def run_experiment(
     if cfg.dry_run:
         print(OmegaConf.to_yaml(cfg))
         return {"dry_run": True}
-    ctx = Context(cfg, claim(Path(run_dir) if run_dir else run_dir_of(cfg)))
+    folder = claim(Path(run_dir) if run_dir else run_dir_of(cfg))
+    if run_dir is None and HydraConfig.initialized():
+        write_hydra_files(cfg, folder)  # only now that the folder is this run's
+    ctx = Context(cfg, folder)
     with make_recorder(cfg, ctx.run_dir) as rec:
         if len(ctx.layers) < exp.min_layers:
             raise ValueError(
@@ -144,7 +148,10 @@ def quiet_third_party() -> None:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> dict:
     quiet_third_party()
-    return run_experiment(cfg, console=True)
+    try:
+        return run_experiment(cfg, console=True)
+    finally:  # Hydra made the folder before the run could claim it
+        remove_if_empty(Path(HydraConfig.get().runtime.output_dir))
 
 
 def main() -> None:

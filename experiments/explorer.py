@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from experiments.common import Results
 from experiments.context import Context, plain
 from experiments.registry import default_options
+from experiments.sae_sets import descriptions_mismatch
 from saematch.explorer import DATA_DIR, ExplorerData, Link, link_from_matching, write_explorer
 from saematch.explorer.data import (
     cheapest_paths,
@@ -27,6 +29,8 @@ from saematch.explorer.data import (
 )
 from saematch.metrics import MatchingScoreAccumulator
 from saematch.zoo.describe import NEVER_ACTIVE
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,10 +117,11 @@ def judge_labels(run: str, adjacent: list[Link], variant: str) -> tuple[dict, st
 
 
 def matching_scores(ctx: Context, adjacent: list[Link]) -> dict[int, float]:
-    """Matching score of each adjacent pair (SPEC §5) on ctx.batch, in one pass of the model."""
+    """Matching score of each adjacent pair (SPEC §5) on ctx's activations, in one pass: the
+    model's on ctx.batch, or the planted world's generator (no LM there)."""
     from experiments.matching_score import active, resid_rows
 
-    by = {L: s.to(ctx.lm.device) for L, s in ctx.saes.items()}
+    by = {L: s.to(ctx.act_device) for L, s in ctx.saes.items()}
     acc = {lk.src: MatchingScoreAccumulator(lk.target) for lk in adjacent}
     for rows in resid_rows(ctx, ctx.layers):  # (L, n, d)
         act = [active(by[L], rows[k]) for k, L in enumerate(ctx.layers)]
@@ -142,8 +147,10 @@ def explorer_data(ctx: Context, o: Options) -> tuple[ExplorerData, dict]:
     exact = exact_links(ctx, adjacent, starts, o.exact_max_distance)
     t_match = time.perf_counter() - t0
     width = adjacent[0].width
-    descs = {}
-    if o.descriptions:
+    descs, no_descs = {}, descriptions_mismatch(ctx.cfg) if o.descriptions else None
+    if no_descs:  # e.g. the planted world: it has no descriptions; never build the zoo for them
+        log.warning("explorer: no descriptions (%s)", no_descs)
+    elif o.descriptions:
         descs = {L: [ctx.descriptions(L).get(i) for i in range(width)] for L in layers}
     judge, note = {}, None
     if o.judge_run:
@@ -171,6 +178,7 @@ def explorer_data(ctx: Context, o: Options) -> tuple[ExplorerData, dict]:
     )
     data.examples = cheapest_paths(data, 8, usable=lambda t: t is not None and t != NEVER_ACTIVE)
     info = {"exact_starts": starts, "n_exact_links": len(exact), "judge": note}
+    info["descriptions_skipped"] = no_descs
     info["flow_graph"] = o.flow_graph
     info["matching_score"] = {str(t): v for t, v in scores.items()}
     info["seconds_matchings"] = t_match

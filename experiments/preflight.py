@@ -14,6 +14,13 @@ from experiments.context import plain
 from experiments.targets import build, check, node_of, parameters, target
 
 SNIFF_BYTES = 8192  # a NUL byte in a text file's first 8 KiB means it is not text
+OWN_PACKAGES = ("saematch.", "experiments.")  # a dry run builds only these packages' targets
+
+
+def is_own(fn) -> bool:
+    """Whether fn is saematch's own code, safe to call in a dry run (a user's `_target_` may
+    do anything when called: it is only checked against its signature there)."""
+    return getattr(fn, "__module__", "").startswith(OWN_PACKAGES)
 
 
 def layer_range(layers) -> tuple[int, int]:
@@ -34,23 +41,44 @@ def set_layers(cfg: DictConfig) -> list[int] | None:
     """The layers the configured SAE set has, without loading any SAE (the zoo: its size's
     config; a hub set: its id snapshot, no download). None when only building it would tell
     (a target that needs the Context's extras): then SAESet.narrow checks at build."""
-    from experiments.sae_sets import SAE_SET_EXTRAS, SKELETON_KEYS, is_zoo_set
+    from experiments.sae_sets import SAE_SET_EXTRAS, SKELETON_KEYS, is_zoo_set, planted_set
 
     if is_zoo_set(cfg):
         from saematch.zoo.config import get_config
 
         return list(range(get_config(cfg.model.zoo_size).n_layers))
-    params, _ = parameters(target(cfg.saes, "saes"))
-    if any(k in params and params[k].default is params[k].empty for k in SAE_SET_EXTRAS):
+    fn = target(cfg.saes, "saes")
+    if fn is planted_set:
+        return planted_layers(cfg)
+    params, _ = parameters(fn)
+    if not is_own(fn) or any(
+        k in params and params[k].default is params[k].empty for k in SAE_SET_EXTRAS
+    ):
         return None
     return list(build(cfg.saes, "saes", own=SKELETON_KEYS).layers)
 
 
+def planted_layers(cfg: DictConfig) -> list[int]:
+    """The planted set's layers from its size and knobs (nothing is built)."""
+    from omegaconf import OmegaConf
+
+    from saematch.planted import planted_config
+
+    knobs = OmegaConf.to_container(cfg.saes.get("knobs") or {}, resolve=True)
+    try:
+        world = planted_config(cfg.saes.get("size", "default"), **knobs).world
+    except ValueError as e:
+        raise ValueError(f"saes (planted): {e}") from None
+    return list(range(world.n_layers))
+
+
 def check_saes(cfg: DictConfig) -> None:
     """saes names a callable taking its keys; saes.layers is [first, last] inside its layers."""
-    from experiments.sae_sets import SAE_SET_EXTRAS, SKELETON_KEYS
+    from experiments.sae_sets import SAE_SET_EXTRAS, SKELETON_KEYS, is_planted_set
 
     check(cfg.saes, "saes", supplied=SAE_SET_EXTRAS, own=SKELETON_KEYS)
+    if is_planted_set(cfg):
+        planted_layers(cfg)  # its size and knobs, also when every layer is used
     if cfg.saes.layers is None:
         return
     first, last = layer_range(cfg.saes.layers)
@@ -63,16 +91,54 @@ def check_saes(cfg: DictConfig) -> None:
 
 
 def check_targets(cfg: DictConfig) -> None:
-    """judge and descriptions name callables that take their keys (no object is built)."""
+    """judge and descriptions name callables that take their keys (no object is built); a
+    descriptions.root (Neuronpedia exports) is an existing folder."""
     check(cfg.judge, "judge", supplied=("cache_dir",))
     supplied = ("zoo", "layer", "sparsity", "cache_dir")
     check(cfg.descriptions, "descriptions", supplied=supplied)
+    root = cfg.descriptions.get("root")
+    if root is not None and not Path(str(root)).expanduser().is_dir():
+        raise ValueError(
+            f"descriptions.root={str(root)!r}: no such folder; point it at the folder holding "
+            "the Neuronpedia exports (<root>/<model>/<source>/explanations/)"
+        )
+
+
+def check_matching(cfg: DictConfig) -> None:
+    """matching.max_memory is a memory size; matching.top_k a whole number ≥ 0."""
+    from saematch.matching.budget import parse_bytes
+
+    mc = cfg.matching
+    if mc.max_memory is not None:
+        try:
+            parse_bytes(mc.max_memory)
+        except ValueError as e:
+            raise ValueError(f"matching.{e}") from None
+    top_k = mc.top_k
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
+        raise ValueError(
+            f"matching.top_k={top_k!r}: must be a whole number ≥ 0 (predecessors kept per "
+            "feature; 0 keeps none)"
+        )
 
 
 def check_solver(cfg: DictConfig) -> None:
-    """matching.solver names a solver file (or a `_target_` node) whose options are valid: the
-    object is built (cheap, nothing allocated) so its own range checks run now."""
+    """matching.solver names a solver file (or a `_target_` node) of a Solver class whose
+    options are valid: saematch's own solvers are built (cheap, nothing allocated) so their
+    range checks run now; any other target is imported and checked, never called."""
+    from saematch.matching.solvers import Solver
+
     node = node_of(cfg.matching.solver, "matching.solver")
+    fn = target(node, "matching.solver")
+    if not (isinstance(fn, type) and issubclass(fn, Solver)):
+        raise ValueError(
+            f"matching.solver._target_={node._target_} is not a solver (a subclass of "
+            "saematch.matching.solvers.Solver); pick one of conf/matching/solver/ "
+            "(matching.solver=auto)"
+        )
+    if not is_own(fn):
+        check(node, "matching.solver")
+        return
     try:
         build(node, "matching.solver")
     except Exception as e:  # noqa: BLE001 - hydra wraps the target's own error
@@ -92,16 +158,18 @@ def check_data(cfg: DictConfig) -> None:
         if value < low:
             raise ValueError(f"{key}={value}: must be ≥ {low}")
     if plain(d.source) == "local_text" or d.path is not None:
-        check_corpus(d.path)
+        check_corpus(d.path, local=plain(d.source) == "local_text")
 
 
-def check_corpus(path) -> None:
-    """The files of data.path exist; a .txt among them holding NUL bytes is binary, not text."""
+def check_corpus(path, local: bool = True) -> None:
+    """The files of data.path exist and have a suffix the reader takes (local_text: .txt,
+    .jsonl[.gz]; a mirror of a hub data set: also .json, .parquet); a .txt among them holding
+    NUL bytes is binary, not text."""
     from saematch.data.sources import LOCAL_SUFFIXES, MIRROR_BUILDERS, _expand
 
     if path is None:
         raise ValueError("data=local_text needs data.path=<file, folder or glob of .txt/.jsonl>")
-    suffixes = {*LOCAL_SUFFIXES, *MIRROR_BUILDERS}
+    suffixes = set(LOCAL_SUFFIXES) if local else set(MIRROR_BUILDERS)
     if Path(str(path)).expanduser().is_dir() and (Path(path) / "dataset_info.json").exists():
         return  # a datasets save_to_disk mirror
     try:
@@ -112,6 +180,11 @@ def check_corpus(path) -> None:
             "(a file, a folder or a glob such as '/data/*.txt')"
         ) from None
     for f in files:
+        if not f.name.lower().endswith(tuple(suffixes)):
+            raise ValueError(
+                f"data.path={path!r}: {f} is not a {'/'.join(sorted(suffixes))} file; the "
+                f"{'local_text' if local else 'mirror'} reader cannot read it"
+            )
         if f.name.lower().endswith(".txt"):
             check_text_file(f)
 
@@ -134,10 +207,11 @@ def check_model(cfg: DictConfig) -> None:
 
 
 def preflight(cfg: DictConfig) -> None:
-    """Every check above, in order: model, SAE set and layers, solver, judge and descriptions,
-    data."""
+    """Every check above, in order: model, SAE set and layers, solver, matching sizes, judge
+    and descriptions, data."""
     check_model(cfg)
     check_saes(cfg)
     check_solver(cfg)
+    check_matching(cfg)
     check_targets(cfg)
     check_data(cfg)

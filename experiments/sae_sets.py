@@ -104,10 +104,24 @@ def build_sae_set(cfg: DictConfig, ctx) -> SAESet:
     return sae_set
 
 
+def descriptions_mismatch(cfg: DictConfig) -> str | None:
+    """Why cfg.descriptions cannot describe cfg.saes (the zoo's descriptions on another SAE
+    set would label its features with the zoo's texts, and build the zoo to do it), or None."""
+    if target(cfg.descriptions, "descriptions") is not zoo_descriptions or is_zoo_set(cfg):
+        return None
+    return (
+        f"descriptions=zoo describes the built-in zoo's SAEs, not this set "
+        f"({cfg.saes._target_}); pick a description source of conf/descriptions/ for it"
+    )
+
+
 def descriptions_of(cfg: DictConfig, ctx, layer: int):
     """The description source of `layer`: cfg.descriptions with {layer} filled in."""
     from omegaconf import OmegaConf
 
+    why = descriptions_mismatch(cfg)
+    if why is not None:
+        raise ValueError(why)
     node = OmegaConf.to_container(cfg.descriptions, resolve=True)
     node = {
         k: v.format(layer=layer) if isinstance(v, str) and "{layer}" in v else v

@@ -119,8 +119,12 @@ class Config:
 
 def register_schemas() -> None:
     """Put the schemas into Hydra's ConfigStore (the primary config lists `config_schema`) and
-    register the `${run_id:}` resolver of the run folder names."""
+    register the `${run_id:}` and `${run_name:}` resolvers of the run folder names."""
+    from experiments.run_folder import run_name
+
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", lambda: RUN_ID)
+    if not OmegaConf.has_resolver("run_name"):
+        OmegaConf.register_new_resolver("run_name", run_name)
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)

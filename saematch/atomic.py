@@ -1,13 +1,68 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never half of one."""
+"""Atomic file writes: a reader sees the old file or the complete new one, never half of one.
+
+A writer killed mid-write (SIGKILL, the OOM killer, a lost node) leaves its temp file behind.
+Temp files are named `.<name>.saematch-<pid>@<host>.<random>.tmp`, so the next write of the
+same file removes those of writers that are gone (remove_stale_temps).
+"""
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+DEAD_WRITER_GRACE_S = 60  # a dead writer's temp file this old is removed (mtime; clock skew)
+ANY_TEMP_MAX_AGE_S = 24 * 3600  # any temp file (other hosts', older names) this old is removed
+TEMP_NAME = re.compile(r"\..+\.saematch-(?P<pid>\d+)@(?P<host>[^.]+)\.[^.]+\.tmp")
+
+
+def host_tag() -> str:
+    """This machine's name as it appears in temp file names (no dots, no separators)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process pid exists on this machine (another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def is_stale_temp(tmp: Path, now: float | None = None) -> bool:
+    """Whether the temp file tmp was left by a writer that is gone: one of this machine's
+    whose process has exited (and that is DEAD_WRITER_GRACE_S old), or any older than
+    ANY_TEMP_MAX_AGE_S (another machine's on a shared disk, or an older naming)."""
+    try:
+        age = (time.time() if now is None else now) - tmp.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    m = TEMP_NAME.fullmatch(tmp.name)
+    ours = m is not None and m["host"] == host_tag() and int(m["pid"]) != os.getpid()
+    if ours and not _alive(int(m["pid"])) and age > DEAD_WRITER_GRACE_S:
+        return True
+    return age > ANY_TEMP_MAX_AGE_S
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove the temp files that killed writers of `path` left beside it; returns them."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if is_stale_temp(tmp):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def current_umask() -> int:
@@ -41,10 +96,13 @@ def atomic_write(
     The temp name is unique per call, so concurrent writers (threads, processes) never share it;
     on any failure the temp file is removed and `path` is left as it was. The file gets the
     mode a plain open() would give (0o666 minus the umask), not mkstemp's private 0o600.
+    Temp files of `path` that killed writers left are removed first (remove_stale_temps).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temps(path)
+    prefix = f".{path.name}.saematch-{os.getpid()}@{host_tag()}."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         os.chmod(tmp, umask_mode())  # mkstemp makes 0600; collaborators need the umask's mode
         mode = "w" if text else "wb"

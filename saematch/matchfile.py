@@ -15,7 +15,11 @@ j of SAE B):
 
 All but perm and pair_cost are optional (present when computed). The JSON sidecar holds format and
 version, both SAEs' ids and content fingerprints, the settings, whether the optimum was
-proven, and the SHA-256 of the arrays file.
+proven, the SHA-256 of the arrays file (`arrays_sha256`) and of the sidecar itself
+(`sidecar_sha256`: over the other fields as JSON with sorted keys, separators "," and ":",
+ASCII escapes), so neither can be edited without the reader noticing (matchfile_checks.py).
+Version 2 added `sidecar_sha256`; version 1 files are not read (their settings cannot be
+checked): recompute them.
 """
 
 from __future__ import annotations
@@ -27,15 +31,26 @@ import time
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save
+from safetensors.numpy import load, save
 
 from saematch.atomic import atomic_write_bytes, atomic_write_text
+from saematch.matchfile_checks import (
+    FORMAT,
+    FORMAT_VERSION,
+    SIDECAR_HASH,
+    MatchFileError,
+    check_arrays,
+    check_fields,
+    check_sidecar_hash,
+    check_version,
+    read_sidecar,
+    sidecar_digest,
+)
+from saematch.matching import MODES
 from saematch.matching.match import Matching
 from saematch.sae import JumpReLUSAE
 
-FORMAT = "saematch.match"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (FORMAT_VERSION,)
 FINGERPRINT = (
     "blake2b, 16-byte digest, over W_enc, b_enc, W_dec, b_dec, threshold in that order: "
     "for each the UTF-8 name, str(tuple(shape)), then its float32 C-order bytes"
@@ -48,9 +63,15 @@ OPTIONAL = (
     "split_children",
 )
 
-
-class MatchFileError(ValueError):
-    """A match file that cannot be read or does not belong to the SAEs given."""
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MatchFileError",
+    "load_matching",
+    "record_saes",
+    "sae_record",
+    "save_match_file",
+]
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:
@@ -163,7 +184,9 @@ def save_match_file(
         "array_names": sorted(arrays),
         "extra": extra or {},
     }
-    atomic_write_text(json_path, json.dumps(_json_safe(meta), indent=1))
+    meta = _json_safe(meta)
+    meta[SIDECAR_HASH] = sidecar_digest(meta)
+    atomic_write_text(json_path, json.dumps(meta, indent=1))
     return json_path
 
 
@@ -184,8 +207,10 @@ def load_matching(
 ) -> Matching:
     """Read a match file (either file of the pair, or their common stem) and check it.
 
-    Raises MatchFileError for an unknown format or version, arrays that do not match their
-    recorded hash or shapes, or SAEs a, b (when given) whose content differs from the file's.
+    Raises MatchFileError (a ValueError naming the file) for an unreadable or unknown file or
+    version, a sidecar or arrays file that does not match its recorded hash, a field or array
+    of the wrong type, dtype, shape or range, or SAEs a, b (when given) whose content differs
+    from the file's. Pass the SAEs whenever you have them: only then is the pairing checked.
     """
     arrays_path, json_path = _paths(path)
     if not json_path.exists() or not arrays_path.exists():
@@ -193,17 +218,10 @@ def load_matching(
             f"match file incomplete: need both {json_path} and {arrays_path} "
             f"(found: {[p.name for p in (json_path, arrays_path) if p.exists()]})"
         )
-    meta = json.loads(json_path.read_text())
-    if meta.get("format") != FORMAT:
-        raise MatchFileError(
-            f"{json_path} is not a saematch match file (format {meta.get('format')!r})"
-        )
-    version = meta.get("format_version")
-    if version not in SUPPORTED_VERSIONS:
-        raise MatchFileError(
-            f"{json_path}: match file format version {version!r} is not supported by this "
-            f"saematch (reads {', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade saematch"
-        )
+    meta = read_sidecar(json_path)
+    check_version(meta, json_path, FORMAT, SUPPORTED_VERSIONS)
+    check_sidecar_hash(meta, json_path)
+    n_a, n_b = check_fields(meta, json_path, MODES)
     blob = arrays_path.read_bytes()
     if hashlib.sha256(blob).hexdigest() != meta.get("arrays_sha256"):
         raise MatchFileError(
@@ -211,26 +229,26 @@ def load_matching(
         )
     _check_sae(meta, "a", a, json_path)
     _check_sae(meta, "b", b, json_path)
-    arr = load_file(str(arrays_path))
-    n_a, n_b = meta["a"]["width"], meta["b"]["width"]
-    perm = arr["perm"].astype(np.int64)
-    if perm.shape != (n_a,) or perm.max(initial=-1) >= n_b or perm.min(initial=0) < -1:
-        raise MatchFileError(
-            f"{arrays_path}: perm has shape {perm.shape} or values outside [-1, {n_b})"
-        )
-    matched = perm[perm >= 0]
-    if len(np.unique(matched)) != len(matched):
-        raise MatchFileError(f"{arrays_path}: perm matches some feature of B twice")
-    u = meta.get("unmatched") or {}
-    pair = arr["pair_cost"].astype(np.float32)
+    try:
+        arr = load(blob)
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+        raise MatchFileError(f"{arrays_path}: not a readable safetensors file ({e})") from None
+    check_arrays(arr, meta, arrays_path, n_a, n_b)
+    return _matching(meta, arr, json_path)
+
+
+def _matching(meta: dict, arr: dict, json_path: Path) -> Matching:
+    """The Matching a checked sidecar and its arrays describe."""
+    u = meta["unmatched"]
+    total = meta["total_cost"]
     m = Matching(
-        perm=perm,
-        pair_mse=pair,
-        total_cost=float(meta["total_cost"]),
+        perm=arr["perm"],
+        pair_mse=arr["pair_cost"],
+        total_cost=float("nan") if total is None else float(total),
         mode=meta["mode"],
-        fold=bool(meta["fold"]),
+        fold=meta["fold"],
         solver=meta["solver"],
-        seconds=float(meta.get("seconds") or 0.0),
+        seconds=float(meta["seconds"] or 0.0),
         info={
             "method": meta.get("method"),
             "rho": u.get("rho"),
@@ -238,14 +256,18 @@ def load_matching(
             "null": u.get("null"),
             "split_kappa": meta.get("split_kappa"),
             "tol": meta.get("tol"),
-            **meta.get("info", {}),
+            **meta["info"],
             "loaded_from": str(json_path),
             "sae_a": meta["a"],
             "sae_b": meta["b"],
         },
         unmatched=u.get("setting"),
+<<<<<<< HEAD
         proven=bool(meta.get("proven_optimal")),
         bias_weight=float(meta.get("bias_weight", 0.0)),
+=======
+        proven=meta["proven_optimal"],
+>>>>>>> house-lies
     )
     for name in OPTIONAL:
         if name in arr:

@@ -52,6 +52,15 @@ def _binary(path: Path) -> Path:
         (["+matching.solver.kk=3"], r"matching.solver.kk: .*AutoSolver takes no argument 'kk'"),
         (["matching/solver=lapjv", "+matching.solver.k=3"], r"LapjvSolver takes no argument 'k'"),
         (["matching.solver.margin=abc"], r"matching.solver.margin='abc'"),
+        # what a real run rejects, rejected by the dry run too (each passed it before)
+        (["saes=planted", "saes.layers=[0,99]"], r"saes.layers=\[0, 99\].*layers 0..5"),
+        (["saes=planted", "saes.size=huge"], r"saes \(planted\): unknown planted size"),
+        (["matching.max_memory=abc"], r"matching.max_memory='abc' is not a memory size"),
+        (["matching.top_k=-1"], r"matching.top_k=-1: must be a whole number ≥ 0"),
+        (
+            ["descriptions=neuronpedia_export", "descriptions.root=/nonexistent/np"],
+            r"descriptions.root='/nonexistent/np': no such folder",
+        ),
     ],
 )
 def test_dry_run_rejects_bad_values_before_any_work(tmp_path, overrides, message):
@@ -85,6 +94,29 @@ def test_dry_run_rejects_a_binary_txt_in_the_corpus(tmp_path):
     cfg = _compose(["data=local_text", f"data.path={tmp_path}", "dry_run=true"])
     with pytest.raises(ValueError, match=rf"{bad}.*binary \(NUL byte at offset 10\)"):
         run_experiment(cfg)
+
+
+def test_dry_run_rejects_a_corpus_file_the_reader_cannot_read(tmp_path):
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_text("text\nhello\n")
+    cfg = _compose(["data=local_text", f"data.path={corpus}", "dry_run=true"])
+    with pytest.raises(ValueError, match=r"corpus.csv is not a .jsonl/.jsonl.gz/.txt file"):
+        run_experiment(cfg)
+
+
+def test_dry_run_calls_no_target_it_does_not_own(tmp_path):
+    """matching.solver's `_target_` was instantiated to check it: any callable, with any
+    arguments (here os.makedirs would have made a folder)."""
+    made = tmp_path / "made"
+    overrides = [
+        "matching/solver=lapjv",
+        "matching.solver._target_=os.makedirs",
+        f"+matching.solver.name={made}",
+    ]
+    cfg = _compose([*overrides, "dry_run=true", f"paths.output_root={tmp_path / 'out'}"])
+    with pytest.raises(ValueError, match=r"_target_=os.makedirs is not a solver"):
+        run_experiment(cfg)
+    assert not made.exists()
 
 
 def test_corpus_reader_names_file_and_line(tmp_path):

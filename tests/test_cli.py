@@ -144,6 +144,9 @@ def test_end_to_end_default_run_with_offline_wandb(test_zoo, tmp_path):
         assert {"delta_loss", "explained_variance"} <= set(row)
     assert results["config"]["experiment"]["name"] == "layer_pruning"
     assert (run_dir / "layer_pruning.png").is_file() and (run_dir / "layer_pruning.csv").is_file()
+    # what Hydra used to write before the claim, written by the run once the folder is its own
+    assert "layer_pruning" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "cli.log").is_file()
     # The offline W&B run holds the same per-layer numbers as results.json.
     (wb_run,) = find_offline_runs(run_dir)
     wb = read_offline_run(wb_run)

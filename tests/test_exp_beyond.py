@@ -24,7 +24,7 @@ PLAIN_READER = """
 import json, math, sys
 from safetensors.numpy import load_file
 meta = json.load(open(sys.argv[1] + ".json"))
-if meta["format"] != "saematch.match" or meta["format_version"] != 1:
+if meta["format"] != "saematch.match" or meta["format_version"] != 2:
     raise SystemExit("unknown format")
 arr = load_file(sys.argv[1] + ".safetensors")
 print(json.dumps({"perm": arr["perm"].tolist(), "setting": meta["unmatched"]["setting"],

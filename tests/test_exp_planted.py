@@ -83,3 +83,27 @@ def test_an_lm_experiment_on_the_planted_world_says_why_it_cannot_run(test_plant
     ctx = context(_cfg("steering", test_planted, tmp_path))
     with pytest.raises(ValueError, match="ΔL is not defined"):
         _ = ctx.lm
+
+
+def test_explorer_on_the_planted_world_needs_no_zoo(test_planted, tmp_path, monkeypatch):
+    """saes=planted experiment=explorer used to build the 10-minute LM zoo (for the zoo's
+    descriptions, then its matching score asked for the LM); now the score is computed on the
+    planted world's activations and the descriptions are skipped with a note."""
+    from experiments.context import Context
+
+    def no_zoo(self):
+        raise AssertionError("the explorer on the planted world asked for the LM zoo")
+
+    monkeypatch.setattr(Context, "zoo", property(no_zoo))
+    monkeypatch.setattr(Context, "lm", property(no_zoo))
+    cfg = _cfg("explorer", test_planted, tmp_path, "experiment.exact_starts=[]")
+    res = run(cfg)
+    assert "descriptions=zoo describes the built-in zoo's SAEs" in res["descriptions_skipped"]
+    ctx = context(_cfg("explorer", test_planted, tmp_path / "again"))
+    for t, score in res["matching_score"].items():  # recomputed from the generator's x_t
+        t = int(t)
+        acc = MatchingScoreAccumulator(ctx.matchings()[t].perm)
+        saes = test_planted.load_saes()
+        for rows in ctx.activation_rows([t, t + 1]):
+            acc.update(saes[t].encode(rows[0]) > 0, saes[t + 1].encode(rows[1]) > 0)
+        assert score == pytest.approx(float(acc.result()[0]), abs=1e-6)

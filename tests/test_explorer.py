@@ -207,3 +207,55 @@ def test_cheapest_paths_sum_step_costs_and_skip_unusable_and_unmatched():
     data = ExplorerData([0, 1, 2], adj, descs)
     assert cheapest_paths(data, 4) == [(0, 1), (0, 0)]
     assert cheapest_paths(data, 4, usable=lambda t: True) == [(0, 2), (0, 1), (0, 0)]
+
+
+def test_title_with_backslash_newline_and_placeholder_reaches_the_page_intact(tmp_path):
+    """__TITLE__ was substituted after the data was inserted, so a placeholder inside the data
+    was replaced by the HTML-escaped title: a raw newline or backslash then broke the JSON."""
+    import html as html_lib
+
+    title = 'C:\\runs\\zoo\nsecond line __TITLE__ & "quoted" </script>'
+    data = _data()
+    data.title = title
+    page = write_explorer(data, tmp_path).read_text()
+    assert _meta(page)["title"] == title
+    shown = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+    assert html_lib.unescape(shown) == title
+
+
+def _run_page_js(functions: list[str], expr: str) -> str:
+    """expr evaluated by node with the named top-level functions of explorer.js defined."""
+    import shutil
+    import subprocess
+    from importlib import resources
+
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        pytest.skip("node is not installed (the page's JS is tested in node)")
+    js = resources.files("saematch.explorer").joinpath("assets", "explorer.js").read_text()
+    src = []
+    for name in functions:  # `const name = ...;` on one line, or `function name(...) {...}`
+        m = re.search(rf"^const {name} = .*?;$", js, re.M) or re.search(
+            rf"^function {name}\(.*?^\}}$", js, re.M | re.S
+        )
+        assert m, f"explorer.js has no top-level {name}"
+        src.append(m.group(0))
+    script = "\n".join(src) + f"\nprocess.stdout.write(String({expr}));\n"
+    out = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.mark.parametrize(
+    "text, words, want",
+    [
+        ("fish & chips", ["amp"], "fish &amp; chips"),  # was "fish &<mark>amp</mark>; chips"
+        ("a <b> tag", ["lt"], "a &lt;b&gt; tag"),
+        ("tom & jerry", ["&"], "tom <mark>&amp;</mark> jerry"),
+        ("market mark", ["mark", "ark"], "<mark>mark</mark>et <mark>mark</mark>"),
+        ("Fish & Fishing", ["fish"], "<mark>Fish</mark> &amp; <mark>Fish</mark>ing"),
+    ],
+)
+def test_search_highlights_the_text_not_its_escaped_form(text, words, want):
+    got = _run_page_js(["esc", "highlight"], f"highlight({json.dumps(text)}, {json.dumps(words)})")
+    assert got == want

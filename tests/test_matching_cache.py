@@ -112,3 +112,38 @@ def test_solver_objects_keep_the_cache_keys_of_their_names(tmp_path, counted):
     assert again.info["cached"] and len(counted) == 1
     ref = match(a, b, solver=ScipySolver())
     assert ref.solver == "scipy" and np.array_equal(ref.perm, m.perm)
+
+
+def test_a_run_waiting_on_a_cache_lock_says_which(tmp_path, capsys):
+    """A run blocked by another process's lock on the same cache entry printed nothing while
+    it waited; now one line names the lock."""
+    import threading
+    import time
+
+    from filelock import FileLock
+
+    from saematch.matching.cache import cache_key, cached_match
+
+    a, b = random_sae(seed=1), random_sae(seed=2)
+    key = cache_key(a, b, "decoder", True, "auto")
+    lock_path = tmp_path / f"{key}.lock"
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with FileLock(str(lock_path)):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    threading.Timer(2.0, release.set).start()
+    t0 = time.monotonic()
+    m = cached_match(a, b, mode="decoder", fold=True, solver="auto", cache_dir=tmp_path)
+    holder.join()
+    assert time.monotonic() - t0 >= 1.5 and m.perm.shape == (a.width,)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert lines == [
+        f"waiting for the lock {lock_path} (a matching cache entry): another process holds it "
+        "and is building the same thing; this run goes on when it is done"
+    ]

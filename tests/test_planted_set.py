@@ -72,16 +72,22 @@ def test_knobs_name_the_bad_key():
         planted_config("huge")
 
 
-def test_ground_truth_experiment_recomputes_from_files(test_planted, tmp_path):
+@pytest.fixture(scope="module")
+def ground_truth_run(test_planted, tmp_path_factory):
+    """(results, run folder) of experiment=ground_truth on the test planted set."""
     cache = Path(test_planted.root).parent.parent
     cfg = compose_cfg(
         "ground_truth",
         ["saes.size=test", "experiment.print_summary=false"],
         _FakeZoo(cache),
-        tmp_path,
+        tmp_path_factory.mktemp("ground_truth"),
     )
     res = run(cfg)
-    run_dir = run_dir_of(cfg)
+    return res, run_dir_of(cfg)
+
+
+def test_ground_truth_experiment_recomputes_from_files(test_planted, ground_truth_run):
+    res, run_dir = ground_truth_run
     on_disk = json.loads((run_dir / "results.json").read_text())["results"]
     assert on_disk["sae_recovery"] == res["sae_recovery"]
     assert set(res["accuracy"]) >= {"vanilla", "folded_both", "unfolded_decoder"}
@@ -123,3 +129,35 @@ def test_default_experiment_console_is_one_summary_and_the_folder(test_planted, 
     assert sum("Matching accuracy" in ln for ln in out) == 1
     assert not any(ln.split()[:3] == ["variant", "pair", "accuracy"] for ln in out)
     assert (tmp_path / "run" / "ground_truth_summary.txt").read_text().strip() in "\n".join(out)
+
+
+def test_saved_matcher_checks_the_files_belong_to_the_saes(
+    test_planted, ground_truth_run, tmp_path
+):
+    """Layer 1→2's match files copied over 0→1's used to score as a (terrible) matching of
+    0→1 with no error; the SAEs' fingerprints and the file's mode and fold now refuse them."""
+    from saematch.matchfile import MatchFileError
+    from saematch.planted.report import RecordingMatcher
+
+    _, run_dir = ground_truth_run
+    saes = test_planted.load_saes()
+    layer_of = {id(s): t for t, s in enumerate(saes)}
+    copy = tmp_path / "matchings"
+    shutil.copytree(run_dir / "matchings", copy)
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(copy / f"folded_decoder_L1-L2{suffix}", copy / f"folded_decoder_L0-L1{suffix}")
+    matcher = saved_matcher(copy, layer_of)
+    assert matcher(saes[1], saes[2], "decoder", True).shape == (saes[1].width,)  # untouched
+    with pytest.raises(MatchFileError, match="folded_decoder_L0-L1.json: SAE A given"):
+        matcher(saes[0], saes[1], "decoder", True)
+    for suffix in (".json", ".safetensors"):  # another mode's file at the same pair
+        shutil.copy(copy / f"folded_both_L0-L1{suffix}", copy / f"folded_decoder_L0-L1{suffix}")
+    with pytest.raises(MatchFileError, match="a both matching with fold=True, listed as"):
+        saved_matcher(copy, layer_of)(saes[0], saes[1], "decoder", True)
+
+    recorder = RecordingMatcher(layer_of)  # a RecordingMatcher.save file: same checks
+    perm = recorder(saes[0], saes[1], "decoder", True)
+    path = recorder.save(tmp_path / "perms.safetensors")
+    assert (saved_matcher(path, layer_of)(saes[0], saes[1], "decoder", True) == perm).all()
+    with pytest.raises(MatchFileError, match="was computed on SAEs with fingerprints"):
+        saved_matcher(path, {id(saes[0]): 0, id(saes[2]): 1})(saes[0], saes[2], "decoder", True)

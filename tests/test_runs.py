@@ -53,6 +53,43 @@ def test_second_run_into_a_used_folder_is_refused_before_work(test_zoo, tmp_path
     assert first["layers"]
 
 
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`saematch <args>` in a fresh process (this checkout's code), run from cwd."""
+    env = {**os.environ, "PYTHONPATH": str(Path(CONF_DIR).parent)}
+    cmd = [sys.executable, "-m", "experiments.cli", "logger=none", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_refused_run_leaves_the_first_runs_files_alone(tmp_path):
+    """Hydra used to rewrite the first run's .hydra/ and append to its log before the claim
+    refused the folder, and then the error said "nothing was written"."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    first = {
+        CLAIM: "123 2026-01-01T00:00:00\n",
+        ".hydra/config.yaml": "first: run\n",
+        ".hydra/overrides.yaml": "- first=run\n",
+        "cli.log": "the first run's log\n",
+    }
+    for name, text in first.items():
+        (run / name).write_text(text)
+    proc = _cli([f"hydra.run.dir={run}"], cwd=tmp_path)
+    assert proc.returncode != 0 and "nothing was written" in proc.stderr, proc.stderr[-2000:]
+    after = {str(p.relative_to(run)): p.read_text() for p in run.rglob("*") if p.is_file()}
+    assert after == first
+
+
+def test_run_names_cannot_leave_outputs_and_dry_runs_leave_no_folder(tmp_path):
+    outputs = tmp_path / "a" / "outputs"
+    proc = _cli(["experiment.name=../../x", f"paths.output_root={outputs}"], cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "experiment.name='../../x' is not a plain folder name" in proc.stderr, proc.stderr
+    assert list(tmp_path.rglob("*")) == []  # neither tmp/x nor anything under outputs
+    proc = _cli(["dry_run=true", f"paths.output_root={outputs}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not (outputs / "ground_truth").exists() or not any((outputs / "ground_truth").iterdir())
+
+
 def test_run_folders_differ_between_processes_started_together():
     code = "from experiments.schema import RUN_ID; print(RUN_ID)"
     procs = [

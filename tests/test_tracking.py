@@ -202,6 +202,53 @@ def test_offline_wandb_roundtrip(tmp_path, monkeypatch):
     assert arts["matchings"]["files"] == ["perm_0_1.json"]
 
 
+def _silent_server():
+    """A 127.0.0.1 port that accepts connections and never answers (a hung proxy)."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    return srv, srv.getsockname()[1]
+
+
+def _refusing_port():
+    """A 127.0.0.1 port nothing listens on (connections are refused)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return None, s.getsockname()[1]
+
+
+@pytest.mark.parametrize("server", [_refusing_port, _silent_server], ids=["refused", "silent"])
+def test_online_without_a_server_logs_offline_within_seconds(tmp_path, monkeypatch, caplog, server):
+    """mode=online with a key and no network used to stall 90 s in silence (wandb's init
+    timeout), then log nothing; now a seconds-long check moves the run offline, in one line."""
+    import logging
+    import time
+
+    from saematch.tracking import find_offline_runs
+
+    srv, port = server()
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789" * 4)
+    t0 = time.monotonic()
+    try:
+        with caplog.at_level(logging.WARNING, logger="saematch.tracking"):
+            _, res = _record(tmp_path, logger="wandb", mode="online", project="p")
+    finally:
+        if srv is not None:
+            srv.close()
+    assert time.monotonic() - t0 < 30
+    assert res["wandb"]["mode"] == "offline" and res["wandb"]["ok"] is True, res["wandb"]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("saematch.tracking")]
+    assert len(lines) == 1 and f"127.0.0.1:{port} does not answer" in lines[0]
+    assert "logging offline instead" in res["wandb"]["fallback"]
+    assert len(find_offline_runs(tmp_path)) == 1
+
+
 # ---- reader format edge cases -------------------------------------------------------------
 def _chunk(kind, body):
     return struct.pack("<IHB", zlib.crc32(body, zlib.crc32(bytes([kind]))), len(body), kind) + body

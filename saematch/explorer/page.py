@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import re
 import shutil
 from datetime import datetime, timezone
 from importlib import resources
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from saematch.atomic import atomic_write_text
 from saematch.explorer.data import ExplorerData, Link, agreement, cost_bins, link_summary
 
 DATA_DIR = "explorer_data"
@@ -120,16 +121,22 @@ def _asset(name: str) -> str:
     return resources.files("saematch.explorer").joinpath("assets", name).read_text("utf-8")
 
 
+PLACEHOLDER = re.compile(r"/\*__CSS__\*/|/\*__JS__\*/|__META__|__TITLE__")
+
+
 def render_html(info: dict) -> str:
-    """The page: template with its CSS, JS and the summary JSON inlined (no external URL)."""
+    """The page: template with its CSS, JS and the summary JSON inlined (no external URL).
+
+    One pass over the template: inserted text is never searched again, so a title or a
+    description holding "__TITLE__" (or a backslash, or a newline) cannot break the JSON."""
     blob = json.dumps(info, ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
-    return (
-        _asset("explorer.html")
-        .replace("/*__CSS__*/", _asset("explorer.css"))
-        .replace("/*__JS__*/", _asset("explorer.js"))
-        .replace("__META__", blob)
-        .replace("__TITLE__", _html_escape(info["title"]))
-    )
+    parts = {
+        "/*__CSS__*/": _asset("explorer.css"),
+        "/*__JS__*/": _asset("explorer.js"),
+        "__META__": blob,
+        "__TITLE__": _html_escape(info["title"]),
+    }
+    return PLACEHOLDER.sub(lambda m: parts[m.group(0)], _asset("explorer.html"))
 
 
 def _html_escape(s: str) -> str:
@@ -157,9 +164,5 @@ def write_explorer(data: ExplorerData, out_dir: str | Path) -> Path:
             )
     info = meta(data)
     info["data_dir"] = DATA_DIR
-    # a temp file made by open() keeps the user's umask (a page to share, not 0600), then
-    # os.replace: a reader sees the old page or the new one
-    tmp = out / f".explorer.html.{os.getpid()}.tmp"
-    tmp.write_text(render_html(info), encoding="utf-8")
-    os.replace(tmp, out / "explorer.html")
-    return out / "explorer.html"
+    # a reader sees the old page or the new one; the page keeps the user's umask (to share)
+    return atomic_write_text(out / "explorer.html", render_html(info))

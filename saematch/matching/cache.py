@@ -16,15 +16,16 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from filelock import FileLock
 from tqdm.auto import tqdm
 
+from saematch.locking import cache_lock
 from saematch.matching.match import Matching, match
 from saematch.matching.solvers import Solver, get_solver
 from saematch.sae import JumpReLUSAE
 
-# bump when the matching definition or solvers change results (5: mode both has no b_enc term)
-CODE_VERSION = "matching-5"
+# bump when the matching definition, the solvers or the match file's format change results
+# (7: mode both without the b_enc term, and match files of format version 2)
+CODE_VERSION = "matching-7"
 log = logging.getLogger(__name__)
 
 
@@ -89,7 +90,7 @@ def cached_match(
     folder.mkdir(parents=True, exist_ok=True)
     key = cache_key(a, b, mode, fold, solver, beyond, bias_weight=bias_weight)
     beyond = {**beyond, "bias_weight": bias_weight}  # passed on to match()
-    with FileLock(str(folder / f"{key}.lock")):
+    with cache_lock(folder / f"{key}.lock", "a matching cache entry"):
         return _cached_match_file(a, b, folder / key, mode, fold, solver, beyond, resources)
 
 

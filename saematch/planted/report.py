@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from saematch import plotting
-from saematch.matchfile import load_matching, record_saes
+from saematch.matchfile import MatchFileError, load_matching, record_saes
 from saematch.matching import Matching, match
 from saematch.planted.evaluate import GroundTruthReport, Matcher
 from saematch.sae import JumpReLUSAE
@@ -59,36 +60,89 @@ class RecordingMatcher:
         return {k: np.asarray(m.perm, dtype=np.int64) for k, m in self.matchings.items()}
 
     def save(self, path: str | os.PathLike) -> Path:
-        """All permutations as int64 tensors in one safetensors file."""
-        save_file({k: torch.from_numpy(v) for k, v in self.perms.items()}, str(path))
+        """All permutations as int64 tensors in one safetensors file; its metadata holds each
+        one's two SAE fingerprints ("<A> <B>"), which saved_matcher checks."""
+        fingerprints = {
+            k: f"{m.info['sae_a']['fingerprint']} {m.info['sae_b']['fingerprint']}"
+            for k, m in self.matchings.items()
+        }
+        tensors = {k: torch.from_numpy(v) for k, v in self.perms.items()}
+        save_file(tensors, str(path), metadata=fingerprints)
         return Path(path)
 
 
 def saved_matcher(path: str | os.PathLike, layer_of: dict[int, int]) -> Matcher:
     """A Matcher that answers from saved permutations (no LAP is solved): a file written by
     RecordingMatcher.save, or a run's matchings/ folder (its match-file indexes, match_files
-    names)."""
+    names).
+
+    Each answer is checked against the SAEs it is asked about: their content fingerprints must
+    be the ones the matching was made from, and a match file's mode and fold the ones asked
+    for, so files copied over one another raise MatchFileError instead of scoring garbage.
+    """
     path = Path(path)
-    if path.is_dir():
-        perms = {}
-        for index in path.glob("*.json"):
-            meta = json.loads(index.read_text())
-            if not isinstance(meta, dict) or meta.get("format") != "saematch.match-index":
-                continue  # a match file's sidecar, not an index
-            variant = index.stem.partition("_exact_k")[0]
-            for p in meta["pairs"]:
-                m = load_matching(path / p["file"])
-                perms[f"{variant}/{p['from']}-{p['to']}"] = torch.from_numpy(m.perm)
-    else:
-        perms = load_file(str(path))
+    load = _match_file_loader(path) if path.is_dir() else _perm_file_loader(path)
+    answers: dict[str, np.ndarray] = {}
 
     def matcher(a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool) -> np.ndarray:
         key = perm_key(mode, fold, layer_of[id(a)], layer_of[id(b)])
-        if key not in perms:
-            raise KeyError(f"{path} holds no matching {key!r}; it has {sorted(perms)[:6]}…")
-        return perms[key].numpy()
+        if key not in answers:
+            answers[key] = load(key, a, b, mode, fold)
+        return answers[key]
 
     return matcher
+
+
+def _match_file_loader(folder: Path):
+    """load(key, a, b, mode, fold) -> perm from the match files a run's indexes list."""
+    files = {}
+    for index in folder.glob("*.json"):
+        meta = json.loads(index.read_text())
+        if not isinstance(meta, dict) or meta.get("format") != "saematch.match-index":
+            continue  # a match file's sidecar, not an index
+        variant = index.stem.partition("_exact_k")[0]
+        for p in meta["pairs"]:
+            files[f"{variant}/{p['from']}-{p['to']}"] = folder / p["file"]
+
+    def load(key: str, a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool) -> np.ndarray:
+        if key not in files:
+            raise KeyError(f"{folder} holds no matching {key!r}; it has {sorted(files)[:6]}…")
+        m = load_matching(files[key], a, b)  # checks both SAEs' fingerprints
+        if (m.mode, m.fold) != (mode, fold):
+            raise MatchFileError(
+                f"{files[key]}: a {m.mode} matching with fold={m.fold}, listed as {key!r} "
+                f"(mode {mode}, fold={fold}); the run's files were renamed or copied over"
+            )
+        return np.asarray(m.perm, dtype=np.int64)
+
+    return load
+
+
+def _perm_file_loader(path: Path):
+    """load(key, a, b, mode, fold) -> perm from a RecordingMatcher.save file, whose metadata
+    holds each permutation's two SAE fingerprints."""
+    perms = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        fingerprints = f.metadata() or {}
+
+    def load(key: str, a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool) -> np.ndarray:
+        if key not in perms:
+            raise KeyError(f"{path} holds no matching {key!r}; it has {sorted(perms)[:6]}…")
+        want = fingerprints.get(key)
+        if want is None:
+            raise MatchFileError(
+                f"{path}: no SAE fingerprints recorded for {key!r}, so it cannot be checked "
+                "against the SAEs; save it again with RecordingMatcher.save"
+            )
+        got = f"{a.fingerprint()} {b.fingerprint()}"
+        if want != got:
+            raise MatchFileError(
+                f"{path}: {key!r} was computed on SAEs with fingerprints {want}, not the SAEs "
+                f"given ({got}); pass the SAEs it was made from, or recompute it"
+            )
+        return perms[key].numpy()
+
+    return load
 
 
 def _fmt(x: float) -> str:

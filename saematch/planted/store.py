@@ -8,10 +8,10 @@ import shutil
 from functools import cached_property
 from pathlib import Path
 
-from filelock import FileLock
 from torch import Tensor
 
 from saematch.atomic import atomic_build_dir
+from saematch.locking import cache_lock
 from saematch.planted.build import (
     STAGE_WEIGHTS,
     PlantedConfig,
@@ -97,7 +97,7 @@ def ensure_planted(
     if not force and not verify(root, expect):
         return PlantedSet(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock"):
+    with cache_lock(str(root) + ".lock", "the planted world"):
         problems = verify(root, expect)
         if not force and not problems:  # built by another process while we waited
             return PlantedSet(root)

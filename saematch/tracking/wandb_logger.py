@@ -3,12 +3,15 @@
 The mode is `wandb_kwargs["mode"]` ("offline" by default), **overridden by the WANDB_MODE
 environment variable when it is set**, so a shell or CI (the test suite sets
 WANDB_MODE=disabled) can switch tracking without touching configs. In "disabled" mode
-wandb is never imported or initialised and no `wandb/` folder is written.
+wandb is never imported or initialised and no `wandb/` folder is written. An "online" run
+whose server does not answer within seconds (reachable.py) logs offline, saying so in one
+warning line and in status()["fallback"].
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import warnings
@@ -16,10 +19,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .reachable import unreachable, wandb_base_url
 from .results import table_columns, to_jsonable
 from .wandb_reader import wait_for_exit
 
 MODES = ("online", "offline", "disabled")
+INIT_TIMEOUT_S = 30  # W&B's default is 90 s; a server that answered the check is faster
+log = logging.getLogger(__name__)
 _LEGACY_MODES = {"dryrun": "offline", "run": "online"}
 
 
@@ -45,6 +51,7 @@ class WandbLogger:
         self.run_dir = Path(run_dir)
         self.run = None
         self.errors: list[str] = []
+        self.fallback: str | None = None  # why an online run logs offline
         if self.mode == "disabled":
             return
         if self.mode not in MODES:
@@ -53,23 +60,45 @@ class WandbLogger:
         # wandb's own "wandb: ..." lines (e.g. per artifact) follow WANDB_SILENT, not the run's
         # settings; quiet unless the user asked otherwise (WANDB_SILENT=false).
         os.environ.setdefault("WANDB_SILENT", "true")
+        if self.mode == "online":
+            why = unreachable(wandb_base_url())
+            if why is not None:
+                self._go_offline(f"{wandb_base_url()} does not answer ({why})")
         try:
-            import wandb
-
-            settings = wandb_kwargs.pop("settings", None) or wandb.Settings(
-                silent=True, console="off", disable_git=True, save_code=False,
-                x_disable_stats=True, x_save_requirements=False,
-            )  # fmt: skip
-            self.run = wandb.init(
-                dir=str(run_dir),
-                config=dict(config),
-                mode=self.mode,
-                settings=settings,
-                reinit="create_new",
-                **wandb_kwargs,
-            )
+            self.run = self._init(config, wandb_kwargs)
         except Exception as e:  # noqa: BLE001 - any W&B failure must not stop the run
-            self._fail("init", e)
+            if self.mode != "online":
+                self._fail("init", e)
+                return
+            self._go_offline(f"online init failed ({type(e).__name__}: {e})")
+            try:
+                self.run = self._init(config, wandb_kwargs)
+            except Exception as e2:  # noqa: BLE001
+                self._fail("init", e2)
+
+    def _init(self, config: Mapping[str, Any], wandb_kwargs: dict):
+        """wandb.init in self.mode, quiet, giving up after INIT_TIMEOUT_S."""
+        import wandb
+
+        settings = wandb_kwargs.get("settings") or wandb.Settings(
+            silent=True, console="off", disable_git=True, save_code=False,
+            x_disable_stats=True, x_save_requirements=False, init_timeout=INIT_TIMEOUT_S,
+        )  # fmt: skip
+        kwargs = {k: v for k, v in wandb_kwargs.items() if k != "settings"}
+        return wandb.init(
+            dir=str(self.run_dir),
+            config=dict(config),
+            mode=self.mode,
+            settings=settings,
+            reinit="create_new",
+            **kwargs,
+        )
+
+    def _go_offline(self, why: str) -> None:
+        """Log offline instead of online, saying so in one line (and in status())."""
+        self.mode = "offline"
+        self.fallback = f"W&B online: {why}; logging offline instead (upload later: wandb sync)"
+        log.warning("%s", self.fallback)
 
     @property
     def active(self) -> bool:
@@ -168,6 +197,7 @@ class WandbLogger:
         return {
             "mode": self.mode,
             "ok": not self.errors,
+            "fallback": self.fallback,
             "error": self.errors[0] if self.errors else None,
             "errors": list(self.errors),
             "run_id": getattr(self.run, "id", None),

@@ -17,10 +17,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from filelock import FileLock
 from transformers import Gemma2ForCausalLM, PreTrainedTokenizerFast
 
 from saematch.atomic import atomic_build_dir
+from saematch.locking import cache_lock
 from saematch.zoo.activations import resid_post
 from saematch.zoo.build import code_version, corpus, pick_sae_rows, save_level, train_level_saes
 from saematch.zoo.config import get_config
@@ -81,7 +81,7 @@ def ensure_level(zoo, level: str, progress: bool = True) -> Path:
     expect = _expect(zoo, level)
     if not verify(root, expect):
         return root
-    with FileLock(str(root) + ".lock"):
+    with cache_lock(str(root) + ".lock", "a zoo sparsity level"):
         problems = verify(root, expect)
         if not problems:  # built by another process while we waited
             return root

@@ -16,12 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from filelock import FileLock
 from torch import Tensor
 
 from saematch.atomic import atomic_build_dir
 from saematch.data.stdlib import stdlib_texts
 from saematch.lm.sites import capture_sites, check_site
+from saematch.locking import cache_lock
 from saematch.sae import JumpReLUSAE
 from saematch.sources import load_sae, save_sae
 from saematch.zoo.config import get_config
@@ -118,7 +118,7 @@ def ensure_module_saes(zoo, sites=MODULE_SITES, progress: bool = True) -> Path:
     expect = {"sites": list(MODULE_SITES), "zoo_manifest": _zoo_sha(zoo)}
     if not verify(root, expect):
         return root
-    with FileLock(str(root) + ".lock"):
+    with cache_lock(str(root) + ".lock", "the zoo's module SAEs"):
         problems = verify(root, expect)
         if not problems:
             return root

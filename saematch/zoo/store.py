@@ -13,9 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
-from filelock import FileLock
-
 from saematch.atomic import atomic_build_dir
+from saematch.locking import cache_lock
 from saematch.sae import JumpReLUSAE
 from saematch.sources import load_sae
 from saematch.zoo.build import (
@@ -153,7 +152,7 @@ def ensure_zoo(
     if not force and not verify(root, expect):
         return Zoo(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock"):
+    with cache_lock(str(root) + ".lock", "the zoo"):
         problems = verify(root, expect)
         if not force and not problems:  # another process built it while we waited
             return Zoo(root)

@@ -170,11 +170,19 @@ function descHTML(L, f, words) {
   return `<span class="desc" title="${esc(d)}">${highlight(d, words)}</span>`;
 }
 function highlight(text, words) {
-  let h = esc(text);
+  // find the words in the text itself, then escape: matching the escaped text marked the
+  // insides of entities ("&amp;" for "amp") and of earlier <mark> tags
+  const s = String(text);
+  const marked = new Array(s.length).fill(false);
   for (const w of words || []) {
     if (!w) continue;
-    const re = new RegExp(esc(w).replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "gi");
-    h = h.replace(re, (m) => `<mark>${m}</mark>`);
+    const re = new RegExp(w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "gi");
+    for (const m of s.matchAll(re)) marked.fill(true, m.index, m.index + m[0].length);
+  }
+  let h = "";
+  for (let i = 0, j = 0; i < s.length; i = j) {
+    while (j < s.length && marked[j] === marked[i]) j++;
+    h += marked[i] ? `<mark>${esc(s.slice(i, j))}</mark>` : esc(s.slice(i, j));
   }
   return h;
 }
