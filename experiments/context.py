@@ -237,7 +237,7 @@ class Context:
         error unless the caller says it handles them (partial_ok=True).
         """
         from saematch.matching import match_layers
-        from saematch.matching.beyond import parse_unmatched
+        from saematch.matching import parse_unmatched
 
         mc = self.cfg.matching
         mode = mode or plain(mc.mode)

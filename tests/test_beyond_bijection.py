@@ -7,14 +7,13 @@ import pytest
 from helpers import random_sae
 from scipy.optimize import linear_sum_assignment
 
-from saematch.matching import match
-from saematch.matching.beyond import match_beyond, parse_unmatched
-from saematch.matching.confidence import pair_analysis
+from saematch.matching import match, match_beyond, parse_unmatched
+from saematch.matching.beyond.confidence import pair_analysis
+from saematch.matching.beyond.null import null_kappa, random_rotation
+from saematch.matching.beyond.partial import partial_assign, squared_norms
+from saematch.matching.beyond.splits import detect_splits
 from saematch.matching.cost import augmented_features
-from saematch.matching.null import null_kappa, random_rotation
-from saematch.matching.partial import partial_assign, squared_norms
-from saematch.matching.planted_pair import planted_pair
-from saematch.matching.splits import detect_splits
+from saematch.planted.planted_pair import planted_pair
 
 
 def _features(a, b, mode="both"):
@@ -62,7 +61,7 @@ def test_partial_is_the_exact_optimum_of_the_reject_problem(seed, rho, quantised
 
 
 def test_dense_route_when_most_pairs_beat_rejection(monkeypatch):
-    import saematch.matching.partial as partial_mod
+    import saematch.matching.beyond.partial as partial_mod
 
     a, b = random_sae(6, 40, seed=5), random_sae(6, 40, seed=6)
     xa, xb = _features(a, b)
@@ -223,8 +222,8 @@ def test_match_and_match_layers_go_beyond_through_the_cache(tmp_path):
 def test_partial_has_a_dual_certificate_on_the_clamped_cost(seed):
     """Independent proof: LP duals of the clamped bijection, checked by check_certificate."""
     from saematch.matching import check_certificate
-    from saematch.matching.confidence import complete
-    from saematch.matching.proof import dense_duals
+    from saematch.matching.beyond.confidence import complete
+    from saematch.matching.solvers.proof import dense_duals
 
     a, b, _ = planted_pair(16, 96, died=0.3, split=0.05, noise=1.0, seed=seed)
     xa, xb = _features(a, b, "decoder")
@@ -242,7 +241,7 @@ def test_partial_has_a_dual_certificate_on_the_clamped_cost(seed):
 
 
 def test_sae_level_truth_and_scores():
-    from saematch.matching.validation import auroc, sae_level_truth, score_matching
+    from saematch.planted.validation import auroc, sae_level_truth, score_matching
 
     successor = np.array([[0, -1], [1, 2], [-1, -1]])  # true 0 persists, 1 splits, 2 dies
     rep_a = np.array([2, 0, -1, 1])  # SAE A features -> true features at t
@@ -261,7 +260,7 @@ def test_sae_level_truth_and_scores():
 def test_partial_matching_keeps_to_max_memory(monkeypatch):
     """The budget picks the route (int8 → float32 pass in smaller blocks) and stops first."""
     import saematch.matching.beyond as beyond_mod
-    import saematch.matching.partial as partial_mod
+    import saematch.matching.beyond.partial as partial_mod
 
     n = 200
     a, b, _ = planted_pair(32, n, died=0.3, noise=0.5, seed=3)
@@ -294,7 +293,7 @@ def test_partial_matching_keeps_to_max_memory(monkeypatch):
 
 def _swap_regret(c, perm, ta, tb):
     """Definition (1) in float64 from the dense cost (clamped when τ is given)."""
-    from saematch.matching.confidence import complete
+    from saematch.matching.beyond.confidence import complete
 
     n = len(perm)
     pf = complete(perm, n)
@@ -311,7 +310,7 @@ def _swap_regret(c, perm, ta, tb):
 )
 def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
     """screen.py: conf = (1) exactly (float64) here, conf_low ≤ (1), top-k as the dense cost."""
-    from saematch.matching.screen import screened_analysis
+    from saematch.matching.beyond.screen import screened_analysis
 
     d, n = 16, 150
     a, b, _ = planted_pair(d, n, died=0.2, split=0.05, noise=1.0, seed=4)
@@ -352,8 +351,8 @@ def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
 
 
 def test_confidence_pass_keeps_to_max_memory(monkeypatch):
-    import saematch.matching.quantised as quantised_mod
-    from saematch.matching.screen import analyse_pairs, screen_bytes
+    import saematch.matching.solvers.quantised as quantised_mod
+    from saematch.matching.beyond.screen import analyse_pairs, screen_bytes
 
     a, b, _ = planted_pair(16, 300, died=0.2, noise=0.5, seed=1)
     xa, xb = _features(a, b, "decoder")

@@ -10,7 +10,7 @@ import torch
 import saematch.matching.solvers as solvers
 from saematch.matching import check_matching, match
 from saematch.matching.budget import parse_bytes, resolve_budget, streamed_bytes
-from saematch.matching.synthetic import synthetic_pair
+from saematch.planted.synthetic import synthetic_pair
 
 match_mod = importlib.import_module("saematch.matching.match")  # the module, not the function
 
@@ -100,8 +100,8 @@ def test_plans_at_published_widths():
 @pytest.mark.parametrize("mode", ["decoder", "both"])
 def test_streamed_bound_holds_on_every_pair(mode):
     """blocks.LowerBound (the torch code both devices run) never exceeds an exact cost."""
-    from saematch.matching.blocks import LowerBound
     from saematch.matching.cost import augmented_features
+    from saematch.matching.solvers.blocks import LowerBound
 
     a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=9)
     both = mode == "both"
@@ -121,9 +121,9 @@ def test_streamed_bound_holds_on_every_pair(mode):
 def test_candidate_top2_numba_and_torch_agree(monkeypatch):
     """The CPU kernels (bound_kernels.py) and the torch code a GPU runs give the same
     candidates, bounds R_i and C_j, and estimates' top-2."""
-    import saematch.matching.candidates as cands
-    from saematch.matching.blocks import LowerBound
+    import saematch.matching.solvers.candidates as cands
     from saematch.matching.cost import augmented_features
+    from saematch.matching.solvers.blocks import LowerBound
 
     a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=4)
     xa, xb = (augmented_features(t, "decoder", side, fold=True) for t, side in ((a, "a"), (b, "b")))
@@ -141,9 +141,9 @@ def test_candidate_top2_numba_and_torch_agree(monkeypatch):
 def test_proof_scan_numba_and_torch_agree():
     """The proof's scan (streamed._suspects): the CPU kernel (bound_kernels.below_margin) and the
     torch code a GPU runs find the same pairs below the margin, and cap the same rows."""
-    from saematch.matching.blocks import LowerBound
     from saematch.matching.cost import augmented_features
-    from saematch.matching.streamed import _suspects
+    from saematch.matching.solvers.blocks import LowerBound
+    from saematch.matching.solvers.streamed import _suspects
 
     a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=4)
     xa, xb = (augmented_features(t, "decoder", side, fold=True) for t, side in ((a, "a"), (b, "b")))
@@ -168,7 +168,7 @@ def test_proof_graph_within_its_byte_budget():
     too small for the rows left stops with a MemoryError that names the setting."""
     from saematch.matching.certificate import check_certificate
     from saematch.matching.cost import augmented_features
-    from saematch.matching.streamed import EDGE_BYTES, streamed_certified_assign
+    from saematch.matching.solvers.streamed import EDGE_BYTES, streamed_certified_assign
 
     a, b, _ = synthetic_pair(d_model=32, width=400, unmatched=0.3, noise=0.6, seed=5)
     xa, xb = (augmented_features(t, "decoder", side, fold=True) for t, side in ((a, "a"), (b, "b")))
@@ -186,7 +186,7 @@ def test_proof_graph_within_its_byte_budget():
 
 
 def test_smallest_per_row_keeps_each_rows_smallest_and_the_first_left_out():
-    from saematch.matching.streamed import _smallest_per_row
+    from saematch.matching.solvers.streamed import _smallest_per_row
 
     i = np.array([2, 0, 2, 2, 0, 5])
     red = np.array([0.3, 0.5, -0.1, 0.2, 0.4, 0.9])

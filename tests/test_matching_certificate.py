@@ -8,8 +8,8 @@ from saematch.matching import check_certificate, check_matching, match, match_la
 from saematch.matching.budget import scan_bytes, streamed_bytes
 from saematch.matching.cost import augmented_features
 from saematch.matching.solvers import assign
-from saematch.matching.streamed import streamed_certified_assign
-from saematch.matching.synthetic import synthetic_pair
+from saematch.matching.solvers.streamed import streamed_certified_assign
+from saematch.planted.synthetic import synthetic_pair
 
 # Rows 0, 1 prefer column 0 and rows 2, 3 column 2: the optimum [1, 0, 3, 2] costs 2+1+6+5 = 14
 C = np.array([[1, 2, 9, 9], [1, 3, 9, 9], [9, 9, 4, 6], [9, 9, 5, 8]], dtype=np.float64)
