@@ -1,5 +1,6 @@
 """Partial matching, confidence, predecessors, splits and the null model (beyond the bijection)."""
 
+import importlib
 import itertools
 
 import numpy as np
@@ -259,8 +260,10 @@ def test_sae_level_truth_and_scores():
 
 def test_partial_matching_keeps_to_max_memory(monkeypatch):
     """The budget picks the route (int8 → float32 pass in smaller blocks) and stops first."""
-    import saematch.matching.beyond as beyond_mod
     import saematch.matching.beyond.partial as partial_mod
+    from saematch.matching import budget
+
+    match_mod = importlib.import_module("saematch.matching.match")
 
     n = 200
     a, b, _ = planted_pair(32, n, died=0.3, noise=0.5, seed=3)
@@ -268,27 +271,28 @@ def test_partial_matching_keeps_to_max_memory(monkeypatch):
                         splits=False)  # fmt: skip
     assert want.info["candidates"] == "int8-bound"
     feats = 2 * n * 34 * 4
-    budget = feats + partial_mod.pass_bytes(n, 32)  # the float32 pass in blocks of 32 rows
-    assert budget < feats + partial_mod.bound_bytes(n, 32)
+    room = feats + budget.partial_pass_bytes(n, 32)  # the float32 pass in blocks of 32 rows
+    assert room < feats + budget.bound_bytes(n, 32, partial_mod.MAX_WORKERS)
     got = match_beyond(a, b, mode="decoder", unmatched=0.5, confidence=False, top_k=0,
-                       splits=False, max_memory=budget)  # fmt: skip
+                       splits=False, max_memory=room)  # fmt: skip
     assert got.info["candidates"] == "float32-pass" and got.info["block"] <= 32
     np.testing.assert_array_equal(got.perm, want.perm)
 
     def no_features(*args, **kw):
         raise AssertionError("features were built before the budget check")
 
-    monkeypatch.setattr(beyond_mod, "augmented_features", no_features)
+    monkeypatch.setattr(match_mod, "augmented_features", no_features)
     with pytest.raises(MemoryError) as err:
         match_beyond(a, b, mode="decoder", unmatched="auto", max_memory="100kB")
     assert f"{n} features" in str(err.value) and "matching.max_memory" in str(err.value)
     # the dense route (most pairs beat rejection) refuses before its n×n cost
     xa, xb = _features(a, b, "decoder")
     monkeypatch.setattr(partial_mod, "MAX_EDGES_PER_ROW", 0)
-    small = partial_mod.pass_bytes(n, 16) + 1
-    assert small < partial_mod.dense_clamped_bytes(n)
+    monkeypatch.setattr(budget, "MAX_EDGES_PER_ROW", 0)  # the estimates' edge buffers too
+    small = budget.partial_pass_bytes(n, 16) + 1
+    assert small < budget.dense_clamped_bytes(n)
     with pytest.raises(MemoryError, match="dense clamped cost"):
-        partial_assign(xa, xb, 0.9, block=16, max_memory=small)
+        partial_assign(xa, xb, 0.9, block=16, work_bytes=small)
 
 
 def _swap_regret(c, perm, ta, tb):
@@ -351,21 +355,24 @@ def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
 
 
 def test_confidence_pass_keeps_to_max_memory(monkeypatch):
-    import saematch.matching.solvers.quantised as quantised_mod
-    from saematch.matching.beyond.screen import analyse_pairs, screen_bytes
+    import saematch.matching.beyond.screen as screen_mod
+    from saematch.matching.beyond.screen import SCREEN, WORKERS, analyse_pairs
+    from saematch.matching.budget import screen_bytes
 
     a, b, _ = planted_pair(16, 300, died=0.2, noise=0.5, seed=1)
     xa, xb = _features(a, b, "decoder")
     perm = linear_sum_assignment(_dense(xa, xb))[1]
     full, info = analyse_pairs(xa, xb, perm, top_k=3)
-    small, info_small = analyse_pairs(xa, xb, perm, top_k=3, max_memory=screen_bytes(300, 18, 64))
+    small, info_small = analyse_pairs(
+        xa, xb, perm, top_k=3, work_bytes=screen_bytes(300, 18, 64, WORKERS, SCREEN)
+    )
     assert info["block"] == 2048 and info_small["block"] == 64  # several block pairs
     np.testing.assert_array_equal(small.confidence, full.confidence)
     np.testing.assert_array_equal(small.predecessors, full.predecessors)
     with pytest.raises(MemoryError, match="confidence pass"):
-        analyse_pairs(xa, xb, perm, max_memory=10_000)
+        analyse_pairs(xa, xb, perm, work_bytes=10_000)
     # without torch's int8 GEMM: the float32 pass, same numbers to float32 rounding
-    monkeypatch.setattr(quantised_mod, "int8_gemm_available", lambda: False)
+    monkeypatch.setattr(screen_mod, "int8_gemm_available", lambda: False)
     f32, info32 = analyse_pairs(xa, xb, perm, top_k=3)
     assert info32["analysis"] == "float32-pass" and info["analysis"] == "int8-screen"
     np.testing.assert_allclose(f32.confidence, full.confidence, rtol=2e-3, atol=1e-6)

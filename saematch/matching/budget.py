@@ -97,8 +97,9 @@ class Budget:
     source: str  # how total was set: "max_memory='6GB'" or "default: 50% of 12.0 GB available"
 
     @classmethod
-    def resolve(cls, max_memory, features: int) -> Budget:
-        """The budget of one matching; MemoryError when the features alone do not fit."""
+    def resolve(cls, max_memory, features: int, what: str = "matching") -> Budget:
+        """The budget of one matching; MemoryError when the features alone do not fit (what:
+        the matching, for the message, e.g. "matching 300 features (feature length 32)")."""
         if max_memory is None:
             total, source = default_budget()
             log.info("matching.max_memory not set: using %s (%s)", show_bytes(total), source)
@@ -107,11 +108,19 @@ class Budget:
         budget = cls(total, features, source)
         if features >= total:
             raise MemoryError(
-                f"matching needs {show_bytes(features)} for the two feature matrices alone, "
+                f"{what} needs {show_bytes(features)} for the two feature matrices alone, "
                 f"at or above the memory budget of {show_bytes(total)} ({source}), before any "
                 f"solver memory. {RAISE_HINT}"
             )
         return budget
+
+    def explain(self, err: MemoryError) -> MemoryError:
+        """err (too_big's) with this budget's total, source and features said."""
+        msg = str(err).replace(RAISE_HINT, "").rstrip()
+        return MemoryError(
+            f"{msg} The memory budget is {show_bytes(self.total)} ({self.source}), "
+            f"{show_bytes(self.features)} of it for the two feature matrices. {RAISE_HINT}"
+        )
 
     @property
     def work(self) -> int:
@@ -128,7 +137,7 @@ def too_big(n: int, D: int, need: int, work_bytes: int, what: str) -> MemoryErro
     """The error for a width that fits no path: what was needed, what the budget left, how to
     raise it."""
     return MemoryError(
-        f"matching {n} features (feature length {D}) needs about {show_bytes(need)} of working "
+        f"matching {n} features (length {D}) needs about {show_bytes(need)} of working "
         f"memory with {what}, above the {show_bytes(max(work_bytes, 0))} the memory budget "
         f"leaves once the features are built. {RAISE_HINT}"
     )

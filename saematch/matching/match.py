@@ -158,13 +158,9 @@ def match(
     # budget: resolved once; the features come out of it, the rest is the solver's
     n, D = a.width, feature_dim(a.d_model, opts.mode, opts.bias_weight)
     dtypes = feature_dtypes(opts, solver)
-    budget = Budget.resolve(
-        opts.max_memory, sum(features_bytes(n, D, np.dtype(t).itemsize) for t in dtypes)
-    )
-    if opts.unmatched is None:
-        solver.plan(n, D, budget.work, dev)  # MemoryError now, before the features exist
-    else:
-        pass_block(n, D, budget.work)  # the same when not even the partial float32 pass fits
+    feature_bytes = sum(features_bytes(n, D, np.dtype(t).itemsize) for t in dtypes)
+    budget = Budget.resolve(opts.max_memory, feature_bytes, f"matching {n} features (length {D})")
+    check_fits(opts, solver, n, D, budget, dev)  # MemoryError now, before the features exist
 
     # fold → cost: each side's augmented features [z, ‖z‖², 1] / [−2z, 1, ‖z‖²], built once
     # per dtype (float64 only for the scipy reference, whose analyses take float32)
@@ -203,6 +199,18 @@ def match_beyond(a: JumpReLUSAE, b: JumpReLUSAE, **options) -> Matching:
     """match(a, b, **options): the name earlier code calls for matching beyond the bijection
     (unmatched, confidence, top_k, splits). Same function, same defaults."""
     return match(a, b, **options)
+
+
+def check_fits(opts: MatchOptions, solver: Solver, n: int, D: int, budget: Budget, dev) -> None:
+    """MemoryError, before anything large exists, when the solve cannot fit the budget: the
+    solver's plan (bijection) or the partial matching's float32 pass, its cheapest route."""
+    try:
+        if opts.unmatched is None:
+            solver.plan(n, D, budget.work, dev)
+        else:
+            pass_block(n, D, budget.work)
+    except MemoryError as e:
+        raise budget.explain(e) from None
 
 
 def feature_dtypes(opts: MatchOptions, solver: Solver) -> list[type]:
@@ -268,6 +276,7 @@ def analyse(m: Matching, xa, xb, opts: MatchOptions, layout: dict, work_bytes: i
         xa, xb, m.perm, tau, max(opts.top_k, 1), m.duals, layout["exact_tail"],
         layout["head_splits"], work_bytes,
     )  # fmt: skip
+    info["analysis_block"] = info.pop("block")  # "block" stays the solver's row block
     m.info.update(info)
     m.info["analysis_seconds"] = time.perf_counter() - t0
     if opts.confidence:
