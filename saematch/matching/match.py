@@ -56,14 +56,14 @@ class Matching:
     seconds: float
     info: dict = field(default_factory=dict)  # solver details, cache status, tol
     duals: tuple[np.ndarray, np.ndarray] | None = None  # (u, v), see above
-    # beyond the bijection (beyond.py): perm[i] = −1 leaves i unmatched, pair_mse is NaN there
+    # beyond the bijection (beyond/): perm[i] = −1 leaves i unmatched, pair_mse is NaN there
     unmatched: float | str | None = None  # the setting: None (bijection), ρ, or "auto"
     proven: bool = True  # the optimum of its problem, proven (LP duals / exact sparse LAP)
-    confidence: np.ndarray | None = None  # (F,) float32 swap regret (confidence.py eq. 1)
+    confidence: np.ndarray | None = None  # (F,) float32 swap regret (beyond/confidence.py eq. 1)
     confidence_lower: np.ndarray | None = None  # (F,) float32 dual regret (eq. 2), bijection
     predecessors: np.ndarray | None = None  # (F_B, k) int64, B's j -> A's k cheapest rows
     predecessor_cost: np.ndarray | None = None  # (F_B, k) float32
-    split_children: np.ndarray | None = None  # (F, 2) int64, −1 = no split (splits.py)
+    split_children: np.ndarray | None = None  # (F, 2) int64, −1 = no split (beyond/splits.py)
     bias_weight: float = 0.0  # w of the optional b_enc term in mode both (0: the paper's cost)
 
     @property
