@@ -22,11 +22,11 @@ from experiments.common import Results
 from experiments.context import Context
 from experiments.sae_sets import is_planted_set
 from saematch import plotting
-from saematch.matching.beyond import match_beyond, parse_unmatched
+from saematch.matching import match_beyond, parse_unmatched
+from saematch.matching.beyond.partial import squared_norms
 from saematch.matching.cost import augmented_features
-from saematch.matching.partial import squared_norms
-from saematch.matching.planted_pair import planted_pair
-from saematch.matching.validation import sae_level_truth, score_matching, unambiguous
+from saematch.planted.planted_pair import planted_pair
+from saematch.planted.validation import sae_level_truth, score_matching, unambiguous
 
 
 @dataclass

@@ -236,8 +236,7 @@ class Context:
         (saematch.matching.beyond). A matching that leaves features unmatched (perm −1) is an
         error unless the caller says it handles them (partial_ok=True).
         """
-        from saematch.matching import match_layers
-        from saematch.matching.beyond import parse_unmatched
+        from saematch.matching import match_layers, parse_unmatched
 
         mc = self.cfg.matching
         mode = mode or plain(mc.mode)

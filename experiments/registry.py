@@ -108,7 +108,7 @@ def check_config(cfg: DictConfig) -> Any:
         OmegaConf.merge(OmegaConf.structured(Config), given)
     except OmegaConfBaseException as e:
         raise ValueError(f"bad config: {getattr(e, 'msg', e)}") from None
-    from saematch.matching.beyond import parse_unmatched
+    from saematch.matching import parse_unmatched
 
     parse_unmatched(cfg.matching.get("unmatched"))  # none | auto | ρ ≥ 0, else a clear error
     return options_of(cfg)

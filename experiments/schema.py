@@ -10,6 +10,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from saematch.matching.options import DEFAULTS as MATCH
+
 RUN_ID = secrets.token_hex(3)  # one per process: the suffix of its run folders
 
 
@@ -57,19 +59,20 @@ class ModelConfig:
 
 @dataclass
 class MatchingConfig:
-    mode: MatchMode = MatchMode.both
-    fold: bool = True
+    # defaults: the library's (saematch.matching.options.MatchOptions), one place for each
+    mode: MatchMode = MatchMode(MATCH.mode)
+    fold: bool = MATCH.fold
     # weight of the b_enc term (Δb_enc)² in mode both; 0 = the paper's cost (a departure if > 0)
-    bias_weight: float = 0.0
+    bias_weight: float = MATCH.bias_weight
     # `_target_` node from conf/matching/solver/, or its file's name (matching.solver=scipy)
     solver: Any = MISSING
     cache: bool = True
-    max_memory: str | None = None  # e.g. "6GB"; None: half the available memory
-    device: str = "auto"  # auto | cpu | cuda
-    unmatched: str | None = None  # none | auto | a number ρ (relative reject cost)
-    confidence: bool = True  # swap regret per pair, in the match files
-    top_k: int = 5  # predecessors kept per feature of layer t+1 (0: none)
-    splits: bool = True  # split detector (two close successors of one feature)
+    max_memory: str | None = MATCH.max_memory  # e.g. "6GB"; None: half the available memory
+    device: str = MATCH.device  # auto | cpu | cuda
+    unmatched: str | None = MATCH.unmatched  # none | auto | a number ρ (relative reject cost)
+    confidence: bool = MATCH.confidence  # swap regret per pair, in the match files
+    top_k: int = MATCH.top_k  # predecessors kept per feature of layer t+1 (0: none)
+    splits: bool = MATCH.splits  # split detector (two close successors of one feature)
 
 
 @dataclass

@@ -40,7 +40,9 @@ from scipy.optimize import linear_sum_assignment
 
 from saematch.matching import match
 from saematch.matching.cost import augmented_features, pair_cost_features
-from saematch.matching.synthetic import synthetic_pair
+from saematch.planted.synthetic import synthetic_pair
+
+SOLVE_ONLY = {"confidence": False, "top_k": 0, "splits": False}  # the solver alone, timed
 
 
 def _rss_kb(field: str) -> int:
@@ -126,7 +128,7 @@ def dense_scipy(a, b, mode: str):
 
 def sampled_swap_regret(xa, xb, perm, rows) -> np.ndarray:
     """Definition (1) of the bijection in float64 for the given rows (two GEMVs per row)."""
-    from saematch.matching.confidence import complete
+    from saematch.matching.beyond.confidence import complete
 
     pf = complete(perm, len(perm))
     xa64, xb64 = xa.astype(np.float64), xb.astype(np.float64)
@@ -141,9 +143,9 @@ def sampled_swap_regret(xa, xb, perm, rows) -> np.ndarray:
 
 def bench_beyond(a, b, mode: str, t_auto: float, m) -> None:
     """Partial matching and confidence times, as ratios against the bijection's t_auto."""
-    from saematch.matching.beyond import match_beyond
-    from saematch.matching.confidence import pair_analysis
-    from saematch.matching.screen import analyse_pairs
+    from saematch.matching import match_beyond
+    from saematch.matching.beyond.confidence import pair_analysis
+    from saematch.matching.beyond.screen import analyse_pairs
 
     run = lambda: match_beyond(  # noqa: E731
         a, b, mode=mode, unmatched="auto", confidence=False, top_k=0, splits=False
@@ -203,8 +205,8 @@ def main() -> None:
     # numba kernels load from their on-disk cache (or compile, first run ever): time it apart
     a, b, _ = synthetic_pair(32, 256, args.unmatched, args.noise, args.seed)
     t0 = time.perf_counter()
-    m = match(a, b, mode=args.mode, device=args.device)
-    from saematch.matching.streamed import streamed_certified_assign
+    m = match(a, b, mode=args.mode, device=args.device, **SOLVE_ONLY)
+    from saematch.matching.solvers.streamed import streamed_certified_assign
 
     xa, xb = (augmented_features(t, args.mode, side, fold=True) for t, side in ((a, "a"), (b, "b")))
     streamed_certified_assign(xa, xb, k=4, block=64)  # its numba kernels too
@@ -231,7 +233,7 @@ def main() -> None:
             print(f"  scipy: {t_ref:.1f} s wall, {u_ref:.1f} s CPU, +{m_ref:.2f} GB peak RSS")
         m, t_auto, u_auto, m_auto = measure(
             lambda a=a, b=b, budget=budget: match(
-                a, b, mode=args.mode, max_memory=budget, device=args.device
+                a, b, mode=args.mode, max_memory=budget, device=args.device, **SOLVE_ONLY
             )
         )
         peak_total = _rss_kb("VmHWM") / 1e6

@@ -1,5 +1,6 @@
 """Partial matching, confidence, predecessors, splits and the null model (beyond the bijection)."""
 
+import importlib
 import itertools
 
 import numpy as np
@@ -7,14 +8,13 @@ import pytest
 from helpers import random_sae
 from scipy.optimize import linear_sum_assignment
 
-from saematch.matching import match
-from saematch.matching.beyond import match_beyond, parse_unmatched
-from saematch.matching.confidence import pair_analysis
+from saematch.matching import match, match_beyond, parse_unmatched
+from saematch.matching.beyond.confidence import pair_analysis
+from saematch.matching.beyond.null import null_kappa, random_rotation
+from saematch.matching.beyond.partial import partial_assign, squared_norms
+from saematch.matching.beyond.splits import detect_splits
 from saematch.matching.cost import augmented_features
-from saematch.matching.null import null_kappa, random_rotation
-from saematch.matching.partial import partial_assign, squared_norms
-from saematch.matching.planted_pair import planted_pair
-from saematch.matching.splits import detect_splits
+from saematch.planted.planted_pair import planted_pair
 
 
 def _features(a, b, mode="both"):
@@ -62,7 +62,7 @@ def test_partial_is_the_exact_optimum_of_the_reject_problem(seed, rho, quantised
 
 
 def test_dense_route_when_most_pairs_beat_rejection(monkeypatch):
-    import saematch.matching.partial as partial_mod
+    import saematch.matching.beyond.partial as partial_mod
 
     a, b = random_sae(6, 40, seed=5), random_sae(6, 40, seed=6)
     xa, xb = _features(a, b)
@@ -223,8 +223,8 @@ def test_match_and_match_layers_go_beyond_through_the_cache(tmp_path):
 def test_partial_has_a_dual_certificate_on_the_clamped_cost(seed):
     """Independent proof: LP duals of the clamped bijection, checked by check_certificate."""
     from saematch.matching import check_certificate
-    from saematch.matching.confidence import complete
-    from saematch.matching.proof import dense_duals
+    from saematch.matching.beyond.confidence import complete
+    from saematch.matching.solvers.proof import dense_duals
 
     a, b, _ = planted_pair(16, 96, died=0.3, split=0.05, noise=1.0, seed=seed)
     xa, xb = _features(a, b, "decoder")
@@ -242,7 +242,7 @@ def test_partial_has_a_dual_certificate_on_the_clamped_cost(seed):
 
 
 def test_sae_level_truth_and_scores():
-    from saematch.matching.validation import auroc, sae_level_truth, score_matching
+    from saematch.planted.validation import auroc, sae_level_truth, score_matching
 
     successor = np.array([[0, -1], [1, 2], [-1, -1]])  # true 0 persists, 1 splits, 2 dies
     rep_a = np.array([2, 0, -1, 1])  # SAE A features -> true features at t
@@ -260,8 +260,10 @@ def test_sae_level_truth_and_scores():
 
 def test_partial_matching_keeps_to_max_memory(monkeypatch):
     """The budget picks the route (int8 → float32 pass in smaller blocks) and stops first."""
-    import saematch.matching.beyond as beyond_mod
-    import saematch.matching.partial as partial_mod
+    import saematch.matching.beyond.partial as partial_mod
+    from saematch.matching import budget
+
+    match_mod = importlib.import_module("saematch.matching.match")
 
     n = 200
     a, b, _ = planted_pair(32, n, died=0.3, noise=0.5, seed=3)
@@ -269,32 +271,33 @@ def test_partial_matching_keeps_to_max_memory(monkeypatch):
                         splits=False)  # fmt: skip
     assert want.info["candidates"] == "int8-bound"
     feats = 2 * n * 34 * 4
-    budget = feats + partial_mod.pass_bytes(n, 32)  # the float32 pass in blocks of 32 rows
-    assert budget < feats + partial_mod.bound_bytes(n, 32)
+    room = feats + budget.partial_pass_bytes(n, 32)  # the float32 pass in blocks of 32 rows
+    assert room < feats + budget.bound_bytes(n, 32, partial_mod.MAX_WORKERS)
     got = match_beyond(a, b, mode="decoder", unmatched=0.5, confidence=False, top_k=0,
-                       splits=False, max_memory=budget)  # fmt: skip
+                       splits=False, max_memory=room)  # fmt: skip
     assert got.info["candidates"] == "float32-pass" and got.info["block"] <= 32
     np.testing.assert_array_equal(got.perm, want.perm)
 
     def no_features(*args, **kw):
         raise AssertionError("features were built before the budget check")
 
-    monkeypatch.setattr(beyond_mod, "augmented_features", no_features)
+    monkeypatch.setattr(match_mod, "augmented_features", no_features)
     with pytest.raises(MemoryError) as err:
         match_beyond(a, b, mode="decoder", unmatched="auto", max_memory="100kB")
     assert f"{n} features" in str(err.value) and "matching.max_memory" in str(err.value)
     # the dense route (most pairs beat rejection) refuses before its n×n cost
     xa, xb = _features(a, b, "decoder")
     monkeypatch.setattr(partial_mod, "MAX_EDGES_PER_ROW", 0)
-    small = partial_mod.pass_bytes(n, 16) + 1
-    assert small < partial_mod.dense_clamped_bytes(n)
+    monkeypatch.setattr(budget, "MAX_EDGES_PER_ROW", 0)  # the estimates' edge buffers too
+    small = budget.partial_pass_bytes(n, 16) + 1
+    assert small < budget.dense_clamped_bytes(n)
     with pytest.raises(MemoryError, match="dense clamped cost"):
-        partial_assign(xa, xb, 0.9, block=16, max_memory=small)
+        partial_assign(xa, xb, 0.9, block=16, work_bytes=small)
 
 
 def _swap_regret(c, perm, ta, tb):
     """Definition (1) in float64 from the dense cost (clamped when τ is given)."""
-    from saematch.matching.confidence import complete
+    from saematch.matching.beyond.confidence import complete
 
     n = len(perm)
     pf = complete(perm, n)
@@ -311,7 +314,7 @@ def _swap_regret(c, perm, ta, tb):
 )
 def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
     """screen.py: conf = (1) exactly (float64) here, conf_low ≤ (1), top-k as the dense cost."""
-    from saematch.matching.screen import screened_analysis
+    from saematch.matching.beyond.screen import screened_analysis
 
     d, n = 16, 150
     a, b, _ = planted_pair(d, n, died=0.2, split=0.05, noise=1.0, seed=4)
@@ -352,21 +355,24 @@ def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
 
 
 def test_confidence_pass_keeps_to_max_memory(monkeypatch):
-    import saematch.matching.quantised as quantised_mod
-    from saematch.matching.screen import analyse_pairs, screen_bytes
+    import saematch.matching.beyond.screen as screen_mod
+    from saematch.matching.beyond.screen import SCREEN, WORKERS, analyse_pairs
+    from saematch.matching.budget import screen_bytes
 
     a, b, _ = planted_pair(16, 300, died=0.2, noise=0.5, seed=1)
     xa, xb = _features(a, b, "decoder")
     perm = linear_sum_assignment(_dense(xa, xb))[1]
     full, info = analyse_pairs(xa, xb, perm, top_k=3)
-    small, info_small = analyse_pairs(xa, xb, perm, top_k=3, max_memory=screen_bytes(300, 18, 64))
+    small, info_small = analyse_pairs(
+        xa, xb, perm, top_k=3, work_bytes=screen_bytes(300, 18, 64, WORKERS, SCREEN)
+    )
     assert info["block"] == 2048 and info_small["block"] == 64  # several block pairs
     np.testing.assert_array_equal(small.confidence, full.confidence)
     np.testing.assert_array_equal(small.predecessors, full.predecessors)
     with pytest.raises(MemoryError, match="confidence pass"):
-        analyse_pairs(xa, xb, perm, max_memory=10_000)
+        analyse_pairs(xa, xb, perm, work_bytes=10_000)
     # without torch's int8 GEMM: the float32 pass, same numbers to float32 rounding
-    monkeypatch.setattr(quantised_mod, "int8_gemm_available", lambda: False)
+    monkeypatch.setattr(screen_mod, "int8_gemm_available", lambda: False)
     f32, info32 = analyse_pairs(xa, xb, perm, top_k=3)
     assert info32["analysis"] == "float32-pass" and info["analysis"] == "int8-screen"
     np.testing.assert_allclose(f32.confidence, full.confidence, rtol=2e-3, atol=1e-6)

@@ -93,7 +93,7 @@ def test_a_bad_unmatched_setting_fails_before_any_work(test_zoo, tmp_path):
 
 
 def test_unambiguous_support():
-    from saematch.matching.validation import unambiguous
+    from saematch.planted.validation import unambiguous
 
     successor = np.array([[0, -1], [1, 2], [-1, -1], [3, -1]])  # 0 persists, 1 splits, 2 dies
     rep_a = np.array([0, 0, 1, 2, 3, -1])  # true 0 has two SAE features (twins)

@@ -7,8 +7,8 @@ import pytest
 
 import saematch
 from saematch.matchfile import FORMAT_VERSION, MatchFileError, save_match_file
-from saematch.matching.beyond import match_beyond
-from saematch.matching.planted_pair import planted_pair
+from saematch.matching import match_beyond
+from saematch.planted.planted_pair import planted_pair
 
 
 @pytest.fixture(scope="module")

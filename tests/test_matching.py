@@ -6,12 +6,12 @@ import torch
 from helpers import random_sae
 from scipy.optimize import linear_sum_assignment
 
-import saematch.matching.quantised as quantised
+import saematch.matching.solvers.quantised as quantised
 from saematch.matching import match, pair_cost
 from saematch.matching.certificate import check_certificate, features_cost_fn
 from saematch.matching.cost import augmented_features
 from saematch.matching.solvers import AutoSolver, assign
-from saematch.matching.synthetic import synthetic_pair
+from saematch.planted.synthetic import synthetic_pair
 from saematch.sae import JumpReLUSAE
 
 
@@ -201,7 +201,7 @@ def _square_cost_features(c):
 @pytest.mark.parametrize("mode", ["decoder", "encoder", "both"])
 @pytest.mark.parametrize("width", [100, 500])
 def test_int8_certified_equals_scipy_optimum(mode, width, safe_rest, monkeypatch):
-    import saematch.matching.certified as certified
+    import saematch.matching.solvers.stored as certified
 
     if safe_rest is not None:
         monkeypatch.setattr(certified, "SAFE_REST", safe_rest)
@@ -231,7 +231,7 @@ def test_int8_certified_on_random_square_costs():
 
 def test_int8_bound_holds_on_every_pair():
     """The stored cost minus the error bound never exceeds the exact cost (all n² pairs)."""
-    from saematch.matching.quantised import EPS, int8_cost
+    from saematch.matching.solvers.quantised import EPS, int8_cost
 
     a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=9)
     xa, xb = (
@@ -289,7 +289,7 @@ def test_int8_falls_back_without_the_int8_gemm(monkeypatch):
 
 
 def test_int8_duals_cancel_the_cycles_of_a_wrong_assignment():
-    from saematch.matching.proof import bound_duals
+    from saematch.matching.solvers.proof import bound_duals
 
     n = 120
     c = np.random.default_rng(6).random((n, n)).astype(np.float32)
@@ -314,7 +314,7 @@ def test_int8_duals_cancel_the_cycles_of_a_wrong_assignment():
 
 
 def test_int8_repairs_a_wrong_guess_by_cancelling_cycles(monkeypatch):
-    import saematch.matching.certified as certified
+    import saematch.matching.solvers.stored as certified
 
     real = certified.guess
 

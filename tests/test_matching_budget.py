@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-import saematch.matching.solvers as solvers
+import saematch.matching.solvers.dispatch as dispatch
 from saematch.matching import check_matching, match
 from saematch.matching.budget import parse_bytes, resolve_budget, streamed_bytes
-from saematch.matching.synthetic import synthetic_pair
+from saematch.planted.synthetic import synthetic_pair
 
 match_mod = importlib.import_module("saematch.matching.match")  # the module, not the function
 
@@ -40,14 +40,16 @@ def test_too_small_a_budget_stops_before_allocating(monkeypatch):
     with pytest.raises(MemoryError) as err:
         match(a, b, mode="decoder", max_memory="100kB")
     msg = str(err.value)
-    assert "300 features" in msg and "0.00 GB" in msg and "matching.max_memory" in msg
+    # what was needed, what the budget was, how to raise it; never "0.00 GB / -0.00 GB"
+    assert "300 features" in msg and "matching.max_memory" in msg and "100.0 kB" in msg
+    assert "0.00 GB" not in msg and "-0" not in msg
     with pytest.raises(MemoryError, match="dense scipy"):
         match(a, b, mode="decoder", solver="scipy", max_memory="1MB")
 
 
 @pytest.mark.parametrize("mode", ["decoder", "both"])
 def test_a_budget_below_the_stored_estimate_streams_in_row_blocks(mode, monkeypatch):
-    monkeypatch.setattr(solvers, "MAX_DENSE_BYTES", 0)  # no stored estimate at any width
+    monkeypatch.setattr(dispatch, "MAX_STORED_BYTES", 0)  # no stored estimate at any width
     n = 300
     a, b, _ = synthetic_pair(d_model=32, width=n, unmatched=0.2, noise=0.5, seed=2)
     D = 32 if mode == "decoder" else 65
@@ -63,9 +65,9 @@ def test_a_budget_below_the_stored_estimate_streams_in_row_blocks(mode, monkeypa
 def test_streamed_solver_through_the_torch_code_a_gpu_runs(monkeypatch):
     """The decoder's CPU path runs numba kernels (bound_kernels.py); with them off, the same
     matching runs the torch code of a CUDA device (on the CPU) to the same certified optimum."""
-    from saematch.matching import blocks
+    from saematch.matching.solvers import blocks
 
-    monkeypatch.setattr(solvers, "MAX_DENSE_BYTES", 0)
+    monkeypatch.setattr(dispatch, "MAX_STORED_BYTES", 0)
     a, b, _ = synthetic_pair(d_model=32, width=300, unmatched=0.2, noise=0.5, seed=3)
     fast = match(a, b, mode="decoder", device="cpu")
     monkeypatch.setattr(blocks.LowerBound, "_fused", lambda self: None)
@@ -87,21 +89,21 @@ def test_devices():
 
 def test_plans_at_published_widths():
     """What the dispatcher picks for Gemma Scope widths (d_model 2304, decoder), no allocation."""
-    assert solvers.plan(16384, 2304, "auto", 6 * 10**9) == ("stored", None)
-    path, block = solvers.plan(65536, 2304, "auto", 6 * 10**9)
+    assert dispatch.plan(16384, 2304, "auto", 6 * 10**9) == ("stored", None)
+    path, block = dispatch.plan(65536, 2304, "auto", 6 * 10**9)
     assert path == "streamed" and block >= 16
-    path, block = solvers.plan(131072, 2304, "auto", 12 * 10**9)
+    path, block = dispatch.plan(131072, 2304, "auto", 12 * 10**9)
     assert path == "streamed"
-    assert solvers.plan(16384, 2304, "auto", 6 * 10**9, device="cuda")[0] == "streamed"
+    assert dispatch.plan(16384, 2304, "auto", 6 * 10**9, device="cuda")[0] == "streamed"
     with pytest.raises(MemoryError, match="1048576 features"):
-        solvers.plan(2**20, 2304, "auto", 2 * 10**9)
+        dispatch.plan(2**20, 2304, "auto", 2 * 10**9)
 
 
 @pytest.mark.parametrize("mode", ["decoder", "both"])
 def test_streamed_bound_holds_on_every_pair(mode):
     """blocks.LowerBound (the torch code both devices run) never exceeds an exact cost."""
-    from saematch.matching.blocks import LowerBound
     from saematch.matching.cost import augmented_features
+    from saematch.matching.solvers.blocks import LowerBound
 
     a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=9)
     both = mode == "both"
@@ -121,9 +123,9 @@ def test_streamed_bound_holds_on_every_pair(mode):
 def test_candidate_top2_numba_and_torch_agree(monkeypatch):
     """The CPU kernels (bound_kernels.py) and the torch code a GPU runs give the same
     candidates, bounds R_i and C_j, and estimates' top-2."""
-    import saematch.matching.candidates as cands
-    from saematch.matching.blocks import LowerBound
+    import saematch.matching.solvers.candidates as cands
     from saematch.matching.cost import augmented_features
+    from saematch.matching.solvers.blocks import LowerBound
 
     a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=4)
     xa, xb = (augmented_features(t, "decoder", side, fold=True) for t, side in ((a, "a"), (b, "b")))
@@ -141,9 +143,9 @@ def test_candidate_top2_numba_and_torch_agree(monkeypatch):
 def test_proof_scan_numba_and_torch_agree():
     """The proof's scan (streamed._suspects): the CPU kernel (bound_kernels.below_margin) and the
     torch code a GPU runs find the same pairs below the margin, and cap the same rows."""
-    from saematch.matching.blocks import LowerBound
     from saematch.matching.cost import augmented_features
-    from saematch.matching.streamed import _suspects
+    from saematch.matching.solvers.blocks import LowerBound
+    from saematch.matching.solvers.streamed import _suspects
 
     a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=4)
     xa, xb = (augmented_features(t, "decoder", side, fold=True) for t, side in ((a, "a"), (b, "b")))
@@ -168,7 +170,7 @@ def test_proof_graph_within_its_byte_budget():
     too small for the rows left stops with a MemoryError that names the setting."""
     from saematch.matching.certificate import check_certificate
     from saematch.matching.cost import augmented_features
-    from saematch.matching.streamed import EDGE_BYTES, streamed_certified_assign
+    from saematch.matching.solvers.streamed import EDGE_BYTES, streamed_certified_assign
 
     a, b, _ = synthetic_pair(d_model=32, width=400, unmatched=0.3, noise=0.6, seed=5)
     xa, xb = (augmented_features(t, "decoder", side, fold=True) for t, side in ((a, "a"), (b, "b")))
@@ -186,7 +188,7 @@ def test_proof_graph_within_its_byte_budget():
 
 
 def test_smallest_per_row_keeps_each_rows_smallest_and_the_first_left_out():
-    from saematch.matching.streamed import _smallest_per_row
+    from saematch.matching.solvers.streamed import _smallest_per_row
 
     i = np.array([2, 0, 2, 2, 0, 5])
     red = np.array([0.3, 0.5, -0.1, 0.2, 0.4, 0.9])

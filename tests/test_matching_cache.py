@@ -9,7 +9,7 @@ from helpers import random_sae
 from safetensors.numpy import save
 
 import saematch.matching.cache as cache_mod
-from saematch.matching import match, match_layers
+from saematch.matching import DEFAULTS, match, match_layers
 
 
 @pytest.fixture
@@ -43,7 +43,10 @@ def test_match_layers_caches_and_resumes(tmp_path, counted):
     match_layers(saes, mode="decoder", fold=True, solver="auto", cache_dir=tmp_path)
     assert len(counted) == 6
     # an interrupted run: delete one entry's marker; only that pair is redone
-    (tmp_path / f"{cache_mod.cache_key(saes[1], saes[2], 'both', True, 'auto')}.json").unlink()
+    (
+        tmp_path
+        / f"{cache_mod.cache_key(saes[1], saes[2], 'both', True, 'auto', DEFAULTS.beyond())}.json"
+    ).unlink()
     match_layers(saes, mode="both", fold=True, solver="auto", cache_dir=tmp_path, progress=False)
     assert len(counted) == 7 and counted[-1] == (saes[1].name, saes[2].name)
 
@@ -51,7 +54,7 @@ def test_match_layers_caches_and_resumes(tmp_path, counted):
 def test_corrupt_entry_is_recomputed(tmp_path, counted, caplog):
     saes = _saes(2)
     ref = match_layers(saes, cache_dir=tmp_path)[0]
-    key = cache_mod.cache_key(saes[0], saes[1], "both", True, "auto")
+    key = cache_mod.cache_key(saes[0], saes[1], "both", True, "auto", DEFAULTS.beyond())
     (tmp_path / f"{key}.safetensors").write_bytes(b"not a safetensors file")
     out = match_layers(saes, cache_dir=tmp_path)[0]
     assert len(counted) == 2 and "corrupt" in caplog.text

@@ -8,8 +8,8 @@ from saematch.matching import check_certificate, check_matching, match, match_la
 from saematch.matching.budget import scan_bytes, streamed_bytes
 from saematch.matching.cost import augmented_features
 from saematch.matching.solvers import assign
-from saematch.matching.streamed import streamed_certified_assign
-from saematch.matching.synthetic import synthetic_pair
+from saematch.matching.solvers.streamed import streamed_certified_assign
+from saematch.planted.synthetic import synthetic_pair
 
 # Rows 0, 1 prefer column 0 and rows 2, 3 column 2: the optimum [1, 0, 3, 2] costs 2+1+6+5 = 14
 C = np.array([[1, 2, 9, 9], [1, 3, 9, 9], [9, 9, 4, 6], [9, 9, 5, 8]], dtype=np.float64)
@@ -138,11 +138,11 @@ def test_streamed_rest_dense_within_the_budget_else_sparse(rest_fits):
     n, D = xa.shape[0], xa.shape[1] - 2
     if rest_fits:
         budget = streamed_bytes(n, D, 256) - scan_bytes(n, 256) + 4 * n * n
-        res = assign(xa, xb, "auto", max_dense_bytes=0, max_memory=budget)
+        res = assign(xa, xb, "auto", max_dense_bytes=0, work_bytes=budget)
     else:
         with pytest.raises(MemoryError, match="matching.max_memory"):
             budget = streamed_bytes(n, D, 256) - scan_bytes(n, 256)
-            assign(xa, xb, "auto", max_dense_bytes=0, max_memory=budget)
+            assign(xa, xb, "auto", max_dense_bytes=0, work_bytes=budget)
         res = streamed_certified_assign(xa, xb, dense_rest_bytes=0)
     assert res.info["rest"] > 0 and res.info["rest_solved_dense"] is rest_fits
     xa64, xb64 = xa.astype(np.float64), xb.astype(np.float64)

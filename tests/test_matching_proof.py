@@ -12,8 +12,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from saematch.matching import check_certificate, match
-from saematch.matching.proof import dense_duals, graph_duals, label_duals
-from saematch.matching.sparse_lap import build_csr
+from saematch.matching.solvers.proof import dense_duals, graph_duals, label_duals
+from saematch.matching.solvers.sparse_lap import build_csr
 from saematch.sae import JumpReLUSAE
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from saematch.matching.sparse_lap import build_csr, solve_sparse
+from saematch.matching.solvers.sparse_lap import build_csr, solve_sparse
 
 
 def _check(c, mask, state, csr):

@@ -10,6 +10,7 @@ import torch
 from helpers import random_sae
 
 from saematch.sources import save_sae
+from saematch.sources.registry import resolve_set
 from saematch.sources.sets import (
     GEMMA_SCOPE_CANONICAL_L0,
     GEMMA_SCOPE_PAPER_L0,
@@ -24,7 +25,6 @@ from saematch.sources.sets import (
     llama_scope_ids,
     llama_scope_set,
     parse_layers,
-    resolve_set,
 )
 
 SPEC_TABLE_1 = "102 108 141 59 125 68 70 69 71 73 77 80 82 83 83 78 78 77 74 73 71 70 72 75 73 116"

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from saematch.locking import cache_lock
 from saematch.matching.match import Matching, match
+from saematch.matching.options import DEFAULTS, MatchOptions
 from saematch.matching.solvers import Solver, get_solver
 from saematch.sae import JumpReLUSAE
 
@@ -43,8 +44,8 @@ def cache_key(
     solver: a name or a Solver object, keyed by its key() (the bare name for default options,
     so `AutoSolver()` and "auto" share entries with earlier runs).
 
-    beyond: the options of matching beyond the bijection (unmatched, confidence, top_k,
-    splits), when any is set; such entries are stored as match files (saematch.matchfile).
+    beyond: the options of matching beyond the bijection that are on (MatchOptions.beyond():
+    unmatched, confidence, top_k, splits), when any is.
     """
     spec = {
         "a": a.fingerprint(),
@@ -62,41 +63,27 @@ def cache_key(
 
 
 def cached_match(
-    a: JumpReLUSAE,
-    b: JumpReLUSAE,
-    *,
-    mode: str,
-    fold: bool,
-    solver: str | Solver,
-    cache_dir: str | Path | None,
-    beyond: dict | None = None,
-    bias_weight: float = 0.0,
-    **resources,
+    a: JumpReLUSAE, b: JumpReLUSAE, opts: MatchOptions, cache_dir: str | Path | None
 ) -> Matching:
-    """match(a, b, ...) through the cache in cache_dir (no cache when None).
+    """match(a, b, **opts) through the cache in cache_dir (no cache when None).
 
-    beyond = dict(unmatched=, confidence=, top_k=, splits=) as for match(); resources
-    (max_memory, device) change how, not what: they are not part of the key. Entries are
-    match files `<key>.safetensors` + `<key>.json`.
+    opts.max_memory and opts.device change how, not what: they are not part of the key.
+    Entries are match files `<key>.safetensors` + `<key>.json`.
     """
-    beyond = {k: v for k, v in (beyond or {}).items() if v not in (None, False, 0, "none")}
     from saematch.matchfile import record_saes  # matchfile imports this package
 
     if cache_dir is None:
-        m = match(a, b, mode=mode, fold=fold, solver=solver, **beyond, bias_weight=bias_weight,
-                  **resources)  # fmt: skip
-        return record_saes(m, a, b)
+        return record_saes(match(a, b, **opts.kwargs()), a, b)
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    key = cache_key(a, b, mode, fold, solver, beyond, bias_weight=bias_weight)
-    beyond = {**beyond, "bias_weight": bias_weight}  # passed on to match()
+    key = cache_key(
+        a, b, opts.mode, opts.fold, opts.solver, opts.beyond(), bias_weight=opts.bias_weight
+    )
     with cache_lock(folder / f"{key}.lock", "a matching cache entry"):
-        return _cached_match_file(a, b, folder / key, mode, fold, solver, beyond, resources)
+        return _cached_match_file(a, b, folder / key, opts)
 
 
-def _cached_match_file(
-    a, b, stem: Path, mode, fold, solver, beyond: dict, resources: dict
-) -> Matching:
+def _cached_match_file(a, b, stem: Path, opts: MatchOptions) -> Matching:
     """The match file at stem, or compute and write it (caller holds the key's lock).
 
     The JSON is written last, so it marks a complete entry; one that does not load (corrupt,
@@ -112,7 +99,7 @@ def _cached_match_file(
             return m
         except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
             log.warning("matching cache entry %s is corrupt (%s); recomputing", stem.name, e)
-    m = match(a, b, mode=mode, fold=fold, solver=solver, **beyond, **resources)
+    m = match(a, b, **opts.kwargs())
     m.info["cached"] = False
     record_saes(m, a, b)
     save_match_file(m, stem, extra={"key": stem.name, "code": CODE_VERSION})
@@ -122,40 +109,35 @@ def _cached_match_file(
 def match_layers(
     saes: Sequence[JumpReLUSAE],
     *,
-    mode: str = "both",
-    fold: bool = True,
-    solver: str | Solver = "auto",
+    mode: str = DEFAULTS.mode,
+    fold: bool = DEFAULTS.fold,
+    solver: str | Solver = DEFAULTS.solver,
     cache_dir: str | Path | None = None,
     progress: bool = True,
-    max_memory=None,
-    device: str = "auto",
-    unmatched: float | str | None = None,
-    confidence: bool = False,
-    top_k: int = 0,
-    splits: bool = False,
-    bias_weight: float = 0.0,
+    max_memory: int | float | str | None = DEFAULTS.max_memory,
+    device: str = DEFAULTS.device,
+    unmatched: float | str | None = DEFAULTS.unmatched,
+    confidence: bool = DEFAULTS.confidence,
+    top_k: int = DEFAULTS.top_k,
+    splits: bool = DEFAULTS.splits,
+    bias_weight: float = DEFAULTS.bias_weight,
+    null_alpha: float = DEFAULTS.null_alpha,
+    seed: int = DEFAULTS.seed,
 ) -> list[Matching]:
     """Matchings of every adjacent pair (saes[t] -> saes[t+1]); len(saes) − 1 results.
 
-    max_memory, device: as in match(); unmatched, confidence, top_k, splits: matching beyond
-    the bijection (match()); bias_weight: the optional b_enc term of mode both (match()).
+    Every option as in match() (same defaults, options.DEFAULTS); cache_dir: the on-disk
+    cache of match files (module doc; None: no cache).
     """
-    beyond = {"unmatched": unmatched, "confidence": confidence, "top_k": top_k, "splits": splits}
+    opts = MatchOptions(
+        mode=mode, fold=fold, bias_weight=bias_weight, solver=solver, unmatched=unmatched,
+        confidence=confidence, top_k=top_k, splits=splits, null_alpha=null_alpha, seed=seed,
+        max_memory=max_memory, device=device,
+    )  # fmt: skip
     if len(saes) < 2:
         raise ValueError(f"match_layers needs at least two SAEs, got {len(saes)}")
     pairs = range(len(saes) - 1)
     return [
-        cached_match(
-            saes[t],
-            saes[t + 1],
-            mode=mode,
-            fold=fold,
-            solver=solver,
-            cache_dir=cache_dir,
-            beyond=beyond,
-            max_memory=max_memory,
-            device=device,
-            bias_weight=bias_weight,
-        )
+        cached_match(saes[t], saes[t + 1], opts, cache_dir)
         for t in tqdm(pairs, desc="matching layers", disable=not progress)
     ]

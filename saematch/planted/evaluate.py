@@ -28,7 +28,7 @@ Matcher = Callable[[JumpReLUSAE, JumpReLUSAE, str, bool], np.ndarray]
 
 def lap_matcher(a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool) -> np.ndarray:
     """The default matcher: saematch.matching.match (eq. 3)."""
-    return match(a, b, mode=mode, fold=fold).perm
+    return match(a, b, mode=mode, fold=fold, confidence=False, top_k=0, splits=False).perm
 
 
 def parse_variant(name: str) -> tuple[str, bool] | None:

@@ -26,6 +26,9 @@ def perm_key(mode: str, fold: bool, layer_a: int, layer_b: int) -> str:
     return f"{'folded' if fold else 'unfolded'}_{mode}/{layer_a}-{layer_b}"
 
 
+SOLVE_ONLY = {"confidence": False, "top_k": 0, "splits": False}  # the bijection, no analyses
+
+
 class RecordingMatcher:
     """A Matcher that solves eq. 3 (saematch.matching.match) and keeps every Matching, keyed
     "<fold>_<mode>/<a>-<b>" by the SAEs' layers, so a run's numbers can be recomputed from its
@@ -39,7 +42,7 @@ class RecordingMatcher:
     def __call__(self, a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool) -> np.ndarray:
         key = perm_key(mode, fold, self.layer_of[id(a)], self.layer_of[id(b)])
         if key not in self.matchings:
-            m = match(a, b, mode=mode, fold=fold, bias_weight=self.bias_weight)
+            m = match(a, b, mode=mode, fold=fold, bias_weight=self.bias_weight, **SOLVE_ONLY)
             self.matchings[key] = record_saes(m, a, b)
         return np.asarray(self.matchings[key].perm, dtype=np.int64)
 

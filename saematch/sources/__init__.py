@@ -3,8 +3,9 @@
 from saematch.sources.gemma_scope import fetch_file, load_gemma_scope
 from saematch.sources.llama_scope import convert_llama_scope, load_llama_scope
 from saematch.sources.local import load_sae, save_sae
+from saematch.sources.registry import resolve_set
 from saematch.sources.saelens import load_saelens
-from saematch.sources.sets import SAESet, SAESpec, resolve_set
+from saematch.sources.sets import SAESet, SAESpec
 
 __all__ = [
     "SAESet",

@@ -260,13 +260,3 @@ SETS = {
     "gemma_scope_sweep": gemma_scope_sweep_set,
     "llama_scope": llama_scope_set,
 }
-
-
-def resolve_set(name: str, layers: Layers = None, **kw) -> SAESet:
-    """Build the named SAE set (see `SETS`), optionally for a subset or range of layers."""
-    from saematch.sources.module_sets import MODULE_SETS  # module sets build on SAESet
-
-    sets = {**SETS, **MODULE_SETS}
-    if name not in sets:
-        raise KeyError(f"unknown SAE set {name!r}; known: {sorted(sets)}")
-    return sets[name](layers, **kw) if layers is not None else sets[name](**kw)

@@ -29,6 +29,11 @@ NULL_ALPHA = 0.05
 NULL_SAMPLE = 1024  # features per side: the quantile's standard error is ~0.005 at α = 0.05
 
 
+def feature_parts(d_model: int, mode: str) -> list[tuple[int, int]]:
+    """The d_model-wide blocks of the feature vector z (rotated together by the null)."""
+    return [(0, d_model)] if mode != "both" else [(0, d_model), (d_model, 2 * d_model)]
+
+
 @lru_cache(maxsize=4)
 def random_rotation(d: int, seed: int) -> np.ndarray:
     """A Haar-random orthogonal (d, d) float32 matrix (QR of a Gaussian, signs fixed).

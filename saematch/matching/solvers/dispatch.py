@@ -1,14 +1,14 @@
 """The dispatcher: one call, `assign(xa, xb, solver)`, for every solver on augmented features.
 
-* scipy — dense reference: float64 cost, column-reduced, scipy linear_sum_assignment.
-* lapjv — dense float32 cost, lapx `lapjvs` (fastest dense solver on this machine).
-* auto  — exact and fast, never a float64 n×n matrix: the quantised certified solver
-  (certified.py: stored 16-bit estimate, guess, proof by duals) while its estimate fits
-  `max_dense_bytes`; else, or if it finds no proof, the streamed certified solver
-  (streamed.py: row blocks of the same bound, sparse candidates, proof in rounds).
+* scipy, lapjv — the dense solvers (dense.py): the whole n×n cost in memory.
+* auto — exact and fast, never a float64 n×n matrix: the stored certified solver
+  (stored.py: 16-bit estimate, guess, proof by duals) while its estimate fits
+  `max_dense_bytes` and the budget; else, or if it finds no proof, the streamed certified
+  solver (streamed.py: row blocks of the same bound, sparse candidates, proof in rounds).
 
 Every solver returns an Assignment (certificate.py): the permutation and LP duals proving it
-optimal; for scipy and lapjv the duals are computed on their dense cost (proof.py).
+optimal. `plan` picks the path from the byte estimates of budget.py before anything is
+allocated.
 
 The same three as objects (`AutoSolver(k=32)`, `LapjvSolver()`, `ScipySolver()`): what
 `match(solver=...)` takes besides a name, and what conf/matching/solver/*.yaml build. A solver
@@ -21,28 +21,25 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-import lap
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
-from tqdm.auto import tqdm
 
 from saematch.matching.budget import (
-    available_bytes,
+    MAX_STORED_BYTES,
     dense_bytes,
-    scan_bytes,
+    resolve_work,
     stored_bytes,
     streamed_bytes,
+    streamed_split,
     too_big,
 )
 from saematch.matching.certificate import Assignment
-from saematch.matching.certified import quantised_certified_assign
-from saematch.matching.proof import dense_duals
-from saematch.matching.streamed import streamed_certified_assign
+from saematch.matching.solvers.dense import solve_lapjv, solve_scipy
+from saematch.matching.solvers.stored import quantised_certified_assign
+from saematch.matching.solvers.streamed import streamed_certified_assign
 
 SOLVERS = ("auto", "lapjv", "scipy")
 DENSE_BELOW = 64  # auto: plain lapjvs below this width
-MAX_DENSE_BYTES = 2 * 1024**3  # auto: the stored 16-bit estimate up to 2 GiB (n ≈ 32k)
 STREAMED_OPTIONS = ("k", "rest_k", "margin", "max_rounds", "suspect_cap", "seed")
 DEVICES = ("auto", "cpu", "cuda")
 MIN_BLOCK, MAX_BLOCK = 16, 256  # streamed row blocks
@@ -57,24 +54,26 @@ def resolve_device(device: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
-def plan(n: int, D: int, solver: str, budget: int, device: str = "cpu", dense_below=None):
-    """(path, streamed row block) for n features of length D within `budget` bytes of
-    working memory (features excluded); MemoryError, before anything is allocated, when no
-    path fits. path: dense | stored | streamed."""
+def plan(
+    n: int, D: int, solver: str, work_bytes: int, device: str = "cpu", dense_below=None
+) -> tuple[str, int | None]:
+    """(path, streamed row block) for n features of length D within `work_bytes` of working
+    memory (features excluded); MemoryError, before anything is allocated, when no path
+    fits. path: dense | stored | streamed."""
     dense_below = DENSE_BELOW if dense_below is None else dense_below
     if solver in ("scipy", "lapjv") or n < dense_below:
         need = dense_bytes(n, solver)
-        if need > budget:
-            raise too_big(n, D, need, budget, f"the dense {solver} solver")
+        if need > work_bytes:
+            raise too_big(n, D, need, work_bytes, f"the dense {solver} solver")
         return "dense", None
-    if device == "cpu" and stored_bytes(n) <= min(budget, MAX_DENSE_BYTES):
+    if device == "cpu" and stored_bytes(n) <= min(work_bytes, MAX_STORED_BYTES):
         return "stored", None
     block = MAX_BLOCK
-    while block > MIN_BLOCK and streamed_bytes(n, D, block) > budget:
+    while block > MIN_BLOCK and streamed_bytes(n, D, block) > work_bytes:
         block //= 2
     need = streamed_bytes(n, D, block)
-    if need > budget:
-        raise too_big(n, D, need, budget, f"the streamed solver in row blocks of {block}")
+    if need > work_bytes:
+        raise too_big(n, D, need, work_bytes, f"the streamed solver in row blocks of {block}")
     return "streamed", block
 
 
@@ -83,75 +82,26 @@ def check_solver(solver) -> None:
     get_solver(solver)
 
 
-def dense_cost(xa: np.ndarray, xb: np.ndarray, block: int = 2048, progress: bool = False):
-    """The (n, n) cost xa @ xb.T in xa's dtype, built in row blocks (no temporary copy)."""
-    n = xa.shape[0]
-    out = np.empty((n, xb.shape[0]), dtype=xa.dtype)
-    for s in tqdm(range(0, n, block), desc="cost", disable=not progress, leave=False):
-        np.matmul(xa[s : s + block], xb.T, out=out[s : s + block])
-    return out
-
-
-def _with_duals(cost: np.ndarray, x: np.ndarray, tol: float, info: dict) -> Assignment:
-    duals = dense_duals(cost, x, tol)
-    if duals is None:  # a dense solver's answer that its own cost does not prove optimal
-        raise RuntimeError(f"{info['method']}: the assignment is not optimal on its cost")
-    u, v, t = duals
-    return Assignment(x, u, v, t, info)
-
-
-def solve_scipy(xa: np.ndarray, xb: np.ndarray, progress: bool = False) -> Assignment:
-    """Reference: float64 dense cost, minus each column's minimum, linear_sum_assignment.
-
-    Column reduction keeps the optimum and avoids scipy's 40x slowdown on rows of varied
-    norm (MEASURED.md). Duals are those of the unreduced cost.
-    """
-    cost = dense_cost(xa.astype(np.float64), xb.astype(np.float64), progress=progress)
-    shift = cost.min(axis=0)
-    cost -= shift
-    rows, cols = linear_sum_assignment(cost)
-    x = np.empty(len(rows), dtype=np.int64)
-    x[rows] = cols
-    a = _with_duals(cost, x, 0.0, {"method": "scipy"})
-    a.v += shift
-    return a
-
-
-def solve_lapjv(xa: np.ndarray, xb: np.ndarray, progress: bool = False) -> Assignment:
-    """Dense float32 cost solved by lapx `lapjvs` (Jonker-Volgenant, float32 kernel).
-
-    Its duals hold for the float32 cost; against exact costs at the float32 rounding bound.
-    """
-    xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
-    cost = dense_cost(xa, xb, progress=progress)
-    x, _ = lap.lapjvs(cost, extend_cost=False, return_cost=False, jvx_like=False)
-    x = np.asarray(x, dtype=np.int64)
-    na = np.sqrt(np.einsum("ij,ij->i", xa, xa, dtype=np.float64).max(initial=0.0))
-    nb = np.sqrt(np.einsum("ij,ij->i", xb, xb, dtype=np.float64).max(initial=0.0))
-    tol = float(xa.shape[1] * np.finfo(np.float32).eps * na * nb)
-    return _with_duals(cost, x, tol, {"method": "lapjvs"})
-
-
 def assign(
     xa: np.ndarray,
     xb: np.ndarray,
     solver: str = "auto",
     progress: bool = False,
     dense_below: int = DENSE_BELOW,
-    max_dense_bytes: int = MAX_DENSE_BYTES,
+    max_dense_bytes: int = MAX_STORED_BYTES,
     exact_tail: int = 0,
     head_splits: tuple[int, ...] = (),
-    max_memory: int | None = None,
+    work_bytes: int | None = None,
     device: str = "cpu",
     **streamed_options,
 ) -> Assignment:
     """Optimal assignment of c = xa @ xb.T with the named solver, with its duals.
 
-    auto: the quantised certified solver while its stored estimate fits max_dense_bytes and
-    max_memory (bytes of working memory; None: no limit), on the CPU (the last `exact_tail`
+    auto: the stored certified solver while its estimate fits max_dense_bytes and work_bytes
+    (working memory; None: the default budget, budget.py), on the CPU (the last `exact_tail`
     dims of z are kept exact, e.g. mode "both"'s b_enc; `head_splits` are where its parts of
     different scale start, e.g. the encoder's); else the streamed one on `device`, in row
-    blocks that fit max_memory. streamed_options (STREAMED_OPTIONS) go to the latter.
+    blocks that fit work_bytes. streamed_options (STREAMED_OPTIONS) go to the latter.
     """
     check_solver(solver)
     unknown = set(streamed_options) - set(STREAMED_OPTIONS)
@@ -159,8 +109,8 @@ def assign(
         raise TypeError(f"assign: unknown options {sorted(unknown)}; known: {STREAMED_OPTIONS}")
     n, D = xa.shape[0], xa.shape[1] - 2
     device = resolve_device(device)
-    budget = max_memory if max_memory is not None else 2**62
-    path, block = plan(n, D, solver, budget, device, dense_below)
+    work = resolve_work(work_bytes)
+    path, block = plan(n, D, solver, work, device, dense_below)
     if solver == "scipy":
         return solve_scipy(xa, xb, progress)
     if path == "dense":
@@ -172,14 +122,8 @@ def assign(
             res.info = {"method": "int8-certified", **res.info}
             return res
     if path != "streamed":  # the stored path did not run or found no proof
-        block = plan(n, D, solver, budget, "cuda", dense_below)[1]  # "cuda": never stored
-    # what the budget leaves beyond the streamed pass: the proof's graph grows into it, and
-    # the rest's dense sub-cost uses it and the scan temporaries (not held while it is solved)
-    if max_memory is None:  # no budget given: a quarter of what the machine has free
-        rest_bytes = proof_bytes = (available_bytes() or 8 * 10**9) // 4
-    else:
-        proof_bytes = budget - streamed_bytes(n, D, block)
-        rest_bytes = proof_bytes + scan_bytes(n, block)
+        block = plan(n, D, solver, work, "cuda", dense_below)[1]  # "cuda": never stored
+    proof_bytes, rest_bytes = streamed_split(n, D, block, work)
     res = streamed_certified_assign(
         xa, xb, exact_tail, head_splits, block=block, device=device, progress=progress,
         dense_rest_bytes=rest_bytes, proof_bytes=proof_bytes, **streamed_options,
@@ -212,9 +156,9 @@ class Solver:
         opts = self.options()
         return self.name + (f"({', '.join(f'{k}={v}' for k, v in opts.items())})" * bool(opts))
 
-    def plan(self, n: int, D: int, budget: int, device: str = "cpu"):
+    def plan(self, n: int, D: int, work_bytes: int, device: str = "cpu"):
         """plan() of this solver: (path, row block), or MemoryError when nothing fits."""
-        return plan(n, D, self.name, budget, device, self.options().get("dense_below"))
+        return plan(n, D, self.name, work_bytes, device, self.options().get("dense_below"))
 
     def __call__(
         self,
@@ -224,11 +168,11 @@ class Solver:
         progress: bool = False,
         exact_tail: int = 0,
         head_splits: tuple[int, ...] = (),
-        max_memory: int | None = None,
+        work_bytes: int | None = None,
         device: str = "cpu",
     ) -> Assignment:
         """The optimal assignment of c = xa @ xb.T with its duals: assign() with this solver."""
-        how = {"exact_tail": exact_tail, "head_splits": head_splits, "max_memory": max_memory}
+        how = {"exact_tail": exact_tail, "head_splits": head_splits, "work_bytes": work_bytes}
         return assign(xa, xb, self.name, progress, device=device, **how, **self.options())
 
 

@@ -22,9 +22,10 @@ GEMM with the rounding margin γ_D ‖x_i‖ ‖y_j‖ (Higham's bound, any summ
 candidate's cost is recomputed in float64 and the sparse problem is solved exactly (scipy's
 LAPJVsp on the standard reject-padded square graph).
 
-Memory (max_memory): each route's working memory is estimated before it allocates
-(bound_bytes, pass_bytes, dense_clamped_bytes); the int8 route runs only where it fits, the
-float32 pass shrinks its row block to fit, and a budget no route fits is a MemoryError first.
+Memory (work_bytes): each route's working memory is estimated before it allocates
+(budget.py: bound_bytes, partial_pass_bytes, dense_clamped_bytes); the int8 route runs only
+where it fits, the float32 pass shrinks its row block to fit, and a budget no route fits is a
+MemoryError first.
 """
 
 from __future__ import annotations
@@ -36,47 +37,28 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-from saematch.matching.budget import dense_bytes, too_big
-from saematch.matching.proof import dense_duals
-from saematch.matching.quantised import MAX_WORKERS, quantised_bound
-
-MAX_BOUND_BYTES = 2 * 1024**3  # the int8 path's 16-bit n×n estimate (as solvers.py)
-MAX_EDGES_PER_ROW = 64  # denser graphs (ρ large: most pairs beat rejection) are solved densely
-
-
-def edge_bytes(n: int) -> int:
-    """Candidate buffers (≤ MAX_EDGES_PER_ROW·n pairs: rows, columns, costs, mask) and the
-    reject-padded sparse graph (2e + 2n entries: value and two indices, then CSR)."""
-    e = MAX_EDGES_PER_ROW * n
-    return e * 40 + (2 * e + 2 * n) * 40
-
-
-def bound_bytes(n: int, D: int, block: int = 128) -> int:
-    """The int8 route (quantised.py): 16-bit estimate (2n²), int8 copy of side b, per worker
-    int32 products (≤ 3 parts × block × n) and top-2 arrays, per-row norms; then the edges."""
-    workers = MAX_WORKERS
-    per_worker = 3 * block * n * 4 + block * D + 4 * n + 48 * n
-    return 2 * n * n + n * D + workers * per_worker + 200 * n + edge_bytes(n)
+from saematch.matching.budget import (
+    MAX_EDGES_PER_ROW,
+    MAX_STORED_BYTES,
+    bound_bytes,
+    dense_clamped_bytes,
+    estimate_bytes,
+    partial_pass_bytes,
+    resolve_work,
+    too_big,
+)
+from saematch.matching.solvers.proof import dense_duals
+from saematch.matching.solvers.quantised import MAX_WORKERS, quantised_bound
 
 
-def pass_bytes(n: int, block: int) -> int:
-    """The float32 route: one (block, n) float32 cost block, scan buffers, norms, the edges."""
-    return block * n * 4 + (4 * block + 1024) * 16 * 4 + 16 * n + edge_bytes(n)
-
-
-def dense_clamped_bytes(n: int) -> int:
-    """The dense route: the clamped float32 cost and lapjvs' working copy (budget.py)."""
-    return dense_bytes(n, "lapjvs")
-
-
-def pass_block(n: int, D: int, budget: int | None, block: int = 2048) -> int:
-    """The float32 pass's row block that fits the budget; MemoryError if not even 16 rows do."""
-    if budget is None:
-        return block
-    while block > 16 and pass_bytes(n, block) > budget:
+def pass_block(n: int, D: int, work_bytes: int, block: int = 2048) -> int:
+    """The float32 pass's row block that fits work_bytes; MemoryError if not even 16 rows do."""
+    while block > 16 and partial_pass_bytes(n, block) > work_bytes:
         block //= 2
-    if pass_bytes(n, block) > budget:
-        raise too_big(n, D, pass_bytes(n, block), budget, "partial matching (float32 pass)")
+    if partial_pass_bytes(n, block) > work_bytes:
+        raise too_big(
+            n, D, partial_pass_bytes(n, block), work_bytes, "partial matching (float32 pass)"
+        )
     return block
 
 
@@ -223,23 +205,21 @@ def solve_with_reject(
     return perm
 
 
-def dense_reject_assign(
-    xa, xb, ta, tb, block: int = 2048, budget: int | None = None
-) -> tuple[np.ndarray, dict]:
+def dense_reject_assign(xa, xb, ta, tb, block: int, work_bytes: int) -> tuple[np.ndarray, dict]:
     """perm (−1 = unmatched) from the bijection on the clamped float32 cost min(c, τ_i + τ'_j).
 
     lapx lapjvs on the dense clamped cost, proven by LP duals on that cost (proof.py); pairs
     at the clamp (exact float64 cost ≥ τ_i + τ'_j) are dropped. MemoryError before the n×n
-    cost when it does not fit the budget (bytes).
+    cost when it does not fit work_bytes.
     """
     n = xa.shape[0]
     need = dense_clamped_bytes(n)
-    if budget is not None and need > budget:
+    if need > work_bytes:
         raise too_big(
             n,
             xa.shape[1] - 2,
             need,
-            budget,
+            work_bytes,
             f"partial matching (dense clamped cost: more than {MAX_EDGES_PER_ROW} pairs per "
             "feature beat rejection; a smaller reject cost ρ keeps the graph sparse)",
         )
@@ -276,33 +256,35 @@ def partial_assign(
     exact_tail: int = 0,
     head_splits: tuple[int, ...] = (),
     quantised: bool = True,
-    max_memory: int | None = None,
+    work_bytes: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Exact optimum of (P) with τ = ρ r, τ' = ρ s; returns (perm with −1, pair cost, info).
 
     pair cost is c_i,perm[i] (float64 → float32) and NaN where i is unmatched. exact_tail,
     head_splits: as for the bijection's int8 bound (mode "both": 1, (d_model,)).
-    max_memory: bytes this may allocate beyond the features (None: no limit); MemoryError
-    naming the route before anything large is allocated when none fits.
+    work_bytes: bytes this may allocate beyond the features (None: the default budget,
+    budget.py); MemoryError naming the route before anything large is allocated when none
+    fits.
     """
     if not np.isfinite(rho) or rho < 0:
         raise ValueError(f"the relative reject cost must be a finite number ≥ 0, got {rho}")
     n, D = xa.shape[0], xa.shape[1] - 2
-    block = pass_block(n, D, max_memory, block)
-    fits = max_memory is None or bound_bytes(n, D) <= max_memory
+    work = resolve_work(work_bytes)
+    block = pass_block(n, D, work, block)
+    fits = bound_bytes(n, D, MAX_WORKERS) <= work
     r, s = squared_norms(xa, xb)
     ta, tb = rho * r, rho * s
     extra: dict = {}
     try:
         found = None
-        if quantised and fits and xa.shape[0] * xb.shape[0] * 2 <= MAX_BOUND_BYTES:
+        if quantised and fits and estimate_bytes(len(xa), len(xb)) <= MAX_STORED_BYTES:
             found = bound_candidates(xa, xb, ta, tb, exact_tail, head_splits)
         method = "int8-bound" if found is not None else "float32-pass"
         rows, cols, cost = found if found is not None else candidate_pairs(xa, xb, ta, tb, block)
         perm = solve_with_reject(rows, cols, cost, ta, tb)
     except DenseGraphError:  # most pairs beat rejection: the clamped bijection, densely
         method = "dense-clamped"
-        perm, extra = dense_reject_assign(xa, xb, ta, tb, block, max_memory)
+        perm, extra = dense_reject_assign(xa, xb, ta, tb, block, work)
         rows = np.flatnonzero(perm >= 0)
         cols = perm[rows]
         cost = np.empty(len(rows), dtype=np.float64)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from saematch.matching.heap import heap_pop, heap_push
+from saematch.matching.solvers.heap import heap_pop, heap_push
 
 
 @dataclass

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from saematch.matching.bound_kernels import fold_block, merge_rows
-from saematch.matching.quantised import fold_top2_block
-from saematch.matching.sparse_lap import unique_keys
+from saematch.matching.solvers.kernels import fold_block, merge_rows
+from saematch.matching.solvers.quantised import fold_top2_block
+from saematch.matching.solvers.sparse_lap import unique_keys
 
-NUMBA_TOP2 = True  # on the CPU, numba: the fused kernel (bound_kernels.py), else the top-2 pass
+NUMBA_TOP2 = True  # on the CPU, numba: the fused kernel (kernels.py), else the top-2 pass
 
 
 @dataclass
@@ -158,7 +158,7 @@ def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candida
 
 def _stream_candidates_fused(lb, k: int, block: int, progress: bool) -> Candidates:
     """stream_candidates on the CPU's fused bound: the int32 products of each row block folded
-    by bound_kernels.py (exact k + 1 smallest per row and column; no torch pass)."""
+    by kernels.py (exact k + 1 smallest per row and column; no torch pass)."""
     n, T = lb.n, nb.get_num_threads()
     r32, s32 = lb.r.astype(np.float32), lb.s.astype(np.float32)
     rkv, rv = np.full((T, n, k + 1), np.inf, np.float32), np.full((T, n, 2), np.inf, np.float32)

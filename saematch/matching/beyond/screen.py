@@ -33,9 +33,17 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from saematch.matching.confidence import PairAnalysis, complete, sorted_heaps
-from saematch.matching.quantised import EPS, SLACK, Norms, part_bounds, quantise_rows
-from saematch.matching.screen_kernels import exact_into, screen_block
+from saematch.matching.beyond.confidence import PairAnalysis, complete, pair_analysis, sorted_heaps
+from saematch.matching.beyond.screen_kernels import exact_into, screen_block
+from saematch.matching.budget import confidence_pass_bytes, resolve_work, screen_bytes, too_big
+from saematch.matching.solvers.quantised import (
+    EPS,
+    SLACK,
+    Norms,
+    int8_gemm_available,
+    part_bounds,
+    quantise_rows,
+)
 
 SCREEN = 4  # extra candidates per heap beyond what is reported
 WORKERS = 2  # block-pair workers (int8 GEMM in torch, scan in numba without the GIL)
@@ -215,18 +223,6 @@ def _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block, s
     return PairAnalysis(conf, bestk, preds, pcost, succ, scost, lower), conf_low, info
 
 
-def screen_bytes(n: int, D: int, block: int) -> int:
-    """The screen's working memory: int8 copies (A, B, B permuted), per worker two blocks of
-    int32 products (≤ 2 parts, and torch's output), heaps, and the candidates' exact costs."""
-    heaps = WORKERS * n * (SCREEN * 16 + (10 + SCREEN) * 16 + (2 + SCREEN) * 16 + 32)
-    return 3 * n * D + WORKERS * 4 * 2 * block * block * 4 + heaps + 400 * n
-
-
-def pass_bytes(n: int, D: int, block: int) -> int:
-    """confidence.py's float32 pass: its diagonal blocks (n × block) and two more blocks."""
-    return n * block * 4 + 2 * block * block * 4 + 200 * n
-
-
 def analyse_pairs(
     xa: np.ndarray,
     xb: np.ndarray,
@@ -236,25 +232,28 @@ def analyse_pairs(
     duals: tuple[np.ndarray, np.ndarray] | None = None,
     exact_tail: int = 0,
     head_splits: tuple[int, ...] = (),
-    max_memory: int | None = None,
+    work_bytes: int | None = None,
 ) -> tuple[PairAnalysis, dict]:
     """The int8 screen where torch has an int8 GEMM, else confidence.py's float32 pass.
 
-    max_memory: bytes it may allocate (None: no limit); the block shrinks to fit, and a budget
-    that fits no block of 64 rows is a MemoryError before the pass.
+    work_bytes: bytes it may allocate (None: the default budget, budget.py); the block
+    shrinks to fit, and a budget that fits no block of 64 rows is a MemoryError before the
+    pass.
     """
-    from saematch.matching.budget import too_big
-    from saematch.matching.confidence import pair_analysis
-    from saematch.matching.quantised import int8_gemm_available
-
     n, D = xa.shape
     screen_ok = int8_gemm_available()
-    need = screen_bytes if screen_ok else pass_bytes
+
+    def need(block: int) -> int:
+        if screen_ok:
+            return screen_bytes(n, D, block, WORKERS, SCREEN)
+        return confidence_pass_bytes(n, D, block)
+
+    work = resolve_work(work_bytes)
     block = 2048
-    while max_memory is not None and block > 64 and need(n, D, block) > max_memory:
+    while block > 64 and need(block) > work:
         block //= 2
-    if max_memory is not None and need(n, D, block) > max_memory:
-        raise too_big(n, D, need(n, D, block), max_memory, "the confidence pass")
+    if need(block) > work:
+        raise too_big(n, D, need(block), work, "the confidence pass")
     if not screen_ok:
         pa = pair_analysis(xa, xb, perm, tau, top_k, duals, block)
         return pa, {"analysis": "float32-pass", "block": block}

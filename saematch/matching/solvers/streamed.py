@@ -27,18 +27,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from saematch.matching.blocks import LowerBound
-from saematch.matching.bound_kernels import below_margin
-from saematch.matching.candidates import ColumnTopK, stream_candidates, unproven_rows
+from saematch.matching.budget import EDGE_BYTES, proof_too_big
 from saematch.matching.certificate import Assignment
-from saematch.matching.guess import clear_pairs, solve_rest, sub_cost
-from saematch.matching.proof import exact_cost, graph_duals, label_duals
-from saematch.matching.sparse_lap import build_csr, solve_sparse, unique_keys
+from saematch.matching.solvers.blocks import LowerBound
+from saematch.matching.solvers.candidates import ColumnTopK, stream_candidates, unproven_rows
+from saematch.matching.solvers.guess import clear_pairs, solve_rest, sub_cost
+from saematch.matching.solvers.kernels import below_margin
+from saematch.matching.solvers.proof import exact_cost, graph_duals, label_duals
+from saematch.matching.solvers.sparse_lap import build_csr, solve_sparse, unique_keys
 
 log = logging.getLogger(__name__)
 EPS = float(np.finfo(np.float32).eps)
+UNLIMITED = 2**62  # proof_bytes when the caller sets no limit (tests, benchmarks)
 DENSE_REST_SLACK = 1.25  # the rest's float32 sub-cost and column slices (lapjvs copies nothing)
-EDGE_BYTES = 128  # peak bytes per edge of the proof's graph: arrays, keys, sort and CSR copies
 
 
 @nb.njit(cache=True, parallel=True)
@@ -133,15 +134,15 @@ def streamed_certified_assign(
     max_rounds: int = 10_000,
     suspect_cap: int = 64,
     dense_rest_bytes: int = 0,
-    proof_bytes: int | None = None,
+    proof_bytes: int = UNLIMITED,
     seed: int = 0,
     progress: bool = False,
 ) -> Assignment:
     """Optimal assignment of c = xa @ xb.T (float32 augmented features) with its duals.
 
     dense_rest_bytes: the rest is solved on its dense float32 sub-cost when that fits;
-    proof_bytes: how far the proof's graph of exact costs may grow (None: no limit), at
-    EDGE_BYTES an edge; past it a MemoryError says to raise the budget."""
+    proof_bytes: how far the proof's graph of exact costs may grow (budget.streamed_split),
+    at EDGE_BYTES an edge; past it a MemoryError says to raise the budget."""
     n = xa.shape[0]
     k = max(1, min(k, n - 1))
     dev = torch.device(device)
@@ -174,9 +175,9 @@ def streamed_certified_assign(
         x[rest_r] = rest_c[xs]
         known.append(rest_edges)
     times["guess"], t0 = time.perf_counter() - t0, time.perf_counter()
-    # the proof's graph grows by at most proof_bytes (None: no limit); the dispatcher gives it
-    # what the budget left for the rest's dense sub-cost, freed by now
-    room = 2**62 if proof_bytes is None else max(proof_bytes, 0) // EDGE_BYTES
+    # the proof's graph grows by at most proof_bytes; the dispatcher gives it what the budget
+    # left for the rest's dense sub-cost, freed by now
+    room = max(proof_bytes, 0) // EDGE_BYTES
     max_edges = sum(len(e[0]) for e in known) + 2 * n + room
     x, v, info = _prove_graph(
         lb, xa, xb, x, v, cand, known, tol, scale, block, max_rounds, progress, suspect_cap,
@@ -234,12 +235,7 @@ def _prove_graph(
         info["per_round"].append(len(bad))
         per_row = (max_edges - len(er)) // len(bad)  # E's room, shared by the scanned rows
         if per_row < 1:
-            raise MemoryError(
-                f"matching {n} features: the proof's graph of {len(er):,} exact costs "
-                f"(≈ {len(er) * EDGE_BYTES / 1e9:.2f} GB, all the memory budget leaves it) has "
-                f"no room for the {len(bad):,} rows still to prove. Raise the budget "
-                "(match(..., max_memory=...), config key matching.max_memory)."
-            )
+            raise proof_too_big(n, len(er), len(bad))
         new_r, new_c, new_v, violated, margin = [], [], [], False, 0.0
         cap = cap0 << min(info["rounds"] - 1, 20)  # doubles each round: every suspect in time
         cut, slack = [], np.full(n, np.inf)

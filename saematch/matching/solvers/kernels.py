@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from saematch.matching.quantised import keep2
+from saematch.matching.solvers.quantised import keep2
 
 
 @nb.njit(cache=True, nogil=True, inline="always")

@@ -20,7 +20,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from saematch.matching.quantised import part_bounds
+from saematch.matching.solvers.quantised import part_bounds
 
 EPS = float(np.finfo(np.float32).eps)
 
@@ -122,7 +122,7 @@ class LowerBound:
 
     def g_bound_args(self) -> tuple:
         """The fused path's per-row and per-column terms of the g-frame bound, in the argument
-        order of bound_kernels.py: (σ, σ', ρ_g, κ_g, E1, F1, E2, F2)."""
+        order of kernels.py: (σ, σ', ρ_g, κ_g, E1, F1, E2, F2)."""
         f = self.fused
         return (f["sa"], f["sb"], f["rho_g"], f["kappa_g"], f["e1"], f["f1"], f["e2"], f["f2"])
 

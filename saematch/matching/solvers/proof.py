@@ -23,7 +23,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from saematch.matching.heap import all_pending, pop_pending, push_pending
+from saematch.matching.solvers.heap import all_pending, pop_pending, push_pending
 
 HEAP_SCANS = 4  # heap-ordered scans per column before the round-robin fallback (below)
 SWEEP_SCANS = 100  # round-robin scans per column allowed after it (x n), at least

@@ -15,17 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from saematch.matching.certificate import Assignment
-from saematch.matching.guess import clear_pairs, guess
-from saematch.matching.proof import bound_duals, row_duals
-from saematch.matching.quantised import quantised_bound
+from saematch.matching.solvers.guess import clear_pairs, guess
+from saematch.matching.solvers.proof import bound_duals, row_duals
+from saematch.matching.solvers.quantised import quantised_bound
 
 SAFE_REST = 2048  # start at the wider margin while its dense rest has at most this many rows
 MAX_CYCLE_ROUNDS = 200  # negative-cycle cancellation rounds within one proof
-
-
-def stored_bytes(n: int) -> int:
-    """Memory of the stored estimate (n² uint16) and its row arrays."""
-    return 2 * n * n + 64 * n
 
 
 def quantised_certified_assign(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import lap
 import numpy as np
 
-from saematch.matching.proof import label_duals
+from saematch.matching.solvers.proof import label_duals
 
 
 def clear_pairs(rv, ri, cv, ci, margin: float):

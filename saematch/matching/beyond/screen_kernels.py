@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from saematch.matching.confidence import offer
+from saematch.matching.beyond.confidence import offer
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
