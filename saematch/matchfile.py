@@ -262,12 +262,8 @@ def _matching(meta: dict, arr: dict, json_path: Path) -> Matching:
             "sae_b": meta["b"],
         },
         unmatched=u.get("setting"),
-<<<<<<< HEAD
-        proven=bool(meta.get("proven_optimal")),
-        bias_weight=float(meta.get("bias_weight", 0.0)),
-=======
         proven=meta["proven_optimal"],
->>>>>>> house-lies
+        bias_weight=float(meta.get("bias_weight", 0.0)),
     )
     for name in OPTIONAL:
         if name in arr:

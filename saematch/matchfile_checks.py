@@ -124,6 +124,8 @@ def check_fields(meta: dict, path: Path, modes: tuple[str, ...]) -> tuple[int, i
     if sidecar_field(meta, "mode", str, path) not in modes:
         raise MatchFileError(f"{path}: mode {meta['mode']!r} is not one of {modes}")
     sidecar_field(meta, "fold", bool, path)
+    if "bias_weight" in meta and sidecar_field(meta, "bias_weight", (int, float), path) < 0:
+        raise MatchFileError(f"{path}: bias_weight {meta['bias_weight']!r} is negative")
     sidecar_field(meta, "proven_optimal", bool, path)
     sidecar_field(meta, "solver", str, path)
     sidecar_field(meta, "total_cost", (int, float), path, none=True)
