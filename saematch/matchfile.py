@@ -46,7 +46,7 @@ from saematch.matchfile_checks import (
     read_sidecar,
     sidecar_digest,
 )
-from saematch.matching import MODES
+from saematch.matching.cost import MODES
 from saematch.matching.match import Matching
 from saematch.sae import JumpReLUSAE
 
