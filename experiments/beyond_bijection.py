@@ -18,15 +18,15 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from experiments.common import Results
-from experiments.context import Context
-from experiments.sae_sets import is_planted_set
 from saematch import plotting
 from saematch.matching.beyond import match_beyond, parse_unmatched
 from saematch.matching.cost import augmented_features
 from saematch.matching.partial import squared_norms
 from saematch.matching.planted_pair import planted_pair
 from saematch.matching.validation import sae_level_truth, score_matching, unambiguous
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
+from saematch_experiments.harness.sae_sets import is_planted_set
 
 
 @dataclass

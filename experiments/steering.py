@@ -16,13 +16,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from experiments.common import Results
-from experiments.context import Context
-from experiments.matching_score import resid_rows
-from experiments.paths import activation_frequency, select_features
-from experiments.persistence import layer_path
 from saematch import plotting
 from saematch.data.batches import chunks
+from saematch.feature_paths import layer_path, select_features
 from saematch.flow.steering import (
     clean_log_probs,
     generate,
@@ -30,6 +26,9 @@ from saematch.flow.steering import (
     random_like,
     steering_effect,
 )
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
+from saematch_experiments.support.activations import activation_frequency
 
 MODES = ("path", "single")
 MIN_LAYERS = 1  # a one-layer set steers at that layer only
@@ -86,7 +85,7 @@ def feature_tokens(ctx: Context, layers: list[int], start: int, feats: list[int]
     and the mean residual norm at each layer (for relative steering norms)."""
     sae = ctx.saes[start]
     vals, cur, nxt, norms = [], [], [], []
-    for b, rows in zip(chunks(ctx.batch, ctx.batch_size), resid_rows(ctx, layers), strict=True):
+    for b, rows in zip(chunks(ctx.batch, ctx.batch_size), ctx.activation_rows(layers), strict=True):
         norms.append(rows.norm(dim=-1).cpu())  # (L, n)
         f = sae.encode(rows[layers.index(start)].to(sae.dtype))[:, feats].cpu()  # (n, k)
         m = b.metric_mask

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from experiment_helpers import compose_cfg, context, run, run_dir_of
 
-from experiments import persistence
+from saematch_experiments import persistence
 
 
 def _run(name, test_zoo, tmp_path_factory, overrides=()):

@@ -100,7 +100,7 @@ class PathsConfig:
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
-    # `_target_` groups: checked against their target's signature (experiments/targets.py)
+    # `_target_` groups: checked against their target's signature (experiments/harness/targets.py)
     saes: Any = MISSING
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -108,7 +108,7 @@ class Config:
     descriptions: Any = MISSING
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
-    # Each experiment checks its own options against its dataclass (experiments/registry.py).
+    # Each experiment checks its own options against its dataclass (harness/registry.py).
     experiment: Any = MISSING
     seed: int = 0
     dry_run: bool = False
