@@ -213,6 +213,14 @@ class Context:
 
         return build(node_of(self.cfg.matching.solver, "matching.solver"), "matching.solver")
 
+    @property
+    def matching_limits(self) -> dict[str, Any]:
+        """What a matching may allocate, and where, as every matching call takes it:
+        {"max_memory": cfg.matching.max_memory, "device": cfg.matching.device}. The one place
+        experiments read them (the YAML's name, unchanged on its way to the solver)."""
+        mc = self.cfg.matching
+        return {"max_memory": mc.max_memory, "device": mc.device}
+
     def matchings(
         self,
         *,
@@ -238,7 +246,7 @@ class Context:
         fold = bool(mc.fold) if fold is None else fold
         solver = solver or self.solver
         saes = self.saes if saes is None else saes
-        setting = parse_unmatched(mc.get("unmatched") if unmatched == "config" else unmatched)
+        setting = parse_unmatched(mc.unmatched if unmatched == "config" else unmatched)
         if setting is not None and not partial_ok:
             raise ValueError(
                 f"experiment {self.cfg.experiment.name!r} needs a bijection, but "
@@ -247,9 +255,9 @@ class Context:
             )
         beyond = {
             "unmatched": setting,
-            "confidence": bool(mc.get("confidence", False)),
-            "top_k": int(mc.get("top_k", 0) or 0),
-            "splits": bool(mc.get("splits", False)),
+            "confidence": bool(mc.confidence),  # conf/matching/ owns these values
+            "top_k": int(mc.top_k or 0),
+            "splits": bool(mc.splits),
         }
         layers = sorted(saes)
         key = (mode, fold, str(solver), *beyond.values(), tuple((L, id(saes[L])) for L in layers))
@@ -261,8 +269,7 @@ class Context:
                 fold=fold,
                 solver=solver,
                 cache_dir=cache,
-                max_memory=mc.get("max_memory"),
-                device=mc.get("device", "auto"),
+                **self.matching_limits,
                 **beyond,
             )
             self._matchings[key] = dict(zip(layers[:-1], ms, strict=True))
