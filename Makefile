@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean wheel-check
 
 $(BIN)/saematch: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,8 +23,22 @@ run: install
 test: install
 	$(BIN)/pytest -q $(ARGS)
 
+# What `pip install git+URL` or a cluster image gets: build the wheel, install it with its
+# dependencies into a fresh venv, run `saematch` (dry run) from an empty folder elsewhere.
+WHEEL_VENV ?= .venv-wheel
+wheel-check: install
+	rm -rf build dist $(WHEEL_VENV)
+	$(BIN)/pip wheel -q --no-deps -w dist .
+	$(PY) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install -q --upgrade pip
+	$(if $(TORCH),$(WHEEL_VENV)/bin/pip install -q "$(TORCH)")
+	$(WHEEL_VENV)/bin/pip install -q dist/saematch-*.whl
+	d=$$(mktemp -d) && cd $$d && $(CURDIR)/$(WHEEL_VENV)/bin/saematch dry_run=true logger=none \
+	  > dry_run.txt && grep -q "name: ground_truth" dry_run.txt && cd / && rm -rf $$d
+	@echo "wheel-check: the wheel's saematch runs from an unrelated folder"
+
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) outputs/* multirun
+	rm -rf $(VENV) $(WHEEL_VENV) build dist outputs/* multirun

@@ -18,15 +18,15 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from experiments.common import Results
-from experiments.context import Context
-from experiments.sae_sets import is_planted_set
 from saematch import plotting
 from saematch.matching import match_beyond, parse_unmatched
 from saematch.matching.beyond.partial import squared_norms
 from saematch.matching.cost import augmented_features
 from saematch.planted.planted_pair import planted_pair
 from saematch.planted.validation import sae_level_truth, score_matching, unambiguous
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
+from saematch_experiments.harness.sae_sets import is_planted_set
 
 
 @dataclass
@@ -108,13 +108,17 @@ def _relative(a, b, mode: str, perm: np.ndarray) -> np.ndarray:
     return np.where(perm >= 0, r + s[np.maximum(perm, 0)], np.nan)
 
 
-def planted_rows(opts: Options, setting, fold: bool) -> tuple[list[PlantedRow], dict]:
-    """Score rows over modes × cases × {bijection, partial}; and confidences for a histogram."""
+def planted_rows(opts: Options, setting, fold: bool, limits: dict) -> tuple[list[PlantedRow], dict]:
+    """Score rows over modes × cases × {bijection, partial}; and confidences for a histogram.
+
+    limits: max_memory and device of every matching (Context.matching_limits)."""
     rows, hist = [], {}
     for mode in opts.modes:
         for label, a, b, succ, known in planted_cases(opts):
             for name, un in (("bijection", None), ("partial", setting)):
-                m = match_beyond(a, b, mode=mode, fold=fold, unmatched=un, top_k=opts.top_k)
+                m = match_beyond(
+                    a, b, mode=mode, fold=fold, unmatched=un, top_k=opts.top_k, **limits
+                )
                 rel = _relative(a, b, mode, m.perm)
                 # B side: a one-to-one matching must leave one child of each split unmatched
                 # (the split detector reports it), so split children are not scored there
@@ -274,8 +278,9 @@ def truth_rows(ctx: Context, setting, modes: list[str], fold: bool) -> list[Trut
         succ, known, known_b = sae_level_truth(rep_a, rep_b, successor)
         ua, ub = unambiguous(rep_a, rep_b, successor)
         for mode in modes:
-            part = match_beyond(a, b, mode=mode, fold=fold, unmatched=setting, top_k=0)
-            bij = match_beyond(a, b, mode=mode, fold=fold, unmatched=None, top_k=1)
+            kw = {"mode": mode, "fold": fold, **ctx.matching_limits}
+            part = match_beyond(a, b, unmatched=setting, top_k=0, **kw)
+            bij = match_beyond(a, b, unmatched=None, top_k=1, **kw)
             for support, ka, kb in (("known", known, known_b), ("unambiguous", ua, ub)):
                 sp = score_matching(part.perm, succ, None, None, ka, kb)
                 sb = score_matching(bij.perm, succ, bij.confidence, bij.split_children, ka, kb)
@@ -331,7 +336,7 @@ def run(opts: Options, ctx: Context) -> Results:
     """Score partial matching, confidence, splits on planted pairs; unmatched share of the set."""
     setting = parse_unmatched(opts.unmatched)
     fold = bool(ctx.cfg.matching.fold)
-    rows, hist = planted_rows(opts, setting, fold)
+    rows, hist = planted_rows(opts, setting, fold, ctx.matching_limits)
     res = Results(metrics=rows)
     res.table("planted_scores", rows)
     res.figures["beyond_bijection_planted"] = plot_planted(rows, hist, list(opts.modes))

@@ -16,10 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.common import Results
-from experiments.context import Context, plain
-from experiments.registry import default_options
-from experiments.sae_sets import descriptions_mismatch
 from saematch.explorer import DATA_DIR, ExplorerData, Link, link_from_matching, write_explorer
 from saematch.explorer.data import (
     cheapest_paths,
@@ -29,6 +25,11 @@ from saematch.explorer.data import (
 )
 from saematch.metrics import MatchingScoreAccumulator
 from saematch.zoo.describe import NEVER_ACTIVE
+from saematch_experiments.harness.config_values import plain
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.registry import default_options
+from saematch_experiments.harness.results import Results
+from saematch_experiments.harness.sae_sets import descriptions_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +120,11 @@ def judge_labels(run: str, adjacent: list[Link], variant: str) -> tuple[dict, st
 def matching_scores(ctx: Context, adjacent: list[Link]) -> dict[int, float]:
     """Matching score of each adjacent pair (SPEC §5) on ctx's activations, in one pass: the
     model's on ctx.batch, or the planted world's generator (no LM there)."""
-    from experiments.matching_score import active, resid_rows
+    from saematch.metrics import active
 
     by = {L: s.to(ctx.act_device) for L, s in ctx.saes.items()}
     acc = {lk.src: MatchingScoreAccumulator(lk.target) for lk in adjacent}
-    for rows in resid_rows(ctx, ctx.layers):  # (L, n, d)
+    for rows in ctx.activation_rows(ctx.layers):  # (L, n, d)
         act = [active(by[L], rows[k]) for k, L in enumerate(ctx.layers)]
         for k, lk in enumerate(adjacent):
             acc[lk.src].update(act[k], act[k + 1])

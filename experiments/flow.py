@@ -15,14 +15,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from experiments.common import Results
-from experiments.context import Context
-from experiments.module_saes import module_saes
 from saematch import plotting
 from saematch.data.batches import chunks
 from saematch.flow import ORIGINS, SOURCES, build_flow_graph, save_flow_graph
 from saematch.flow.graph import check_similarity
 from saematch.flow.validate import CorrelationAccumulator, random_pairs, sample_edges
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
+from saematch_experiments.support.module_saes import module_saes
 
 KINDS = ("edge", "top1_any", "random")  # edges above τ, best source at any score, random pairs
 ORIGIN_COLORS = {

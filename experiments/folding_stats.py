@@ -28,10 +28,11 @@ import numpy as np
 import torch
 from scipy import stats
 
-from experiments.common import Results
-from experiments.context import Context, plain
 from saematch import plotting
 from saematch.data import chunks
+from saematch_experiments.harness.config_values import plain
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
 
 
 @dataclass

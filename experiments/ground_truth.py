@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from experiments.common import Results
-from experiments.context import Context
 from saematch.planted import ground_truth_report
 from saematch.planted.report import RecordingMatcher, plot_report, summary_table
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
 
 
 @dataclass

@@ -9,37 +9,22 @@ Judge failures: chat judges cache every answer as it arrives. If calls still fai
 judge's retries, the run records the answered pairs (status "partial" in results.json, with a
 message saying how to resume) and then re-raises the JudgeCallError, so the command exits
 non-zero; rerunning the same command resumes with only the missing pairs.
-The helpers below (`sample_described`, `judge_pairs`, `summarize`, `Labels`, `judge_items`,
-`judge_info`, `judged`) are shared by `mse_by_label` and `persistence_judge`.
+Choosing and asking the pairs is saematch.judge.labelling; the judge's part of results.json
+is saematch_experiments.support.judging (both shared with mse_by_label and persistence_judge).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from experiments.common import Results
-from experiments.context import Context, plain
-from experiments.targets import short_name
 from saematch import plotting
-from saematch.judge import (
-    LABEL_NAMES,
-    ChatJudge,
-    JudgeCallError,
-    JudgeResult,
-    cache_key,
-    format_user_message,
-    parse_label,
-)
-from saematch.metrics import gpt_score, label_counts
-from saematch.zoo.describe import NEVER_ACTIVE
+from saematch.judge.labelling import Labels, judge_items, sample_described, skip_reason
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
+from saematch_experiments.support.judging import judged
 
-PROXY_JUDGES = {
-    "lexical": "word-overlap (Jaccard) proxy, NOT the paper's LLM judge (GPT-4o mini, App. C)",
-    "embedding": "sentence-embedding cosine proxy, NOT the paper's LLM judge (App. C)",
-}
 VARIANTS = ("folded", "unfolded", "vanilla")  # vanilla: identity permutation
 
 
@@ -49,142 +34,6 @@ class Options:
     variants: list[str]  # any of folded, unfolded, vanilla (identity)
     seed: int  # choice of the start features
     exclude_dead: bool  # treat the zoo's "never active" description as missing
-
-
-# -- shared helpers ------------------------------------------------------------------------
-def usable(text: str | None, exclude_dead: bool) -> bool:
-    """A description the judge may see: present, and not the zoo's dead-feature marker."""
-    return text is not None and not (exclude_dead and text == NEVER_ACTIVE)
-
-
-def skip_reason(a: str | None, b: str | None, exclude_dead: bool) -> str | None:
-    """Why a pair is not judged: "missing" (no description), "dead", or None (judge it)."""
-    if a is None or b is None:
-        return "missing"
-    return None if usable(a, exclude_dead) and usable(b, exclude_dead) else "dead"
-
-
-def sample_described(src, width: int, n: int, seed: int, exclude_dead: bool) -> list[int]:
-    """Up to n feature indices in [0, width) with a usable description, in seeded random order."""
-    rng = np.random.default_rng(seed)
-    out: list[int] = []
-    for i in rng.permutation(width).tolist():  # asks only as many as needed (API sources)
-        if usable(src.get(i), exclude_dead):
-            out.append(i)
-            if len(out) == n:
-                break
-    return out
-
-
-def judge_pairs(judge, pairs: Sequence[tuple[str, str]]):
-    """Label every pair: (results, None), or after a JudgeCallError (partial results, error).
-
-    In the partial case each entry is the cached answer of a chat judge or None (pending).
-    """
-    try:
-        return judge.judge_many(pairs), None
-    except JudgeCallError as err:
-        if not isinstance(judge, ChatJudge):
-            raise
-        out: list[JudgeResult | None] = []
-        for a, b in pairs:
-            key = cache_key(judge.cache_model, judge.system_prompt, format_user_message(a, b))
-            hit = judge.cache.get(key)
-            out.append(
-                None if hit is None else JudgeResult(parse_label(hit["raw"]), hit["raw"], True)
-            )
-        return out, err
-
-
-def summarize(labels: Sequence, skipped: Sequence[str] = ()) -> dict:
-    """Counts of one group of steps: labels (int 1-3, None unparseable, "pending") + skips.
-
-    judged = counts + unparsed; n_steps = judged + pending + missing + dead.
-    """
-    answered = [x for x in labels if x != "pending"]
-    counts = label_counts(answered)
-    return {
-        "n_steps": len(labels) + len(skipped),
-        "judged": len(answered),
-        "counts": {LABEL_NAMES[k]: v for k, v in counts.items()},
-        "unparsed": len(answered) - sum(counts.values()),
-        "pending": len(labels) - len(answered),
-        "missing": sum(s == "missing" for s in skipped),
-        "dead": sum(s == "dead" for s in skipped),
-        "gpt_score": gpt_score(answered),
-    }
-
-
-@dataclass
-class Labels:
-    """`summarize` of a group of steps as columns: judged = same + maybe + different + unparsed,
-    n_steps = judged + pending + missing + dead; gpt_score the mean label (None: no label)."""
-
-    gpt_score: float | None
-    same: int
-    maybe: int
-    different: int
-    n_steps: int
-    judged: int
-    unparsed: int
-    pending: int
-    missing: int
-    dead: int
-
-    @classmethod
-    def of(cls, items: Sequence) -> Labels:
-        """The counts of `items` (anything with .skip and .label: Step, persistence's Item)."""
-        s = summarize(
-            [x.label for x in items if x.skip is None],
-            [x.skip for x in items if x.skip is not None],
-        )
-        counts = {k.lower(): v for k, v in s.pop("counts").items()}
-        return cls(**s, **counts)
-
-    def as_summary(self) -> dict:
-        """As `summarize` returns it (results.json): counts nested, DIFFERENT first."""
-        d = asdict(self)
-        return {**d, "counts": {name: d.pop(name.lower()) for name in LABEL_NAMES.values()}}
-
-
-def judge_items(judge, items: Sequence):
-    """Ask the judge about every item not skipped; fills item.label / item.raw ("pending",
-    None for pairs a failing chat judge did not answer). Returns the JudgeCallError or None."""
-    todo = [x for x in items if x.skip is None]
-    answers, error = judge_pairs(judge, [(x.desc_a, x.desc_b) for x in todo])
-    for x, r in zip(todo, answers, strict=True):
-        x.label, x.raw = ("pending", None) if r is None else (r.label, r.raw)
-    return error
-
-
-def judge_info(ctx: Context) -> dict:
-    """Which judge labelled the pairs, whether it is a proxy, and its counters."""
-    j = plain(ctx.cfg.judge)
-    kind = short_name(ctx.cfg.judge)
-    return {
-        "kind": kind,
-        "target": j["_target_"],
-        "model": j.get("model") or j.get("model_name_or_path"),
-        "proxy": kind in PROXY_JUDGES,
-        "note": PROXY_JUDGES.get(kind, "LLM judge with the paper's system prompt (App. C)"),
-        "thresholds": j.get("thresholds") or None,
-        "counters": ctx.judge.counters.as_dict(),
-        "descriptions": ctx.cfg.descriptions._target_,
-    }
-
-
-def judged(ctx: Context, res: Results, error: JudgeCallError | None) -> Results:
-    """Add the judge's info to res.summary; after a judge failure mark it partial (the
-    skeleton records the answered pairs, then re-raises `error`)."""
-    res.summary["judge"] = judge_info(ctx)
-    res.summary["status"] = "ok" if error is None else "partial"
-    if error is not None:
-        res.summary["error"] = (
-            f"the judge failed ({error}); the results above cover only the answered pairs. "
-            "Rerun the same command to resume: answered pairs come from the judge cache."
-        )
-        res.error = error
-    return res
 
 
 # -- the experiment ------------------------------------------------------------------------

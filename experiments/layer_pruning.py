@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from experiments.common import Results, as_matched
-from experiments.context import Context, plain
 from saematch import plotting
-from saematch.pruning import BASELINES, permute_codes, pruning_table
+from saematch.pruning import BASELINES, pruning_table, replacements
+from saematch_experiments.harness.config_values import plain
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results, as_matched
 
 
 @dataclass
@@ -41,33 +42,6 @@ class PruneRow:
         """The row of `method` in one pruning_sweep result row."""
         v = row["methods"][method]
         return cls(row["layer"], row["pruned_block"], v["delta_loss"], v["explained_variance"])
-
-
-def replacements(
-    saes: dict,
-    perms: dict[str, dict],
-    baselines: bool,
-    folded: dict | None = None,
-    fold: dict[str, bool] | None = None,
-) -> dict:
-    """name -> x̂_{t+1} builder: SAE Match per matching, plus the App. A baselines.
-
-    saes / folded: layer -> SAE, raw / folded; fold[name] says in which units method `name`
-    transfers (default: raw). The baselines are the same for both forms (folding keeps x̂).
-    """
-    fold = fold or {}
-
-    def transfer(p: dict, sae: dict):
-        return lambda t, r: sae[t + 1].decode(permute_codes(sae[t].encode(r[t]), p[t]))
-
-    reps = {name: transfer(p, folded if fold.get(name) else saes) for name, p in perms.items()}
-    if baselines:
-        reps |= {
-            "layer_drop": lambda t, r: r[t],
-            "encdec_current": lambda t, r: saes[t + 1](r[t + 1]),
-            "encdec_previous": lambda t, r: saes[t](r[t]),
-        }
-    return reps
 
 
 def plot(rows: list[dict], methods: list[str]):

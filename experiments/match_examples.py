@@ -11,13 +11,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from experiments.common import Results
-from experiments.context import Context
-from experiments.matching_score import perm_array
-from experiments.paths import short
-from experiments.persistence import folded_mse
 from saematch import plotting
+from saematch.feature_paths import perm_array
 from saematch.metrics import describe
+from saematch.pair_mse import folded_mse
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
 
 GROUPS = ("lowest", "middle", "highest")
 GROUP_COLORS = {"lowest": "SAME", "middle": "MAYBE", "highest": "DIFFERENT"}  # colour keys
@@ -59,8 +58,8 @@ def plot(mse: np.ndarray, examples: list[Example], t: int, u: int):
     for n, e in enumerate(examples, start=1):
         head = f"{n}. [{e.group}, MSE {e.decoder_mse:.3g}] "
         body = (
-            f"{t}/{e.feature_a}: {short(e.description_a, 400, 1)}  →  "
-            f"{u}/{e.feature_b}: {short(e.description_b, 400, 1)}"
+            f"{t}/{e.feature_a}: {plotting.short_text(e.description_a, 400, 1)}  →  "
+            f"{u}/{e.feature_b}: {plotting.short_text(e.description_b, 400, 1)}"
         )
         lines += textwrap.wrap(
             head + body, 120, max_lines=3, placeholder="…", subsequent_indent="    "

@@ -21,13 +21,13 @@ from itertools import combinations
 import numpy as np
 import torch
 
-from experiments.common import Results
-from experiments.context import Context
-from experiments.layer_pruning import replacements
-from experiments.mse_curves import TERMS, mse_terms
 from saematch import plotting
 from saematch.matching import MODES
 from saematch.metrics import MatchingScoreAccumulator
+from saematch.pair_mse import TERMS, mse_terms
+from saematch.pruning import replacements
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
 
 TERM_LABELS = {"encoder_mse": "W_enc", "decoder_mse": "W_dec", "bias_mse": "b_enc"}
 

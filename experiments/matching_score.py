@@ -7,16 +7,15 @@ and the active sets stream into one MatchingScoreAccumulator per (pair, method).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from experiments.common import Results
-from experiments.context import Context
 from saematch import plotting
-from saematch.metrics import MatchingScoreAccumulator, describe
+from saematch.feature_paths import perm_array
+from saematch.metrics import MatchingScoreAccumulator, active, describe
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
 
 METHODS = ("folded", "unfolded", "vanilla")
 
@@ -26,23 +25,6 @@ class Options:
     methods: list[str]  # subset of METHODS
     pairs: list[int] | None  # first layers t of the pairs t -> t+1; null = all
     per_feature: bool  # write matching_score_per_feature.csv (one row per feature)
-
-
-def perm_array(perm) -> np.ndarray:
-    """A permutation (array, list or Permutation-like with .perm) as an int64 array (F,)."""
-    return np.asarray(getattr(perm, "perm", perm), dtype=np.int64).reshape(-1)
-
-
-def resid_rows(ctx: Context, layers: list[int]) -> Iterator[torch.Tensor]:
-    """Activations of `layers` for the run's tokens, chunk by chunk: (L, n, d); resid_post on
-    ctx.batch (non-BOS tokens), or the planted world's x_t (Context.activation_rows)."""
-    yield from ctx.activation_rows(layers)
-
-
-def active(sae, x: torch.Tensor) -> torch.Tensor:
-    """Bool (n, F): which features of `sae` fire on the rows x (n, d) (f > 0, fold-invariant)."""
-    with torch.inference_mode():
-        return sae.encode(x.to(sae.dtype)) > 0
 
 
 def method_perms(ctx: Context, methods: list[str]) -> dict[str, dict[int, np.ndarray]]:
@@ -120,7 +102,7 @@ def run(opts: Options, ctx: Context) -> Results:
     saes = {L: ctx.saes[L].to(ctx.act_device) for L in need}
     acc = {(t, m): MatchingScoreAccumulator(perms[m][t]) for t in pairs for m in methods}
     n_tokens = 0
-    for rows in resid_rows(ctx, need):
+    for rows in ctx.activation_rows(need):
         n_tokens += rows.shape[1]
         act = {L: active(saes[L], rows[pos[L]]) for L in need}  # each layer encoded once
         for (t, _), a in acc.items():

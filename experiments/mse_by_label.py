@@ -18,13 +18,14 @@ from typing import ClassVar
 import numpy as np
 from scipy.stats import spearmanr
 
-from experiments.common import Results
-from experiments.context import Context
-from experiments.judge_by_layer import judge_items, judged, skip_reason, summarize
 from saematch import plotting
 from saematch.judge import LABEL_NAMES
+from saematch.judge.labelling import judge_items, skip_reason, summarize
 from saematch.matching import pair_cost
 from saematch.metrics import describe, quantiles
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
+from saematch_experiments.support.judging import judged
 
 QS = (0.05, 0.25, 0.5, 0.75, 0.95)
 

@@ -26,13 +26,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from experiments.common import Results
-from experiments.context import Context, plain
 from saematch import plotting
-from saematch.matching import pair_cost
+from saematch.pair_mse import TERMS, mse_terms
+from saematch_experiments.harness.config_values import plain
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
 
 VARIANTS = ("vanilla", "matched", "folded")  # plotting keys: folded = folded + matched
-TERMS = {"encoder_mse": "encoder", "decoder_mse": "decoder", "bias_mse": "bias"}
 TITLES = {"encoder_mse": "W_enc", "decoder_mse": "W_dec", "bias_mse": "b_enc"}
 
 
@@ -64,11 +64,6 @@ class PairRow:
     matched: float
     folded: float
     agreement_matched_folded: float
-
-
-def mse_terms(a, b, perm) -> dict[str, float]:
-    """{encoder_mse, decoder_mse, bias_mse}: each SPEC §3 term of perm, mean over pairs."""
-    return {k: float(pair_cost(a, b, perm, m).astype(np.float64).mean()) for k, m in TERMS.items()}
 
 
 def curve_row(

@@ -7,19 +7,17 @@ carries its pair MSE on folded weights, the feature's activation frequency on ct
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 
-from experiments.common import Results
-from experiments.context import Context, plain
-from experiments.matching_score import active, resid_rows
-from experiments.persistence import folded_mse, layer_path
 from saematch import plotting
-
-SELECT = ("first", "most_active", "random_active")
+from saematch.feature_paths import layer_path, select_features
+from saematch.pair_mse import folded_mse
+from saematch_experiments.harness.config_values import plain
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
+from saematch_experiments.support.activations import activation_frequency
 
 
 @dataclass
@@ -45,44 +43,6 @@ class PathStep:
     description: str | None
 
 
-def activation_frequency(ctx: Context, layers: list[int]) -> dict[int, np.ndarray]:
-    """{layer: (F,) fraction of non-BOS tokens of ctx.batch on which each feature fires}."""
-    by = {L: s.to(ctx.lm.device) for L, s in ctx.saes.items()}
-    counts = {L: torch.zeros(by[L].width, dtype=torch.long) for L in layers}
-    n = 0
-    for rows in resid_rows(ctx, layers):
-        n += rows.shape[1]
-        for i, L in enumerate(layers):
-            counts[L] += active(by[L], rows[i]).sum(0).cpu()
-    if n == 0:
-        raise ValueError("the batch has no non-BOS tokens; raise data.seq_len")
-    return {L: c.numpy() / n for L, c in counts.items()}
-
-
-def select_features(freq: np.ndarray, n: int, how: str, seed: int) -> list[int]:
-    """N start features: the first N, the N most active, or N seeded random active ones."""
-    if how == "first":
-        return list(range(min(n, freq.size)))
-    alive = np.flatnonzero(freq > 0)
-    if alive.size == 0:
-        raise ValueError("no feature of the start layer fires on the batch; use select=first")
-    if how == "most_active":
-        order = alive[np.argsort(-freq[alive], kind="stable")]
-        return [int(i) for i in order[:n]]
-    if how == "random_active":
-        rng = np.random.default_rng(seed)
-        return sorted(int(i) for i in rng.choice(alive, size=min(n, alive.size), replace=False))
-    raise ValueError(f"select must be one of {SELECT}, got {how!r}")
-
-
-def short(text: str | None, width: int, lines: int) -> str:
-    """A description wrapped to `lines` lines of `width` characters (… when cut)."""
-    if not text:
-        return "(no description)"
-    one = " ".join(str(text).split())
-    return "\n".join(textwrap.wrap(one, width, max_lines=lines, placeholder="…"))
-
-
 def plot_diagram(table: list[PathStep], layers: list[int]):
     """Fig. 18 style: one row per path, one box per layer (feature id + description)."""
     paths = sorted({r.path for r in table})
@@ -93,7 +53,7 @@ def plot_diagram(table: list[PathStep], layers: list[int]):
     for r in table:
         x, y = layers.index(r.layer), paths.index(r.path)
         label = f"L{r.layer}/{r.feature}  (freq {r.act_freq:.3f})\n"
-        label += short(r.description, 30, 3)
+        label += plotting.short_text(r.description, 30, 3)
         ax.text(
             x,
             y,

@@ -6,8 +6,8 @@ From each start layer s and every later layer L of the set: the exact matching s
 of features sent to the same target), the pair MSE of each on folded weights, and the
 matching score of each between layers s and L on ctx.batch.
 
-The path helpers below are plain public functions; the judge-based `persistence_judge`
-experiment reuses them.
+The path helpers are saematch.feature_paths; the judge-based `persistence_judge` experiment
+shares them and the exact matchings (saematch_experiments.support.perms).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from experiments.common import Results
-from experiments.context import Context, plain
-from experiments.matching_score import active, perm_array, resid_rows
 from saematch import plotting
-from saematch.matching import Permutation, feature_path, pair_cost
-from saematch.metrics import MatchingScoreAccumulator
-
-PERM_KINDS = ("exact", "composition")
+from saematch.feature_paths import agreement, composed_perms
+from saematch.metrics import MatchingScoreAccumulator, active
+from saematch.pair_mse import folded_mse
+from saematch_experiments.harness.config_values import plain
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
+from saematch_experiments.support.perms import PERM_KINDS, exact_perms
 
 
 @dataclass
@@ -35,56 +35,12 @@ class Options:
     matching_score: bool  # needs one LM pass over ctx.batch
 
 
-def composed_perms(layers: list[int], adjacent: dict, start: int) -> dict[int, np.ndarray]:
-    """{L: perm start -> L (F,)} for every layer L after `start`: perm_AC = perm_BC[perm_AB].
-
-    layers: the set's layers in order; adjacent[t] maps t -> the next layer (Sec. 3.2).
-    """
-    if start not in layers:
-        raise ValueError(f"start layer {start} is not in the SAE set's layers {layers}")
-    if sorted(adjacent) != layers[:-1]:
-        raise ValueError(f"{len(layers)} layers need adjacent perms from {layers[:-1]}")
-    cur, out = None, {}
-    for k in range(layers.index(start), len(layers) - 1):
-        step = Permutation(perm_array(adjacent[layers[k]]))
-        cur = step if cur is None else cur.compose(step)
-        out[layers[k + 1]] = cur.perm
-    return out
-
-
-def layer_path(layers: list[int], adjacent: dict, start: int, feature: int, end=None) -> list:
-    """Path of one feature (Sec. 3.2): [(start, feature), (L, its image at L), ...] up to end."""
-    k0 = layers.index(start)
-    k1 = len(layers) - 1 if end is None else layers.index(end)
-    perms = [Permutation(perm_array(adjacent[t])) for t in layers[k0:k1]]
-    return list(zip(layers[k0 : k1 + 1], feature_path(perms, feature), strict=True))
-
-
-def exact_perms(ctx: Context, start: int, targets: list[int]) -> dict[int, np.ndarray]:
-    """{L: exact LAP start -> L} with cfg.matching's mode/fold/solver (disk cached via ctx)."""
-    by = ctx.saes
-    return {
-        L: perm_array(ctx.matchings(saes={start: by[start], L: by[L]})[start].perm) for L in targets
-    }
-
-
-def agreement(p, q) -> float:
-    """Fraction of features i with p[i] == q[i]."""
-    p, q = perm_array(p), perm_array(q)
-    return float(np.mean(p == q))
-
-
-def folded_mse(sae_a, sae_b, perm, mode: str) -> np.ndarray:
-    """Per-pair cost (F,) of pairing i with perm[i], on folded weights (SPEC §3, eq. 3-4)."""
-    return pair_cost(sae_a.fold(), sae_b.fold(), perm_array(perm), mode)
-
-
 def score_between(ctx: Context, start: int, perms: dict[int, dict[str, np.ndarray]]) -> dict:
     """Matching score start -> L for each {L: {kind: perm}}, in one pass over ctx.batch."""
     by = {L: s.to(ctx.act_device) for L, s in ctx.saes.items()}
     need = [start, *perms]
     acc = {(L, k): MatchingScoreAccumulator(p) for L, d in perms.items() for k, p in d.items()}
-    for rows in resid_rows(ctx, need):
+    for rows in ctx.activation_rows(need):
         a = active(by[start], rows[0])
         for i, L in enumerate(perms, start=1):
             b = active(by[L], rows[i])

@@ -5,20 +5,23 @@ mapped to every later layer L twice: by the exact matching s -> L (one LAP on th
 cfg.matching's mode/fold/solver) and by the composition of the adjacent permutations
 (perm_AC = perm_BC[perm_AB], Sec. 3.2). The judge labels (description of i at s, description
 of its image at L); the mean score (1 DIFFERENT .. 3 SAME) is plotted against L − s, a line per
-start layer and method. At distance 1 both methods are the same LAP. The permutations come from
-`experiments.persistence` (the data-based version of this figure). Judge failures are handled
-as in `judge_by_layer`: partial results are recorded, then the JudgeCallError is re-raised.
+start layer and method. At distance 1 both methods are the same LAP. The permutations are those
+of `persistence` (the data-based version of this figure; support/perms.py). Judge failures are
+handled as in `judge_by_layer`: partial results are recorded, then the JudgeCallError is re-raised.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from experiments.common import Results
-from experiments.context import Context, plain
-from experiments.judge_by_layer import Labels, judge_items, judged, sample_described, skip_reason
-from experiments.persistence import PERM_KINDS, agreement, composed_perms, exact_perms
 from saematch import plotting
+from saematch.feature_paths import agreement, composed_perms
+from saematch.judge.labelling import Labels, judge_items, sample_described, skip_reason
+from saematch_experiments.harness.config_values import plain
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
+from saematch_experiments.support.judging import judged
+from saematch_experiments.support.perms import PERM_KINDS, exact_perms
 
 LINESTYLES = {"exact": "-", "composition": "--"}
 

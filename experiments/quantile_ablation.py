@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from matplotlib import colormaps
 
-from experiments.common import Results, as_matched
-from experiments.context import Context
 from saematch import plotting
 from saematch.metrics import below_quantile, quantile_mix_decode
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results, as_matched
 
 
 @dataclass

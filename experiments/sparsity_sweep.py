@@ -20,11 +20,11 @@ from functools import partial
 import numpy as np
 import torch
 
-from experiments.common import Results
-from experiments.context import Context
-from experiments.l0_matched import l0_matched_sets, measure_l0
-from experiments.sparsity_plots import plot_sweep
 from saematch.pruning import permute_codes, pruning_sweep
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
+from saematch_experiments.support.l0_matched import l0_matched_sets, measure_l0
+from saematch_experiments.support.sparsity_plots import plot_sweep
 
 
 @dataclass

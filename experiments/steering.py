@@ -16,13 +16,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from experiments.common import Results
-from experiments.context import Context
-from experiments.matching_score import resid_rows
-from experiments.paths import activation_frequency, select_features
-from experiments.persistence import layer_path
 from saematch import plotting
 from saematch.data.batches import chunks
+from saematch.feature_paths import layer_path, select_features
 from saematch.flow.steering import (
     clean_log_probs,
     generate,
@@ -30,6 +26,9 @@ from saematch.flow.steering import (
     random_like,
     steering_effect,
 )
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
+from saematch_experiments.support.activations import activation_frequency
 
 MODES = ("path", "single")
 MIN_LAYERS = 1  # a one-layer set steers at that layer only
@@ -86,7 +85,7 @@ def feature_tokens(ctx: Context, layers: list[int], start: int, feats: list[int]
     and the mean residual norm at each layer (for relative steering norms)."""
     sae = ctx.saes[start]
     vals, cur, nxt, norms = [], [], [], []
-    for b, rows in zip(chunks(ctx.batch, ctx.batch_size), resid_rows(ctx, layers), strict=True):
+    for b, rows in zip(chunks(ctx.batch, ctx.batch_size), ctx.activation_rows(layers), strict=True):
         norms.append(rows.norm(dim=-1).cpu())  # (L, n)
         f = sae.encode(rows[layers.index(start)].to(sae.dtype))[:, feats].cpu()  # (n, k)
         m = b.metric_mask
@@ -162,9 +161,8 @@ def plot(summary: list[SummaryRow]):
     return fig
 
 
-def run(opts: Options, ctx: Context) -> Results:
-    """Steer along feature paths and at one layer, against same-norm random directions."""
-    layers = ctx.layers
+def span_of(opts: Options, layers: list[int]) -> tuple[int, int, list[int]]:
+    """(start, end, the set's layers from start to end); ValueError on a bad span or scales."""
     start = layers[0] if opts.start_layer is None else opts.start_layer
     end = layers[-1] if opts.end_layer is None else opts.end_layer
     if start not in layers or end not in layers or end < start:
@@ -174,59 +172,67 @@ def run(opts: Options, ctx: Context) -> Results:
         )
     if not opts.scales or any(s <= 0 for s in opts.scales):
         raise ValueError(f"experiment.scales must be positive numbers, got {list(opts.scales)}")
-    span = [L for L in layers if start <= L <= end]
-    saes = ctx.saes
-    adjacent = ctx.perms() if len(span) > 1 else {}
-    feats = (
-        [int(i) for i in opts.features]
-        if opts.features
-        else select_features(
-            activation_frequency(ctx, [start])[start], opts.n_features, opts.select, opts.seed
+    return start, end, [L for L in layers if start <= L <= end]
+
+
+def start_features(opts: Options, ctx: Context, start: int) -> list[int]:
+    """experiment.features, or n_features chosen by activation frequency (experiment.select)."""
+    if opts.features:
+        return [int(i) for i in opts.features]
+    freq = activation_frequency(ctx, [start])[start]
+    return select_features(freq, opts.n_features, opts.select, opts.seed)
+
+
+def effect_row(
+    ctx: Context, i: int, mode: str, scale: float, steps, tokens, norms, clean, g, n_random: int
+) -> SteeringRow:
+    """One SteeringRow: steer feature i's `steps` ([(layer, feature)]) at `scale`; the baseline
+    is n_random same-norm random directions drawn from g. tokens: {"top"/"next": token ids};
+    norms: {layer: mean ‖resid_post‖}; clean: the unsteered log-probs."""
+    b, bs = ctx.batch, ctx.batch_size
+    ids, am, mask = b.input_ids, b.attention_mask, b.metric_mask
+
+    def effect(add):
+        return steering_effect(ctx.lm, ids, mask, add, tokens, bs, clean, am)
+
+    add = path_additions(ctx.saes, steps, scale)
+    eff = effect(add)
+    rnd = [effect(random_like(add, g)) for _ in range(n_random)]
+    dl = {
+        w: (
+            eff.delta_logp.get(w, np.nan),
+            float(np.mean([r.delta_logp[w] for r in rnd])) if w in tokens else np.nan,
         )
+        for w in ("top", "next")
+    }
+    rel = float(np.mean([float(add[L].norm()) / norms[L] for L, _ in steps]))
+    start = steps[0][0]
+    path = " ".join(f"{L}:{j}" for L, j in steps)
+    kl_random = float(np.mean([r.kl for r in rnd]))
+    return SteeringRow(
+        i, start, mode, scale, len(steps), path, rel, eff.kl, kl_random, *dl["top"], *dl["next"]
     )
+
+
+def run(opts: Options, ctx: Context) -> Results:
+    """Steer along feature paths and at one layer, against same-norm random directions."""
+    start, end, span = span_of(opts, ctx.layers)
+    adjacent = ctx.perms() if len(span) > 1 else {}
+    feats = start_features(opts, ctx, start)
     tokens, norms = feature_tokens(ctx, span, start, feats, opts.n_tokens)
-    ids, am, mask = ctx.batch.input_ids, ctx.batch.attention_mask, ctx.batch.metric_mask
-    bs = ctx.batch_size
-    clean = clean_log_probs(ctx.lm, ids, bs, am)
-    g = torch.Generator().manual_seed(opts.seed)
+    clean = clean_log_probs(ctx.lm, ctx.batch.input_ids, ctx.batch_size, ctx.batch.attention_mask)
+    g = torch.Generator().manual_seed(opts.seed)  # every random direction, in this order
     rows, samples = [], []
     for i in feats:
-        path = layer_path(layers, adjacent, start, i, end) if len(span) > 1 else [(start, i)]
+        path = layer_path(ctx.layers, adjacent, start, i, end) if len(span) > 1 else [(start, i)]
         sets = {k: v for k, v in tokens[i].items() if len(v)}
         for mode in MODES:
             steps = path if mode == "path" else path[:1]
             for scale in opts.scales:
-                add = path_additions(saes, steps, scale)
-                eff = steering_effect(ctx.lm, ids, mask, add, sets, bs, clean, am)
-                rnd = [
-                    steering_effect(ctx.lm, ids, mask, random_like(add, g), sets, bs, clean, am)
-                    for _ in range(opts.n_random)
-                ]
-                dl = {
-                    w: (
-                        eff.delta_logp.get(w, np.nan),
-                        float(np.mean([r.delta_logp[w] for r in rnd])) if w in sets else np.nan,
-                    )
-                    for w in ("top", "next")
-                }
-                rel = float(np.mean([float(add[L].norm()) / norms[L] for L, _ in steps]))
-                rows.append(
-                    SteeringRow(
-                        i,
-                        start,
-                        mode,
-                        scale,
-                        len(steps),
-                        " ".join(f"{L}:{j}" for L, j in steps),
-                        rel,
-                        eff.kl,
-                        float(np.mean([r.kl for r in rnd])),
-                        *dl["top"],
-                        *dl["next"],
-                    )
-                )
+                row = effect_row(ctx, i, mode, scale, steps, sets, norms, clean, g, opts.n_random)
+                rows.append(row)
         if opts.n_generate and len(samples) < 2:
-            samples.append(sample_text(ctx, path, saes, max(opts.scales), opts.n_generate, g))
+            samples.append(sample_text(ctx, path, ctx.saes, max(opts.scales), opts.n_generate, g))
     summary = summarise(rows)
     res = Results(texts={"steering.md": markdown(samples)}, headline=summary)
     res.table("steering", rows, history=False)

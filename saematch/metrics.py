@@ -56,6 +56,12 @@ def explained_variance(x_hat: Tensor, x: Tensor, mask: Tensor | None = None) -> 
     return float(1.0 - resid / total)
 
 
+def active(sae: JumpReLUSAE, x: Tensor) -> Tensor:
+    """Bool (n, F): which features of `sae` fire on the rows x (n, d) (f > 0, fold-invariant)."""
+    with torch.inference_mode():
+        return sae.encode(x.to(sae.dtype)) > 0
+
+
 class MatchingScoreAccumulator:
     """Streaming matching score (Fig. 7): feed token chunks with .update, read .result().
 

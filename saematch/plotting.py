@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -234,3 +235,11 @@ def label_axes(
         ax.set_title(title)
     if legend and ax.get_legend_handles_labels()[0]:
         ax.legend()
+
+
+def short_text(text: str | None, width: int, lines: int) -> str:
+    """A description wrapped to `lines` lines of `width` characters (… when cut), for a figure."""
+    if not text:
+        return "(no description)"
+    one = " ".join(str(text).split())
+    return "\n".join(textwrap.wrap(one, width, max_lines=lines, placeholder="…"))

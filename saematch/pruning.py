@@ -82,6 +82,34 @@ def baseline_replacements(saes: Sequence[JumpReLUSAE]) -> dict[str, Replacement]
 
 
 @torch.no_grad()
+def replacements(
+    saes: dict,
+    perms: dict[str, dict],
+    baselines: bool,
+    folded: dict | None = None,
+    fold: dict[str, bool] | None = None,
+) -> dict[str, Replacement]:
+    """name -> x̂_{t+1} builder: SAE Match per matching (perms[name][t]), plus the App. A
+    baselines when `baselines`.
+
+    saes / folded: layer -> SAE, raw / folded; fold[name] says in which units method `name`
+    transfers (default: raw). The baselines are the same for both forms (folding keeps x̂).
+    """
+    fold = fold or {}
+
+    def transfer(p: dict, sae: dict) -> Replacement:
+        return lambda t, r: sae[t + 1].decode(permute_codes(sae[t].encode(r[t]), p[t]))
+
+    reps = {name: transfer(p, folded if fold.get(name) else saes) for name, p in perms.items()}
+    if baselines:
+        reps |= {
+            "layer_drop": lambda t, r: r[t],
+            "encdec_current": lambda t, r: saes[t + 1](r[t + 1]),
+            "encdec_previous": lambda t, r: saes[t](r[t]),
+        }
+    return reps
+
+
 def pruning_sweep(
     lm: LanguageModel,
     replacements: dict[str, Replacement],

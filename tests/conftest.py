@@ -11,6 +11,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+try:  # experiments/ and conf/ import as saematch_experiments and saematch_conf (setup.py)
+    import saematch_conf  # noqa: F401
+    import saematch_experiments  # noqa: F401
+except ImportError as e:
+    raise pytest.UsageError(
+        f"{e}: install the checkout first (`make install`, or `pip install -e .` in your venv; "
+        "again after pulling a change to setup.py), so experiments/ and conf/ import under "
+        "their installed names"
+    ) from None
+
 
 @pytest.fixture(autouse=True)
 def _seed_everything():

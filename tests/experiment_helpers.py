@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from experiments.cli import CONF_DIR
-from experiments.schema import register_schemas
+from saematch_experiments.harness.config_location import CONFIG_PACKAGE
+from saematch_experiments.harness.schema import register_schemas
 
 
 def zoo_overrides(zoo) -> list[str]:
@@ -30,7 +30,7 @@ def compose_cfg(experiment: str, overrides: list[str], zoo, tmp_path: Path) -> D
         "data.seq_len=64",
         "model.batch_size=8",
     ]
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+    with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
         return compose("config", overrides=base + list(overrides))
 
 
@@ -47,7 +47,7 @@ def run_dir_of(cfg: DictConfig) -> Path:
 
 def run(cfg: DictConfig) -> dict:
     """Run cfg's experiment through the CLI skeleton into <output_root>/<name>/run-<k>."""
-    from experiments.cli import run_experiment
+    from saematch_experiments.harness.cli import run_experiment
 
     base = Path(cfg.paths.output_root) / cfg.experiment.name
     return run_experiment(cfg, run_dir=base / f"run-{len(run_dirs(cfg))}")
@@ -55,6 +55,6 @@ def run(cfg: DictConfig) -> dict:
 
 def context(cfg: DictConfig):
     """A Context of cfg (for checking a run's numbers against the library)."""
-    from experiments.context import Context
+    from saematch_experiments.harness.context import Context
 
     return Context(cfg, Path(cfg.paths.output_root) / "ctx")

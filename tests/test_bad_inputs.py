@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
-from experiments.cli import CONF_DIR, run_experiment
-from experiments.schema import register_schemas
 from saematch.data.sources import read_local_texts
 from saematch.sae import JumpReLUSAE
+from saematch_experiments.harness.cli import run_experiment
+from saematch_experiments.harness.config_location import CONFIG_PACKAGE
+from saematch_experiments.harness.schema import register_schemas
 
 
 def _compose(overrides):
@@ -20,7 +21,7 @@ def _compose(overrides):
     # these checks are about the zoo and LM experiments; the default experiment is ground_truth
     if not any(o.startswith("experiment=") for o in overrides):
         overrides = ["experiment=layer_pruning", *overrides]
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+    with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
         return compose("config", overrides=overrides)
 
 
@@ -81,7 +82,7 @@ def test_dry_run_rejects_bad_values_before_any_work(tmp_path, overrides, message
     ],
 )
 def test_the_solver_is_built_from_its_config(tmp_path, overrides, want):
-    from experiments.context import Context
+    from saematch_experiments.harness.context import Context
 
     cfg = _compose([*overrides, "dry_run=true", f"paths.output_root={tmp_path}"])
     run_experiment(cfg)  # passes the checks
@@ -168,9 +169,9 @@ def test_extreme_thresholds_fail_before_matching(theta):
 
 def test_an_sae_set_target_gets_the_contexts_extras(tmp_path, monkeypatch):
     """A new SAE set is a function and a YAML; cache_dir and seed come from the Context."""
-    from experiments import sae_sets
-    from experiments.context import Context
     from saematch.sources import SAESet
+    from saematch_experiments.harness import sae_sets
+    from saematch_experiments.harness.context import Context
 
     seen = {}
 
@@ -180,7 +181,7 @@ def test_an_sae_set_target_gets_the_contexts_extras(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sae_sets, "my_set", my_set, raising=False)
     over = [
-        "saes._target_=experiments.sae_sets.my_set",
+        "saes._target_=saematch_experiments.harness.sae_sets.my_set",
         "+saes.width=16",
         f"paths.cache_dir={tmp_path}",
         "seed=3",

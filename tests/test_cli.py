@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 from experiment_helpers import compose_cfg, zoo_overrides
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
-from experiments.cli import CONF_DIR, run_experiment
-from experiments.registry import names
-from experiments.schema import register_schemas
+from saematch_experiments.harness.cli import run_experiment
+from saematch_experiments.harness.config_location import CONF_DIR, CONFIG_PACKAGE
+from saematch_experiments.harness.registry import names
+from saematch_experiments.harness.schema import register_schemas
 
-CONF = Path(CONF_DIR)
+CONF = CONF_DIR
+REPO = Path(__file__).resolve().parents[1]
 GROUPS = ["model", "saes", "matching", "data", "judge", "descriptions", "logger"]
 NEEDS_VALUE = {
     "data": {"local_text": ["data.path=/tmp/x.txt"]},
@@ -29,7 +31,7 @@ NEEDS_VALUE = {
 
 def _compose(overrides):
     register_schemas()
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+    with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
         return compose("config", overrides=overrides)
 
 
@@ -45,7 +47,7 @@ def test_every_group_option_composes(group, option):
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
 def test_every_experiment_config_composes_and_validates(name):
-    from experiments.registry import options_of
+    from saematch_experiments.harness.registry import options_of
 
     cfg = _compose([f"experiment={name}"])
     assert cfg.experiment.name == name
@@ -60,11 +62,17 @@ def test_the_registry_is_the_experiment_folder():
 def test_default_experiment_is_ground_truth_on_the_planted_world():
     cfg = _compose([])
     assert cfg.experiment.name == "ground_truth"
-    assert cfg.saes._target_ == "experiments.sae_sets.planted_set" and cfg.saes.size == "default"
+    assert (
+        cfg.saes._target_ == "saematch_experiments.harness.sae_sets.planted_set"
+        and cfg.saes.size == "default"
+    )
     assert cfg.logger.mode.value == "offline"
     # every other experiment keeps the tiny zoo
     cfg = _compose(["experiment=layer_pruning"])
-    assert cfg.model.kind.value == "zoo" and cfg.saes._target_ == "experiments.sae_sets.zoo_set"
+    assert (
+        cfg.model.kind.value == "zoo"
+        and cfg.saes._target_ == "saematch_experiments.harness.sae_sets.zoo_set"
+    )
 
 
 @pytest.mark.parametrize(
@@ -197,7 +205,7 @@ def test_run_experiment_directly_writes_results(test_zoo, tmp_path):
     assert out["transfer"] == "raw"
 
 
-GUIDE = CONF.parent / "docs" / "EXPERIMENTS_GUIDE.md"
+GUIDE = REPO / "docs" / "EXPERIMENTS_GUIDE.md"
 
 
 def _guide_files() -> dict[str, str]:
@@ -216,15 +224,15 @@ def test_the_guide_toy_experiment(test_zoo, tmp_path):
     import numpy as np
     from experiment_helpers import context, run, run_dir_of
 
-    from experiments.registry import default_options
     from saematch import load_matching
+    from saematch_experiments.harness.registry import default_options
 
     files = _guide_files()
     assert set(files) == {
         "conf/experiment/toy_fixed_points.yaml",
         "experiments/toy_fixed_points.py",
     }
-    written = [CONF.parent / rel for rel in files]
+    written = [REPO / rel for rel in files]
     assert not any(p.exists() for p in written), "a real experiment took the toy's name"
     try:
         for path, text in zip(written, files.values(), strict=True):
@@ -242,7 +250,7 @@ def test_the_guide_toy_experiment(test_zoo, tmp_path):
         assert saved["status"] == "ok" and saved["results"]["sae_set"]["name"]
         prov = saved["results"]["provenance"]
         assert prov["saematch"] and prov["torch"] and "git_commit" in prov
-        if (CONF.parent / ".git").exists():  # a checkout (not an sdist): the commit is known
+        if (REPO / ".git").exists():  # a checkout (not an sdist): the commit is known
             assert len(prov["git_commit"]) == 40
         theta = [r["theta_mean"] for r in saved["tables"]["toy_fixed_points"]]
         want = [2 * float(ctx.saes[t].threshold.double().mean()) for t in ctx.next_layer]
@@ -261,7 +269,7 @@ def test_the_guide_toy_experiment(test_zoo, tmp_path):
 def test_an_option_without_a_yaml_default_is_named(tmp_path, monkeypatch):
     from dataclasses import make_dataclass
 
-    from experiments import layer_pruning
+    from saematch_experiments import layer_pruning
 
     cls = make_dataclass(
         "Options",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from experiment_helpers import compose_cfg, context, run, run_dir_of
 
-from experiments import persistence
+from saematch import feature_paths
 
 
 def _run(name, test_zoo, tmp_path_factory, overrides=()):
@@ -75,11 +75,11 @@ def test_persistence_one_step_composition_is_the_exact_matching(persistence_run)
 
 def test_composed_perms_follow_perm_bc_of_perm_ab():
     ab, bc = np.array([1, 2, 0]), np.array([2, 0, 1])
-    out = persistence.composed_perms([3, 4, 5], {3: ab, 4: bc}, 3)
+    out = feature_paths.composed_perms([3, 4, 5], {3: ab, 4: bc}, 3)
     assert out[4].tolist() == ab.tolist()
     assert out[5].tolist() == bc[ab].tolist() == [0, 1, 2]
-    assert persistence.layer_path([3, 4, 5], {3: ab, 4: bc}, 3, 0) == [(3, 0), (4, 1), (5, 0)]
-    assert persistence.agreement(ab, bc) == 0.0
+    assert feature_paths.layer_path([3, 4, 5], {3: ab, 4: bc}, 3, 0) == [(3, 0), (4, 1), (5, 0)]
+    assert feature_paths.agreement(ab, bc) == 0.0
 
 
 def test_paths_follow_the_composed_matchings(test_zoo, tmp_path_factory):

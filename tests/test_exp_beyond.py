@@ -85,7 +85,7 @@ def test_other_experiments_refuse_a_partial_matching(test_zoo, tmp_path):
 
 
 def test_a_bad_unmatched_setting_fails_before_any_work(test_zoo, tmp_path):
-    from experiments.registry import check_config
+    from saematch_experiments.harness.registry import check_config
 
     cfg = compose_cfg("beyond_bijection", ["matching.unmatched=sometimes"], test_zoo, tmp_path)
     with pytest.raises(ValueError, match="matching.unmatched must be none, auto, or a number"):

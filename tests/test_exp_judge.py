@@ -13,10 +13,10 @@ import pytest
 from experiment_helpers import compose_cfg
 from experiment_helpers import run as run_cfg
 
-from experiments import judge_by_layer, mse_by_label, persistence_judge
 from saematch.judge import JudgeCallError
 from saematch.matching import match, pair_cost
 from saematch.zoo.describe import NEVER_ACTIVE
+from saematch_experiments import judge_by_layer, mse_by_label, persistence_judge
 
 KEY = "sk-test-not-a-real-key"
 

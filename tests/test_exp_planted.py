@@ -89,7 +89,7 @@ def test_explorer_on_the_planted_world_needs_no_zoo(test_planted, tmp_path, monk
     """saes=planted experiment=explorer used to build the 10-minute LM zoo (for the zoo's
     descriptions, then its matching score asked for the LM); now the score is computed on the
     planted world's activations and the descriptions are skipped with a note."""
-    from experiments.context import Context
+    from saematch_experiments.harness.context import Context
 
     def no_zoo(self):
         raise AssertionError("the explorer on the planted world asked for the LM zoo")

@@ -10,9 +10,9 @@ import pytest
 import torch
 from experiment_helpers import compose_cfg, context, run
 
-from experiments import quantile_ablation, sparsity_sweep
-from experiments.l0_matched import l0_matched_choice, log_variation
 from saematch.pruning import pruning_sweep, sae_match_replacement
+from saematch_experiments import quantile_ablation, sparsity_sweep
+from saematch_experiments.support.l0_matched import l0_matched_choice, log_variation
 
 
 def brute_force(l0, anchor, weight):

@@ -126,7 +126,7 @@ def test_bad_input_names_what_is_wrong(make, message):
 
 
 def test_judge_labels_keep_only_this_runs_pairs(tmp_path):
-    from experiments.explorer import judge_labels
+    from saematch_experiments.explorer import judge_labels
 
     adj = [Link(0, 1, [1, 0, 2], np.ones(3)), Link(1, 2, [2, 1, 0], np.ones(3))]
     rows = ["variant,path,layer,next_layer,feature,next_feature,skip,label"]

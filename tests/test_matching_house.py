@@ -148,7 +148,7 @@ def test_one_place_for_every_default():
             assert params[k].default == getattr(DEFAULTS, k), (fn.__name__, k)
     for k, v in _cli_options().items():  # conf/matching/folded.yaml
         assert MatchOptions(**{k: v}) == DEFAULTS, f"folded.yaml's {k}={v!r} is not the default"
-    schema = importlib.import_module("experiments.schema")
+    schema = importlib.import_module("saematch_experiments.harness.schema")
     for f in dataclasses.fields(schema.MatchingConfig):
         if f.name in fields and f.default is not dataclasses.MISSING and f.name != "solver":
             default = getattr(f.default, "value", f.default)  # enum members

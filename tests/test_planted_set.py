@@ -119,7 +119,7 @@ class _FakeZoo:
 
 def test_default_experiment_console_is_one_summary_and_the_folder(test_planted, tmp_path, capsys):
     """The ground-truth summary table replaces the headline rows (it used to print both)."""
-    from experiments.cli import run_experiment
+    from saematch_experiments.harness.cli import run_experiment
 
     cache = Path(test_planted.root).parent.parent
     cfg = compose_cfg("ground_truth", ["saes.size=test"], _FakeZoo(cache), tmp_path)

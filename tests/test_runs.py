@@ -12,7 +12,8 @@ import pytest
 from experiment_helpers import compose_cfg
 from omegaconf import OmegaConf
 
-from experiments.cli import CLAIM, CONF_DIR, claim, run_experiment
+from saematch_experiments.harness.cli import CLAIM, claim, run_experiment
+from saematch_experiments.harness.config_location import CONF_DIR
 
 
 def test_files_get_the_users_umask(tmp_path):
@@ -56,7 +57,7 @@ def test_second_run_into_a_used_folder_is_refused_before_work(test_zoo, tmp_path
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """`saematch <args>` in a fresh process (this checkout's code), run from cwd."""
     env = {**os.environ, "PYTHONPATH": str(Path(CONF_DIR).parent)}
-    cmd = [sys.executable, "-m", "experiments.cli", "logger=none", *args]
+    cmd = [sys.executable, "-m", "saematch_experiments.harness.cli", "logger=none", *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -91,14 +92,14 @@ def test_run_names_cannot_leave_outputs_and_dry_runs_leave_no_folder(tmp_path):
 
 
 def test_run_folders_differ_between_processes_started_together():
-    code = "from experiments.schema import RUN_ID; print(RUN_ID)"
+    code = "from saematch_experiments.harness.schema import RUN_ID; print(RUN_ID)"
     procs = [
         subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     ids = {p.communicate()[0].strip() for p in procs}
     assert len(ids) == 2 and all(ids)
-    hydra_cfg = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "hydra" / "default.yaml"))
+    hydra_cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "hydra" / "default.yaml"))
     for d in (hydra_cfg["run"]["dir"], hydra_cfg["sweep"]["dir"]):
         assert d.endswith("_${run_id:}")
 
@@ -118,6 +119,6 @@ def test_long_documents_do_not_warn(test_zoo, capfd):
 def test_license_is_an_spdx_string():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
-    meta = tomllib.loads((Path(CONF_DIR).parent / "pyproject.toml").read_text())
+    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert meta["project"]["license"] == "MIT"
     assert "setuptools>=77" in meta["build-system"]["requires"]

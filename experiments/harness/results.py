@@ -27,7 +27,7 @@ def as_row(row: Any) -> dict:
 
 @dataclass
 class Results:
-    """Everything one run produced; the CLI skeleton writes it (experiments/cli.py).
+    """Everything one run produced; the CLI skeleton writes it (experiments/harness/cli.py).
 
     summary   -> results.json["results"] (the skeleton adds "sae_set")
     tables    -> <name>.csv (rows: dataclasses or dicts); history=False keeps long tables

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from experiments.common import Results
-from experiments.context import Context
-from experiments.sparsity_plots import plot_l0_matched
 from saematch.lm import chunks
 from saematch.pruning import pruning_sweep, sae_match_replacement
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.results import Results
+from saematch_experiments.support.sparsity_plots import plot_l0_matched
 
 
 def measure_l0(lm, batch, layer: int, saes: Sequence, batch_size: int) -> list[float]:

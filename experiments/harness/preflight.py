@@ -10,11 +10,20 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from experiments.context import plain
-from experiments.targets import build, check, node_of, parameters, target
+from saematch_experiments.harness.config_values import plain
+from saematch_experiments.harness.sae_sets import (
+    SAE_SET_EXTRAS,
+    SKELETON_KEYS,
+    is_planted_set,
+    is_zoo_set,
+    layer_range,
+    planted_set,
+)
+from saematch_experiments.harness.targets import build, check, node_of, parameters, target
 
 SNIFF_BYTES = 8192  # a NUL byte in a text file's first 8 KiB means it is not text
-OWN_PACKAGES = ("saematch.", "experiments.")  # a dry run builds only these packages' targets
+# a dry run builds only these packages' targets
+OWN_PACKAGES = ("saematch.", "saematch_experiments.")
 
 
 def is_own(fn) -> bool:
@@ -23,26 +32,10 @@ def is_own(fn) -> bool:
     return getattr(fn, "__module__", "").startswith(OWN_PACKAGES)
 
 
-def layer_range(layers) -> tuple[int, int]:
-    """saes.layers as (first, last), inclusive: [L] or [first, last] with 0 ≤ first ≤ last."""
-    vals = list(layers)
-    if not 1 <= len(vals) <= 2 or any(not isinstance(v, int) or v < 0 for v in vals):
-        raise ValueError(
-            f"saes.layers={vals}: write [first, last] (inclusive, e.g. saes.layers=[0,4]) or "
-            "[L] for one layer; every layer in between is used"
-        )
-    first, last = vals[0], vals[-1]
-    if first > last:
-        raise ValueError(f"saes.layers={vals}: first > last; write saes.layers=[{last},{first}]")
-    return first, last
-
-
 def set_layers(cfg: DictConfig) -> list[int] | None:
     """The layers the configured SAE set has, without loading any SAE (the zoo: its size's
     config; a hub set: its id snapshot, no download). None when only building it would tell
     (a target that needs the Context's extras): then SAESet.narrow checks at build."""
-    from experiments.sae_sets import SAE_SET_EXTRAS, SKELETON_KEYS, is_zoo_set, planted_set
-
     if is_zoo_set(cfg):
         from saematch.zoo.config import get_config
 
@@ -74,8 +67,6 @@ def planted_layers(cfg: DictConfig) -> list[int]:
 
 def check_saes(cfg: DictConfig) -> None:
     """saes names a callable taking its keys; saes.layers is [first, last] inside its layers."""
-    from experiments.sae_sets import SAE_SET_EXTRAS, SKELETON_KEYS, is_planted_set
-
     check(cfg.saes, "saes", supplied=SAE_SET_EXTRAS, own=SKELETON_KEYS)
     if is_planted_set(cfg):
         planted_layers(cfg)  # its size and knobs, also when every layer is used

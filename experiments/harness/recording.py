@@ -10,10 +10,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.context import plain
 from saematch.tracking import RunRecorder
+from saematch_experiments.harness.config_values import plain
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the checkout: experiments/harness/ -> root
 
 
 def make_recorder(cfg: DictConfig, run_dir: Path) -> RunRecorder:

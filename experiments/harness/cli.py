@@ -4,7 +4,7 @@
     -> build the Context -> open the recorder -> opts, ctx -> experiment.run -> Results
     -> write tables, figures, texts, match files, metrics, provenance -> results.json
 
-An experiment is only `run(opts, ctx) -> Results` (experiments/common.py); nothing here is
+An experiment is only `run(opts, ctx) -> Results` (experiments/harness/results.py); nothing here is
 repeated in the experiment modules.
 """
 
@@ -19,16 +19,16 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.common import Results, as_row, save_matchings
-from experiments.context import Context
-from experiments.preflight import preflight
-from experiments.recording import make_recorder, provenance
-from experiments.registry import check_config, get
-from experiments.run_folder import remove_if_empty, write_hydra_files
-from experiments.schema import RUN_ID, register_schemas
 from saematch.atomic import umask_mode
+from saematch_experiments.harness.config_location import CONFIG_PATH
+from saematch_experiments.harness.context import Context
+from saematch_experiments.harness.preflight import preflight
+from saematch_experiments.harness.recording import make_recorder, provenance
+from saematch_experiments.harness.registry import check_config, get
+from saematch_experiments.harness.results import Results, as_row, save_matchings
+from saematch_experiments.harness.run_folder import remove_if_empty, write_hydra_files
+from saematch_experiments.harness.schema import RUN_ID, register_schemas
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 CLAIM = ".saematch-run"  # created with O_EXCL by the run that owns the folder
 
 
@@ -83,7 +83,7 @@ def run_experiment(
         if not isinstance(res, Results):
             raise TypeError(f"experiments/{exp.name}.py: run must return Results")
         if cfg.explorer and exp.name != "explorer":  # the page beside the run's files
-            from experiments.explorer import write_for_run
+            from saematch_experiments.explorer import write_for_run
 
             res.summary["explorer"] = write_for_run(ctx).name
         if console:
@@ -145,7 +145,7 @@ def quiet_third_party() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def _hydra_main(cfg: DictConfig) -> dict:
     quiet_third_party()
     try:

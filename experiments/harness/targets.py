@@ -23,7 +23,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from saematch_experiments.harness.config_location import group_dir
 
 
 def node_of(node: Any, group: str) -> DictConfig:
@@ -32,7 +32,7 @@ def node_of(node: Any, group: str) -> DictConfig:
     scipy.yaml). An unknown name is a ValueError listing the files."""
     if not isinstance(node, str):
         return node
-    folder = CONF_DIR / group.replace(".", "/")
+    folder = group_dir(group)
     path = folder / f"{node}.yaml"
     if Path(node).name != node or not path.is_file():
         have = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))

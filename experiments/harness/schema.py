@@ -105,7 +105,7 @@ class PathsConfig:
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
-    # `_target_` groups: checked against their target's signature (experiments/targets.py)
+    # `_target_` groups: checked against their target's signature (experiments/harness/targets.py)
     saes: Any = MISSING
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -113,7 +113,7 @@ class Config:
     descriptions: Any = MISSING
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
-    # Each experiment checks its own options against its dataclass (experiments/registry.py).
+    # Each experiment checks its own options against its dataclass (harness/registry.py).
     experiment: Any = MISSING
     seed: int = 0
     dry_run: bool = False
@@ -123,7 +123,7 @@ class Config:
 def register_schemas() -> None:
     """Put the schemas into Hydra's ConfigStore (the primary config lists `config_schema`) and
     register the `${run_id:}` and `${run_name:}` resolvers of the run folder names."""
-    from experiments.run_folder import run_name
+    from saematch_experiments.harness.run_folder import run_name
 
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", lambda: RUN_ID)

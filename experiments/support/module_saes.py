@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from experiments.context import Context
 from saematch.lm.sites import o_proj_map
 from saematch.sae import JumpReLUSAE
 from saematch.sources import resolve_set
+from saematch_experiments.harness.context import Context
 
 DEFAULT_SETS = {  # the residual set's target function -> (att set, mlp set)
     "gemma_scope_paper_set": ("gemma_scope_att", "gemma_scope_mlp"),
@@ -45,8 +45,8 @@ def module_saes(
     mlp_repo: str | None = None,
 ) -> ModuleSAEs:
     """Load the att and mlp SAEs of `layers` for the run's SAE set (see the module docstring)."""
-    from experiments.sae_sets import is_zoo_set
-    from experiments.targets import target
+    from saematch_experiments.harness.sae_sets import is_zoo_set
+    from saematch_experiments.harness.targets import target
 
     kind = target(ctx.cfg.saes, "saes").__name__
     device = ctx.cfg.model.device

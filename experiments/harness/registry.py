@@ -1,5 +1,7 @@
-"""The experiments, derived from conf/experiment/: one YAML there + one module here each.
+"""The experiments, found by convention: `conf/experiment/<name>.yaml` + `experiments/<name>.py`.
 
+No list of names is kept anywhere: the YAML files are the experiments, and every module directly
+in experiments/ (not in harness/ or support/) is one (`unpaired` finds a file without its pair).
 `conf/experiment/<name>.yaml` is the single source of every option's default (it is what the
 command line overrides: `experiment.pairs=[3]`). `experiments/<name>.py` defines
 
@@ -13,20 +15,39 @@ an unknown key, a wrong type or an option without a YAML default is a clear erro
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-EXPERIMENT_CONF = Path(__file__).resolve().parent.parent / "conf" / "experiment"
+from saematch_experiments.harness.config_location import group_dir
+
+EXPERIMENT_CONF = group_dir("experiment")
+
+
+PACKAGE = __name__.rsplit(".", 2)[0]  # saematch_experiments: the experiments' package
 
 
 def names() -> tuple[str, ...]:
     """Every experiment: the stems of conf/experiment/*.yaml, sorted."""
     return tuple(sorted(p.stem for p in EXPERIMENT_CONF.glob("*.yaml")))
+
+
+def modules() -> tuple[str, ...]:
+    """Every experiment module: the modules directly in experiments/ (subpackages and _private
+    modules are not experiments), sorted."""
+    pkg = importlib.import_module(PACKAGE)
+    found = pkgutil.iter_modules(pkg.__path__)
+    return tuple(sorted(m.name for m in found if not m.ispkg and not m.name.startswith("_")))
+
+
+def unpaired() -> dict[str, list[str]]:
+    """Files without their pair: {"no module": [YAML stems], "no yaml": [module names]}."""
+    yamls, mods = set(names()), set(modules())
+    return {"no module": sorted(yamls - mods), "no yaml": sorted(mods - yamls)}
 
 
 @dataclass(frozen=True)
@@ -49,9 +70,9 @@ def get(name: str) -> Experiment:
             f"(each is a file in {EXPERIMENT_CONF})"
         )
     try:
-        mod = importlib.import_module(f"experiments.{name}")
+        mod = importlib.import_module(f"{PACKAGE}.{name}")
     except ModuleNotFoundError as e:
-        if e.name != f"experiments.{name}":
+        if e.name != f"{PACKAGE}.{name}":
             raise
         raise ValueError(
             f"conf/experiment/{name}.yaml has no module: write experiments/{name}.py "
@@ -100,7 +121,7 @@ def default_options(name: str, **overrides: Any) -> Any:
 def check_config(cfg: DictConfig) -> Any:
     """Re-check the whole config against the schema (a `+group.key=...` override bypasses it)
     and return the experiment's Options."""
-    from experiments.schema import Config
+    from saematch_experiments.harness.schema import Config
 
     given = OmegaConf.to_container(cfg, resolve=False)
     given.pop("hydra", None)

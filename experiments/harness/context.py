@@ -13,16 +13,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+from saematch_experiments.harness.config_values import plain
 
 log = logging.getLogger(__name__)
-
-
-def plain(node: Any) -> Any:
-    """A config node as plain Python (enums as strings)."""
-    if isinstance(node, DictConfig) or OmegaConf.is_config(node):
-        return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
-    return getattr(node, "value", node)
 
 
 @dataclass
@@ -52,7 +47,7 @@ class Context:
     @cached_property
     def planted(self):
         """The planted world's SAE set and truth (saes=planted; built on first use)."""
-        from experiments.sae_sets import is_planted_set, planted_of
+        from saematch_experiments.harness.sae_sets import is_planted_set, planted_of
 
         s = self.cfg.saes
         if not is_planted_set(self.cfg):
@@ -68,9 +63,8 @@ class Context:
             raise ValueError(
                 f"experiment {self.cfg.experiment.name!r} runs a language model, and the planted "
                 "world has none (its activations come from a generator, so ΔL is not defined "
-                "there). On saes=planted run experiment=ground_truth, or an experiment that "
-                "needs only SAEs and activations (mse_curves, matching_score, persistence, "
-                "layer_pruning, quantile_ablation, matching_modes: EV, no ΔL); for this one use "
+                "there). On saes=planted run an experiment that needs only SAEs and "
+                "activations (experiment=ground_truth, the default, is one); for this one use "
                 "saes=tiny."
             )
 
@@ -107,7 +101,7 @@ class Context:
     @cached_property
     def is_planted(self) -> bool:
         """Whether the SAE set is the planted world (activations from its generator, no LM)."""
-        from experiments.sae_sets import is_planted_set
+        from saematch_experiments.harness.sae_sets import is_planted_set
 
         return is_planted_set(self.cfg)
 
@@ -185,7 +179,7 @@ class Context:
     # -- SAEs ----------------------------------------------------------------
     @cached_property
     def sae_set(self):
-        from experiments.sae_sets import build_sae_set
+        from saematch_experiments.harness.sae_sets import build_sae_set
 
         return build_sae_set(self.cfg, self)
 
@@ -215,9 +209,17 @@ class Context:
     @cached_property
     def solver(self):
         """The Solver object of cfg.matching.solver (`_target_`-built, conf/matching/solver/)."""
-        from experiments.targets import build, node_of
+        from saematch_experiments.harness.targets import build, node_of
 
         return build(node_of(self.cfg.matching.solver, "matching.solver"), "matching.solver")
+
+    @property
+    def matching_limits(self) -> dict[str, Any]:
+        """What a matching may allocate, and where, as every matching call takes it:
+        {"max_memory": cfg.matching.max_memory, "device": cfg.matching.device}. The one place
+        experiments read them (the YAML's name, unchanged on its way to the solver)."""
+        mc = self.cfg.matching
+        return {"max_memory": mc.max_memory, "device": mc.device}
 
     def matchings(
         self,
@@ -243,7 +245,7 @@ class Context:
         fold = bool(mc.fold) if fold is None else fold
         solver = solver or self.solver
         saes = self.saes if saes is None else saes
-        setting = parse_unmatched(mc.get("unmatched") if unmatched == "config" else unmatched)
+        setting = parse_unmatched(mc.unmatched if unmatched == "config" else unmatched)
         if setting is not None and not partial_ok:
             raise ValueError(
                 f"experiment {self.cfg.experiment.name!r} needs a bijection, but "
@@ -252,11 +254,11 @@ class Context:
             )
         beyond = {
             "unmatched": setting,
-            "confidence": bool(mc.get("confidence", False)),
-            "top_k": int(mc.get("top_k", 0) or 0),
-            "splits": bool(mc.get("splits", False)),
+            "confidence": bool(mc.confidence),  # conf/matching/ owns these values
+            "top_k": int(mc.top_k or 0),
+            "splits": bool(mc.splits),
         }
-        bias_weight = float(mc.get("bias_weight", 0.0) or 0.0)
+        bias_weight = float(mc.bias_weight)
         layers = sorted(saes)
         key = (mode, fold, str(solver), bias_weight, *beyond.values())
         key += (tuple((L, id(saes[L])) for L in layers),)
@@ -268,8 +270,7 @@ class Context:
                 fold=fold,
                 solver=solver,
                 cache_dir=cache,
-                max_memory=mc.get("max_memory"),
-                device=mc.get("device", "auto"),
+                **self.matching_limits,
                 bias_weight=bias_weight,
                 **beyond,
             )
@@ -283,13 +284,13 @@ class Context:
     # -- descriptions and judge ----------------------------------------------
     def descriptions(self, layer: int):
         """The DescriptionSource of the SAE at `layer` (cfg.descriptions, `_target_`-built)."""
-        from experiments.sae_sets import descriptions_of
+        from saematch_experiments.harness.sae_sets import descriptions_of
 
         return descriptions_of(self.cfg, self, layer)
 
     @cached_property
     def judge(self):
         """The judge of cfg.judge (`_target_`-built); answers cached under the cache dir."""
-        from experiments.targets import build
+        from saematch_experiments.harness.targets import build
 
         return build(self.cfg.judge, "judge", cache_dir=lambda: self.cache_dir / "judge")

@@ -9,13 +9,27 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from experiments.targets import build, target
 from saematch.descriptions import DictDescriptions
 from saematch.sources import SAESet
+from saematch_experiments.harness.targets import build, target
 
 SKELETON_KEYS = ("layers", "sae_ids")
 # What the Context hands an SAE-set target that asks for it by parameter name.
 SAE_SET_EXTRAS = ("zoo", "cache_dir", "seed", "device")
+
+
+def layer_range(layers) -> tuple[int, int]:
+    """saes.layers as (first, last), inclusive: [L] or [first, last] with 0 ≤ first ≤ last."""
+    vals = list(layers)
+    if not 1 <= len(vals) <= 2 or any(not isinstance(v, int) or v < 0 for v in vals):
+        raise ValueError(
+            f"saes.layers={vals}: write [first, last] (inclusive, e.g. saes.layers=[0,4]) or "
+            "[L] for one layer; every layer in between is used"
+        )
+    first, last = vals[0], vals[-1]
+    if first > last:
+        raise ValueError(f"saes.layers={vals}: first > last; write saes.layers=[{last},{first}]")
+    return first, last
 
 
 def zoo_set(zoo, sparsity: str | None = None) -> SAESet:
@@ -97,8 +111,6 @@ def build_sae_set(cfg: DictConfig, ctx) -> SAESet:
             site=src.site,
         )
     if s.layers is not None:
-        from experiments.preflight import layer_range
-
         first, last = layer_range(s.layers)
         sae_set = sae_set.narrow(range(first, last + 1))
     return sae_set

@@ -1,0 +1,1 @@
+"""The skeleton every experiment runs in: config -> checks -> Context -> run -> recorded files."""
