@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from saematch.compare.cosine import PARTS, SHARE_COS, CosineMatching, cosine_matching
-from saematch.compare.cosine import pair_cosines
+from saematch.compare.cosine import PARTS, SHARE_COS, CosineMatching, cosine_matching, pair_cosines
 from saematch.compare.families import Families, families
 from saematch.compare.rect import RectCertificate, check_match_rect, match_rect
 from saematch.compare.shared import Shared, shared_features

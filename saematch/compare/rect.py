@@ -177,8 +177,8 @@ def match_rect(
     Returns a Matching with perm (F_A,) int64: a's feature i -> b's perm[i], −1 for the
     features of a left free when a is the wide side; pair_mse the exact float64 cost (as
     float32, NaN where free); duals (u (F_A,), v (F_B,)) the rectangular ones of the module
-    doc (for a wide a, u holds the wide side's duals, ≤ tol); info["narrow"] = "a" | "b". Equal widths give
-    the bijection of match() (same solver, same certificate).
+    doc (for a wide a, u holds the wide side's duals, ≤ tol); info["narrow"] = "a" | "b".
+    Equal widths give the bijection of match() (same solver, same certificate).
     """
     check_same_stream(a, b)
     for side, sae in (("a", a), ("b", b)):
