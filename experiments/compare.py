@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from experiments.common import Results
-from experiments.context import Context
+from experiments.context import Context, plain
 from saematch.compare import compare
 from saematch.compare.plots import cosine_figure
 from saematch.compare.refs import load_pair
@@ -69,19 +69,20 @@ def feature_rows(c) -> list[dict]:
 
 def run(opts: Options, ctx: Context) -> Results:
     cfg = ctx.cfg
+    fold = parse_fold(opts.fold)  # before loading anything
     a, b = load_pair(opts.a, opts.b, ctx.cache_dir)
     c = compare(
         a,
         b,
-        mode=str(cfg.matching.mode),
-        fold=parse_fold(opts.fold),
+        mode=plain(cfg.matching.mode),
+        fold=fold,
         solver=ctx.solver,
         parts=tuple(opts.parts),
         null_alpha=float(opts.null_alpha),
         seed=int(cfg.seed),
         certify=bool(opts.certify),
         max_memory=cfg.matching.get("max_memory"),
-        device=str(cfg.matching.get("device", "auto")),
+        device=plain(cfg.matching.get("device", "auto")),
     )
     from saematch.matchfile import save_match_file
 

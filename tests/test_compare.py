@@ -100,8 +100,10 @@ def split_pair(seed=0, n=48, d=24, dup=12, noise=0.05):
     a = random_sae(d, n, seed=seed)
     g = torch.Generator().manual_seed(seed + 100)
     idx = torch.arange(dup)
-    W_dec = torch.cat([a.W_dec, a.W_dec[idx] + noise * torch.randn(dup, d, generator=g) / d**0.5])
-    W_enc = torch.cat([a.W_enc, a.W_enc[:, idx] + noise * torch.randn(d, dup, generator=g) / d**0.5], 1)  # fmt: skip
+    eps_dec = noise * torch.randn(dup, d, generator=g) / d**0.5
+    eps_enc = noise * torch.randn(d, dup, generator=g) / d**0.5
+    W_dec = torch.cat([a.W_dec, a.W_dec[idx] + eps_dec])
+    W_enc = torch.cat([a.W_enc, a.W_enc[:, idx] + eps_enc], 1)
     b = JumpReLUSAE(
         W_enc=W_enc,
         b_enc=torch.cat([a.b_enc, a.b_enc[idx]]),
@@ -259,3 +261,30 @@ def test_planted_and_zoo_references(test_planted, test_zoo):
     assert 0 < s["pwmcc_decoder"] <= 1 and s["shared_pairs"] > 0
     with pytest.raises(ValueError, match="second seed"):
         load_reference("zoo:layer=1,size=test,index=2", zc)
+
+
+# -- the experiment ----------------------------------------------------------------------------
+
+
+def test_experiment_compare_writes_a_match_file_with_families(test_zoo, tmp_path):
+    from experiment_helpers import compose_cfg, run, run_dir_of
+
+    a, b = split_pair(seed=4)
+    save_sae(a, tmp_path / "a")
+    save_sae(b, tmp_path / "b")
+    cfg = compose_cfg(
+        "compare",
+        ["saes=tiny", f"experiment.a=file:{tmp_path / 'a'}", f"experiment.b={tmp_path / 'b'}"],
+        test_zoo,
+        tmp_path,
+    )
+    summary = run(cfg)
+    assert summary["width_a"] == 48 and summary["width_b"] == 60
+    assert summary["family_splits"] == 12 and summary["mse_certified"]
+    rd = run_dir_of(cfg)
+    m = load_matching(rd / summary["match_file"], a, b)
+    assert m.family_parent.shape == (60,) and (m.family_parent[48:] == np.arange(12)).all()
+    assert (rd / "compare_features.csv").exists() and (rd / "compare_cosines.png").exists()
+    bad = compose_cfg("compare", ["saes=tiny", "experiment.fold=maybe"], test_zoo, tmp_path)
+    with pytest.raises(ValueError, match="fold"):
+        run(bad)

@@ -25,5 +25,4 @@ def cosine_figure(c):
         ax.set_ylabel("pairs")
         ax.set_title(f"{part}: PW-MCC {cm.pwmcc:.3f}, > {SHARE_COS}: {cm.share_above():.0%}")
         ax.legend(fontsize=7)
-    fig.tight_layout()
     return fig
