@@ -288,3 +288,14 @@ def test_experiment_compare_writes_a_match_file_with_families(test_zoo, tmp_path
     bad = compose_cfg("compare", ["saes=tiny", "experiment.fold=maybe"], test_zoo, tmp_path)
     with pytest.raises(ValueError, match="fold"):
         run(bad)
+
+
+def test_equal_widths_give_matchs_bijection_and_a_small_budget_is_a_memory_error():
+    from saematch.matching import match
+
+    a, b = random_sae(16, 80, seed=20), random_sae(16, 80, seed=21)
+    m, ref = match_rect(a, b), match(a, b)
+    assert m.info["route"] == "square" and m.total_cost == pytest.approx(ref.total_cost)
+    assert check_match_rect(a, b, m).ok
+    with pytest.raises(MemoryError, match="max_memory"):
+        match_rect(a, random_sae(16, 200, seed=22), max_memory=1000)

@@ -89,7 +89,7 @@ def cosine_matching(
         return np.column_stack([-2.0 * u, one, sq])
 
     xa, xb = aug(ua, "a"), aug(ub, "b")
-    sigma, _, _, _, info = rect_assign(xa, xb, solver, {"exact_tail": 1}, max_memory)
+    sigma, _, _, _, info = rect_assign(xa, xb, solver, {"exact_tail": 0}, max_memory)
     narrow_is_a = info["narrow"] == "a"
     idx = np.arange(len(sigma))
     rows, cols = (idx, sigma) if narrow_is_a else (sigma, idx)

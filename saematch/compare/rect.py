@@ -34,7 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from saematch.matching import Matching
-from saematch.matching.cost import augmented_features
+from saematch.matching.budget import resolve_budget
+from saematch.matching.cost import augmented_features, feature_dim
 from saematch.matching.solvers import get_solver, resolve_device
 from saematch.sae import JumpReLUSAE
 
@@ -50,16 +51,17 @@ def check_same_stream(a: JumpReLUSAE, b: JumpReLUSAE) -> None:
 
 
 def layout_of(d_model: int, mode: str) -> dict:
-    """The solvers' view of the rectangular features (rect_features): the extra norm dimension
-    stays exact, decoder and encoder parts get their own int8 scales in mode both."""
-    return {"exact_tail": 1, "head_splits": (d_model,) * (mode == "both")}
+    """The solvers' view of the plain augmented features (cost.py's cost_layout for
+    bias_weight 0): decoder and encoder parts get their own int8 scales in mode both."""
+    return {"exact_tail": 0, "head_splits": (d_model,) * (mode == "both")}
 
 
 def rect_features(xa: np.ndarray, xb: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """(xa', xb', narrow_is_a): the padded square features of the module doc, (n_w, D + 3) each.
 
     xa, xb: cost.py's augmented features (side a, side b) of any widths. xa' · xb'ᵀ restricted
-    to the real rows and columns is xa · xbᵀ; every padding row or column costs 0.
+    to the real rows and columns is xa · xbᵀ; every padding row or column costs 0. The extra
+    dimension D sits right after z: solve with exact_tail + 1.
     """
     D = xa.shape[1] - 2
     narrow_is_a = len(xa) <= len(xb)
@@ -91,6 +93,46 @@ class RectCertificate:
     gap_bound: float  # cost − optimum ≤ this
 
 
+def solve_features(
+    xa: np.ndarray,
+    xb: np.ndarray,
+    n_narrow: int,
+    narrow_is_a: bool,
+    solver="auto",
+    layout: dict | None = None,
+    max_memory: int | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+):
+    """(sigma (n_n,), u (n_n,), v (n_w,), tol, info) of square features xa, xb: the plain
+    ones when the widths are equal, else rect_features' padded ones (n_narrow real rows on
+    the narrow side). layout: the plain features' (layout_of); max_memory: the solver's
+    working memory in bytes (features excluded)."""
+    layout = dict(layout or {"exact_tail": 0, "head_splits": ()})
+    n_w = len(xa)
+    padded = n_w > n_narrow
+    layout["exact_tail"] = layout.get("exact_tail", 0) + int(padded)
+    res = get_solver(solver)(
+        xa, xb, progress=progress, max_memory=max_memory, device=device, **layout
+    )
+    if narrow_is_a:
+        perm, u_all, v_all = res.perm, res.u, res.v
+    else:  # the square matching is wide -> padded narrow; invert it
+        perm = np.empty(n_w, dtype=np.int64)
+        perm[res.perm] = np.arange(n_w)
+        u_all, v_all = res.v, res.u
+    sigma = np.asarray(perm[:n_narrow], dtype=np.int64)
+    u, v = np.asarray(u_all, np.float64), np.asarray(v_all, np.float64)
+    # the shift t of the module doc; square: max v = 0 (every column is matched)
+    t = -float(u[n_narrow:].max()) if padded else float(v.max(initial=0.0))
+    info = {**res.info, "padded": n_w - n_narrow, "route": "padded-square" if padded else "square"}
+    info["narrow"] = "a" if narrow_is_a else "b"
+    # the shift is exact in real numbers but rounds in float64: widen tol by that rounding
+    big = abs(t) + float(np.abs(u).max(initial=0.0)) + float(np.abs(v).max(initial=0.0))
+    tol = float(res.tol) + 8 * float(np.finfo(np.float64).eps) * big
+    return sigma, u[:n_narrow] + t, v - t, tol, info
+
+
 def rect_assign(
     xa: np.ndarray,
     xb: np.ndarray,
@@ -104,29 +146,13 @@ def rect_assign(
 
     xa, xb: cost.py's augmented features of sides a and b (any widths); sigma maps the narrow
     side's rows to the wide side's, u, v are the shifted duals of the module doc (u: narrow
-    side); info["narrow"] = "a" | "b".
+    side); info["narrow"] = "a" | "b". layout: the plain features' (layout_of).
     """
+    n_n = min(len(xa), len(xb))
+    if len(xa) == len(xb):
+        return solve_features(xa, xb, n_n, True, solver, layout, max_memory, device, progress)
     pa, pb, narrow_is_a = rect_features(xa, xb)
-    n_n, n_w = min(len(xa), len(xb)), len(pa)
-    res = get_solver(solver)(
-        pa, pb, progress=progress, max_memory=max_memory, device=device, **(layout or {})
-    )
-    if narrow_is_a:
-        perm, u_all, v_all = res.perm, res.u, res.v
-    else:  # the square matching is wide -> padded narrow; invert it
-        perm = np.empty(n_w, dtype=np.int64)
-        perm[res.perm] = np.arange(n_w)
-        u_all, v_all = res.v, res.u
-    sigma = np.asarray(perm[:n_n], dtype=np.int64)
-    u, v = np.asarray(u_all, np.float64), np.asarray(v_all, np.float64)
-    # the shift t of the module doc; square: max v = 0 (every column is matched)
-    t = -float(u[n_n:].max()) if n_w > n_n else float(v.max(initial=0.0))
-    info = {**res.info, "padded": n_w - n_n, "route": "padded-square"}
-    info["narrow"] = "a" if narrow_is_a else "b"
-    # the shift is exact in real numbers but rounds in float64: widen tol by that rounding
-    big = abs(t) + float(np.abs(u).max(initial=0.0)) + float(np.abs(v).max(initial=0.0))
-    tol = float(res.tol) + 8 * float(np.finfo(np.float64).eps) * big
-    return sigma, u[:n_n] + t, v - t, tol, info
+    return solve_features(pa, pb, n_n, narrow_is_a, solver, layout, max_memory, device, progress)
 
 
 def check_rect_certificate(cost_fn, sigma, u, v, tol: float = 0.0, block: int = 1024):
@@ -189,14 +215,27 @@ def match_rect(
         except ValueError as e:
             raise ValueError(f"compare: SAE {side} ({sae.name or 'unnamed'}): {e}") from None
     t0 = time.perf_counter()
+    budget = resolve_budget(max_memory)
+    n_n, n_w = min(a.width, b.width), max(a.width, b.width)
+    D = feature_dim(a.d_model, mode)
+    feats = 2 * n_w * (D + 2 + int(n_w > n_n)) * 4  # the two square float32 feature arrays
+    if feats >= budget:
+        raise MemoryError(
+            f"compare: the features of a {n_n} x {n_w} matching (d {a.d_model}, mode {mode}) "
+            f"take {feats / 1e9:.2f} GB, more than max_memory {budget / 1e9:.2f} GB; raise "
+            "matching.max_memory"
+        )
     xa = augmented_features(a, mode, "a", np.float32, fold=fold)
     xb = augmented_features(b, mode, "b", np.float32, fold=fold)
-    sigma, u, v, tol, info = rect_assign(
-        xa, xb, solver, layout_of(a.d_model, mode), max_memory, resolve_device(device), progress
-    )
-    narrow_is_a = info["narrow"] == "a"
-    xn, xw = (xa, xb) if narrow_is_a else (xb, xa)
-    cost_n = exact_pair_cost(xn, xw, sigma, narrow_is_a)
+    narrow_is_a = a.width <= b.width
+    if a.width != b.width:  # the padded copies replace the plain features
+        xa, xb, _ = rect_features(xa, xb)
+    sigma, u, v, tol, info = solve_features(
+        xa, xb, n_n, narrow_is_a, solver, layout_of(a.d_model, mode), budget - feats,
+        resolve_device(device), progress,
+    )  # fmt: skip
+    cost_n = exact_pair_cost(xa, xb, sigma, narrow_is_a)
+    del xa, xb
     if narrow_is_a:
         perm, pair, ua, vb = sigma, cost_n, u, v
     else:
@@ -218,22 +257,26 @@ def match_rect(
     )
 
 
-def exact_pair_cost(xn, xw, sigma, narrow_is_a: bool) -> np.ndarray:
-    """c_i,σ(i) in float64 from the float32 augmented features (the dot, as the proof uses)."""
-    rows, cols = (xn, xw[sigma]) if narrow_is_a else (xw[sigma], xn)
+def exact_pair_cost(xa, xb, sigma, narrow_is_a: bool) -> np.ndarray:
+    """c_i,σ(i) (n_n,) in float64 from the (square) float32 features the solver saw: the
+    float64 dot, as the proof uses it. sigma: the narrow side's rows -> the wide side's."""
+    n = len(sigma)
+    rows, cols = (xa[:n], xb[sigma]) if narrow_is_a else (xa[sigma], xb[:n])
     return np.einsum("ij,ij->i", rows.astype(np.float64), cols.astype(np.float64))
 
 
 def rect_cost_fn(xa: np.ndarray, xb: np.ndarray):
     """cost_fn for check_rect_certificate: narrow rows -> (rows, n_w) float64 costs c_ij, the
-    dot of the padded features (rect_features) in float64, as the solvers' proofs use it."""
-    pa, pb, narrow_is_a = rect_features(xa, xb)
+    float64 dot of the features the solver proved on (padded ones for different widths)."""
     n_n = min(len(xa), len(xb))
-    pn, pw = (pa[:n_n], pb) if narrow_is_a else (pb[:n_n], pa)
-    pw64 = pw.astype(np.float64)
+    if len(xa) == len(xb):
+        pn, pw = xa, xb
+    else:
+        pa, pb, narrow_is_a = rect_features(xa, xb)
+        pn, pw = (pa[:n_n], pb) if narrow_is_a else (pb[:n_n], pa)
 
     def cost(rows: slice) -> np.ndarray:
-        return pn[rows].astype(np.float64) @ pw64.T
+        return pn[rows].astype(np.float64) @ pw.T.astype(np.float64)
 
     return cost
 
