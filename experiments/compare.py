@@ -31,6 +31,7 @@ class Options:
     parts: list[str]  # decoder | encoder: directions of PW-MCC and |cos|
     null_alpha: float  # the rotation null's α
     certify: bool  # check the rectangular certificate from the costs
+    unfolded: bool  # where both SAEs were folded, also the unfolded MSE matching's numbers
 
 
 def parse_fold(value: str) -> bool | str:
@@ -84,6 +85,22 @@ def run(opts: Options, ctx: Context) -> Results:
         max_memory=cfg.matching.get("max_memory"),
         device=plain(cfg.matching.get("device", "auto")),
     )
+    console = c.console()
+    summary = c.summary()
+    if opts.unfolded and c.matching.fold:  # the same comparison without folding θ
+        u = compare(
+            a, b, mode=plain(cfg.matching.mode), fold=False, solver=ctx.solver, parts=(),
+            null_alpha=float(opts.null_alpha), seed=int(cfg.seed), certify=bool(opts.certify),
+            max_memory=cfg.matching.get("max_memory"),
+            device=plain(cfg.matching.get("device", "auto")),
+        )  # fmt: skip
+        us = u.summary()
+        keys = ("mse_total_cost", "mse_certified", "kappa_star", "shared_pairs", "shared_share",
+                "unshared_a", "unshared_b", "family_members", "family_splits")  # fmt: skip
+        summary.update({f"unfolded_{k}": us[k] for k in keys})
+        console += "\n  unfolded: " + "; ".join(
+            line.strip() for line in u.console().splitlines()[1:]
+        )
     from saematch.matchfile import save_match_file
 
     out = ctx.run_dir / "matchings"
@@ -92,12 +109,12 @@ def run(opts: Options, ctx: Context) -> Results:
         c.matching, out / "compare", a, b, extra={"a": opts.a, "b": opts.b}
     )  # the two references as given, beside the SAEs' ids and fingerprints
     res = Results()
-    res.summary = {**c.summary(), "match_file": str(path.relative_to(ctx.run_dir))}
+    res.summary = {**summary, "match_file": str(path.relative_to(ctx.run_dir))}
     res.table("compare_features", feature_rows(c), history=False)
-    res.table("compare_summary", [c.summary()])
+    res.table("compare_summary", [summary])
     res.figures["compare_cosines"] = cosine_figure(c)
-    res.console = c.console() + f"\n  match file: {path}"
-    res.metrics.append({k: v for k, v in c.summary().items() if isinstance(v, int | float)})
+    res.console = console + f"\n  match file: {path}"
+    res.metrics.append({k: v for k, v in summary.items() if isinstance(v, int | float)})
     if not np.isfinite(c.matching.total_cost):
         raise RuntimeError("compare: the matching's total cost is not finite")
     return res

@@ -281,6 +281,7 @@ def test_experiment_compare_writes_a_match_file_with_families(test_zoo, tmp_path
     summary = run(cfg)
     assert summary["width_a"] == 48 and summary["width_b"] == 60
     assert summary["family_splits"] == 12 and summary["mse_certified"]
+    assert summary["unfolded_mse_certified"] and summary["unfolded_shared_pairs"] > 0
     rd = run_dir_of(cfg)
     m = load_matching(rd / summary["match_file"], a, b)
     assert m.family_parent.shape == (60,) and (m.family_parent[48:] == np.arange(12)).all()
