@@ -21,7 +21,7 @@ rectangular matching from the narrow side, −1 on the wide side's free features
     family_confidence  float32 (F_wide,)  κ margin over the runner-up; NaN where none
 
 with the JSON's "families" {"wide": "a" | "b", "kappa_star", "definition"} and "shared". A file
-without them is written as version 1, byte for byte as before.
+without them is written as version 1, exactly as before.
 
 All but perm and pair_cost are optional (present when computed). The JSON sidecar holds format and
 version, both SAEs' ids and content fingerprints, the settings, whether the optimum was
