@@ -4,7 +4,8 @@
     zoo:layer=2[,index=1][,sparsity=l0_16][,size=default][,seed=0]
     gemma-scope:google/gemma-scope-2b-pt-res:layer_20/width_16k/average_l0_71
     llama-scope:fnlp/Llama3_1-8B-Base-LXR-8x:Llama3_1-8B-Base-L20R-8x
-    saelens:<release>:<sae_id>            (needs sae-lens, as saes=saelens)
+    saelens:<release>:<sae_id>            (a release: needs sae-lens)
+    saelens:<hub repo or folder>:<sae folder>   (read without sae-lens where saematch can)
     file:<folder or sae.safetensors>      (saematch's own format; a bare path works too)
 
 planted: a layer of the planted world (docs/method.md §9); index k = the k-th SAE trained on
@@ -133,6 +134,18 @@ def _zoo(ref: Reference, cache_dir) -> JumpReLUSAE:
     return load_sae(folder)
 
 
+def _saelens(r: Reference, cache_dir) -> JumpReLUSAE:
+    """A SAELens folder (cfg.json + sae_weights.safetensors in a local dir or hub repo) through
+    sources.saelens.load_saelens_folder where this saematch has it (read without sae-lens);
+    else, and for a release name (no "/", no such folder), sae-lens' registry."""
+    from saematch.sources import saelens
+
+    folder_loader = getattr(saelens, "load_saelens_folder", None)
+    if folder_loader is not None and ("/" in r.repo or Path(r.repo).exists()):
+        return folder_loader(r.repo, r.sae_id, cache_dir=cache_dir)
+    return saelens.load_saelens(r.repo, r.sae_id)
+
+
 def load_reference(
     ref: str | Reference, cache_dir: str | os.PathLike | None = None, **planted_overrides
 ) -> JumpReLUSAE:
@@ -154,9 +167,7 @@ def load_reference(
 
         sae = load_llama_scope(r.repo, r.sae_id, cache_dir=cache_dir)
     elif r.kind == "saelens":
-        from saematch.sources import load_saelens
-
-        sae = load_saelens(r.repo, r.sae_id)
+        sae = _saelens(r, cache_dir)
     else:
         from saematch.sources import load_sae
 
