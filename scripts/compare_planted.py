@@ -220,13 +220,26 @@ matching was {"certified" if certified else "NOT all certified"} optimal.
   {stat(seeds, "acc_exact")} % (MSE) and {stat(seeds, "acc_cos_decoder")} % (|cos|); neither
   number transfers to the other's definition, so each number above names its matching.
 * **The folded MSE across widths.** Between widths 384 and 768 the exact folded-MSE matching
-  pairs {acc_mse} % right where the decoder |cos| matching gets {acc_cos} % (ceiling {ceil} %):
-  SAEs of different widths learn different thresholds and norms, and the MSE of decoder +
-  encoder counts those differences as distance (unfolded: {acc_unf} %). Its shared pairs
-  ({acc_sh} %) are reliable; for
-  "which wide feature is this narrow one", read the |cos| matching or the families.
+  pairs {acc_mse} % right where the decoder |cos| matching gets {acc_cos} % (ceiling
+  {ceil} %). Folding θ is what costs here: on the unfolded weights the same MSE matching
+  gets {acc_unf} %. SAEs of different widths learn different thresholds, and folding turns
+  that difference into distance. One planted world (six layers), so a lead, not a verdict:
+  for different widths compare `unfolded_*` (printed by default) before trusting the folded
+  pairs; the shared pairs of the folded matching ({acc_sh} % right) hold up either way.
 * **Accuracy ceiling.** With duplicated latents no one-to-one matching can be fully right; the
   ceiling row is that bound.
+
+## Scale
+
+The rectangular route pads the narrow side to the wide width, so an n × W comparison costs
+about what the square W × W matching costs: W/n times more, against the fp32 GEMM of the pair
+itself, than a native rectangular solver would need (not built yet). The figures for
+131,072 × 131,072 (12 GB) and 16,384 × 65,536 (6 GB) come from
+
+    python scripts/bench_matching.py --widths 131072 --max-memory 12GB --mode both
+    python scripts/bench_matching.py --widths 16384 --rect 65536 --max-memory 6GB --compare
+
+(ratios to the fp32 GEMM of the same pair in the same run); they need an idle machine.
 
 Regenerate: `nice -n 5 python scripts/compare_planted.py` (trains the two planted sets on
 first use: two seeds at width 384, and width 768).
