@@ -300,3 +300,22 @@ def test_equal_widths_give_matchs_bijection_and_a_small_budget_is_a_memory_error
     assert check_match_rect(a, b, m).ok
     with pytest.raises(MemoryError, match="max_memory"):
         match_rect(a, random_sae(16, 200, seed=22), max_memory=1000)
+
+
+def test_two_planted_seeds_share_one_set(monkeypatch):
+    from types import SimpleNamespace
+
+    import saematch.compare.refs as refs
+
+    seen = []
+
+    def fake(r, cache):
+        seen.append(r.options)
+        return SimpleNamespace(meta={})
+
+    monkeypatch.setattr(refs, "_planted", fake)
+    refs.load_pair("planted:layer=3", "planted:layer=3,index=1")
+    assert [o["n_seeds"] for o in seen] == [2, 2]
+    seen.clear()
+    refs.load_pair("planted:layer=3", "planted:layer=3,width=768")  # two sets, one seed each
+    assert all("n_seeds" not in o for o in seen)
