@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 import saematch
-from saematch.matchfile import FORMAT_VERSION, MatchFileError, save_match_file
+from saematch.matchfile import (
+    FORMAT_VERSION,
+    SUPPORTED_VERSIONS,
+    MatchFileError,
+    save_match_file,
+)
 from saematch.matching.beyond import match_beyond
 from saematch.matching.planted_pair import planted_pair
 
@@ -66,9 +71,9 @@ def test_checks(tmp_path, pair):
     with pytest.raises(MatchFileError, match="SAE B given .* is not the SAE"):
         saematch.load_matching(path, a, a)
     meta = json.loads(path.read_text())
-    meta["format_version"] = FORMAT_VERSION + 1
+    meta["format_version"] = max(SUPPORTED_VERSIONS) + 1  # 3: version 2 is the comparison's
     path.write_text(json.dumps(meta))
-    with pytest.raises(MatchFileError, match="format version 2 is not supported"):
+    with pytest.raises(MatchFileError, match="format version 3 is not supported"):
         saematch.load_matching(path)
     meta["format_version"] = FORMAT_VERSION
     path.write_text(json.dumps(meta))
