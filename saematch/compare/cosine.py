@@ -26,7 +26,7 @@ from scipy.optimize import linear_sum_assignment
 from saematch.sae import JumpReLUSAE
 
 PARTS = ("decoder", "encoder")
-DENSE_LIMIT = 64 * 2**20  # cosine entries (float64: 512 MiB) for the exact |cos| route
+DENSE_LIMIT = 16 * 2**20  # cosine entries (float64: 128 MiB) for the exact |cos| route (scipy)
 SHARE_COS = 0.7  # Paulo & Belrose's threshold for a shared latent
 
 
