@@ -2,7 +2,7 @@
 
 1. Planted pairs (known fates; `planted_cases` is the one place to swap in the planted world
    of SPEC §9): for each mode, direction noise and seed, the bijection and the partial
-   matching (`unmatched`, default auto) are scored with saematch.matching.validation:
+   matching (`unmatched`, default auto) are scored with saematch.planted.validation:
    precision / recall of "unmatched" (A: died; B: born, split children not scored), pair
    accuracy, AUROC of the
    confidence for correct vs wrong pairs (raw, and relative to ‖z_i‖² + ‖z'_p(i)‖²), split
@@ -45,7 +45,7 @@ class Options:
 
 @dataclass
 class PlantedRow:
-    """Scores of one matching of one planted pair (saematch.matching.validation)."""
+    """Scores of one matching of one planted pair (saematch.planted.validation)."""
 
     mode: str
     noise: float

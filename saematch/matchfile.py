@@ -13,6 +13,15 @@ j of SAE B):
     split_children   int64   (F_A, 2)   the two children of a split feature; −1 = no split
     dual_u, dual_v   float64 (F_A,), (F_B,)  LP duals proving a bijection optimal
 
+Two SAEs compared (saematch.compare; F_A and F_B may differ, perm is then the exact
+rectangular matching from the narrow side, −1 on the wide side's free features) add:
+
+    shared_perm        int64   (F_A,)     the partial matching by the rotation null; −1 = unshared
+    family_parent      int64   (F_wide,)  the narrow feature each wide feature splits; −1 = none
+    family_confidence  float32 (F_wide,)  κ margin over the runner-up; NaN where none
+
+with the JSON's "families" {"wide": "a" | "b", "kappa_star", "definition"} and "shared".
+
 All but perm and pair_cost are optional (present when computed). The JSON sidecar holds format and
 version, both SAEs' ids and content fingerprints, the settings, whether the optimum was
 proven, the SHA-256 of the arrays file (`arrays_sha256`) and of the sidecar itself
@@ -51,6 +60,12 @@ from saematch.matching.match import Matching
 from saematch.sae import JumpReLUSAE
 
 SUPPORTED_VERSIONS = (FORMAT_VERSION,)
+# what a comparison of two SAEs adds (saematch.compare); checked against the widths on reading
+COMPARE_ARRAYS = {
+    "shared_perm": np.int64,
+    "family_parent": np.int64,
+    "family_confidence": np.float32,
+}
 FINGERPRINT = (
     "blake2b, 16-byte digest, over W_enc, b_enc, W_dec, b_dec, threshold in that order: "
     "for each the UTF-8 name, str(tuple(shape)), then its float32 C-order bytes"
@@ -147,14 +162,17 @@ def save_match_file(
     if m.duals is not None:
         arrays["dual_u"] = np.ascontiguousarray(m.duals[0], dtype=np.float64)
         arrays["dual_v"] = np.ascontiguousarray(m.duals[1], dtype=np.float64)
-    blob = save(arrays, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    compared = _compare_arrays(m)
+    arrays.update(compared)
+    version = FORMAT_VERSION
+    blob = save(arrays, metadata={"format": FORMAT, "format_version": str(version)})
     atomic_write_bytes(arrays_path, blob)
     from saematch import __version__
 
     info = m.info or {}
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "saematch_version": __version__,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "arrays": arrays_path.name,
@@ -182,6 +200,7 @@ def save_match_file(
         "seconds": m.seconds,
         "info": {k: v for k, v in info.items() if k not in ("null", "sae_a", "sae_b")},
         "array_names": sorted(arrays),
+        **({"families": info.get("families"), "shared": info.get("shared")} if compared else {}),
         "extra": extra or {},
     }
     meta = _json_safe(meta)
@@ -270,4 +289,41 @@ def _matching(meta: dict, arr: dict, json_path: Path) -> Matching:
             setattr(m, name, arr[name])
     if "dual_u" in arr:
         m.duals = (arr["dual_u"], arr["dual_v"])
+    if any(name in arr for name in COMPARE_ARRAYS):
+        _read_compare(arr, meta, m, json_path)
     return m
+
+
+def _compare_arrays(m: Matching) -> dict:
+    """The comparison arrays of m that are set (COMPARE_ARRAYS), contiguous in their dtypes."""
+    out = {}
+    for name, dtype in COMPARE_ARRAYS.items():
+        value = getattr(m, name, None)
+        if value is not None:
+            out[name] = np.ascontiguousarray(value, dtype=dtype)
+    return out
+
+
+def _read_compare(arr: dict, meta: dict, m: Matching, path: Path) -> None:
+    """Check and attach the comparison arrays (shapes and index ranges against the widths)."""
+    n_a, n_b = meta["a"]["width"], meta["b"]["width"]
+    if "shared_perm" in arr:
+        sp = arr["shared_perm"].astype(np.int64)
+        kept = sp[sp >= 0]
+        if sp.shape != (n_a,) or sp.min(initial=0) < -1 or sp.max(initial=-1) >= n_b:
+            raise MatchFileError(f"{path}: shared_perm has shape {sp.shape} or values outside")
+        if len(np.unique(kept)) != len(kept):
+            raise MatchFileError(f"{path}: shared_perm matches some feature of B twice")
+        m.shared_perm = sp
+    if "family_parent" in arr:
+        wide = (meta.get("families") or {}).get("wide")
+        if wide not in ("a", "b"):
+            raise MatchFileError(f"{path}: family arrays without families.wide (a or b)")
+        n_w, n_n = (n_a, n_b) if wide == "a" else (n_b, n_a)
+        fp = arr["family_parent"].astype(np.int64)
+        fc = arr.get("family_confidence")
+        if fp.shape != (n_w,) or fp.min(initial=0) < -1 or fp.max(initial=-1) >= n_n:
+            raise MatchFileError(f"{path}: family_parent has shape {fp.shape} or values outside")
+        if fc is not None and fc.shape != (n_w,):
+            raise MatchFileError(f"{path}: family_confidence has shape {fc.shape}, not {(n_w,)}")
+        m.family_parent, m.family_confidence = fp, fc

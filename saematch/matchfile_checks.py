@@ -149,6 +149,11 @@ ARRAYS = {
     "split_children": (np.int64, lambda a, b, k: (a, 2), -1, "b"),
     "dual_u": (np.float64, lambda a, b, k: (a,), None, None),
     "dual_v": (np.float64, lambda a, b, k: (b,), None, None),
+    # a comparison of two SAEs (saematch.compare): the rotation null's partial matching, and
+    # families on the wider side (shape and range checked in matchfile._read_compare)
+    "shared_perm": (np.int64, lambda a, b, k: (a,), -1, "b"),
+    "family_parent": (np.int64, None, None, None),
+    "family_confidence": (np.float32, None, None, None),
 }
 REQUIRED = ("perm", "pair_cost")
 
@@ -173,7 +178,7 @@ def check_arrays(arr: dict, meta: dict, path: Path, n_a: int, n_b: int) -> None:
     bound = {"a": n_a, "b": n_b}
     for name, x in arr.items():
         dtype, shape, low, high = ARRAYS[name]
-        want = shape(n_a, n_b, k)
+        want = x.shape if shape is None else shape(n_a, n_b, k)
         if x.dtype != dtype or x.shape != want:
             raise MatchFileError(
                 f"{path}: array {name} is {x.dtype} {x.shape}, must be "
@@ -189,10 +194,10 @@ def check_arrays(arr: dict, meta: dict, path: Path, n_a: int, n_b: int) -> None:
     matched = perm[perm >= 0]
     if len(np.unique(matched)) != len(matched):
         raise MatchFileError(f"{path}: perm matches some feature of B twice (not one-to-one)")
-    if meta["unmatched"].get("setting") is None and (len(matched) != len(perm) or n_a != n_b):
+    if meta["unmatched"].get("setting") is None and len(matched) != min(n_a, n_b):
         raise MatchFileError(
-            f"{path}: a bijection (unmatched: none) must match all {n_a} features of A to the "
-            f"{n_b} of B, but perm matches {len(matched)}"
+            f"{path}: a bijection (unmatched: none) must match every feature of the narrower "
+            f"side (F_A={n_a}, F_B={n_b}), but perm matches {len(matched)}"
         )
     if int((perm < 0).sum()) != meta["unmatched_a"]:
         raise MatchFileError(

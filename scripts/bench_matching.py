@@ -4,6 +4,7 @@
     python scripts/bench_matching.py --widths 65536 131072 --mode decoder --max-memory 6GB 12GB
     python scripts/bench_matching.py --widths 65536 --device cuda
     python scripts/bench_matching.py --widths 16384 --mode both --beyond
+    python scripts/bench_matching.py --widths 16384 --rect 65536 --max-memory 6GB --compare
 
 For each width: a synthetic pair (d_model 2304, folded decoder rows of varied norm, B a
 permuted noisy copy of A with a share of partner-less features); wall time and peak RSS (from
@@ -25,6 +26,14 @@ Totals of scipy and auto are scored with the same float64 pair cost and must agr
 every pair's confidence, dual regret, top-5 predecessors and best successors as match() runs it
 (the int8 screen, screen.py), the float32 pass of confidence.py for reference, and both
 against the exact float64 swap regret on 256 sampled rows.
+
+--rect W: two SAEs of different widths (saematch.compare): A = the first n features of a
+synthetic pair's A of width W (n from --widths), B that pair's B (width W); times the fp32
+GEMM of the same n × W pair, the exact rectangular matching (compare.match_rect: padded square,
+certified; the certificate checked on 2,048 sampled rows), scipy's rectangular
+linear_sum_assignment while n·W ≤ --scipy-below², and with --compare the whole
+compare() (rectangular matching, partial matching with the null, families, PW-MCC of decoder
+and encoder), each as a ratio to that GEMM in the same run.
 """
 
 from __future__ import annotations
@@ -200,6 +209,8 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--beyond", action="store_true", help="also time partial matching + confidence")
+    ap.add_argument("--rect", type=int, default=None, help="wide width W: n × W rectangular")
+    ap.add_argument("--compare", action="store_true", help="with --rect: time compare() too")
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()}", flush=True)
     # numba kernels load from their on-disk cache (or compile, first run ever): time it apart
@@ -214,6 +225,12 @@ def main() -> None:
     budgets = args.max_memory or [None]
     if len(budgets) not in (1, len(args.widths)):
         ap.error(f"--max-memory: give one budget, or one per width ({len(args.widths)})")
+    if args.rect:
+        for n, budget in zip(
+            args.widths, budgets * (len(args.widths) // len(budgets)), strict=True
+        ):
+            bench_rect(args, n, args.rect, budget)
+        return
     for n, budget in zip(args.widths, budgets * (len(args.widths) // len(budgets)), strict=True):
         a, b, planted = synthetic_pair(args.d_model, n, args.unmatched, args.noise, args.seed)
         sae_gb = 2 * sum(t.numel() * t.element_size() for t in a.state_dict().values()) / 1e9
@@ -262,6 +279,101 @@ def main() -> None:
         if args.beyond:
             bench_beyond(a, b, args.mode, t_auto, m)
         del a, b, m, ref
+
+
+def narrow_of(sae, n: int):
+    """The SAE of sae's first n features (a narrower dictionary of the same stream)."""
+    from saematch.sae import JumpReLUSAE
+
+    return JumpReLUSAE(
+        W_enc=sae.W_enc[:, :n].contiguous(), b_enc=sae.b_enc[:n].clone(),
+        W_dec=sae.W_dec[:n].contiguous(), b_dec=sae.b_dec.clone(),
+        threshold=sae.threshold[:n].clone(), name=f"{sae.name}[:{n}]",
+    )  # fmt: skip
+
+
+def rect_gemm(a, b, mode: str, block: int = 2048) -> float:
+    """Seconds of the float32 GEMM xa @ xb.T of the n × W pair (row blocks, output dropped)."""
+    xa = augmented_features(a, mode, "a", fold=True)
+    xb = augmented_features(b, mode, "b", fold=True)
+    out = np.empty((min(block, len(xa)), len(xb)), dtype=np.float32)
+    t0 = time.perf_counter()
+    for s in range(0, len(xa), block):
+        np.matmul(xa[s : s + block], xb.T, out=out[: min(len(xa), s + block) - s])
+    return time.perf_counter() - t0
+
+
+def bench_rect(args, n: int, wide: int, budget) -> None:
+    """The --rect benchmark of one n × W pair (module doc)."""
+    from saematch.compare import compare
+    from saematch.compare.rect import check_rect_certificate, match_rect
+    from saematch.matching.budget import resolve_budget
+
+    if wide < n:
+        raise SystemExit(f"--rect {wide} must be at least the narrow width {n}")
+    A, b, _ = synthetic_pair(args.d_model, wide, args.unmatched, args.noise, args.seed)
+    a = narrow_of(A, n)
+    del A
+    mem = resolve_budget(budget)
+    t_gemm, _, _, _ = measure(lambda: rect_gemm(a, b, args.mode))
+    print(
+        f"rectangular {n} x {wide}, d_model {args.d_model}, mode {args.mode}, max_memory "
+        f"{budget or 'default'} ({mem / 1e9:.1f} GB)\n  fp32 GEMM of the same pair: "
+        f"{t_gemm:.1f} s",
+        flush=True,
+    )
+    m, t_r, u_r, m_r = measure(
+        lambda: match_rect(a, b, mode=args.mode, max_memory=mem, device=args.device)
+    )
+    xa = augmented_features(a, args.mode, "a", fold=True)
+    xb = augmented_features(b, args.mode, "b", fold=True)
+    idx = np.sort(np.random.default_rng(0).choice(n, min(n, 2048), replace=False))
+    # float64 costs of the sampled rows in column blocks (no float64 copy of B); the dot's
+    # order differs from the padded features the solver proved on: widen tol by its rounding
+    norm_a = np.sqrt(np.einsum("ij,ij->i", xa, xa, dtype=np.float64).max())
+    norm_b = np.sqrt(np.einsum("ij,ij->i", xb, xb, dtype=np.float64).max())
+    tol = m.info["tol"] + 4 * xa.shape[1] * np.finfo(np.float64).eps * norm_a * norm_b
+    cost = lambda sl: sampled_rows_cost(xa[idx[sl]], xb)  # noqa: E731
+    cert = check_rect_certificate(cost, m.perm[idx], m.duals[0][idx], m.duals[1], tol, block=256)
+    print(
+        f"  rectangular exact [{m.info.get('method')}, {m.info.get('route')}]: {t_r:.1f} s wall, "
+        f"{u_r:.1f} s CPU, +{m_r:.2f} GB peak RSS; / fp32 GEMM: {t_r / t_gemm:.2f}x; "
+        f"certificate on {len(idx)} sampled rows: {'ok' if cert.ok else 'FAILED'} "
+        f"(min reduced {cert.min_reduced:.2e}, max slack {cert.max_slack:.2e})",
+        flush=True,
+    )
+    if n * wide <= args.scipy_below**2:
+
+        def scipy_rect():
+            C = xa.astype(np.float64) @ xb.astype(np.float64).T
+            r, c = linear_sum_assignment(C)
+            return float(C[r, c].sum())
+
+        ref, t_s, _, m_s = measure(scipy_rect)
+        print(
+            f"  scipy rectangular: {t_s:.1f} s, +{m_s:.2f} GB; total cost scipy {ref:.9g} "
+            f"exact {m.total_cost:.9g} (rel diff {abs(m.total_cost - ref) / abs(ref):.1e})",
+            flush=True,
+        )
+    if args.compare:
+        c, t_c, u_c, m_c = measure(
+            lambda: compare(a, b, mode=args.mode, certify=False, max_memory=mem, device=args.device)
+        )
+        print(
+            f"  compare() in full: {t_c:.1f} s wall, {u_c:.1f} s CPU, +{m_c:.2f} GB peak RSS; "
+            f"/ fp32 GEMM: {t_c / t_gemm:.2f}x; parts {c.seconds}",
+            flush=True,
+        )
+        print("  " + c.console().replace("\n", "\n  "), flush=True)
+
+
+def sampled_rows_cost(rows: np.ndarray, xb: np.ndarray, block: int = 8192) -> np.ndarray:
+    """(len(rows), W) float64 costs rows · xb.T, B converted to float64 a column block at a time."""
+    r64 = rows.astype(np.float64)
+    out = np.empty((len(rows), len(xb)))
+    for s0 in range(0, len(xb), block):
+        out[:, s0 : s0 + block] = r64 @ xb[s0 : s0 + block].astype(np.float64).T
+    return out
 
 
 if __name__ == "__main__":

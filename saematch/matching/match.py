@@ -65,6 +65,12 @@ class Matching:
     predecessor_cost: np.ndarray | None = None  # (F_B, k) float32
     split_children: np.ndarray | None = None  # (F, 2) int64, −1 = no split (beyond/splits.py)
     bias_weight: float = 0.0  # w of the optional b_enc term in mode both (0: the paper's cost)
+    # comparing two SAEs of any widths (saematch/compare): perm is then the exact rectangular
+    # matching; shared_perm the partial one (−1 = no partner by the rotation null); families:
+    # the wide side's (info["families"]["wide"]) features -> the narrow feature they split
+    shared_perm: np.ndarray | None = None  # (F_A,) int64
+    family_parent: np.ndarray | None = None  # (F_wide,) int64, −1 = in no family
+    family_confidence: np.ndarray | None = None  # (F_wide,) float32 κ margin, NaN if none
 
     @property
     def is_partial(self) -> bool:

@@ -1,0 +1,101 @@
+"""Families: the wide SAE's features that split one feature of the narrow SAE.
+
+With the pair similarity of the matching cost (docs/method.md §10; null.py)
+
+    κ_ij = 1 − c_ij / (‖z_i‖² + ‖z'_j‖²)      (1: identical, 0: orthogonal)
+
+each wide feature j gets the narrow feature it is most similar to, p(j) = argmax_i κ_ij. It
+joins p(j)'s family when κ_p(j),j > κ*, the rotation null's threshold (the same κ* that decides
+"shared", so a family member is as unlikely a chance match as a shared pair). Its confidence
+is the margin over the runner-up parent, κ_p(j),j − max_{i ≠ p(j)} κ_ij (0: two narrow features
+claim it equally). A family of two or more members is a split (or duplicated) feature; the
+rectangular matching's partner of i is usually one of them.
+
+One pass of float32 GEMMs in blocks of wide features (block × n_narrow at a time), exact
+float64 costs of the two best parents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Families:
+    """parent (F_wide,) int64: the narrow feature each wide feature belongs to, −1 = none;
+    confidence (F_wide,) float32: κ margin over the runner-up (NaN where parent = −1);
+    kappa (F_wide,) float32: κ to the best narrow feature; wide: "a" | "b"; kappa_star."""
+
+    parent: np.ndarray
+    confidence: np.ndarray
+    kappa: np.ndarray
+    wide: str
+    kappa_star: float
+
+    def sizes(self, n_narrow: int) -> np.ndarray:
+        """(n_narrow,) members of each narrow feature's family."""
+        ok = self.parent >= 0
+        return np.bincount(self.parent[ok], minlength=n_narrow)
+
+    def splits(self, n_narrow: int) -> int:
+        """Narrow features with a family of two or more wide features."""
+        return int((self.sizes(n_narrow) >= 2).sum())
+
+
+def _exact(xa: np.ndarray, xb: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", xa[i].astype(np.float64), xb[j].astype(np.float64))
+
+
+def families(xa: np.ndarray, xb: np.ndarray, kappa_star: float, block: int = 1024) -> Families:
+    """Families of the wider of xa (side a) and xb (side b), cost.py's augmented features.
+
+    kappa_star: the null's κ* (compare.shared_features). Equal widths: b is the "wide" side.
+    """
+    D = xa.shape[1] - 2
+    r, s = xa[:, D].astype(np.float64), xb[:, D + 1].astype(np.float64)
+    wide = "a" if len(xa) > len(xb) else "b"
+    xw, xn = (xa, xb) if wide == "a" else (xb, xa)
+    nw_norm, nn_norm = (r, s) if wide == "a" else (s, r)
+    n_w = len(xw)
+    best = np.full(n_w, -1, dtype=np.int64)
+    second = np.full(n_w, -1, dtype=np.int64)
+    xnt = xn.T
+    for s0 in range(0, n_w, block):
+        c = (xw[s0 : s0 + block] @ xnt).astype(np.float64)  # (blk, n_n): c is symmetric in a↔b
+        den = nw_norm[s0 : s0 + block, None] + nn_norm[None, :]
+        kap = np.where(den > 0, 1.0 - c / np.where(den > 0, den, 1.0), -1.0)
+        if kap.shape[1] >= 2:
+            top = np.argpartition(-kap, 1, axis=1)[:, :2]
+            k_top = np.take_along_axis(kap, top, 1)
+            swap = k_top[:, 1] > k_top[:, 0]
+            top[swap] = top[swap][:, ::-1]
+            best[s0 : s0 + block], second[s0 : s0 + block] = top[:, 0], top[:, 1]
+        else:
+            best[s0 : s0 + block] = 0
+    # exact float64 similarities of the two candidates (the float32 GEMM only ranks them)
+    idx = np.arange(n_w)
+
+    def kappa_of(parent: np.ndarray) -> np.ndarray:
+        ok = parent >= 0
+        out = np.full(n_w, -1.0)
+        if wide == "a":
+            c = _exact(xa, xb, idx[ok], parent[ok])
+        else:
+            c = _exact(xa, xb, parent[ok], idx[ok])
+        den = nw_norm[idx[ok]] + nn_norm[parent[ok]]
+        out[ok] = np.where(den > 0, 1.0 - c / np.where(den > 0, den, 1.0), -1.0)
+        return out
+
+    k1, k2 = kappa_of(best), kappa_of(second)
+    keep = k1 > kappa_star
+    parent = np.where(keep, best, -1)
+    conf = np.where(keep, k1 - np.where(second >= 0, k2, -1.0), np.nan)
+    return Families(
+        parent.astype(np.int64),
+        conf.astype(np.float32),
+        k1.astype(np.float32),
+        wide,
+        float(kappa_star),
+    )

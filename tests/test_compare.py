@@ -1,0 +1,324 @@
+"""Comparing two SAEs (saematch.compare): rectangular certificate, shared / families, match
+file round trip, every source kind, the d_model error, the experiment."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import random_sae
+from scipy.optimize import linear_sum_assignment
+
+from saematch import load_matching, save_match_file
+from saematch.compare import check_match_rect, compare, families, match_rect, shared_features
+from saematch.compare.cosine import cosine_matching
+from saematch.compare.refs import load_pair, load_reference, parse_reference
+from saematch.matchfile import FORMAT_VERSION, MatchFileError
+from saematch.matchfile_checks import SIDECAR_HASH, sidecar_digest
+from saematch.matching.cost import augmented_features
+from saematch.sae import JumpReLUSAE
+from saematch.sources import save_sae
+
+
+def scipy_rect_cost(a, b, mode="both", fold=True) -> float:
+    """The rectangular optimum by scipy on the float64 cost of the same float32 features."""
+    xa = augmented_features(a, mode, "a", np.float32, fold=fold).astype(np.float64)
+    xb = augmented_features(b, mode, "b", np.float32, fold=fold).astype(np.float64)
+    C = xa @ xb.T
+    r, c = linear_sum_assignment(C)
+    return float(C[r, c].sum())
+
+
+@pytest.mark.parametrize(
+    "na,nb,solver",
+    [(30, 70, "auto"), (70, 30, "auto"), (200, 520, "auto"), (520, 200, "lapjv"), (40, 90, "scipy"),
+     (48, 48, "auto")],
+)  # fmt: skip
+def test_rectangular_matching_is_optimal_and_certified(na, nb, solver):
+    a, b = random_sae(12, na, seed=na), random_sae(12, nb, seed=nb + 1)
+    m = match_rect(a, b, solver=solver)
+    n = min(na, nb)
+    assert (m.perm >= 0).sum() == n and m.perm.shape == (na,)
+    matched = m.perm[m.perm >= 0]
+    assert len(np.unique(matched)) == n and matched.max() < nb
+    ref = scipy_rect_cost(a, b)
+    assert m.total_cost == pytest.approx(ref, rel=1e-6, abs=1e-6)
+    cert = check_match_rect(a, b, m)
+    assert cert.ok, cert
+    assert cert.gap_bound <= 1e-6 * abs(ref) + n * m.info["tol"] * 2
+
+
+def test_rectangular_certificate_rejects_a_worse_matching():
+    a, b = random_sae(12, 40, seed=1), random_sae(12, 100, seed=2)
+    m = match_rect(a, b)
+    bad = m.perm.copy()
+    bad[[0, 1]] = bad[[1, 0]]  # a feasible but (almost surely) worse matching, same duals
+    m.perm = bad
+    assert not check_match_rect(a, b, m).ok
+
+
+def test_zero_cost_dummies_do_not_bias_free_columns():
+    # plain zero padding would cost ‖z'_j‖²: the free wide features would be the low-norm ones.
+    # With B = A plus 40 extra features of tiny norm, the exact answer pairs A with A's copy.
+    a = random_sae(12, 30, seed=3)
+    extra = random_sae(12, 40, seed=4)
+    scale = 1e-3
+    b = JumpReLUSAE(
+        W_enc=torch.cat([a.W_enc, extra.W_enc * scale], 1),
+        b_enc=torch.cat([a.b_enc, extra.b_enc]),
+        W_dec=torch.cat([a.W_dec, extra.W_dec * scale], 0),
+        b_dec=a.b_dec,
+        threshold=torch.cat([a.threshold, extra.threshold]),
+    )
+    m = match_rect(a, b)
+    assert (m.perm == np.arange(30)).all()
+
+
+def test_different_d_model_is_a_clear_error():
+    with pytest.raises(ValueError, match="d_model 16 .* vs 8"):
+        compare(random_sae(16, 20), random_sae(8, 20))
+
+
+def test_identical_dictionaries_are_all_shared_and_random_ones_mostly_not():
+    a = random_sae(16, 64, seed=5)
+    perm = torch.randperm(64, generator=torch.Generator().manual_seed(0))
+    c = compare(a, a.permute_features(perm))
+    s = c.summary()
+    assert s["pwmcc_decoder"] == pytest.approx(1.0) and s["shared_pairs"] == 64
+    assert s["unshared_a"] == s["unshared_b"] == 0 and s["mse_certified"]
+    # permute_features: new feature perm[i] is old feature i
+    want = perm.numpy()
+    assert (c.matching.perm == want).all() and (c.matching.shared_perm == want).all()
+    r = compare(random_sae(16, 64, seed=6), random_sae(16, 96, seed=7)).summary()
+    assert r["shared_share"] < 0.3 and r["unshared_b"] >= 32
+    assert r["pwmcc_decoder"] < 0.8
+
+
+def split_pair(seed=0, n=48, d=24, dup=12, noise=0.05):
+    """A (n features) and B = A's features (shuffled) + `dup` near-copies of A's first ones."""
+    a = random_sae(d, n, seed=seed)
+    g = torch.Generator().manual_seed(seed + 100)
+    idx = torch.arange(dup)
+    eps_dec = noise * torch.randn(dup, d, generator=g) / d**0.5
+    eps_enc = noise * torch.randn(d, dup, generator=g) / d**0.5
+    W_dec = torch.cat([a.W_dec, a.W_dec[idx] + eps_dec])
+    W_enc = torch.cat([a.W_enc, a.W_enc[:, idx] + eps_enc], 1)
+    b = JumpReLUSAE(
+        W_enc=W_enc,
+        b_enc=torch.cat([a.b_enc, a.b_enc[idx]]),
+        W_dec=W_dec,
+        b_dec=a.b_dec,
+        threshold=torch.cat([a.threshold, a.threshold[idx]]),
+    )
+    return a, b
+
+
+def test_families_find_the_near_copies():
+    a, b = split_pair()
+    c = compare(a, b)
+    fam = c.families
+    assert fam.wide == "b"
+    # every original and every copy joins the family of its source feature
+    assert (fam.parent[:48] == np.arange(48)).all()
+    assert (fam.parent[48:] == np.arange(12)).all()
+    assert c.summary()["family_splits"] == 12
+    assert np.isfinite(fam.confidence[fam.parent >= 0]).all()
+    # narrow a = wide side reversed: the families live on a
+    c2 = compare(b, a)
+    assert c2.families.wide == "a" and (c2.families.parent[48:] == np.arange(12)).all()
+
+
+def test_families_function_on_features():
+    a, b = split_pair(seed=1)
+    xa = augmented_features(a, "decoder", "a", np.float32, fold=True)
+    xb = augmented_features(b, "decoder", "b", np.float32, fold=True)
+    fam = families(xa, xb, kappa_star=2.0)  # nothing beats κ* > 1
+    assert (fam.parent == -1).all()
+
+
+def test_pwmcc_dense_and_certified_routes_agree():
+    a, b = random_sae(16, 50, seed=8), random_sae(16, 80, seed=9)
+    dense = cosine_matching(a, b, "decoder")
+    cert = cosine_matching(a, b, "decoder", dense_limit=0)
+    assert dense.method == "dense |cos|" and cert.method == "certified signed cos"
+    assert cert.cos.sum() <= np.abs(dense.cos).sum() + 1e-9  # |cos| optimum ≥ signed optimum
+    # the signed optimum: compare with scipy on the signed cosine
+    ua = a.W_dec / a.W_dec.norm(dim=1, keepdim=True)
+    ub = b.W_dec / b.W_dec.norm(dim=1, keepdim=True)
+    C = (ua.double() @ ub.double().T).numpy()
+    r, k = linear_sum_assignment(-C)
+    assert cert.cos.sum() == pytest.approx(C[r, k].sum(), abs=1e-6)
+
+
+def test_shared_features_rectangular_never_pairs_padding():
+    a, b = random_sae(16, 30, seed=10), random_sae(16, 90, seed=10)  # b's first 30 ≠ a's
+    sh = shared_features(b, a)
+    assert sh.matching.perm.shape == (90,) and sh.matching.perm.max() < 30
+
+
+def test_match_file_round_trip_with_families(tmp_path):
+    a, b = split_pair(seed=2)
+    c = compare(a, b)
+    path = save_match_file(c.matching, tmp_path / "cmp", a, b)
+    meta = json.loads(path.read_text())
+    assert meta["format_version"] == FORMAT_VERSION and meta["families"]["wide"] == "b"
+    m = load_matching(tmp_path / "cmp", a, b)
+    assert (m.perm == c.matching.perm).all()
+    assert (m.shared_perm == c.matching.shared_perm).all()
+    assert (m.family_parent == c.families.parent).all()
+    np.testing.assert_array_equal(m.family_confidence, c.families.confidence)
+    assert m.duals[0].shape == (a.width,) and m.duals[1].shape == (b.width,)
+    assert m.info["families"]["wide"] == "b" and m.proven
+    # readable with safetensors + json alone
+    from safetensors.numpy import load_file
+
+    arr = load_file(str(tmp_path / "cmp.safetensors"))
+    assert arr["family_parent"].shape == (b.width,)
+    # a plain matching has the same format, without the comparison's arrays
+    from saematch.matching import match
+
+    plain = save_match_file(match(a, a), tmp_path / "plain", a, a)
+    assert json.loads(plain.read_text())["format_version"] == FORMAT_VERSION
+    assert "families" not in json.loads(plain.read_text())
+
+
+def test_match_file_rejects_bad_family_arrays(tmp_path):
+    import hashlib
+
+    from safetensors.numpy import load_file, save
+
+    a, b = split_pair(seed=3)
+    c = compare(a, b)
+    save_match_file(c.matching, tmp_path / "cmp", a, b)
+    arr = load_file(str(tmp_path / "cmp.safetensors"))
+    arr["family_parent"][0] = a.width  # out of range for the narrow side
+    blob = save(arr, metadata={"format": "saematch.match", "format_version": str(FORMAT_VERSION)})
+    (tmp_path / "cmp.safetensors").write_bytes(blob)
+    meta = json.loads((tmp_path / "cmp.json").read_text())
+    meta["arrays_sha256"] = hashlib.sha256(blob).hexdigest()
+    meta[SIDECAR_HASH] = sidecar_digest(meta)  # re-hashed: only the range check can catch it
+    (tmp_path / "cmp.json").write_text(json.dumps(meta))
+    with pytest.raises(MatchFileError, match="family_parent"):
+        load_matching(tmp_path / "cmp")
+
+
+# -- sources: every kind of reference -------------------------------------------------------
+
+
+def test_reference_parsing_errors():
+    with pytest.raises(ValueError, match="unknown kind"):
+        parse_reference("nosuch:thing")
+    with pytest.raises(ValueError, match="needs layer"):
+        parse_reference("planted:index=1")
+    with pytest.raises(ValueError, match="repo"):
+        parse_reference("gemma-scope:only")
+    r = parse_reference("gemma-scope:google/gemma-scope-2b-pt-res/layer_20/width_16k/x")
+    assert r.repo == "google/gemma-scope-2b-pt-res" and r.sae_id == "layer_20/width_16k/x"
+
+
+def test_file_references(tmp_path):
+    a, b = random_sae(16, 24, seed=11), random_sae(16, 40, seed=12)
+    save_sae(a, tmp_path / "a")
+    save_sae(b, tmp_path / "b")
+    sa, sb = load_pair(f"file:{tmp_path / 'a'}", str(tmp_path / "b" / "sae.safetensors"))
+    assert sa.fingerprint() == a.fingerprint() and sb.width == 40
+    assert compare(sa, sb).summary()["width_b"] == 40
+
+
+def test_gemma_and_llama_scope_local_references(tmp_path):
+    from test_sources_gemma_scope import write_params
+    from test_sources_llama_scope import FOLDER, write_folder
+
+    sae = random_sae(16, 24, seed=13)
+    write_params(tmp_path / "gs" / "layer_1/width_16k/x" / "params.npz", sae)
+    write_folder(tmp_path / "ls")
+    ga = load_reference(f"gemma-scope:{tmp_path / 'gs'}:layer_1/width_16k/x")
+    lb = load_reference(f"llama-scope:{tmp_path / 'ls'}:{FOLDER}")
+    assert torch.allclose(ga.W_dec, sae.W_dec) and ga.meta["reference"].startswith("gemma")
+    s = compare(ga, lb).summary()  # d 16, widths 24 vs 32
+    assert (s["width_a"], s["width_b"]) == (24, 32)
+
+
+def test_saelens_reference_needs_sae_lens():
+    try:
+        import sae_lens  # noqa: F401
+    except ImportError:
+        with pytest.raises((ImportError, ModuleNotFoundError, RuntimeError), match="sae"):
+            load_reference("saelens:some-release:some/id")
+    else:
+        pytest.skip("sae-lens installed: loading a release would go online")
+
+
+def test_planted_and_zoo_references(test_planted, test_zoo):
+    cache = test_planted.root.parent.parent
+    a, b = load_pair("planted:layer=1,size=test", "planted:layer=2,size=test", cache)
+    assert a.width == b.width == test_planted.width
+    assert a.fingerprint() == test_planted.load_sae(1).fingerprint()
+    zc = test_zoo.root.parent.parent
+    z0, z1 = load_pair("zoo:layer=1,size=test", "zoo:layer=1,size=test,index=1", zc)
+    assert z0.fingerprint() == test_zoo.load_sae(1).fingerprint()
+    assert z1.fingerprint() != z0.fingerprint()
+    s = compare(z0, z1).summary()
+    assert 0 < s["pwmcc_decoder"] <= 1 and s["shared_pairs"] > 0
+    with pytest.raises(ValueError, match="second seed"):
+        load_reference("zoo:layer=1,size=test,index=2", zc)
+
+
+# -- the experiment ----------------------------------------------------------------------------
+
+
+def test_experiment_compare_writes_a_match_file_with_families(test_zoo, tmp_path):
+    from experiment_helpers import compose_cfg, run, run_dir_of
+
+    a, b = split_pair(seed=4)
+    save_sae(a, tmp_path / "a")
+    save_sae(b, tmp_path / "b")
+    cfg = compose_cfg(
+        "compare",
+        ["saes=tiny", f"experiment.a=file:{tmp_path / 'a'}", f"experiment.b={tmp_path / 'b'}"],
+        test_zoo,
+        tmp_path,
+    )
+    summary = run(cfg)
+    assert summary["width_a"] == 48 and summary["width_b"] == 60
+    assert summary["family_splits"] == 12 and summary["mse_certified"]
+    assert summary["unfolded_mse_certified"] and summary["unfolded_shared_pairs"] > 0
+    rd = run_dir_of(cfg)
+    m = load_matching(rd / summary["match_file"], a, b)
+    assert m.family_parent.shape == (60,) and (m.family_parent[48:] == np.arange(12)).all()
+    assert (rd / "compare_features.csv").exists() and (rd / "compare_cosines.png").exists()
+    bad = compose_cfg("compare", ["saes=tiny", "experiment.fold=maybe"], test_zoo, tmp_path)
+    with pytest.raises(ValueError, match="fold"):
+        run(bad)
+
+
+def test_equal_widths_give_matchs_bijection_and_a_small_budget_is_a_memory_error():
+    from saematch.matching import match
+
+    a, b = random_sae(16, 80, seed=20), random_sae(16, 80, seed=21)
+    m, ref = match_rect(a, b), match(a, b)
+    assert m.info["route"] == "square" and m.total_cost == pytest.approx(ref.total_cost)
+    assert check_match_rect(a, b, m).ok
+    with pytest.raises(MemoryError, match="max_memory"):
+        match_rect(a, random_sae(16, 200, seed=22), max_memory=1000)
+
+
+def test_two_planted_seeds_share_one_set(monkeypatch):
+    from types import SimpleNamespace
+
+    import saematch.compare.refs as refs
+
+    seen = []
+
+    def fake(r, cache):
+        seen.append(r.options)
+        return SimpleNamespace(meta={})
+
+    monkeypatch.setattr(refs, "_planted", fake)
+    refs.load_pair("planted:layer=3", "planted:layer=3,index=1")
+    assert [o["n_seeds"] for o in seen] == [2, 2]
+    seen.clear()
+    refs.load_pair("planted:layer=3", "planted:layer=3,width=768")  # two sets, one seed each
+    assert all("n_seeds" not in o for o in seen)
