@@ -51,6 +51,7 @@ def check_saes(cfg: DictConfig) -> None:
     from experiments.sae_sets import SAE_SET_EXTRAS, SKELETON_KEYS
 
     check(cfg.saes, "saes", supplied=SAE_SET_EXTRAS, own=SKELETON_KEYS)
+    check_foldable_set(cfg)
     if cfg.saes.layers is None:
         return
     first, last = layer_range(cfg.saes.layers)
@@ -59,6 +60,26 @@ def check_saes(cfg: DictConfig) -> None:
         raise ValueError(
             f"saes.layers={list(cfg.saes.layers)}: the SAE set ({cfg.saes._target_}) has "
             f"layers {have[0]}..{have[-1]}; pick first and last among them"
+        )
+
+
+def check_foldable_set(cfg: DictConfig) -> None:
+    """With matching.fold, every SAE of the set has a threshold to fold: a ReLU or TopK SAE
+    (known from its config, before any weights load) is a ValueError saying matching.fold=false."""
+    from experiments.sae_sets import SAE_SET_EXTRAS, SKELETON_KEYS
+
+    if not cfg.matching.fold:
+        return
+    params, _ = parameters(target(cfg.saes, "saes"))
+    if any(k in params and params[k].default is params[k].empty for k in SAE_SET_EXTRAS):
+        return  # only the Context can build this set; Context.saes checks each SAE on load
+    bad = build(cfg.saes, "saes", own=SKELETON_KEYS).unfoldable()
+    if bad:
+        L, arch = next(iter(bad.items()))
+        raise ValueError(
+            f"matching.fold=true, but the SAE of layer {L} is a {arch} SAE ({len(bad)} of the "
+            "set's are ReLU/TopK): it has no threshold θ, so folding is undefined. Run with "
+            "matching.fold=false"
         )
 
 
