@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from experiments.context import plain
 from experiments.targets import build, check, node_of, parameters, target
 
+DATA_EXTRAS = ("tokenizer", "bos_token_id")  # what the Context hands a `data` target
 SNIFF_BYTES = 8192  # a NUL byte in a text file's first 8 KiB means it is not text
 
 
@@ -39,7 +40,7 @@ def set_layers(cfg: DictConfig) -> list[int] | None:
     if is_zoo_set(cfg):
         from saematch.zoo.config import get_config
 
-        return list(range(get_config(cfg.model.zoo_size).n_layers))
+        return list(range(get_config(cfg.model.get("zoo_size", "default")).n_layers))
     params, _ = parameters(target(cfg.saes, "saes"))
     if any(k in params and params[k].default is params[k].empty for k in SAE_SET_EXTRAS):
         return None
@@ -84,8 +85,16 @@ def check_foldable_set(cfg: DictConfig) -> None:
 
 
 def check_targets(cfg: DictConfig) -> None:
-    """judge and descriptions name callables that take their keys (no object is built)."""
+    """judge, descriptions and logger name callables that take their keys (no object is
+    built); a W&B mode is one W&B knows."""
+    from experiments.recording import LOGGER_EXTRAS
+    from saematch.tracking.wandb_logger import MODES
+
     check(cfg.judge, "judge", supplied=("cache_dir",))
+    check(cfg.logger, "logger", supplied=LOGGER_EXTRAS)
+    mode = cfg.logger.get("mode")
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"logger.mode={mode!r}: choose one of {', '.join(MODES)}")
     supplied = ("zoo", "layer", "sparsity", "cache_dir")
     check(cfg.descriptions, "descriptions", supplied=supplied)
 
@@ -103,8 +112,14 @@ def check_solver(cfg: DictConfig) -> None:
 
 
 def check_data(cfg: DictConfig) -> None:
-    """Positive sizes; a local corpus exists and its .txt files are text."""
+    """data names a callable taking its keys; a known source; positive sizes; a local corpus
+    exists and its .txt files are text."""
+    from saematch.data.sources import SOURCES
+
+    check(cfg.data, "data", supplied=DATA_EXTRAS)
     d, m = cfg.data, cfg.model
+    if d.get("source") is not None and plain(d.source) not in SOURCES:
+        raise ValueError(f"data.source={plain(d.source)!r}: choose one of {', '.join(SOURCES)}")
     for key, value, low in (
         ("data.n_examples", d.n_examples, 1),
         ("data.seq_len", d.seq_len, 2),
@@ -149,9 +164,12 @@ def check_text_file(path: Path) -> None:
 
 
 def check_model(cfg: DictConfig) -> None:
-    """model.kind=hf names a model."""
-    if plain(cfg.model.kind) == "hf" and not cfg.model.name_or_path:
-        raise ValueError("model.kind=hf needs model.name_or_path=<hub id or local folder>")
+    """model names a callable taking its keys (model=hf: model.name is set); batch_size is set."""
+    from experiments.models import MODEL_EXTRAS, MODEL_SKELETON
+
+    check(cfg.model, "model", supplied=MODEL_EXTRAS, own=MODEL_SKELETON)
+    if cfg.model.get("batch_size") is None:
+        raise ValueError("model.batch_size is not set: sequences per forward pass, e.g. 8")
 
 
 def preflight(cfg: DictConfig) -> None:
