@@ -46,7 +46,7 @@ def saematch(world, *args: str) -> subprocess.CompletedProcess:
         f"model.name={world['model']}",
         "model.batch_size=4",
         "saes=saelens",
-        "saes.pattern='blocks.{layer}.hook_resid_pre'",
+        "saes.pattern=blocks.*.hook_resid_pre",
         "data.n_examples=4",
         "data.seq_len=32",
         "logger=none",

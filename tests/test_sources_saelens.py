@@ -123,6 +123,10 @@ def test_set_from_local_folder_by_pattern(tmp_path):
         saelens_set(str(tmp_path), pattern="layer_{layer}")
     with pytest.raises(ValueError, match="exactly one of"):
         saelens_set(str(tmp_path))
+    star = saelens_set(str(tmp_path), pattern="blocks.*.hook_resid_pre")  # no quotes needed
+    assert star.entries == s.entries
+    with pytest.raises(ValueError, match="one \\{layer\\} or one \\*"):
+        saelens_set(str(tmp_path), pattern="blocks.1.hook_resid_pre")
 
 
 def test_set_from_hub_cache_layout_offline(tmp_path, monkeypatch):

@@ -1,6 +1,6 @@
 """SAELens SAEs as an SAE set (docs/method.md §7): a release with ids, or a layer pattern.
 
-    saelens_set("gpt2-small-res-jb", pattern="blocks.{layer}.hook_resid_pre")   # sae-lens table
+    saelens_set("gpt2-small-res-jb", pattern="blocks.*.hook_resid_pre")         # sae-lens table
     saelens_set("jbloom/GPT2-Small-SAEs-Reformatted", ids=["blocks.8.hook_resid_pre", ...])
     saelens_set("/data/my_saes", pattern="layer_{layer}")                      # local folders
 
@@ -27,11 +27,11 @@ def saelens_set(
     revision: str | None = None,
 ) -> SAESet:
     """The SAEs `ids` of `release` (a SAELens release, hub repo or local folder), or every id
-    matching `pattern`, {layer} standing for a number (e.g. blocks.{layer}.hook_resid_post)."""
+    matching `pattern`, {layer} or * standing for a number (e.g. blocks.*.hook_resid_post)."""
     if (ids is None) == (pattern is None):
         raise ValueError(
-            "saes=saelens needs exactly one of saes.ids=[<id>, ...] or saes.pattern=<id with "
-            "{layer}>, e.g. saes.pattern='blocks.{layer}.hook_resid_pre'"
+            "saes=saelens needs exactly one of saes.ids=[<id>, ...] or saes.pattern=<id with * "
+            "for the layer>, e.g. saes.pattern=blocks.*.hook_resid_pre"
         )
     repo, table = resolve_release(release)
     if pattern is not None:
@@ -74,12 +74,15 @@ def saelens_set(
 
 
 def ids_matching(pattern: str, ids: list[str]) -> list[str]:
-    """The ids that `pattern` matches, {layer} standing for a number, ordered by that number."""
-    if "{layer}" not in pattern:
+    """The ids that `pattern` matches, {layer} (or *, which needs no quotes on the command line)
+    standing for a layer number; ordered by that number."""
+    slot = "{layer}" if "{layer}" in pattern else "*"
+    if pattern.count(slot) != 1:
         raise ValueError(
-            f"saes.pattern={pattern!r} needs {{layer}}, e.g. 'blocks.{{layer}}.hook_resid_post'"
+            f"saes.pattern={pattern!r}: write the id with one {{layer}} or one * where the "
+            "layer number goes, e.g. blocks.*.hook_resid_post"
         )
-    rx = re.compile("^" + re.escape(pattern).replace(re.escape("{layer}"), r"(\d+)") + "$")
+    rx = re.compile("^" + re.escape(pattern).replace(re.escape(slot), r"(\d+)") + "$")
     hits = [(int(m.group(1)), i) for i in ids if (m := rx.match(i))]
     return [i for _, i in sorted(hits)]
 
