@@ -36,6 +36,18 @@ FAMILIES = {
     "gemma3": lambda n: tf.Gemma3TextConfig(
         num_hidden_layers=n, num_key_value_heads=1, head_dim=16, sliding_window=8, **ROTARY
     ),  # fmt: skip
+    "gemma3_multimodal": lambda n: tf.Gemma3Config(  # Gemma3ForConditionalGeneration
+        text_config=FAMILIES["gemma3"](n).to_dict(),
+        vision_config=tf.SiglipVisionConfig(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=28,
+            patch_size=14,
+        ).to_dict(),
+        mm_tokens_per_image=4,
+    ),  # fmt: skip
 }
 
 
