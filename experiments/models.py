@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from experiments.targets import build, target
+from experiments.targets import build
 from saematch.lm import LanguageModel
 
 MODEL_SKELETON = ("batch_size", "zoo_size")  # read by the experiments, not passed to the target
@@ -22,11 +22,6 @@ MODEL_EXTRAS = ("zoo",)
 def zoo_model(zoo, dtype: str = "float32", device: str = "cpu") -> LanguageModel:
     """The built-in zoo's tiny Gemma 2 model (docs/method.md §8), read from its folder."""
     return LanguageModel.load(str(zoo.model_dir), dtype=dtype, device=device)
-
-
-def is_zoo_model(cfg: DictConfig) -> bool:
-    """Whether model names the zoo's model."""
-    return target(cfg.model, "model") is zoo_model
 
 
 def build_model(cfg: DictConfig, ctx) -> LanguageModel:

@@ -78,8 +78,8 @@ def check_foldable_set(cfg: DictConfig) -> None:
     if bad:
         L, arch = next(iter(bad.items()))
         raise ValueError(
-            f"matching.fold=true, but the SAE of layer {L} is a {arch} SAE ({len(bad)} of the "
-            "set's are ReLU/TopK): it has no threshold θ, so folding is undefined. Run with "
+            f"matching.fold=true, but the SAE of layer {L} is a {arch} SAE ({len(bad)} SAEs of "
+            "the set are ReLU/TopK): it has no threshold θ, so folding is undefined. Run with "
             "matching.fold=false"
         )
 
