@@ -66,6 +66,12 @@ def run(opts: Options, ctx: Context) -> Results:
             f"experiment.transfer={opts.transfer!r}: use raw (SPEC §5, the default) or folded"
         )
     saes = {L: s.to(ctx.act_device) for L, s in ctx.saes.items()}
+    can_fold = all(s.foldable for s in saes.values())  # ReLU / TopK SAEs: raw transfer only
+    if opts.transfer == "folded" and not can_fold:
+        raise ValueError(
+            "experiment.transfer=folded needs SAEs with thresholds; these are ReLU/TopK SAEs "
+            "(no θ, folding undefined): use experiment.transfer=raw"
+        )
     main_fold = bool(ctx.cfg.matching.fold)  # the matching config decides SAE Match's matching
     matchings = {"sae_match": ctx.matchings()}
     if opts.unfolded and main_fold:
@@ -73,13 +79,14 @@ def run(opts: Options, ctx: Context) -> Results:
     perms = {k: {t: m.perm for t, m in v.items()} for k, v in matchings.items()}
     in_folded = opts.transfer == "folded"
     fold = dict.fromkeys(perms, in_folded)
-    if opts.other_transfer:
+    if opts.other_transfer and can_fold:
         other = "raw" if in_folded else "folded"
         for name in list(perms):
             perms[f"{name}_{other}_transfer"] = perms[name]
             fold[f"{name}_{other}_transfer"] = not in_folded
     pairs = [t for t in ctx.next_layer if opts.pairs is None or t in opts.pairs]
-    reps = replacements(saes, perms, opts.baselines, as_matched(saes, True), fold)
+    folded = as_matched(saes, True) if can_fold else None
+    reps = replacements(saes, perms, opts.baselines, folded, fold)
     rows = ctx.prune(reps, pairs, progress=True)
     main = [PruneRow.of(r, "sae_match") for r in rows]
     methods = list(perms) + (list(BASELINES) if opts.baselines else [])

@@ -15,6 +15,9 @@ SPEC §3 averaged over the F matched pairs:
     objective   = the mean per-pair cost of the matching mode ("both" = encoder + decoder;
                   + bias_weight · bias_mse only with the non-paper option bias_weight > 0)
 
+ReLU and TopK SAEs have no θ, so folding is undefined for them: with such a set (run with
+matching.fold=false) the curves are vanilla and matched only, scored on the raw weights.
+
 folded+matched minimises the folded objective, so objective(folded+matched) ≤ objective of
 any other permutation, pair by pair; b_dec is not part of any cost (it does not depend on
 the feature order).
@@ -86,6 +89,8 @@ def plot(rows: list[CurveRow], log_scale: bool):
     for ax, (term, title) in zip(axes, TITLES.items(), strict=True):
         for v in VARIANTS:
             sel = [r for r in rows if r.variant == v]
+            if not sel:  # folded is absent for ReLU / TopK SAEs
+                continue
             ys = [getattr(r, term) for r in sel]
             plotting.line_per_layer(ax, [r.layer for r in sel], ys, method=v)
         if log_scale:
@@ -98,24 +103,29 @@ def plot(rows: list[CurveRow], log_scale: bool):
 def run(opts: Options, ctx: Context) -> Results:
     """Vanilla / matched / folded+matched MSE of W_enc, W_dec, b_enc per adjacent pair."""
     mode = plain(ctx.cfg.matching.mode)
-    w = float(ctx.cfg.matching.get("bias_weight", 0.0) or 0.0)
-    folded = {L: s.to("cpu").fold() for L, s in ctx.saes.items()}
-    matchings = {"matched": ctx.matchings(fold=False), "folded": ctx.matchings(fold=True)}
+    w = float(ctx.cfg.matching.bias_weight)
+    can_fold = all(s.foldable for s in ctx.saes.values())  # ReLU / TopK: raw weights only
+    scored = {L: s.to("cpu").fold() if can_fold else s.to("cpu") for L, s in ctx.saes.items()}
+    matchings = {"matched": ctx.matchings(fold=False)}
+    if can_fold:
+        matchings["folded"] = ctx.matchings(fold=True)
+    variants = VARIANTS if can_fold else VARIANTS[:2]
     rows, pairs = [], []
     for t, u in ctx.next_layer.items():
-        perms = {"vanilla": np.arange(folded[t].width)}
+        perms = {"vanilla": np.arange(scored[t].width)}
         perms |= {v: np.asarray(ms[t].perm) for v, ms in matchings.items()}
-        new = [curve_row(t, u, v, folded[t], folded[u], perms[v], mode, w)
-               for v in VARIANTS]  # fmt: skip
-        agree = float(np.mean(perms["matched"] == perms["folded"]))
-        pairs.append(
-            PairRow(t, **{r.variant: r.objective for r in new}, agreement_matched_folded=agree)
-        )
+        new = [curve_row(t, u, v, scored[t], scored[u], perms[v], mode, w)
+               for v in variants]  # fmt: skip
+        obj = {v: float("nan") for v in VARIANTS} | {r.variant: r.objective for r in new}
+        agree = float(np.mean(perms["matched"] == perms["folded"])) if can_fold else float("nan")
+        pairs.append(PairRow(t, **obj, agreement_matched_folded=agree))
         rows += new
     res = Results(matchings=matchings, metrics=pairs, headline=pairs)
     res.table("mse_curves", rows)
     res.figures["mse_curves"] = plot(rows, bool(opts.log_scale))
     res.summary = summary(rows, pairs, mode, ctx.solver.key())
+    if not can_fold:
+        res.summary["scored_on"] = "raw weights: ReLU/TopK SAEs have no θ, folding is undefined"
     return res
 
 
@@ -126,6 +136,7 @@ def summary(rows: list[CurveRow], pairs: list[PairRow], mode: str, solver: str) 
         terms = asdict(r)
         del terms["layer"], terms["next_layer"], terms["variant"]
         layers[str(r.layer)][r.variant] = terms
+    present = [v for v in VARIANTS if any(r.variant == v for r in rows)]
     mean = lambda v, k: float(np.mean([getattr(r, k) for r in rows if r.variant == v]))  # noqa: E731
     return {
         "matching": {"mode": mode, "solver": solver},
@@ -135,5 +146,5 @@ def summary(rows: list[CurveRow], pairs: list[PairRow], mode: str, solver: str) 
             "folded": "matched folded, scored folded",
         },
         "layers": layers,
-        "mean_over_pairs": {v: {k: mean(v, k) for k in (*TERMS, "objective")} for v in VARIANTS},
+        "mean_over_pairs": {v: {k: mean(v, k) for k in (*TERMS, "objective")} for v in present},
     }

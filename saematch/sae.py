@@ -26,7 +26,9 @@ class JumpReLUSAE:
     """A JumpReLU SAE on one residual-stream site (Gemma Scope `params.npz` layout).
 
     pre = x @ W_enc + b_enc;  f = pre * (pre > threshold);  x_hat = f @ W_dec + b_dec.
-    A ReLU SAE is the special case threshold = 0 (it cannot be folded).
+    A ReLU SAE is the special case threshold = 0 (it cannot be folded). A TopK SAE (k set)
+    keeps only the k largest pre-activations of each row first: f = relu(topk_k(pre)), with
+    threshold = 0; it has no θ, so folding is undefined.
     """
 
     W_enc: Tensor  # (d_model, F)
@@ -36,6 +38,7 @@ class JumpReLUSAE:
     threshold: Tensor  # (F,)
     name: str = ""
     meta: dict = field(default_factory=dict)
+    k: int | None = None  # TopK SAEs: active features per row; None for JumpReLU / ReLU
 
     def __post_init__(self) -> None:
         for n in TENSOR_NAMES:
@@ -62,6 +65,8 @@ class JumpReLUSAE:
         if len(neg):
             j = int(neg[0])
             raise ValueError(f"threshold[{j}] = {self.threshold[j].item()} is negative; θ ≥ 0.")
+        if self.k is not None and not 1 <= int(self.k) <= F:
+            raise ValueError(f"k = {self.k}: a TopK SAE keeps 1..{F} features (its width)")
 
     def validate(self) -> None:
         """The constructor's checks again (dtypes, shapes, finite values, θ ≥ 0), so tensors
@@ -88,6 +93,12 @@ class JumpReLUSAE:
         return self.W_enc.device
 
     @property
+    def foldable(self) -> bool:
+        """Whether folding is defined: no TopK k, and every θ finite and > 0 (not a ReLU SAE)."""
+        th = self.threshold
+        return self.k is None and bool(torch.all(torch.isfinite(th) & (th > 0)))
+
+    @property
     def is_folded(self) -> bool:
         """True when every threshold equals 1 (the folded form)."""
         return bool(torch.all(self.threshold == 1))
@@ -98,8 +109,11 @@ class JumpReLUSAE:
         return x.to(self.dtype) @ self.W_enc + self.b_enc
 
     def encode(self, x: Tensor) -> Tensor:
-        """x (..., d_model) -> f (..., F): JumpReLU of the pre-activation."""
+        """x (..., d_model) -> f (..., F): JumpReLU of the pre-activation (TopK: its k largest)."""
         pre = self.pre_activation(x)
+        if self.k is not None:  # zero all but the k largest of each row
+            vals, idx = pre.topk(int(self.k), dim=-1)
+            pre = torch.zeros_like(pre).scatter_(-1, idx, vals)
         return pre * (pre > self.threshold)
 
     def decode(self, f: Tensor) -> Tensor:
@@ -114,6 +128,11 @@ class JumpReLUSAE:
 
     def fold_threshold(self) -> Tensor:
         """θ, checked for folding: every θ_j finite and > 0, else ValueError naming j."""
+        if self.k is not None:
+            raise ValueError(
+                f"cannot fold {self.name or 'SAE'}: it is a TopK SAE (k = {self.k}), which has no "
+                "threshold θ, so folding is undefined: match it with matching.fold=false"
+            )
         th = self.threshold
         bad = (~torch.isfinite(th)) | (th <= 0)
         if bad.any():
@@ -165,13 +184,14 @@ class JumpReLUSAE:
             threshold=self.threshold[order],
             name=self.name,
             meta=dict(self.meta),
+            k=self.k,
         )
 
     # -- housekeeping --------------------------------------------------------
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None):
         """A copy on another device and/or dtype."""
         kw = {k: getattr(self, k).to(device=device, dtype=dtype) for k in TENSOR_NAMES}
-        return JumpReLUSAE(**kw, name=self.name, meta=dict(self.meta))
+        return JumpReLUSAE(**kw, name=self.name, meta=dict(self.meta), k=self.k)
 
     def state_dict(self) -> dict[str, Tensor]:
         """The five tensors by name (Gemma Scope keys)."""
@@ -185,12 +205,14 @@ class JumpReLUSAE:
             h.update(k.encode())
             h.update(str(tuple(t.shape)).encode())
             h.update(t.numpy().tobytes())
+        if self.k is not None:  # only TopK SAEs hash k, so every other fingerprint is unchanged
+            h.update(f"k={self.k}".encode())
         return h.hexdigest()
 
     def __repr__(self) -> str:
         return (
             f"JumpReLUSAE(name={self.name!r}, d_model={self.d_model}, width={self.width}, "
-            f"dtype={self.dtype}, device={self.device})"
+            f"{'' if self.k is None else f'k={self.k}, '}dtype={self.dtype}, device={self.device})"
         )
 
 

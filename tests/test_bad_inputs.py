@@ -35,7 +35,10 @@ def _binary(path: Path) -> Path:
     [
         (["data.n_examples=-5"], r"data.n_examples=-5: must be ≥ 1"),
         (["data.seq_len=1"], r"data.seq_len=1"),
-        (["model.kind=hf"], r"model.kind=hf needs model.name_or_path"),
+        (["model=hf"], r"model: .*LanguageModel.load needs name; set model.name=\.\.\."),
+        (["data.source=webtext"], r"data.source='webtext': choose one of"),
+        (["logger.mode=offlin"], r"logger.mode='offlin': choose one of"),
+        (["data.n_examples=many"], r"data.n_examples='many'"),
         (["saes.layers=[0,99]"], r"saes.layers=\[0, 99\].*layers 0..5"),
         (["saes.layers=[0,2,4]"], r"saes.layers=\[0, 2, 4\]: write \[first, last\]"),
         (["saes.layers=[3,1]"], r"first > last"),

@@ -66,13 +66,13 @@ def test_default_experiment_is_ground_truth_on_the_planted_world():
         cfg.saes._target_ == "saematch_experiments.harness.sae_sets.planted_set"
         and cfg.saes.size == "default"
     )
-    assert cfg.logger.mode.value == "offline"
+    assert (
+        cfg.logger._target_ == "saematch.tracking.wandb_recorder" and cfg.logger.mode == "offline"
+    )
     # every other experiment keeps the tiny zoo
     cfg = _compose(["experiment=layer_pruning"])
-    assert (
-        cfg.model.kind.value == "zoo"
-        and cfg.saes._target_ == "saematch_experiments.harness.sae_sets.zoo_set"
-    )
+    assert cfg.model._target_ == "saematch_experiments.harness.models.zoo_model"
+    assert cfg.saes._target_ == "saematch_experiments.harness.sae_sets.zoo_set"
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_default_experiment_is_ground_truth_on_the_planted_world():
     [
         ("matching.mode=sideways", "sideways"),
         ("matching.foo=1", "matching.foo"),
-        ("data.n_examples=many", "n_examples"),
+        ("data.n_exampels=8", "n_exampels"),  # a typo'd key; a bad value: test_bad_inputs.py
         ("model=gpt5", "gpt5"),
         ("matching/solver=greedy", "greedy"),
     ],

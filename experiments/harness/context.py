@@ -41,7 +41,7 @@ class Context:
         """The built-in zoo (built on first use)."""
         from saematch.zoo import ensure_zoo
 
-        size = self.cfg.model.zoo_size
+        size = self.cfg.model.get("zoo_size", "default")
         return ensure_zoo(size=size, cache_dir=self.cache_dir, seed=int(self.cfg.seed))
 
     @cached_property
@@ -57,7 +57,7 @@ class Context:
     # -- model and data ------------------------------------------------------
     @cached_property
     def lm(self):
-        from saematch.lm import LanguageModel
+        from saematch_experiments.models import build_model
 
         if self.is_planted:
             raise ValueError(
@@ -68,30 +68,18 @@ class Context:
                 "saes=tiny."
             )
 
-        m = self.cfg.model
-        path = str(self.zoo.model_dir) if plain(m.kind) == "zoo" else m.name_or_path
-        return LanguageModel.load(path, dtype=m.dtype, device=m.device)
+        return build_model(self.cfg, self)
 
     @cached_property
     def batch(self):
         """The token batch of cfg.data (N x T, BOS first, metric mask without BOS)."""
-        from saematch.data import load_texts, make_batch
+        from saematch_experiments.harness.targets import build
 
-        d = self.cfg.data
-        texts = load_texts(
-            plain(d.source),
-            split=d.split,
-            path=d.path,
-            text_key=d.text_key,
-            n_docs=max(4 * int(d.n_examples), 64),
-            seed=int(d.seed),
-        )
-        return make_batch(
-            texts,
-            self.lm.tokenizer,
-            n_examples=int(d.n_examples),
-            seq_len=int(d.seq_len),
-            seed=int(d.seed),
+        return build(
+            self.cfg.data,
+            "data",
+            tokenizer=lambda: self.lm.tokenizer,
+            bos_token_id=lambda: self.lm.bos_token_id,
         )
 
     @property

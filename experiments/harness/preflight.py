@@ -21,6 +21,7 @@ from saematch_experiments.harness.sae_sets import (
 )
 from saematch_experiments.harness.targets import build, check, node_of, parameters, target
 
+DATA_EXTRAS = ("tokenizer", "bos_token_id")  # what the Context hands a `data` target
 SNIFF_BYTES = 8192  # a NUL byte in a text file's first 8 KiB means it is not text
 # a dry run builds only these packages' targets
 OWN_PACKAGES = ("saematch.", "saematch_experiments.")
@@ -39,7 +40,7 @@ def set_layers(cfg: DictConfig) -> list[int] | None:
     if is_zoo_set(cfg):
         from saematch.zoo.config import get_config
 
-        return list(range(get_config(cfg.model.zoo_size).n_layers))
+        return list(range(get_config(cfg.model.get("zoo_size", "default")).n_layers))
     fn = target(cfg.saes, "saes")
     if fn is planted_set:
         return planted_layers(cfg)
@@ -70,6 +71,7 @@ def check_saes(cfg: DictConfig) -> None:
     check(cfg.saes, "saes", supplied=SAE_SET_EXTRAS, own=SKELETON_KEYS)
     if is_planted_set(cfg):
         planted_layers(cfg)  # its size and knobs, also when every layer is used
+    check_foldable_set(cfg)
     if cfg.saes.layers is None:
         return
     first, last = layer_range(cfg.saes.layers)
@@ -81,10 +83,36 @@ def check_saes(cfg: DictConfig) -> None:
         )
 
 
+def check_foldable_set(cfg: DictConfig) -> None:
+    """With matching.fold, every SAE of the set has a threshold to fold: a ReLU or TopK SAE
+    (known from its config, before any weights load) is a ValueError saying matching.fold=false."""
+    if not cfg.matching.fold:
+        return
+    params, _ = parameters(target(cfg.saes, "saes"))
+    if any(k in params and params[k].default is params[k].empty for k in SAE_SET_EXTRAS):
+        return  # only the Context can build this set; Context.saes checks each SAE on load
+    bad = build(cfg.saes, "saes", own=SKELETON_KEYS).unfoldable()
+    if bad:
+        L, arch = next(iter(bad.items()))
+        raise ValueError(
+            f"matching.fold=true, but the SAE of layer {L} is a {arch} SAE ({len(bad)} SAEs of "
+            "the set are ReLU/TopK): it has no threshold θ, so folding is undefined. Run with "
+            "matching.fold=false"
+        )
+
+
 def check_targets(cfg: DictConfig) -> None:
-    """judge and descriptions name callables that take their keys (no object is built); a
-    descriptions.root (Neuronpedia exports) is an existing folder."""
+    """judge, descriptions and logger name callables that take their keys (no object is
+    built); a W&B mode is one W&B knows; a descriptions.root (Neuronpedia exports) is an
+    existing folder."""
+    from saematch.tracking.wandb_logger import MODES
+    from saematch_experiments.harness.recording import LOGGER_EXTRAS
+
     check(cfg.judge, "judge", supplied=("cache_dir",))
+    check(cfg.logger, "logger", supplied=LOGGER_EXTRAS)
+    mode = cfg.logger.get("mode")
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"logger.mode={mode!r}: choose one of {', '.join(MODES)}")
     supplied = ("zoo", "layer", "sparsity", "cache_dir")
     check(cfg.descriptions, "descriptions", supplied=supplied)
     root = cfg.descriptions.get("root")
@@ -139,8 +167,14 @@ def check_solver(cfg: DictConfig) -> None:
 
 
 def check_data(cfg: DictConfig) -> None:
-    """Positive sizes; a local corpus exists and its .txt files are text."""
+    """data names a callable taking its keys; a known source; positive sizes; a local corpus
+    exists and its .txt files are text."""
+    from saematch.data.sources import SOURCES
+
+    check(cfg.data, "data", supplied=DATA_EXTRAS)
     d, m = cfg.data, cfg.model
+    if d.get("source") is not None and plain(d.source) not in SOURCES:
+        raise ValueError(f"data.source={plain(d.source)!r}: choose one of {', '.join(SOURCES)}")
     for key, value, low in (
         ("data.n_examples", d.n_examples, 1),
         ("data.seq_len", d.seq_len, 2),
@@ -192,9 +226,12 @@ def check_text_file(path: Path) -> None:
 
 
 def check_model(cfg: DictConfig) -> None:
-    """model.kind=hf names a model."""
-    if plain(cfg.model.kind) == "hf" and not cfg.model.name_or_path:
-        raise ValueError("model.kind=hf needs model.name_or_path=<hub id or local folder>")
+    """model names a callable taking its keys (model=hf: model.name is set); batch_size is set."""
+    from saematch_experiments.models import MODEL_EXTRAS, MODEL_SKELETON
+
+    check(cfg.model, "model", supplied=MODEL_EXTRAS, own=MODEL_SKELETON)
+    if cfg.model.get("batch_size") is None:
+        raise ValueError("model.batch_size is not set: sequences per forward pass, e.g. 8")
 
 
 def preflight(cfg: DictConfig) -> None:

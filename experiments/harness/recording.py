@@ -11,24 +11,29 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from saematch.tracking import RunRecorder
-from saematch_experiments.harness.config_values import plain
+from saematch_experiments.harness.targets import args, check, parameters
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout: experiments/harness/ -> root
 
 
+LOGGER_EXTRAS = ("run_dir", "run_config", "name")  # what the skeleton hands a `logger` target
+
+
 def make_recorder(cfg: DictConfig, run_dir: Path) -> RunRecorder:
-    """A recorder writing local files in run_dir and, unless logger=none, an (offline) W&B run."""
-    lg = cfg.logger
+    """The recorder of cfg.logger (`_target_`-built): local files in run_dir and, unless
+    logger=none, an (offline) W&B run."""
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    wandb_kwargs = {
-        "project": lg.project,
-        "entity": lg.entity,
-        "group": lg.group,
-        "tags": list(lg.tags),
-        "mode": plain(lg.mode),
+    # Called directly, not through instantiate: run_config holds other groups' `_target_`
+    # nodes, which instantiate would build.
+    fn = check(cfg.logger, "logger", supplied=LOGGER_EXTRAS)
+    extras = {
+        "run_dir": run_dir,
+        "run_config": config,
         "name": f"{cfg.experiment.name}-{run_dir.name}",
     }
-    return RunRecorder(run_dir, config=config, logger=plain(lg.kind), wandb_kwargs=wandb_kwargs)
+    params, var_kw = parameters(fn)
+    extras = {k: v for k, v in extras.items() if k in params or var_kw}
+    return fn(**extras, **args(cfg.logger))
 
 
 @cache

@@ -21,42 +21,6 @@ class MatchMode(str, Enum):
     both = "both"
 
 
-class ModelKind(str, Enum):
-    zoo = "zoo"
-    hf = "hf"
-
-
-class DataSource(str, Enum):
-    stdlib = "stdlib"
-    stdlib_code = "stdlib_code"
-    stdlib_prose = "stdlib_prose"
-    openwebtext = "openwebtext"
-    code = "code"
-    wikitext = "wikitext"
-    local_text = "local_text"
-
-
-class LoggerKind(str, Enum):
-    wandb = "wandb"
-    none = "none"
-
-
-class WandbMode(str, Enum):
-    offline = "offline"
-    online = "online"
-    disabled = "disabled"
-
-
-@dataclass
-class ModelConfig:
-    kind: ModelKind = ModelKind.zoo
-    name_or_path: str | None = None
-    dtype: str = "float32"
-    device: str = "cpu"
-    batch_size: int = 16
-    zoo_size: str = "default"
-
-
 @dataclass
 class MatchingConfig:
     # defaults: the library's (saematch.matching.options.MatchOptions), one place for each
@@ -76,27 +40,6 @@ class MatchingConfig:
 
 
 @dataclass
-class DataConfig:
-    source: DataSource = DataSource.stdlib
-    split: str = "heldout"
-    path: str | None = None
-    text_key: str = "text"
-    n_examples: int = 32
-    seq_len: int = 128
-    seed: int = 0
-
-
-@dataclass
-class LoggerConfig:
-    kind: LoggerKind = LoggerKind.wandb
-    mode: WandbMode = WandbMode.offline
-    project: str = "saematch"
-    entity: str | None = None
-    group: str | None = None
-    tags: list[str] = field(default_factory=list)
-
-
-@dataclass
 class PathsConfig:
     cache_dir: str = MISSING
     output_root: str = "outputs"
@@ -104,14 +47,14 @@ class PathsConfig:
 
 @dataclass
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
     # `_target_` groups: checked against their target's signature (experiments/harness/targets.py)
+    model: Any = MISSING
     saes: Any = MISSING
     matching: MatchingConfig = field(default_factory=MatchingConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: Any = MISSING
     judge: Any = MISSING
     descriptions: Any = MISSING
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    logger: Any = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     # Each experiment checks its own options against its dataclass (harness/registry.py).
     experiment: Any = MISSING

@@ -1,6 +1,7 @@
 """A Hugging Face causal LM with resid_post capture and resumption from any block.
 
-resid_post of block l is the decoder layer's output, `model.model.layers[l]`. It equals
+Any decoder-only causal LM whose stack saematch.lm.arch finds (Llama, Mistral, Qwen 2, Gemma 1-3,
+GPT-2, GPT-NeoX/Pythia). resid_post of block l is the decoder layer's output, `layers[l]`. It equals
 Hugging Face's `hidden_states[l + 1]` for l < n_layers − 1. For the last block it does
 NOT: in transformers 5 `hidden_states[-1]` is the *final-normed* state (checked for
 Gemma2 and Llama, tests/test_lm.py); `resid_post` returns the un-normed block output.
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 import transformers
 from torch import Tensor, nn
 
+from saematch.lm.arch import decoder_stack
 from saematch.lm.loss import chunks, token_ce
 from saematch.lm.sites import capture_sites
 
@@ -51,51 +53,46 @@ def _first(o):
 
 
 class LanguageModel:
-    """A causal LM (Gemma2ForCausalLM, LlamaForCausalLM, …) in eval mode, without grad."""
+    """A causal LM (Gemma2ForCausalLM, LlamaForCausalLM, GPT2LMHeadModel, …) in eval mode."""
 
     def __init__(self, model: nn.Module, tokenizer=None):
         self.model = model.eval()
         self._tokenizer = tokenizer
-        base = getattr(model, "model", None)
-        if base is None or not hasattr(base, "layers"):
-            raise ValueError(
-                f"{type(model).__name__} has no `.model.layers`; LanguageModel supports decoder-"
-                "only Hugging Face causal LMs such as Gemma2ForCausalLM and LlamaForCausalLM."
-            )
-        self.base = base  # the decoder stack (embeddings, layers, final norm)
-        self.layers = base.layers
+        stack = decoder_stack(model)
+        self.base = stack.base  # the decoder stack (embeddings, layers, final norm)
+        self.layers = stack.layers
+        self._positions = stack.positions  # GPT-2's wpe: zeroed while resuming (_skipping)
         self._plain_head = type(model).__name__ in _PLAIN_HEAD
         self.loss_chunk_tokens = 256  # tokens per lm_head chunk in the loss paths
 
     @classmethod
     def load(
         cls,
-        name_or_path: str,
+        name: str,
         *,
         dtype: str = "float32",
         device: str | torch.device = "cpu",
         trust_remote_code: bool = False,
+        revision: str | None = None,
         attn_implementation: str | None = None,
         tokenizer=None,
     ) -> LanguageModel:
-        """Load model + tokenizer with AutoModelForCausalLM / AutoTokenizer (Gemma 2: eager)."""
+        """Load model + tokenizer of `name` (a hub id or a local folder) with
+        AutoModelForCausalLM / AutoTokenizer (Gemma 2: eager attention). trust_remote_code stays
+        off unless asked for: it runs the repository's own Python."""
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        hub = {"trust_remote_code": trust_remote_code, "revision": revision}
+        config = AutoConfig.from_pretrained(name, **hub)
         if attn_implementation is None and config.model_type in EAGER_MODEL_TYPES:
             attn_implementation = "eager"
         model = AutoModelForCausalLM.from_pretrained(
-            name_or_path,
-            dtype=DTYPES[dtype],
-            trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation,
+            name, dtype=DTYPES[dtype], attn_implementation=attn_implementation, **hub
         ).to(device)
         if tokenizer is None or isinstance(tokenizer, str):
-            tokenizer = AutoTokenizer.from_pretrained(
-                tokenizer or name_or_path, trust_remote_code=trust_remote_code
-            )
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer or name, **hub)
         return cls(model, tokenizer)
 
     # -- properties ------------------------------------------------------------
@@ -105,7 +102,7 @@ class LanguageModel:
 
     @property
     def d_model(self) -> int:
-        return self.model.config.hidden_size
+        return self.model.config.get_text_config().hidden_size
 
     @property
     def tokenizer(self):
@@ -230,8 +227,13 @@ class LanguageModel:
 
     @contextmanager
     def _skipping(self, n_skip: int):
-        """Temporarily replace blocks 0..n_skip−1 by pass-throughs (restored on exit)."""
+        """Temporarily replace blocks 0..n_skip−1 by pass-throughs (restored on exit), and zero
+        any absolute position embedding: the resumed state already holds it."""
         saved = [self.layers[i] for i in range(n_skip)]
+        handle = None
+        if self._positions is not None:
+            zero = lambda _m, _a, out: torch.zeros_like(out)  # noqa: E731
+            handle = self._positions.register_forward_hook(zero)
         try:
             for i, blk in enumerate(saved):
                 self.layers[i] = _PassThrough(blk)
@@ -239,6 +241,8 @@ class LanguageModel:
         finally:
             for i, blk in enumerate(saved):
                 self.layers[i] = blk
+            if handle is not None:
+                handle.remove()
 
     @torch.no_grad()
     def logits_from(

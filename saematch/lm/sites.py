@@ -1,5 +1,9 @@
 """Per-block activation sites of a decoder LM: where module SAEs read, and how to hook them.
 
+The blocks come from saematch.lm.arch (any supported family); attn_out and mlp_out work in
+every family (the attention sublayer is self_attn, attn or attention), attn_z where the
+attention has an o_proj (Llama, Gemma, Qwen, Mistral).
+
 Sites of block l (Hugging Face module names; Gemma 2 applies an RMSNorm *after* each sublayer):
 
     resid_post   output of `layers[l]` (the residual stream after the block)
@@ -26,6 +30,7 @@ from torch import Tensor, nn
 
 SITES = ("resid_post", "attn_z", "attn_out", "mlp_out")
 RESIDUAL_SPACE_SITES = ("resid_post", "attn_out", "mlp_out")  # vectors of size d_model
+ATTN_NAMES = ("self_attn", "attn", "attention")
 
 
 def check_site(site: str) -> str:
@@ -40,7 +45,9 @@ def site_hook_point(block: nn.Module, site: str) -> tuple[nn.Module, bool]:
     check_site(site)
     if site == "resid_post":
         return block, False
-    attn = getattr(block, "self_attn", None)
+    # the attention sublayer: self_attn (Llama, Gemma, Qwen, Mistral), attn (GPT-2),
+    # attention (GPT-NeoX); its first output is what it adds to the residual stream
+    attn = next((getattr(block, a) for a in ATTN_NAMES if hasattr(block, a)), None)
     if site == "attn_z":
         proj = getattr(attn, "o_proj", None)
         if proj is None:

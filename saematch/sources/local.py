@@ -29,6 +29,8 @@ def save_sae(sae: JumpReLUSAE, path: str | os.PathLike) -> Path:
         "width": sae.width,
         "meta": sae.meta,
     }
+    if sae.k is not None:  # TopK only: every other sae.json keeps its bytes (cache keys)
+        meta["k"] = sae.k
     atomic_write_bytes(path / WEIGHTS, save(tensors))
     atomic_write_text(path / METADATA, json.dumps(meta, indent=2))
     return path
@@ -66,4 +68,5 @@ def load_sae(path: str | os.PathLike, device: str = "cpu") -> JumpReLUSAE:
         **{k: tensors[k] for k in TENSOR_NAMES},
         name=meta.get("name", str(folder)),
         meta=meta.get("meta", {}),
+        k=meta.get("k"),
     )

@@ -40,12 +40,13 @@ from saematch.sources.set_ids import (  # noqa: F401  (re-exported: the ids live
 class SAESpec:
     """Where one SAE lives: a loader (`source`), a repo (hub id or local dir) and an id in it."""
 
-    source: str  # "gemma_scope" | "llama_scope" | "local" | "saelens"
+    source: str  # "gemma_scope" | "llama_scope" | "local" | "saelens" (repo_id/sae_id: a folder)
     repo_id: str
     sae_id: str
     revision: str | None = None
     note: str = ""  # why this SAE differs from the set's rule (e.g. a fallback)
     site: str = "resid_post"  # activation site it reads (saematch.lm.sites.SITES)
+    architecture: str = "jumprelu"  # jumprelu | standard (ReLU) | topk: only jumprelu folds
 
     def load(
         self,
@@ -65,9 +66,9 @@ class SAESpec:
         elif self.source == "local":
             sae = load_sae(os.path.join(self.repo_id, self.sae_id), device=device).to(dtype=dtype)
         elif self.source == "saelens":
-            from saematch.sources.saelens import load_saelens
+            from saematch.sources.saelens import load_saelens_folder
 
-            sae = load_saelens(self.repo_id, self.sae_id, device=device, dtype=dtype)
+            sae = load_saelens_folder(self.repo_id, self.sae_id, device=device, dtype=dtype, **hub)
         else:
             raise ValueError(
                 f"unknown SAE source {self.source!r}; use gemma_scope, llama_scope, local, saelens."
@@ -128,6 +129,15 @@ class SAESet:
     def notes(self) -> dict[int, str]:
         """layer -> the reason its SAE departs from the set's rule (fallbacks)."""
         return {L: s[0].note for L, s in self.entries.items() if s[0].note}
+
+    def unfoldable(self) -> dict[int, str]:
+        """layer -> architecture of each SAE with no threshold θ to fold (ReLU, TopK)."""
+        return {
+            L: s.architecture
+            for L, specs in self.entries.items()
+            for s in specs
+            if s.architecture != "jumprelu"
+        }
 
     def specs(self, layer: int) -> tuple[SAESpec, ...]:
         """The spec(s) of one layer."""

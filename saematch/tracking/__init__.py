@@ -1,5 +1,6 @@
 """Run outputs: local files first (results.json, CSV, PNG/PDF), W&B second."""
 
+from .loggers import local_recorder, wandb_recorder
 from .recorder import RunRecorder
 from .results import to_jsonable, write_csv, write_json_atomic
 from .secrets import REDACTED, is_secret_key, redact
@@ -11,11 +12,13 @@ __all__ = [
     "RunRecorder",
     "find_offline_runs",
     "is_secret_key",
+    "local_recorder",
     "iter_records",
     "read_offline_run",
     "redact",
     "resolve_mode",
     "to_jsonable",
+    "wandb_recorder",
     "write_csv",
     "write_json_atomic",
 ]
