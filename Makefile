@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean findings
 
 $(BIN)/saematch: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: install
 
 test: install
 	$(BIN)/pytest -q $(ARGS)
+
+# docs/findings.md from result files (docs/data/), recomputing only what changed (cached):
+# `make findings ARGS="-- --knob recipe=published"` passes knobs to the data scripts.
+findings: install
+	$(BIN)/python scripts/make_findings.py --run $(ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
