@@ -33,6 +33,7 @@ from findings_io import REPO, git_commit, read_csv  # noqa: E402
 
 MIN_SEEDS = 3
 MIN_EFFECT = 0.01  # accuracy points; smaller mean differences count as no effect
+H1_MARGIN = 0.5  # H1: every folded mode this far above the identity pairing in every seed
 MODES = ("decoder", "encoder", "both")
 
 
@@ -67,6 +68,12 @@ def verdict(diffs, pos: str = "higher", neg: str = "lower") -> str:
     if (d < 0).all() and d.mean() <= -MIN_EFFECT:
         return neg
     return "no clear effect"
+
+
+def _label(holds: bool, seeds) -> str:
+    if len(seeds) < MIN_SEEDS:
+        return f"too few seeds ({len(seeds)} < {MIN_SEEDS})"
+    return "holds" if holds else "not shown"
 
 
 def pooled(rows: list[dict], keys: tuple[str, ...]) -> dict[tuple, float]:
@@ -218,12 +225,15 @@ def h1_section(acc, per, sc) -> list[str]:
     chance = [per[s, "vanilla"] for s in seeds]
     fb = [per[s, "folded_both"] for s in seeds]
     worst = min(per[s, v] for s in seeds for v in (f"folded_{m}" for m in MODES))
+    # the rule: every folded mode beats the identity pairing by H1_MARGIN in every seed
+    holds = len(seeds) >= MIN_SEEDS and worst - max(chance) >= H1_MARGIN
     lines += [
-        f"**Verdict: holds on the planted world.** Every folded mode pairs at least {worst:.2f} "
-        f"of the supported latents correctly in every seed, against {max(chance):.2f} for the "
-        f"identity pairing (`vanilla`); folded `both` scores {spread(fb)}. Control: folded "
-        "decoder and encoder matching do not move when every activation is multiplied by c "
-        "(largest move over c in any seed: "
+        f"**Verdict: {_label(holds, seeds)} on the planted world** (rule: every "
+        f"folded mode at least {H1_MARGIN} above the identity pairing in each of ≥ {MIN_SEEDS} "
+        f"seeds). The worst folded mode in any seed pairs {worst:.3f} of the supported latents "
+        f"correctly, the identity pairing (`vanilla`) at most {max(chance):.3f}; folded `both` "
+        f"scores {spread(fb)}. Control: folded decoder and encoder matching do not move when "
+        "every activation is multiplied by c (largest move over c in any seed: "
         + ", ".join(f"{v} {sc['moves'][v]:.3f}" for v in ("folded_decoder", "folded_encoder"))
         + "), so this does not depend on the world's units.",
         "",
@@ -356,6 +366,7 @@ def h3_section(comp: list[dict]) -> list[str]:
         "composed adjacent permutations and the exact LAP between t and t+k.",
         "",
     ]
+    h3_holds = False
     for v in dict.fromkeys(r["variant"] for r in comp):
         rows = [r for r in comp if r["variant"] == v]
         seeds = sorted({r["seed"] for r in rows})
@@ -377,6 +388,8 @@ def h3_section(comp: list[dict]) -> list[str]:
         ]
         drop = [val[s, ks[-1], "composed"] - val[s, 1, "composed"] for s in seeds]
         gap = [val[s, ks[-1], "composed"] - val[s, ks[-1], "exact"] for s in seeds]
+        if v == "folded_both":
+            h3_holds = all(falls) and len(seeds) >= MIN_SEEDS and verdict(drop) == "lower"
         lines += [
             "",
             f"Composed accuracy falls at every step of k in {sum(falls)} of {len(seeds)} seeds; "
@@ -386,12 +399,14 @@ def h3_section(comp: list[dict]) -> list[str]:
             "",
         ]
     lines += [
-        "**Verdict**: the composition approximates the direct matching and degrades with "
-        "distance where the rows above say *falls*; part of the fall is the truth itself "
-        "(fewer features survive k layers; the support column of the CSV), which is why the "
-        "direct LAP, scored on the same support, is shown beside it. Control: folded decoder's "
-        "adjacent permutations do not move with c (H1 control), so its composition does not "
-        "either; no oracle rows exist for this hypothesis.",
+        f"**Verdict** (folded `both`, the paper's setting): "
+        f"{_label(h3_holds, seeds)} on the planted world (rule: composed accuracy "
+        "falls at every step of k in every seed, and the fall from k = 1 to the largest k holds "
+        "by the rule above). Part of the fall is the truth itself (fewer features survive k "
+        "layers: the support column of the CSV), which is why the direct LAP, scored on the same "
+        "support, is shown beside it; the gap between the two is what composing costs. Control: "
+        "folded decoder's adjacent permutations do not move with c (the H1 control), so its "
+        "composition does not either; no oracle rows exist for this hypothesis.",
         "",
     ]
     return lines
