@@ -89,9 +89,15 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def write_sidecar(path: Path, key: dict, extra: dict) -> None:
+def command_line(script: str, argv: list[str] | None) -> str:
+    """How the script was run: `python scripts/<script> <args>` (argv None: sys.argv's)."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(["python", f"scripts/{script}", *args])
+
+
+def write_sidecar(path: Path, key: dict, extra: dict, command: str) -> None:
     """<name>.json beside the CSVs: the key, the commit, the command and `extra`."""
-    doc = {"key": key, "git_commit": git_commit(), "command": " ".join(sys.argv), **extra}
+    doc = {"key": key, "git_commit": git_commit(), "command": command, **extra}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from findings_io import (  # noqa: E402
     REPO,
+    command_line,
     parse_knobs,
     planted_sets,
     source_key,
@@ -129,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(args.out / "ground_truth_composition_seeds.csv", comp)
     write_csv(args.out / "ground_truth_recovery_seeds.csv", rec)
     write_csv(args.out / "scale_control.csv", scale_rows)
-    write_sidecar(sidecar, key, {"sae_metrics": sae_metrics})
+    write_sidecar(
+        sidecar, key, {"sae_metrics": sae_metrics}, command_line("ground_truth_seeds.py", argv)
+    )
     print(f"[ground_truth_seeds] wrote {args.out}/ground_truth_seeds.csv and 3 more", flush=True)
     return 0
 

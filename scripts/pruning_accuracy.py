@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from findings_io import (  # noqa: E402
     REPO,
+    command_line,
     parse_knobs,
     planted_sets,
     source_key,
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[pruning_accuracy] seed {seed}: {planted.root}", flush=True)
         rows += seed_rows(seed, planted, args.tokens)
     write_csv(args.out / "pruning_accuracy.csv", rows)
-    write_sidecar(sidecar, key, {})
+    write_sidecar(sidecar, key, {}, command_line("pruning_accuracy.py", argv))
     print(f"[pruning_accuracy] wrote {args.out}/pruning_accuracy.csv", flush=True)
     return 0
 
