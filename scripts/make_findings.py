@@ -9,6 +9,8 @@ reads, from --data:
   ground_truth_seeds.csv (+ _composition_, _recovery_), scale_control.csv, ground_truth_seeds.json
   pruning_accuracy.csv, pruning_accuracy.json
   folding_sweep.csv (scripts/folding_sweep.py: oracle rows and both trainers), when present
+  beyond_bijection/ (a collected `saematch experiment=beyond_bijection saes=planted` run,
+    --beyond-run DIR), when present
 and records each file's commit and planted sets in the page's header.
 
 A verdict rule, the same everywhere (and as saematch.planted.sweep_summary's for the sweep):
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -335,6 +338,12 @@ def sweep_section(path: Path) -> list[str]:
         ]
     from saematch.planted import sweep_summary
 
+    lines += [
+        "The sweep's own page, with the trainers' comparison, is docs/folding_sweep.md "
+        "(scripts/make_trainer_docs.py, docs/trainer.md); the tables below are read from the same "
+        "CSV.",
+        "",
+    ]
     rows = sweep_summary.load_rows(path)
     summary = sweep_summary.summarise(rows)
     lines += [
@@ -345,6 +354,25 @@ def sweep_section(path: Path) -> list[str]:
         "learned SAEs; `<recipe>_true_theta`: learned directions with the true scales as θ.",
         "",
     ]
+    lines += [
+        "Summary: cells where folding helps / hurts / shows no clear effect (verdicts with ≥ 3 "
+        "seeds; cells with fewer count as too few):",
+        "",
+        "| SAEs (size) | " + " | ".join(MODES) + " |",
+        "|---|" + "---|" * len(MODES),
+    ]
+    for size, sae in sorted({(s["size"], s["sae"]) for s in summary}):
+        cells = []
+        for m in MODES:
+            vs = [
+                s["verdict"] for s in summary if (s["size"], s["sae"], s["mode"]) == (size, sae, m)
+            ]
+            cells.append(
+                f"{vs.count('helps')} / {vs.count('hurts')} / {vs.count('no clear effect')}"
+                + (f" (+{vs.count('too few seeds')} too few)" if "too few seeds" in vs else "")
+            )
+        lines.append(f"| {sae} ({size}) | " + " | ".join(cells) + " |")
+    lines.append("")
     for size, sae in sorted({(s["size"], s["sae"]) for s in summary}):
         lines += [
             f"**{sae}** (size {size}):",
@@ -506,6 +534,80 @@ def not_measured() -> list[str]:
     ]
 
 
+def collect_beyond(run_dir: Path, data: Path) -> None:
+    """Copy a `saematch experiment=beyond_bijection saes=planted` run's result files (its
+    results.json and CSVs, not its match files) to <data>/beyond_bijection/, with the run's
+    folder name, so the page can cite it."""
+    res = json.loads((run_dir / "results.json").read_text())
+    if res.get("status") != "ok" or res["config"]["experiment"]["name"] != "beyond_bijection":
+        raise SystemExit(f"{run_dir} is not a finished beyond_bijection run (status, experiment)")
+    if "truth_pooled" not in res["results"]:
+        raise SystemExit(f"{run_dir} has no truth scores: run it with saes=planted")
+    out = data / "beyond_bijection"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("results.json", "truth_scores.csv", "planted_scores.csv",
+                 "unmatched_per_layer_pair.csv"):  # fmt: skip
+        shutil.copyfile(run_dir / name, out / name)
+    (out / "run.txt").write_text(f"{run_dir.name}\n")
+
+
+def beyond_section(path: Path) -> list[str]:
+    """Partial matching (beyond the paper) under the paper's cost, from a collected run."""
+    lines = ["## Beyond the paper: leaving features unmatched, under the paper's cost", ""]
+    if not (path / "results.json").exists():
+        return lines + [
+            "No beyond_bijection run collected here (`make_findings.py --beyond-run <run dir>` "
+            "of `saematch experiment=beyond_bijection saes=planted`).",
+            "",
+        ]
+    res = json.loads((path / "results.json").read_text())
+    prov = res["results"].get("provenance", {})
+    m = res["config"]["matching"]
+    lines += [
+        f"Run `{(path / 'run.txt').read_text().strip()}` (commit `{prov.get('git_commit', '?')}`"
+        f"{', dirty' if prov.get('git_dirty') else ''}; `saematch {' '.join(prov.get('argv', []))}`"
+        f"; matching mode {m['mode']}, fold {m['fold']}, bias_weight {m.get('bias_weight', 0)}; "
+        "one planted world, seed 0: not a verdict about the paper). `unmatched=auto` (the "
+        'rotation null): precision / recall of "unmatched" against the died features, pooled '
+        "over layer pairs:",
+        "",
+        "| mode / support | precision | recall | found / said / true |",
+        "|---|---|---|---|",
+    ]
+    for key, v in res["results"]["truth_pooled"].items():
+        lines.append(
+            f"| {key} | {v['precision']:.3f} | {v['recall']:.3f} | "
+            f"{v['tp']} / {v['pred']} / {v['true']} |"
+        )
+    rows = read_csv(path / "truth_scores.csv")
+    lines += ["", "κ* of the rotation null per layer pair and mode:", ""]
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        ks = [f"{r['kappa']:.3f}" for r in rows if r["mode"] == mode and r["support"] == "known"]
+        lines.append(f"- {mode}: " + ", ".join(ks))
+    planted = read_csv(path / "planted_scores.csv")
+    lines += [
+        "",
+        "Planted weight-level pairs (`saematch.matching.planted_pair`), partial matching, "
+        'mean over seeds: κ*, precision / recall of "unmatched":',
+        "",
+        "| mode | noise | κ* | precision | recall |",
+        "|---|---|---|---|---|",
+    ]
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in planted:
+        if r["matching"] == "partial":
+            groups[r["mode"], r["noise"]].append(r)
+    for (mode, noise), rs in groups.items():
+        mean = {k: float(np.mean([r[k] for r in rs])) for k in
+                ("kappa", "unmatched_precision", "unmatched_recall")}  # fmt: skip
+        lines.append(
+            f"| {mode} | {noise:g} | {mean['kappa']:.3f} | {mean['unmatched_precision']:.3f} | "
+            f"{mean['unmatched_recall']:.3f} |"
+        )
+    lines.append("")
+    return lines
+
+
 # ---------------------------------------------------------------- driver
 
 
@@ -549,6 +651,7 @@ def build(data: Path) -> str:
     lines += h2_section(per, sc, sweep_section(data / "folding_sweep.csv"))
     lines += h3_section(comp)
     lines += pruning_section(prune)
+    lines += beyond_section(data / "beyond_bijection")
     lines += not_measured()
     return "\n".join(lines).rstrip() + "\n"
 
@@ -559,6 +662,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "docs" / "findings.md")
     p.add_argument("--run", action="store_true", help="recompute the result files first")
     p.add_argument(
+        "--beyond-run", type=Path, help="collect this beyond_bijection run's result files first"
+    )
+    p.add_argument(
         "extra",
         nargs="*",
         help="passed to the data scripts (after --), e.g. --knob recipe=published",
@@ -566,6 +672,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.run:
         run_data(args.data, args.extra)
+    if args.beyond_run:
+        collect_beyond(args.beyond_run, args.data)
     text = build(args.data.resolve())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
