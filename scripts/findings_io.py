@@ -15,8 +15,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+_COMMIT: str | None = None
+
+
 def git_commit() -> str:
-    """HEAD of the checkout the scripts run from, with '+dirty' when files differ from it."""
+    """HEAD of the checkout the scripts run from, with '+dirty' when tracked files differ from
+    it; read once per process (at its first call: call it at the start of a run)."""
+    global _COMMIT
+    if _COMMIT is None:
+        _COMMIT = _read_commit()
+    return _COMMIT
+
+
+def _read_commit() -> str:
     try:
         head = subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True

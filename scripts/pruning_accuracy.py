@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from findings_io import (  # noqa: E402
     REPO,
     command_line,
+    git_commit,
     parse_knobs,
     planted_sets,
     source_key,
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", default=os.environ.get("SAEMATCH_CACHE"))
     p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
+    git_commit()  # the code this run starts with, recorded in the sidecar
     if args.tokens < 1:
         raise SystemExit(f"--tokens {args.tokens}: need at least 1 token")
     knobs = parse_knobs(args.knob)
