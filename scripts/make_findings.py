@@ -9,8 +9,8 @@ reads, from --data:
   ground_truth_seeds.csv (+ _composition_, _recovery_), scale_control.csv, ground_truth_seeds.json
   pruning_accuracy.csv, pruning_accuracy.json
   folding_sweep.csv (scripts/folding_sweep.py: oracle rows and both trainers), when present
-  beyond_bijection/ (a collected `saematch experiment=beyond_bijection saes=planted` run,
-    --beyond-run DIR), when present
+  beyond_bijection/, layer_pruning/ (collected runs of `saematch experiment=beyond_bijection
+    saes=planted` and `saematch experiment=layer_pruning`, --collect-run DIR), when present
 and records each file's commit and planted sets in the page's header.
 
 A verdict rule, the same everywhere (and as saematch.planted.sweep_summary's for the sweep):
@@ -546,9 +546,10 @@ def not_measured() -> list[str]:
     return [
         "## Not measured here",
         "",
-        "- ΔL of layer pruning and the LM zoo's numbers (same-layer agreement, pruning on the "
-        "tiny LM) under the new cost and the chosen trainer recipe: they need the zoo build; "
-        "see the README's zoo section for the last measured values and their date.",
+        "- The default LM zoo (6 layers) under the paper's cost and the chosen trainer recipe: "
+        "ΔL of layer pruning, same-layer agreement, the explorer's data. It was not rebuilt for "
+        "this page (about 10 min on 2 idle cores, far more on a shared machine); the pruning "
+        "section above, when present, is whichever zoo its run names.",
         "- Hypothesis 2 under the published (Gemma Scope) trainer recipe and with oracle SAEs: "
         "the folding sweep's rows above when docs/data/folding_sweep.csv is present; the default "
         "world's tables here use the recipe named under *The SAE sets*.",
@@ -558,21 +559,76 @@ def not_measured() -> list[str]:
     ]
 
 
-def collect_beyond(run_dir: Path, data: Path) -> None:
-    """Copy a `saematch experiment=beyond_bijection saes=planted` run's result files (its
-    results.json and CSVs, not its match files) to <data>/beyond_bijection/, with the run's
-    folder name, so the page can cite it."""
+COLLECTED = {  # experiment -> the small result files a run is collected with (no match files)
+    "beyond_bijection": ("truth_scores.csv", "planted_scores.csv", "unmatched_per_layer_pair.csv"),
+    "layer_pruning": ("layer_pruning.csv",),
+}
+
+
+def collect_run(run_dir: Path, data: Path) -> Path:
+    """Copy a finished run's results.json and CSVs (not its match files) to
+    <data>/<experiment>/ with the run's folder name, so the page can cite it. Runs collected:
+    `saematch experiment=beyond_bijection saes=planted` and `saematch experiment=layer_pruning`
+    on an LM zoo."""
     res = json.loads((run_dir / "results.json").read_text())
-    if res.get("status") != "ok" or res["config"]["experiment"]["name"] != "beyond_bijection":
-        raise SystemExit(f"{run_dir} is not a finished beyond_bijection run (status, experiment)")
-    if "truth_pooled" not in res["results"]:
+    name = res["config"]["experiment"]["name"]
+    if res.get("status") != "ok" or name not in COLLECTED:
+        raise SystemExit(
+            f"{run_dir}: need a finished run of one of {sorted(COLLECTED)} (status "
+            f"{res.get('status')!r}, experiment {name!r})"
+        )
+    if name == "beyond_bijection" and "truth_pooled" not in res["results"]:
         raise SystemExit(f"{run_dir} has no truth scores: run it with saes=planted")
-    out = data / "beyond_bijection"
+    out = data / name
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("results.json", "truth_scores.csv", "planted_scores.csv",
-                 "unmatched_per_layer_pair.csv"):  # fmt: skip
-        shutil.copyfile(run_dir / name, out / name)
+    for f in ("results.json", *COLLECTED[name]):
+        shutil.copyfile(run_dir / f, out / f)
     (out / "run.txt").write_text(f"{run_dir.name}\n")
+    return out
+
+
+def _run_line(path: Path, res: dict) -> str:
+    prov = res["results"].get("provenance", {})
+    return (
+        f"Run `{(path / 'run.txt').read_text().strip()}` (commit `{prov.get('git_commit', '?')}`"
+        f"{', dirty' if prov.get('git_dirty') else ''}; "
+        f"`saematch {' '.join(prov.get('argv', []))}`)"
+    )
+
+
+def zoo_pruning_section(path: Path) -> list[str]:
+    """ΔL and EV of layer pruning on an LM zoo, both transfer units, from a collected run."""
+    lines = ["## Layer pruning on an LM zoo (ΔL), under the paper's cost", ""]
+    if not (path / "results.json").exists():
+        return lines + [
+            "No layer_pruning run on an LM zoo collected here (`make_findings.py --collect-run "
+            "<run dir>` of `saematch experiment=layer_pruning`).",
+            "",
+        ]
+    res = json.loads((path / "results.json").read_text())
+    cfg, r = res["config"], res["results"]
+    rows = read_csv(path / "layer_pruning.csv")
+    methods = list(dict.fromkeys(x["method"] for x in rows))
+    lines += [
+        f"{_run_line(path, res)}: zoo size `{cfg['model'].get('zoo_size')}`, SAE set "
+        f"`{r['sae_set']['name']}`, matching mode {cfg['matching']['mode']} (fold "
+        f"{cfg['matching']['fold']}, bias_weight {cfg['matching'].get('bias_weight', 0)}), "
+        f"{r['n_tokens']} tokens of {r['data']}, clean loss {r['clean_loss']:.3f} nats. One "
+        "zoo, one seed: a measurement, not a verdict. `sae_match` transfers in "
+        f"{r['transfer']} units, `sae_match_*_transfer` in the other units. ΔL (nats) / EV per "
+        "pruned block:",
+        "",
+        "| method | "
+        + " | ".join(f"block {b}" for b in dict.fromkeys(x["pruned_block"] for x in rows))
+        + " |",
+        "|---|" + "---|" * len({x["pruned_block"] for x in rows}),
+    ]
+    for m in methods:
+        cells = [f"{x['delta_loss']:.3f} / {x['explained_variance']:.3f}" for x in rows
+                 if x["method"] == m]  # fmt: skip
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 def beyond_section(path: Path) -> list[str]:
@@ -580,17 +636,15 @@ def beyond_section(path: Path) -> list[str]:
     lines = ["## Beyond the paper: leaving features unmatched, under the paper's cost", ""]
     if not (path / "results.json").exists():
         return lines + [
-            "No beyond_bijection run collected here (`make_findings.py --beyond-run <run dir>` "
+            "No beyond_bijection run collected here (`make_findings.py --collect-run <run dir>` "
             "of `saematch experiment=beyond_bijection saes=planted`).",
             "",
         ]
     res = json.loads((path / "results.json").read_text())
-    prov = res["results"].get("provenance", {})
     m = res["config"]["matching"]
     lines += [
-        f"Run `{(path / 'run.txt').read_text().strip()}` (commit `{prov.get('git_commit', '?')}`"
-        f"{', dirty' if prov.get('git_dirty') else ''}; `saematch {' '.join(prov.get('argv', []))}`"
-        f"; matching mode {m['mode']}, fold {m['fold']}, bias_weight {m.get('bias_weight', 0)}; "
+        f"{_run_line(path, res)[:-1]}; matching mode {m['mode']}, fold {m['fold']}, "
+        f"bias_weight {m.get('bias_weight', 0)}; "
         "one planted world, seed 0: not a verdict about the paper). `unmatched=auto` (the "
         'rotation null): precision / recall of "unmatched" against the died features, pooled '
         "over layer pairs:",
@@ -675,6 +729,7 @@ def build(data: Path) -> str:
     lines += h2_section(per, sc, sweep_section(data / "folding_sweep.csv"))
     lines += h3_section(comp)
     lines += pruning_section(prune)
+    lines += zoo_pruning_section(data / "layer_pruning")
     lines += beyond_section(data / "beyond_bijection")
     lines += not_measured()
     return "\n".join(lines).rstrip() + "\n"
@@ -686,7 +741,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "docs" / "findings.md")
     p.add_argument("--run", action="store_true", help="recompute the result files first")
     p.add_argument(
-        "--beyond-run", type=Path, help="collect this beyond_bijection run's result files first"
+        "--collect-run",
+        type=Path,
+        action="append",
+        default=[],
+        help="first collect this run's result files (beyond_bijection, layer_pruning)",
     )
     p.add_argument(
         "extra",
@@ -696,8 +755,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.run:
         run_data(args.data, args.extra)
-    if args.beyond_run:
-        collect_beyond(args.beyond_run, args.data)
+    for run_dir in args.collect_run:
+        print(f"[make_findings] collected {run_dir} -> {collect_run(run_dir, args.data)}")
     text = build(args.data.resolve())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -68,3 +68,26 @@ def test_findings_refuse_missing_data(tmp_path):
     mf = _load("make_findings")
     with pytest.raises(SystemExit, match="missing"):
         mf.main(["--data", str(tmp_path), "--out", str(tmp_path / "f.md")])
+
+
+def test_collect_run_takes_only_finished_runs_it_knows(tmp_path):
+    import json
+
+    mf = _load("make_findings")
+    run_dir = tmp_path / "2026-01-01_00-00-00_abc"
+    run_dir.mkdir()
+    doc = {"status": "ok", "config": {"experiment": {"name": "paths"}}, "results": {}}
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    with pytest.raises(SystemExit, match="beyond_bijection"):
+        mf.collect_run(run_dir, tmp_path / "data")
+    doc["config"]["experiment"]["name"] = "layer_pruning"
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    (run_dir / "layer_pruning.csv").write_text("layer,method\n")
+    out = mf.collect_run(run_dir, tmp_path / "data")
+    assert (out / "layer_pruning.csv").exists() and (
+        out / "run.txt"
+    ).read_text().strip() == run_dir.name
+    doc["status"] = "failed"
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    with pytest.raises(SystemExit, match="finished"):
+        mf.collect_run(run_dir, tmp_path / "data2")
