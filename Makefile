@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench clean wheel-check
+.PHONY: install run test lint bench clean wheel-check findings
 
 $(BIN)/saematch: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,11 @@ wheel-check: install
 	d=$$(mktemp -d) && cd $$d && $(CURDIR)/$(WHEEL_VENV)/bin/saematch dry_run=true logger=none \
 	  > dry_run.txt && grep -q "name: ground_truth" dry_run.txt && cd / && rm -rf $$d
 	@echo "wheel-check: the wheel's saematch runs from an unrelated folder"
+
+# docs/findings.md from result files (docs/data/), recomputing only what changed (cached):
+# `make findings ARGS="-- --knob recipe=published"` passes knobs to the data scripts.
+findings: install
+	$(BIN)/python scripts/make_findings.py --run $(ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
