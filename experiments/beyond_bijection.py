@@ -1,7 +1,7 @@
 """Beyond the bijection: unmatched features, per-pair confidence and splits, against the truth.
 
 1. Planted pairs (known fates; `planted_cases` is the one place to swap in the planted world
-   of SPEC §9): for each mode, direction noise and seed, the bijection and the partial
+   of docs/method.md §9): for each mode, direction noise and seed, the bijection and the partial
    matching (`unmatched`, default auto) are scored with saematch.planted.validation:
    precision / recall of "unmatched" (A: died; B: born, split children not scored), pair
    accuracy, AUROC of the

@@ -118,8 +118,8 @@ def judge_labels(run: str, adjacent: list[Link], variant: str) -> tuple[dict, st
 
 
 def matching_scores(ctx: Context, adjacent: list[Link]) -> dict[int, float]:
-    """Matching score of each adjacent pair (SPEC §5) on ctx's activations, in one pass: the
-    model's on ctx.batch, or the planted world's generator (no LM there)."""
+    """Matching score of each adjacent pair (docs/method.md §5) on ctx's activations, in one pass:
+    the model's on ctx.batch, or the planted world's generator (no LM there)."""
     from saematch.metrics import active
 
     by = {L: s.to(ctx.act_device) for L, s in ctx.saes.items()}

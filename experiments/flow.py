@@ -37,7 +37,7 @@ ORIGIN_COLORS = {
 class Options:
     similarity: str  # cosine (Feature Flow) | folded_cost (SAE Match's eq. 3 on folded rows)
     top_k: int  # candidates kept per (target, source)
-    threshold: float | None  # null: 0.5 (README); a candidate is an edge iff score ≥ it
+    threshold: float | None  # null: 0.5 (docs/method.md §15); a candidate is an edge iff score ≥ it
     att_set: str | None  # null: the module set that goes with `saes` (zoo, Gemma/Llama Scope)
     mlp_set: str | None
     att_repo: str | None  # local mirror of the att repo

@@ -6,7 +6,7 @@ Per layer l (x_l = resid_post of block l, averages over the non-BOS tokens of ct
     theta_mean_l       = mean_j θ_l,j
     folded_dec_norm_l  = mean_j ‖θ_l,j W_dec_l[j, :]‖₂              (eq. 4: the folded decoder row)
 
-Per adjacent pair t → t+1 with the matching perm (SPEC §3, folded by default):
+Per adjacent pair t → t+1 with the matching perm (docs/method.md §3, folded by default):
 
     hidden_norm_change_t = mean_n (‖x_t+1,n‖₂ − ‖x_t,n‖₂)           (same tokens, so = Δ of means)
     dec_norm_diff_t      = mean_i (‖θ_t+1,perm[i] W_dec_t+1[perm[i]]‖₂ − ‖θ_t,i W_dec_t[i]‖₂)

@@ -1,4 +1,4 @@
-"""Ground truth (SPEC §9): how often each matching variant pairs the right features.
+"""Ground truth (docs/method.md §9): how often each matching variant pairs the right features.
 
 On the planted set (saes=planted), for every adjacent pair t → t+1: SAE recovery per layer,
 matching accuracy of `vanilla` and of every mode × fold (with its support size and the best any

@@ -2,10 +2,10 @@
 
     x̂_{t+1} = D_{t+1}(P E_t(x_t))     P from the matching (folded by default)
 
-Units of the transfer (SPEC §5): `raw` (default, the paper's equation) uses E_t and D_{t+1} as
-published; `folded` uses the folded SAEs, which rescales feature i by θ_{t+1,P(i)} / θ_{t,i}.
-With `other_transfer`, every matching is also scored in the other units, under the method name
-`<name>_folded_transfer` (or `<name>_raw_transfer`), so Fig. 11 shows both side by side.
+Units of the transfer (docs/method.md §5): `raw` (default, the paper's equation) uses E_t and
+D_{t+1} as published; `folded` uses the folded SAEs, which rescales feature i by θ_{t+1,P(i)} /
+θ_{t,i}. With `other_transfer`, every matching is also scored in the other units, under the method
+name `<name>_folded_transfer` (or `<name>_raw_transfer`), so Fig. 11 shows both side by side.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class Options:
     pairs: list[int] | None  # first layers t of the pairs t -> t+1; null = all
     baselines: bool  # also the App. A baselines (layer drop, encode-decode current/previous)
     unfolded: bool  # with matching.fold=true, also prune with the unfolded matching
-    transfer: str  # raw (SPEC §5: E_t, D_{t+1} as published) | folded (folded SAEs)
+    transfer: str  # raw (docs/method.md §5: E_t, D_{t+1} as published) | folded (folded SAEs)
     other_transfer: bool  # also score every matching with the other transfer units
 
 
@@ -63,7 +63,8 @@ def run(opts: Options, ctx: Context) -> Results:
     """ΔL and EV of pruning each block t+1 by encode(t) -> permute -> decode(t+1)."""
     if opts.transfer not in ("raw", "folded"):
         raise ValueError(
-            f"experiment.transfer={opts.transfer!r}: use raw (SPEC §5, the default) or folded"
+            f"experiment.transfer={opts.transfer!r}: use raw (docs/method.md §5, the default) "
+            "or folded"
         )
     saes = {L: s.to(ctx.act_device) for L, s in ctx.saes.items()}
     can_fold = all(s.foldable for s in saes.values())  # ReLU / TopK SAEs: raw transfer only
@@ -94,7 +95,7 @@ def run(opts: Options, ctx: Context) -> Results:
     res = Results(metrics=main, headline=main, matchings=matchings)
     res.table("layer_pruning", table)
     fig = plot(table, methods)  # Fig. 11: every method
-    fig.suptitle(f"SAE Match transfers in {opts.transfer} units (SPEC §5)", fontsize=9)
+    fig.suptitle(f"SAE Match transfers in {opts.transfer} units (docs/method.md §5)", fontsize=9)
     res.figures["layer_pruning"] = fig
     res.figures["layer_pruning_sae_match"] = plot(table, ["sae_match"])  # Fig. 10
     res.summary = {

@@ -1,13 +1,14 @@
 """Matching modes (Fig. 12): encoder-only, decoder-only and encoder+decoder matching, one pair.
 
 For the pair t → t+1 (option `pair`), each mode m ∈ {encoder, decoder, both} gives perm_m =
-match(SAE t, SAE t+1, mode=m, fold) (SPEC §3). For each perm (and the identity, "vanilla"):
+match(SAE t, SAE t+1, mode=m, fold) (docs/method.md §3). For each perm (and the identity,
+"vanilla"):
 
 * MSE terms on folded weights (eq. 4): mean over pairs of the encoder, decoder and b_enc terms;
 * cost_in[m'] — the mean per-pair cost of mode m' on the weights that were matched (folded
   when fold=true). perm_m is optimal for its own mode: cost_in[m](perm_m) ≤ cost_in[m](perm_x);
 * agreement — the fraction of features i with perm_m[i] = perm_m'[i], for every pair of modes;
-* ΔL and EV of pruning block t+1 with x̂_t+1 = D_t+1(P_m E_t(x_t)) (SPEC §5, the SAEs as
+* ΔL and EV of pruning block t+1 with x̂_t+1 = D_t+1(P_m E_t(x_t)) (docs/method.md §5, the SAEs as
   loaded, as in experiments/layer_pruning.py);
 * matching score Σ_i #(f_t,i > 0 ∧ f_t+1,perm[i] > 0) / Σ_i #(f_t,i > 0) on the run's tokens
   (ctx.batch, or the planted world's x_t; there ΔL is NaN: no LM, see Context.prune).
@@ -45,10 +46,10 @@ class ModeRow:
 
     layer: int
     method: str  # encoder | decoder | both | vanilla
-    delta_loss: float  # pruning block layer + 1 (SPEC §5)
+    delta_loss: float  # pruning block layer + 1 (docs/method.md §5)
     explained_variance: float
     matching_score: float
-    encoder_mse: float  # the SPEC §3 terms on folded weights, mean over pairs
+    encoder_mse: float  # the docs/method.md §3 terms on folded weights, mean over pairs
     decoder_mse: float
     bias_mse: float
     cost_in_encoder: float  # each mode's mean cost per pair on the weights that were matched
@@ -178,7 +179,8 @@ def run(opts: Options, ctx: Context) -> Results:
         perms["vanilla"] = np.arange(sa.width)
     folded = (sa.fold(), sb.fold())
     matched = folded if opts.fold else (sa, sb)  # the weights the matching saw
-    saes = {t: matched[0].to(ctx.act_device), t + 1: matched[1].to(ctx.act_device)}  # SPEC §5
+    # docs/method.md §5
+    saes = {t: matched[0].to(ctx.act_device), t + 1: matched[1].to(ctx.act_device)}
     (pruned,) = ctx.prune(replacements(saes, {n: {t: p} for n, p in perms.items()}, False), [t])
     scores = matching_scores(ctx.activation_rows([t, t + 1]), saes[t], saes[t + 1], perms)
     rows = [

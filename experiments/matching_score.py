@@ -28,7 +28,7 @@ class Options:
 
 
 def method_perms(ctx: Context, methods: list[str]) -> dict[str, dict[int, np.ndarray]]:
-    """{method: {t: perm of t -> next}}; vanilla is the identity (SPEC §3)."""
+    """{method: {t: perm of t -> next}}; vanilla is the identity (docs/method.md §3)."""
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ValueError(f"methods must be a non-empty subset of {list(METHODS)}, got {methods}")

@@ -3,7 +3,7 @@
 For each chosen layer pair t -> t+1 (folded matching, cfg.matching's mode and solver), a seeded
 sample of `n_pairs` matched pairs (i, perm[i]) whose two descriptions exist is judged, and each
 pair's decoder MSE on folded weights, mean_d (θ_i W_dec^t[i] − θ'_j W_dec^{t+1}[j])² with
-j = perm[i] (SPEC §3, eq. 3-4), is grouped by label. Results: per-label quantiles and the
+j = perm[i] (docs/method.md §3, eq. 3-4), is grouped by label. Results: per-label quantiles and the
 Spearman correlation of label and MSE (the paper's claim: lower MSE, more often SAME).
 Pairs are examined in a seeded random order until `n_pairs` are found; `missing`/`dead` count
 the pairs passed over on the way (a side without a usable description).

@@ -6,8 +6,8 @@ Variants, for each adjacent pair t → t+1 (A = SAE t, B = SAE t+1, cfg.matching
     matched          perm = match(A, B, fold=False)   (matched on raw weights)
     folded+matched   perm = match(A, B, fold=True)    (SAE Match)
 
-Every variant is scored on FOLDED weights (SPEC §3, last sentence; eq. 4), per pair term of
-SPEC §3 averaged over the F matched pairs:
+Every variant is scored on FOLDED weights (docs/method.md §3, last sentence; eq. 4), per pair term
+of docs/method.md §3 averaged over the F matched pairs:
 
     encoder_mse = mean_i mean_d (W'_enc,A[:, i] − W'_enc,B[:, perm[i]])²
     decoder_mse = mean_i mean_d (W'_dec,A[i] − W'_dec,B[perm[i]])²

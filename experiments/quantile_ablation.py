@@ -9,7 +9,7 @@ smallest MSE, decoded by their partner in SAE t+1; f⁺_q the rest, decoded by S
 decoder. q = 1 is SAE Match pruning, q = 0 is D_t(E_t(x_t)) with b_dec of SAE t+1.
 
 Which SAEs: the permutation and its pair MSE come from the configured matching (cfg.matching;
-folded by default). The decode uses the SAEs as published (raw units, SPEC §5;
+folded by default). The decode uses the SAEs as published (raw units, docs/method.md §5;
 `folded_decode: false`, the default), exactly like layer_pruning's SAE Match, so q = 1
 reproduces its numbers; `folded_decode: true` decodes in folded units (features f/θ_t, decoder
 rows θ_t+1 · W_dec), null in the units the matching saw. The same at q = 0, different wherever a

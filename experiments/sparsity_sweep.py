@@ -3,8 +3,8 @@
 Fig. 14: on one pair t -> t+1 (the paper: 20 -> 21), every available SAE of layer t is paired
 with one of layer t+1 (`combos: diagonal` pairs the k-th sparsest with the k-th sparsest, as the
 paper's "five SAEs ... each with a different mean l0"; `all` evaluates every combination),
-matched (folded), and block t+1 is pruned by D_{t+1}(P E_t(x_t)) in raw units (SPEC §5); ΔL
-and EV against the l0 measured on the batch's metric tokens, next to the App. A baselines.
+matched (folded), and block t+1 is pruned by D_{t+1}(P E_t(x_t)) in raw units (docs/method.md §5);
+ΔL and EV against the l0 measured on the batch's metric tokens, next to the App. A baselines.
 
 Fig. 15: per layer the candidate SAE whose l0 is closest to its neighbours' (`l0_matched_choice`:
 an exact DP over layers), then per-layer SAE Match pruning EV/ΔL of that set vs the default set.
@@ -103,7 +103,7 @@ def sweep_replacements(t_saes: list, t1_saes: list, combos, perms: dict, baselin
     for i, j in combos:
         a, b = t_saes[i], t1_saes[j]
         name = f"sae_match|{a['sae']}|{b['sae']}"
-        # matched folded, transferred in raw units: E_t, D_{t+1} as published (SPEC §5)
+        # matched folded, transferred in raw units: E_t, D_{t+1} as published (docs/method.md §5)
         fa, fb = a["model"], b["model"]
         reps[name] = lambda t, r, fa=fa, fb=fb, p=perms[i, j]: fb.decode(
             permute_codes(fa.encode(r[t]), p)

@@ -1,12 +1,13 @@
 """The portable match file: `<stem>.safetensors` (arrays) + `<stem>.json` (provenance).
 
-Readable without saematch (README, "The match file"): `safetensors.numpy.load_file` and
+Readable without saematch (docs/method.md §14): `safetensors.numpy.load_file` and
 `json.load` are enough. Arrays (row i = feature i of SAE A, row j of `predecessors` = feature
 j of SAE B):
 
     perm             int64   (F_A,)     B's feature matched to A's i; −1 = unmatched
-    pair_cost        float32 (F_A,)     the mode's cost of that pair (SPEC §3); NaN if unmatched
-    confidence       float32 (F_A,)     swap regret (README Definitions); NaN if unmatched
+    pair_cost        float32 (F_A,)     the mode's cost of that pair (docs/method.md §3);
+                                        NaN if unmatched
+    confidence       float32 (F_A,)     swap regret (docs/method.md §11); NaN if unmatched
     confidence_lower float32 (F_A,)     dual regret, a lower bound on the true regret
     predecessors     int64   (F_B, k)   A's k cheapest features for B's j, best first
     predecessor_cost float32 (F_B, k)

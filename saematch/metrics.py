@@ -1,4 +1,5 @@
-"""Metrics of SPEC §5: explained variance, matching score, quantile ablation, judge scores.
+"""Metrics of docs/method.md §5: explained variance, matching score, quantile ablation, judge
+scores.
 
 Masks select the tokens that count: pass `TokenBatch.metric_mask` so BOS and padding never
 enter a metric. Activations are "active" when strictly positive (JumpReLU output > 0, which

@@ -1,4 +1,4 @@
-"""Layer pruning with matched SAEs (SPEC §5, paper Sec. 5.5, Fig. 9–13) and its baselines.
+"""Layer pruning with matched SAEs (docs/method.md §5, paper Sec. 5.5, Fig. 9–13) and its baselines.
 
 For the pair t → t+1, block t+1 is pruned: its output x_{t+1} is replaced by
 
@@ -59,7 +59,7 @@ class _EVAccumulator:
 
 
 def permute_codes(f: Tensor, perm) -> Tensor:
-    """f̂ = P f with f̂[..., perm[i]] = f[..., i] (SPEC §3); f (..., F)."""
+    """f̂ = P f with f̂[..., perm[i]] = f[..., i] (docs/method.md §3); f (..., F)."""
     perm = torch.as_tensor(np.asarray(perm), dtype=torch.long, device=f.device)
     F = f.shape[-1]
     if perm.shape != (F,) or not torch.equal(perm.sort().values, torch.arange(F, device=f.device)):
@@ -199,8 +199,8 @@ def ev_sweep(
 ) -> list[dict]:
     """EV of each replacement of x_{t+1} from activations alone, for every pair t -> t+1.
 
-    For a world without a model (the planted world, SPEC §9): `acts` yields chunks (L, n, d)
-    of every layer's x for the same n tokens, indexed by layer as pruning_sweep's resid is.
+    For a world without a model (the planted world, docs/method.md §9): `acts` yields chunks (L, n,
+    d) of every layer's x for the same n tokens, indexed by layer as pruning_sweep's resid is.
     Rows are pruning_sweep's; "loss", "delta_loss" and "clean_loss" are NaN: without a model
     there is no next-token loss, so ΔL is not defined.
     """

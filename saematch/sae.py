@@ -1,4 +1,4 @@
-"""JumpReLU sparse autoencoders and threshold folding (SPEC §1–2, paper eq. 4)."""
+"""JumpReLU sparse autoencoders and threshold folding (docs/method.md §1–2, paper eq. 4)."""
 
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ class JumpReLUSAE:
         )
 
     def permute_features(self, perm) -> JumpReLUSAE:
-        """Reorder features so new feature perm[i] is old feature i (SPEC §3 convention).
+        """Reorder features so new feature perm[i] is old feature i (docs/method.md §3 convention).
 
         With perm from match(a, b), a.permute_features(perm) lines a's features up with b's.
         """

@@ -169,11 +169,12 @@ PAPER_FIGURES = (
         ),
     ),
 )
-# Not in the paper: the planted world (README "Ground truth"), partial matching, flow, steering
+# Not in the paper: the planted world (docs/method.md §9), partial matching, flow, steering
 EXTRA_FIGURES = (
     PaperFigure(
         20,
-        "Ground truth (planted world, SPEC §9): SAE recovery, matching accuracy per mode × fold "
+        "Ground truth (planted world, docs/method.md §9): SAE recovery, matching accuracy per "
+        "mode × fold "
         "and pair, composition vs exact LAP over distance.",
         (Panel("ground_truth", "ground_truth", "recovery, accuracy, composition"),),
     ),

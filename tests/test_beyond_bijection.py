@@ -51,7 +51,7 @@ def test_partial_is_the_exact_optimum_of_the_reject_problem(seed, rho, quantised
     c = _dense(xa, xb)
     want = _padded_optimum(c, ta, tb)
     assert info["objective"] == pytest.approx(want, rel=1e-7)  # c: distance vs dot form
-    # ... and equals the bijection on the clamped cost (README's equivalence)
+    # ... and equals the bijection on the clamped cost (docs/method.md §10's equivalence)
     clamped = np.minimum(c, ta[:, None] + tb[None, :])
     rr, kk = linear_sum_assignment(clamped)
     assert clamped[rr, kk].sum() == pytest.approx(want, rel=1e-9)

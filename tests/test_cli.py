@@ -200,7 +200,7 @@ def test_run_experiment_directly_writes_results(test_zoo, tmp_path):
     )
     out = run_experiment(cfg)
     assert list(out["layers"]) == ["0"]
-    # raw transfer (SPEC §5) by default, folded transfer reported beside it
+    # raw transfer (docs/method.md §5) by default, folded transfer reported beside it
     assert set(out["layers"]["0"]["methods"]) == {"sae_match", "sae_match_folded_transfer"}
     assert out["transfer"] == "raw"
 

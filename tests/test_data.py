@@ -1,4 +1,5 @@
-"""Text sources and token batches (SPEC §4), with a tiny word-level tokenizer and local files."""
+"""Text sources and token batches (docs/method.md §4), with a tiny word-level tokenizer and local
+files."""
 
 import gzip
 import json

@@ -66,7 +66,7 @@ def test_quantile_ablation_ends_at_sae_match(test_zoo, tmp_path):
     assert sorted(res["layers"]) == ["0", "2"]
     ctx = context(cfg)
     saes, ms = ctx.saes, ctx.matchings(fold=True)
-    by = dict(saes)  # decoded in raw units (SPEC §5), as layer_pruning's SAE Match
+    by = dict(saes)  # decoded in raw units (docs/method.md §5), as layer_pruning's SAE Match
     perms = {t: m.perm for t, m in ms.items()}
     reps = {  # the definitions written out directly
         "sae_match": sae_match_replacement(by, perms),

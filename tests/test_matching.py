@@ -1,4 +1,4 @@
-"""match(), pair_cost() and the solvers (SPEC §3)."""
+"""match(), pair_cost() and the solvers (docs/method.md §3)."""
 
 import numpy as np
 import pytest

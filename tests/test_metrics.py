@@ -1,4 +1,4 @@
-"""Metrics (SPEC §5) against hand computations on tiny tensors."""
+"""Metrics (docs/method.md §5) against hand computations on tiny tensors."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Permutation: identity, compose, inverse, apply, save/load (SPEC §3, Sec. 3.2)."""
+"""Permutation: identity, compose, inverse, apply, save/load (docs/method.md §3, Sec. 3.2)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The planted world (SPEC §9): generator, truth file, recovery and matching accuracy."""
+"""The planted world (docs/method.md §9): generator, truth file, recovery and matching accuracy."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Layer pruning (SPEC §5) on a tiny random Gemma 2 with random and exact SAEs."""
+"""Layer pruning (docs/method.md §5) on a tiny random Gemma 2 with random and exact SAEs."""
 
 from __future__ import annotations
 

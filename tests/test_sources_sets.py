@@ -1,4 +1,4 @@
-"""SAE sets of SPEC §7: ids, fallbacks, narrowing, and loading from local mirrors."""
+"""SAE sets of docs/method.md §7: ids, fallbacks, narrowing, and loading from local mirrors."""
 
 from __future__ import annotations
 

@@ -140,9 +140,9 @@ class Context:
         }
 
     def prune(self, reps: dict, layers: list[int], progress: bool = False) -> list[dict]:
-        """saematch.pruning.pruning_sweep of `reps` on this run's model and batch (SPEC §5);
-        on the planted world saematch.pruning.ev_sweep on its generator's activations: EV
-        only, ΔL is NaN (no LM, so no loss)."""
+        """saematch.pruning.pruning_sweep of `reps` on this run's model and batch
+        (docs/method.md §5); on the planted world saematch.pruning.ev_sweep on its generator's
+        activations: EV only, ΔL is NaN (no LM, so no loss)."""
         from saematch.pruning import ev_sweep, pruning_sweep
 
         if self.is_planted:

@@ -87,7 +87,8 @@ def save_matchings(run_dir: Path, name: str, layers: list[int], matchings: dict)
 
 
 def as_matched(saes: dict, fold: bool) -> dict:
-    """The SAEs ({layer: SAE}) in the form a matching saw them: folded when fold=True (SPEC §5).
+    """The SAEs ({layer: SAE}) in the form a matching saw them: folded when fold=True
+    (docs/method.md §5).
 
     SAE Match transfers feature values between layers in the matched weights' units: with
     folding, E_t gives f/θ_t and D_{t+1} multiplies by θ_{t+1}, so a feature at its threshold

@@ -49,8 +49,8 @@ def zoo_set(zoo, sparsity: str | None = None) -> SAESet:
 
 
 def planted_set(cache_dir, seed, size: str = "default", knobs=None) -> SAESet:
-    """The planted world's SAEs (saematch.planted, SPEC §9), one per layer, built on first use;
-    `knobs`: any saematch.planted knob (drift, growth_spread, …)."""
+    """The planted world's SAEs (saematch.planted, docs/method.md §9), one per layer, built on first
+    use; `knobs`: any saematch.planted knob (drift, growth_spread, …)."""
     root = planted_of(cache_dir, seed, size, knobs).root / "saes"
     n_layers = len(list(root.glob("layer_*")))
     return SAESet.from_ids(

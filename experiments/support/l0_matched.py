@@ -83,7 +83,7 @@ def l0_matched_sets(ctx: Context, res: Results, cands: dict, kw: dict, weight: f
         "l0_matched": [c["sae"] for c in chosen],
     }
     reps = {
-        # folded matching, raw-unit transfer (SPEC §5), as layer_pruning and the sweep
+        # folded matching, raw-unit transfer (docs/method.md §5), as layer_pruning and the sweep
         k: sae_match_replacement(saes, ctx.perms(fold=True, saes=saes))
         for k, saes in sets.items()
     }

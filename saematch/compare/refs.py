@@ -26,7 +26,7 @@ from saematch.sae import JumpReLUSAE
 
 KINDS = ("planted", "zoo", "gemma-scope", "llama-scope", "saelens", "file")
 HELP = (
-    "an SAE reference is KIND:SPEC with KIND one of planted, zoo, gemma-scope, llama-scope, "
+    "an SAE reference is KIND:WHAT with KIND one of planted, zoo, gemma-scope, llama-scope, "
     "saelens, file (or a bare path), e.g. planted:layer=3,index=1, zoo:layer=2, "
     "gemma-scope:google/gemma-scope-2b-pt-res:layer_20/width_16k/average_l0_71, "
     "file:path/to/sae_folder"

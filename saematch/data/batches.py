@@ -1,4 +1,5 @@
-"""Token batches (SPEC §4): N examples of T tokens, BOS kept as input but masked from metrics.
+"""Token batches (docs/method.md §4): N examples of T tokens, BOS kept as input but masked from
+metrics.
 
 T = seq_len counts the BOS: each row is [BOS] + seq_len − 1 document tokens (the paper truncates
 examples to 1024 tokens; we read that as 1024 model inputs). Selection is seeded and greedy:

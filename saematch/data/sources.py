@@ -1,4 +1,5 @@
-"""Text sources by name (SPEC §4): the stdlib corpus, the paper's three HF data sets, local files.
+"""Text sources by name (docs/method.md §4): the stdlib corpus, the paper's three HF data sets,
+local files.
 
 Every source returns documents in a seeded random order; `n_docs` keeps the first n_docs of that
 order, so the same (source, split, seed, n_docs) gives the same list. Hugging Face sets stream by

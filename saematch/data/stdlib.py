@@ -1,4 +1,4 @@
-"""A text corpus every Python install carries: the standard library's source (SPEC §8).
+"""A text corpus every Python install carries: the standard library's source (docs/method.md §8).
 
 Two splits: "code" (whole .py files) and "prose" (their docstrings and comments). Files are
 ordered by relative path and assigned to train or held-out by a hash of that path, so the

@@ -1,9 +1,9 @@
 """What the explorer page shows, as plain arrays: links between layers and per-pair summaries.
 
 A `Link` is one matching of layer `src` to layer `dst`: `target[i] = j` pairs feature i of
-`src` with feature j of `dst` (SPEC §3), −1 where i is left unmatched. Adjacent links compose
-into paths (Sec. 3.2): `perm_AC = perm_BC[perm_AB]`; exact links (one LAP between non-adjacent
-layers) are shown beside them. Nothing here knows Hydra or the browser.
+`src` with feature j of `dst` (docs/method.md §3), −1 where i is left unmatched. Adjacent links
+compose into paths (Sec. 3.2): `perm_AC = perm_BC[perm_AB]`; exact links (one LAP between
+non-adjacent layers) are shown beside them. Nothing here knows Hydra or the browser.
 """
 
 from __future__ import annotations

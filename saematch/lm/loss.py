@@ -1,4 +1,4 @@
-"""Next-token cross-entropy, metric masks and batch chunking (SPEC §4–5)."""
+"""Next-token cross-entropy, metric masks and batch chunking (docs/method.md §4–5)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def default_metric_mask(
 ) -> Tensor:
     """(B, T) bool: tokens that count in metrics — not position 0, not padding, not BOS.
 
-    SPEC §4: BOS stays a model input but is excluded from every metric.
+    docs/method.md §4: BOS stays a model input but is excluded from every metric.
     """
     mask = torch.ones_like(input_ids, dtype=torch.bool)
     mask[:, 0] = False

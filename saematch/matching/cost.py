@@ -1,4 +1,4 @@
-"""Matching costs between the features of two SAEs (SPEC §3, paper eq. 3).
+"""Matching costs between the features of two SAEs (docs/method.md §3, paper eq. 3).
 
 Every mode is a squared Euclidean distance between per-feature vectors:
 

@@ -41,14 +41,14 @@ class Matching:
     """Result of match(a, b): perm[i] = j pairs a's feature i with b's feature j.
 
     duals = (u, v), float64 (F,) each: LP potentials with c_ij − u_i − v_j ≥ −tol for every
-    pair and = 0 (within tol) on the matching, c the mode's cost (SPEC §3) as the float64 dot
-    of the float32 augmented features (cost.py); tol = info["tol"]. They prove the matching
+    pair and = 0 (within tol) on the matching, c the mode's cost (docs/method.md §3) as the float64
+    dot of the float32 augmented features (cost.py); tol = info["tol"]. They prove the matching
     optimal (certificate.py); the reduced cost c_ij − u_i − v_j says how much worse any other
     partner is. None for matchings loaded from caches that did not store them.
     """
 
     perm: np.ndarray  # (F,) int64
-    pair_mse: np.ndarray  # (F,) float32, cost of each chosen pair (SPEC §3)
+    pair_mse: np.ndarray  # (F,) float32, cost of each chosen pair (docs/method.md §3)
     total_cost: float  # sum of pair_mse (float64)
     mode: str
     fold: bool

@@ -1,4 +1,4 @@
-"""Feature permutations between SAEs: compose, invert, apply, save (SPEC §3, Sec. 3.2)."""
+"""Feature permutations between SAEs: compose, invert, apply, save (docs/method.md §3, Sec. 3.2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The planted world (SPEC §9): a generator whose true features and their fate across layers are
-known, the truth file, and the scores of SAEs and matchings against it."""
+"""The planted world (docs/method.md §9): a generator whose true features and their fate across
+layers are known, the truth file, and the scores of SAEs and matchings against it."""
 
 from saematch.planted.build import SIZES, PlantedConfig, planted_config
 from saematch.planted.evaluate import VARIANTS, GroundTruthReport, ground_truth_report

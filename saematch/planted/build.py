@@ -39,7 +39,7 @@ def code_version() -> dict[str, int]:
 
 @dataclass(frozen=True)
 class PlantedConfig:
-    """Every knob of one planted set: the world (SPEC §9) and the SAEs trained on it."""
+    """Every knob of one planted set: the world (docs/method.md §9) and the SAEs trained on it."""
 
     size: str
     world: WorldConfig = field(default_factory=WorldConfig)

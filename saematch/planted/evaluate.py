@@ -1,6 +1,6 @@
-"""Score every matching variant of a planted set against its truth (SPEC §9).
+"""Score every matching variant of a planted set against its truth (docs/method.md §9).
 
-Variants: `vanilla` (identity) and `<folded|unfolded>_<encoder|decoder|both>` (SPEC §3).
+Variants: `vanilla` (identity) and `<folded|unfolded>_<encoder|decoder|both>` (docs/method.md §3).
 Composition at distance k: the adjacent permutations t → … → t+k composed (Sec. 3.2), and the
 exact LAP between t and t+k, both scored against the composed truth desc_k; pooled over start
 layers t (correct and support summed), so each distance is one share with one support size.

@@ -1,4 +1,4 @@
-"""Scoring SAEs and matchings against the planted truth (SPEC §9).
+"""Scoring SAEs and matchings against the planted truth (docs/method.md §9).
 
 Representation: SAE feature j of layer t represents true feature i when i = argmax_k cos(W_dec[j],
 u_k(t)) and that cosine is ≥ 0.9 (REPRESENT_COS). Folding rescales rows, so it does not change it.

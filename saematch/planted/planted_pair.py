@@ -1,6 +1,6 @@
 """A synthetic SAE pair with known fates: features persist, die, split in two, or are born.
 
-Data-free stand-in for the planted world (SPEC §9) at the level of weights, for validating
+Data-free stand-in for the planted world (docs/method.md §9) at the level of weights, for validating
 partial matching, confidence and split detection. Layer t (SAE A) has n unit directions u_i
 and thresholds θ_i; each feature independently
 

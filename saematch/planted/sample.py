@@ -1,4 +1,4 @@
-"""Tokens of the planted world (SPEC §9): sparse true activations per layer, then x_t.
+"""Tokens of the planted world (docs/method.md §9): sparse true activations per layer, then x_t.
 
 Layer 0: feature i is active with probability r_i, magnitude a = exp(σ_a z).
 Layer t+1, feature c with parent p at t (persisting, or a split child taking weight w = 1/2):

@@ -1,4 +1,4 @@
-"""truth.safetensors: the planted world's truth, saved beside its SAEs (SPEC §9).
+"""truth.safetensors: the planted world's truth, saved beside its SAEs (docs/method.md §9).
 
 Keys per layer t: directions_<t> [N_t, d] float32 (unit rows), scales_<t> [N_t] float32,
 successor_<t> [N_t, 2] int64 (children at t+1, −1 = none; t < L − 1), and, so the sampler can be

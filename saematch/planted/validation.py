@@ -2,7 +2,7 @@
 
 Truth is `successors` (n_A, 2) int64: the features of B that continue A's feature i (none,
 one, or two for a split; −1 pads), and optionally `known` (n_A,) bool, the features whose truth
-is known (in the planted world: SAE features that represent a true feature, SPEC §9).
+is known (in the planted world: SAE features that represent a true feature, docs/method.md §9).
 
 * unmatched precision / recall (A side): predicted = perm[i] = −1, true = no successor;
   B side the same with "no predecessor" (born features).
@@ -38,7 +38,8 @@ def _pr(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
 def sae_level_truth(
     rep_a: np.ndarray, rep_b: np.ndarray, successor: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Truth between SAE features from truth between true features (planted world, SPEC §9).
+    """Truth between SAE features from truth between true features (planted world,
+    docs/method.md §9).
 
     rep_a (F_A,), rep_b (F_B,): the true feature each SAE feature represents (−1: none);
     successor (N_t, 2): true children at t+1 (−1 pads). Returns (successors (F_A, 2): the SAE

@@ -1,4 +1,5 @@
-"""The planted world's features and their fate across layers (SPEC §9): the truth, no tokens.
+"""The planted world's features and their fate across layers (docs/method.md §9): the truth, no
+tokens.
 
 Layer 0 has `n_features` true features: unit directions u_i(0) ∈ R^d (uniform on the sphere),
 scales s_i(0) = exp(σ_s ζ_i), firing rates r_i ∝ rank^(−zipf) with Σ r_i = l0. Between layers
@@ -26,7 +27,7 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Every knob of the generator (SPEC §9); `asdict` goes into the manifest."""
+    """Every knob of the generator (docs/method.md §9); `asdict` goes into the manifest."""
 
     n_layers: int = 6
     d_model: int = 64

@@ -1,4 +1,4 @@
-"""The published SAE ids of SPEC §7's sets, as plain data (no hub queries).
+"""The published SAE ids of docs/method.md §7's sets, as plain data (no hub queries).
 
 Gemma Scope ids (which average_l0 exist per layer, what `canonical` points to) are a snapshot
 of the sae-lens 6.54.12 registry (`pretrained_saes.yaml`, releases `gemma-scope-2b-pt-res` and
@@ -40,7 +40,7 @@ def _gemma_id(layer: int, l0: int) -> str:
     return f"layer_{layer}/width_16k/average_l0_{l0}"
 
 
-# Layers whose Table-1 SAE is not published: use the canonical one and say so (SPEC §7).
+# Layers whose Table-1 SAE is not published: use the canonical one and say so (docs/method.md §7).
 GEMMA_SCOPE_PAPER_FALLBACKS = {
     L: (
         _gemma_id(L, GEMMA_SCOPE_CANONICAL_L0[L]),

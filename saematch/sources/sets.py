@@ -1,4 +1,5 @@
-"""The SAE sets of SPEC §7: `SAESpec`, `SAESet` (loads them layer by layer) and the named sets.
+"""The SAE sets of docs/method.md §7: `SAESpec`, `SAESet` (loads them layer by layer) and the named
+sets.
 
 The published ids themselves are in set_ids.py (a snapshot; nothing here queries the hub).
 """
@@ -202,7 +203,8 @@ def gemma_scope_paper_set(
     repo_id: str | os.PathLike = GEMMA_SCOPE_2B_RES,
     revision: str | None = None,
 ) -> SAESet:
-    """The paper's Gemma Scope set (Table 1), canonical fallbacks at layers 0 and 1 (SPEC §7)."""
+    """The paper's Gemma Scope set (Table 1), canonical fallbacks at layers 0 and 1
+    (docs/method.md §7)."""
     notes = {L: r for L, (_, r) in GEMMA_SCOPE_PAPER_FALLBACKS.items()}
     ids = gemma_scope_paper_ids(layers)
     desc = "Gemma Scope 2B res, width 16k, average_l0 from the paper's Table 1"

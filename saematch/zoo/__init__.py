@@ -1,4 +1,4 @@
-"""The built-in tiny zoo (SPEC §8): a small Gemma 2 LM, JumpReLU SAEs on every layer, and
+"""The built-in tiny zoo (docs/method.md §8): a small Gemma 2 LM, JumpReLU SAEs on every layer, and
 feature descriptions, built offline and deterministically from a seed and cached."""
 
 from saematch.zoo.config import SIZES, ZooConfig, get_config

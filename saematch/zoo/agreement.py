@@ -2,7 +2,8 @@
 
     agreement   = share of LAP-matched pairs with cos(W_dec_A[i], W_dec_B[perm[i]]) > 0.7,
                   perm = argmax_perm Σ_i cos(W_dec_A[i], W_dec_B[perm[i]])
-    transfer_ev = EV of D_B(P E_A(x)) against x (raw units, SPEC §5), beside each SAE's own EV.
+    transfer_ev = EV of D_B(P E_A(x)) against x (raw units, docs/method.md §5), beside each SAE's
+    own EV.
 
 Two SAEs that found the same features agree near 1 and transfer at about their own EV; LAP on
 two random dictionaries of width 1024 in d 128 gives mean cosine 0.27 and agreement ≈ 0.

@@ -199,7 +199,7 @@ def _finish(W_enc, b_enc, W_dec, b_dec, log_theta, log_lam, scale, heldout, l0_t
 @torch.no_grad()
 def evaluate_sae(sae: JumpReLUSAE, x: Tensor, chunk: int = 8192) -> dict:
     """Held-out metrics on x (N, d): l0 (mean active features per token), explained variance
-    EV = 1 − Σ‖x̂ − x‖² / Σ‖x − mean(x)‖² (SPEC §5), dead_frac (features never active)."""
+    EV = 1 − Σ‖x̂ − x‖² / Σ‖x − mean(x)‖² (docs/method.md §5), dead_frac (features never active)."""
     err, active, fired = 0.0, 0.0, torch.zeros(sae.width, dtype=torch.bool)
     for i in range(0, len(x), chunk):
         xb = x[i : i + chunk]
