@@ -57,7 +57,7 @@ class Context:
     # -- model and data ------------------------------------------------------
     @cached_property
     def lm(self):
-        from saematch_experiments.models import build_model
+        from saematch_experiments.harness.models import build_model
 
         if self.is_planted:
             raise ValueError(

@@ -227,7 +227,7 @@ def check_text_file(path: Path) -> None:
 
 def check_model(cfg: DictConfig) -> None:
     """model names a callable taking its keys (model=hf: model.name is set); batch_size is set."""
-    from saematch_experiments.models import MODEL_EXTRAS, MODEL_SKELETON
+    from saematch_experiments.harness.models import MODEL_EXTRAS, MODEL_SKELETON
 
     check(cfg.model, "model", supplied=MODEL_EXTRAS, own=MODEL_SKELETON)
     if cfg.model.get("batch_size") is None:
