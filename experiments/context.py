@@ -257,8 +257,10 @@ class Context:
             "top_k": int(mc.get("top_k", 0) or 0),
             "splits": bool(mc.get("splits", False)),
         }
+        bias_weight = float(mc.get("bias_weight", 0.0) or 0.0)
         layers = sorted(saes)
-        key = (mode, fold, str(solver), *beyond.values(), tuple((L, id(saes[L])) for L in layers))
+        key = (mode, fold, str(solver), bias_weight, *beyond.values())
+        key += (tuple((L, id(saes[L])) for L in layers),)
         if key not in self._matchings:
             cache = self.cache_dir / "matchings" if mc.cache else None
             ms = match_layers(
@@ -269,6 +271,7 @@ class Context:
                 cache_dir=cache,
                 max_memory=mc.get("max_memory"),
                 device=mc.get("device", "auto"),
+                bias_weight=bias_weight,
                 **beyond,
             )
             self._matchings[key] = dict(zip(layers[:-1], ms, strict=True))

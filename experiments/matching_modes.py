@@ -72,10 +72,11 @@ def pick_pair(layers: list[int], pair: int | None) -> int:
     return t
 
 
-def mode_costs(a, b, perm) -> dict[str, float]:
-    """Mean per-pair cost of every matching mode (SPEC §3) for perm."""
+def mode_costs(a, b, perm, bias_weight: float = 0.0) -> dict[str, float]:
+    """Mean per-pair cost of every matching mode (docs/method.md §3) for perm; both =
+    encoder + decoder (+ bias_weight · b_enc term, off by default: not the paper's cost)."""
     terms = mse_terms(a, b, perm)
-    both = terms["encoder_mse"] + terms["decoder_mse"] + terms["bias_mse"]
+    both = terms["encoder_mse"] + terms["decoder_mse"] + bias_weight * terms["bias_mse"]
     return {"encoder": terms["encoder_mse"], "decoder": terms["decoder_mse"], "both": both}
 
 
@@ -149,9 +150,12 @@ def plot(rows: list[ModeRow], agreement: list[AgreementRow], t: int):
     return fig
 
 
-def mode_row(t: int, name: str, perm, folded: tuple, matched: tuple, pruned: dict, score: float):
-    """The ModeRow of perm: terms on the folded pair, mode costs on the matched pair."""
-    cost_in = {f"cost_in_{m}": c for m, c in mode_costs(*matched, perm).items()}
+def mode_row(
+    t: int, name: str, perm, folded: tuple, matched: tuple, pruned: dict, score: float, w: float
+):
+    """The ModeRow of perm: terms on the folded pair, mode costs (b_enc weight w) on the
+    matched pair."""
+    cost_in = {f"cost_in_{m}": c for m, c in mode_costs(*matched, perm, w).items()}
     return ModeRow(
         t,
         name,
@@ -166,6 +170,7 @@ def mode_row(t: int, name: str, perm, folded: tuple, matched: tuple, pruned: dic
 def run(opts: Options, ctx: Context) -> Results:
     """Match one pair with each mode; score MSE terms, agreement, pruning ΔL/EV, matching score."""
     t = pick_pair(ctx.layers, opts.pair)
+    w = float(ctx.cfg.matching.get("bias_weight", 0.0) or 0.0)
     sa, sb = ctx.saes[t].to("cpu"), ctx.saes[t + 1].to("cpu")
     found = {m: ctx.matchings(mode=m, fold=opts.fold, saes={t: sa, t + 1: sb})[t] for m in MODES}
     perms = {m: np.asarray(mt.perm, dtype=np.int64) for m, mt in found.items()}
@@ -177,7 +182,7 @@ def run(opts: Options, ctx: Context) -> Results:
     (pruned,) = ctx.prune(replacements(saes, {n: {t: p} for n, p in perms.items()}, False), [t])
     scores = matching_scores(ctx.activation_rows([t, t + 1]), saes[t], saes[t + 1], perms)
     rows = [
-        mode_row(t, n, p, folded, matched, pruned["methods"][n], scores[n])
+        mode_row(t, n, p, folded, matched, pruned["methods"][n], scores[n], w)
         for n, p in perms.items()
     ]
     agreement = [

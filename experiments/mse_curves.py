@@ -12,7 +12,8 @@ SPEC §3 averaged over the F matched pairs:
     encoder_mse = mean_i mean_d (W'_enc,A[:, i] − W'_enc,B[:, perm[i]])²
     decoder_mse = mean_i mean_d (W'_dec,A[i] − W'_dec,B[perm[i]])²
     bias_mse    = mean_i (b'_enc,A[i] − b'_enc,B[perm[i]])²
-    objective   = the mean per-pair cost of the matching mode ("both" = the sum of the three)
+    objective   = the mean per-pair cost of the matching mode ("both" = encoder + decoder;
+                  + bias_weight · bias_mse only with the non-paper option bias_weight > 0)
 
 folded+matched minimises the folded objective, so objective(folded+matched) ≤ objective of
 any other permutation, pair by pair; b_dec is not part of any cost (it does not depend on
@@ -70,10 +71,16 @@ def mse_terms(a, b, perm) -> dict[str, float]:
     return {k: float(pair_cost(a, b, perm, m).astype(np.float64).mean()) for k, m in TERMS.items()}
 
 
-def curve_row(t: int, u: int, variant: str, a_folded, b_folded, perm, mode: str) -> CurveRow:
-    """The SPEC §3 terms of perm between folded SAEs t and u, averaged over pairs."""
+def curve_row(
+    t: int, u: int, variant: str, a_folded, b_folded, perm, mode: str, bias_weight: float = 0.0
+) -> CurveRow:
+    """The docs/method.md §3 terms of perm between folded SAEs t and u, averaged over pairs;
+    objective = the mode's cost (both: encoder + decoder + bias_weight · b_enc term)."""
     terms = mse_terms(a_folded, b_folded, perm)
-    objective = sum(terms.values()) if mode == "both" else terms[f"{mode}_mse"]
+    if mode == "both":
+        objective = terms["encoder_mse"] + terms["decoder_mse"] + bias_weight * terms["bias_mse"]
+    else:
+        objective = terms[f"{mode}_mse"]
     fixed = float(np.mean(perm == np.arange(len(perm))))
     return CurveRow(t, u, variant, **terms, objective=objective, fixed_points=fixed)
 
@@ -96,13 +103,15 @@ def plot(rows: list[CurveRow], log_scale: bool):
 def run(opts: Options, ctx: Context) -> Results:
     """Vanilla / matched / folded+matched MSE of W_enc, W_dec, b_enc per adjacent pair."""
     mode = plain(ctx.cfg.matching.mode)
+    w = float(ctx.cfg.matching.get("bias_weight", 0.0) or 0.0)
     folded = {L: s.to("cpu").fold() for L, s in ctx.saes.items()}
     matchings = {"matched": ctx.matchings(fold=False), "folded": ctx.matchings(fold=True)}
     rows, pairs = [], []
     for t, u in ctx.next_layer.items():
         perms = {"vanilla": np.arange(folded[t].width)}
         perms |= {v: np.asarray(ms[t].perm) for v, ms in matchings.items()}
-        new = [curve_row(t, u, v, folded[t], folded[u], perms[v], mode) for v in VARIANTS]
+        new = [curve_row(t, u, v, folded[t], folded[u], perms[v], mode, w)
+               for v in VARIANTS]  # fmt: skip
         agree = float(np.mean(perms["matched"] == perms["folded"]))
         pairs.append(
             PairRow(t, **{r.variant: r.objective for r in new}, agreement_matched_folded=agree)

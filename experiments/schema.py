@@ -59,6 +59,8 @@ class ModelConfig:
 class MatchingConfig:
     mode: MatchMode = MatchMode.both
     fold: bool = True
+    # weight of the b_enc term (Δb_enc)² in mode both; 0 = the paper's cost (a departure if > 0)
+    bias_weight: float = 0.0
     # `_target_` node from conf/matching/solver/, or its file's name (matching.solver=scipy)
     solver: Any = MISSING
     cache: bool = True

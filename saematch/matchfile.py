@@ -143,6 +143,7 @@ def save_match_file(
         "b": records[1],
         "mode": m.mode,
         "fold": bool(m.fold),
+        "bias_weight": float(m.bias_weight),
         "solver": m.solver,
         "method": info.get("method"),
         "proven_optimal": bool(m.proven),
@@ -244,6 +245,7 @@ def load_matching(
         },
         unmatched=u.get("setting"),
         proven=bool(meta.get("proven_optimal")),
+        bias_weight=float(meta.get("bias_weight", 0.0)),
     )
     for name in OPTIONAL:
         if name in arr:

@@ -15,28 +15,37 @@ from saematch.matching.synthetic import synthetic_pair
 from saematch.sae import JumpReLUSAE
 
 
-def _direct_cost(a, b, mode):
-    """(F, F) cost by brute force from the SPEC formulas (float64)."""
+def _direct_cost(a, b, mode, bias_weight=0.0):
+    """(F, F) cost by brute force from the formulas of docs/method.md §3 (float64)."""
     a, b = a.to(dtype=torch.float64), b.to(dtype=torch.float64)
     dec = ((a.W_dec[:, None, :] - b.W_dec[None, :, :]) ** 2).mean(-1)
     enc = ((a.W_enc.T[:, None, :] - b.W_enc.T[None, :, :]) ** 2).mean(-1)
     bias = (a.b_enc[:, None] - b.b_enc[None, :]) ** 2
-    return {"decoder": dec, "encoder": enc, "both": dec + enc + bias, "bias": bias}[mode]
+    both = dec + enc + bias_weight * bias  # the paper's cost at bias_weight 0
+    return {"decoder": dec, "encoder": enc, "both": both, "bias": bias}[mode]
 
 
+@pytest.mark.parametrize("bias_weight", [0.0, 1.0, 2.5])
 @pytest.mark.parametrize("mode", ["decoder", "encoder", "both", "bias"])
-def test_pair_cost_matches_direct(mode):
+def test_pair_cost_matches_direct(mode, bias_weight):
     a, b = random_sae(5, 7, seed=1), random_sae(5, 7, seed=2)
     perm = np.array([3, 0, 6, 1, 5, 2, 4])
-    want = _direct_cost(a, b, mode)[torch.arange(7), torch.as_tensor(perm)].numpy()
-    np.testing.assert_allclose(pair_cost(a, b, perm, mode), want, rtol=1e-5)
+    w = bias_weight if mode == "both" else 0.0  # the b_enc term exists only in mode both
+    want = _direct_cost(a, b, mode, w)[torch.arange(7), torch.as_tensor(perm)].numpy()
+    got = pair_cost(a, b, perm, mode, bias_weight=bias_weight)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+@pytest.mark.parametrize("bias_weight", [0.0, 1.0, 2.5])
 @pytest.mark.parametrize("mode", ["decoder", "encoder", "both"])
-def test_augmented_features_give_the_cost(mode):
+def test_augmented_features_give_the_cost(mode, bias_weight):
     a, b = random_sae(6, 9, seed=3), random_sae(6, 9, seed=4)
-    xa, xb = (augmented_features(s, mode, side, np.float64) for s, side in ((a, "a"), (b, "b")))
-    np.testing.assert_allclose(xa @ xb.T, _direct_cost(a, b, mode).numpy(), atol=1e-7)
+    xa, xb = (
+        augmented_features(s, mode, side, np.float64, bias_weight=bias_weight)
+        for s, side in ((a, "a"), (b, "b"))
+    )
+    w = bias_weight if mode == "both" else 0.0
+    np.testing.assert_allclose(xa @ xb.T, _direct_cost(a, b, mode, w).numpy(), atol=1e-7)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -197,8 +206,9 @@ def test_int8_certified_equals_scipy_optimum(mode, width, safe_rest, monkeypatch
     if safe_rest is not None:
         monkeypatch.setattr(certified, "SAFE_REST", safe_rest)
     a, b, _ = synthetic_pair(d_model=48, width=width, unmatched=0.25, noise=0.7, seed=width)
-    xa, xb = augmented_features(a.fold(), mode, "a"), augmented_features(b.fold(), mode, "b")
-    both = mode == "both"
+    both = mode == "both"  # with the optional b_enc term: the solvers keep it exact
+    xa = augmented_features(a.fold(), mode, "a", bias_weight=float(both))
+    xb = augmented_features(b.fold(), mode, "b", bias_weight=float(both))
     x, info = _run(xa, xb, "auto", exact_tail=int(both), head_splits=(48,) * both)
     assert info["method"] == "int8-certified" and info["tries"][-1]["scans"] > 0
     first = info["tries"][0]["margin"]
@@ -225,8 +235,8 @@ def test_int8_bound_holds_on_every_pair():
 
     a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=9)
     xa, xb = (
-        augmented_features(a, "both", "a", fold=True),
-        augmented_features(b, "both", "b", fold=True),
+        augmented_features(a, "both", "a", fold=True, bias_weight=1.0),
+        augmented_features(b, "both", "b", fold=True, bias_weight=1.0),
     )
     D = xa.shape[1] - 2
     (G16, gmin, step), (da, qa, _), (db, qb, zb), top = int8_cost(xa, xb, D - 1, (40,), 64)
@@ -271,8 +281,8 @@ def test_int8_falls_back_without_the_int8_gemm(monkeypatch):
     monkeypatch.setattr(quantised, "int8_gemm_available", lambda: False)
     a, b, _ = synthetic_pair(d_model=48, width=150, seed=2)
     xa, xb = (
-        augmented_features(a, "both", "a", fold=True),
-        augmented_features(b, "both", "b", fold=True),
+        augmented_features(a, "both", "a", fold=True, bias_weight=1.0),
+        augmented_features(b, "both", "b", fold=True, bias_weight=1.0),
     )
     x, info = _run(xa, xb, "auto", exact_tail=1, head_splits=(48,))
     assert info["method"] == "streamed-certified"
@@ -316,7 +326,10 @@ def test_int8_repairs_a_wrong_guess_by_cancelling_cycles(monkeypatch):
     monkeypatch.setattr(certified, "guess", worse)
     monkeypatch.setattr(certified, "SAFE_REST", 0)
     a, b, _ = synthetic_pair(d_model=48, width=400, unmatched=0.2, noise=0.5, seed=3)
-    xa, xb = (augmented_features(t, "both", side, fold=True) for t, side in ((a, "a"), (b, "b")))
+    xa, xb = (
+        augmented_features(t, "both", side, fold=True, bias_weight=1.0)
+        for t, side in ((a, "a"), (b, "b"))
+    )
     x, info = _run(xa, xb, "auto", exact_tail=1, head_splits=(48,))
     assert info["method"] == "int8-certified" and len(info["tries"]) == 1  # no wider margin
     assert info["tries"][0]["cycles"] >= 1 and info["tries"][0]["scans"] > 0
@@ -327,7 +340,10 @@ def test_int8_repairs_a_wrong_guess_by_cancelling_cycles(monkeypatch):
 @pytest.mark.parametrize("threads", [1, 3])
 def test_int8_result_does_not_depend_on_the_worker_count(threads):
     a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.2, noise=0.5, seed=11)
-    xa, xb = (augmented_features(s, "both", side, fold=True) for s, side in ((a, "a"), (b, "b")))
+    xa, xb = (
+        augmented_features(s, "both", side, fold=True, bias_weight=1.0)
+        for s, side in ((a, "a"), (b, "b"))
+    )
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -369,9 +385,9 @@ def test_int8_handles_dead_and_duplicate_features(mode):
         b_enc[100:200], th[100:200] = b_enc[:100], th[:100]
         return JumpReLUSAE(W_enc=W_enc, b_enc=b_enc, W_dec=W_dec, b_dec=s.b_dec, threshold=th)
 
-    xa = augmented_features(edited(a), mode, "a", fold=True)
-    xb = augmented_features(edited(b), mode, "b", fold=True)
     both = mode == "both"
+    xa = augmented_features(edited(a), mode, "a", fold=True, bias_weight=float(both))
+    xb = augmented_features(edited(b), mode, "b", fold=True, bias_weight=float(both))
     x, info = _run(xa, xb, "auto", exact_tail=int(both), head_splits=(64,) * both)
     assert info["method"] == "int8-certified"
     ref = _run(xa, xb, "scipy")[0]

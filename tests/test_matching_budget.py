@@ -104,8 +104,11 @@ def test_streamed_bound_holds_on_every_pair(mode):
     from saematch.matching.cost import augmented_features
 
     a, b, _ = synthetic_pair(d_model=40, width=300, unmatched=0.3, noise=0.6, seed=9)
-    xa, xb = (augmented_features(t, mode, side, fold=True) for t, side in ((a, "a"), (b, "b")))
     both = mode == "both"
+    xa, xb = (
+        augmented_features(t, mode, side, fold=True, bias_weight=float(both))
+        for t, side in ((a, "a"), (b, "b"))
+    )
     lb = LowerBound(xa, xb, exact_tail=int(both), head_splits=(40,) * both)
     exact = xa.astype(np.float64) @ xb.astype(np.float64).T
     low = lb.block(slice(0, 300)).double().numpy()

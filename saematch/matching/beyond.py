@@ -18,7 +18,13 @@ import time
 import numpy as np
 
 from saematch.matching.budget import features_bytes, resolve_budget
-from saematch.matching.cost import augmented_features, check_mode, feature_dim
+from saematch.matching.cost import (
+    augmented_features,
+    check_bias_weight,
+    check_mode,
+    cost_layout,
+    feature_dim,
+)
 from saematch.matching.match import Matching, match
 from saematch.matching.null import NULL_ALPHA, null_kappa
 from saematch.matching.partial import partial_assign, pass_block, squared_norms
@@ -68,6 +74,7 @@ def match_beyond(
     seed: int = 0,
     max_memory: int | float | str | None = None,
     device: str = "auto",
+    bias_weight: float = 0.0,
 ) -> Matching:
     """match(a, b) with a reject option, confidence, predecessors and splits (module doc).
 
@@ -76,16 +83,17 @@ def match_beyond(
     """
     check_mode(mode)
     check_compatible(a, b)
+    bias_weight = check_bias_weight(bias_weight, mode)
     setting = parse_unmatched(unmatched)
     work = None
     if setting is not None or confidence or splits or top_k > 0:
-        D = feature_dim(a.d_model, mode)
+        D = feature_dim(a.d_model, mode, bias_weight)
         work = resolve_budget(max_memory) - features_bytes(a.width, D)
     if setting is not None:
         pass_block(a.width, D, work)  # MemoryError now when not even the float32 pass fits
     t0 = time.perf_counter()
-    xa = augmented_features(a, mode, "a", np.float32, fold=fold)
-    xb = augmented_features(b, mode, "b", np.float32, fold=fold)
+    xa = augmented_features(a, mode, "a", np.float32, fold=fold, bias_weight=bias_weight)
+    xb = augmented_features(b, mode, "b", np.float32, fold=fold, bias_weight=bias_weight)
     r, s = squared_norms(xa, xb)
     need_null = setting == "auto" or splits
     null = (
@@ -94,16 +102,17 @@ def match_beyond(
         else None
     )
     tau = None
-    both = mode == "both"  # as match(): b_enc exact, decoder and encoder scaled apart (int8)
+    layout = cost_layout(a.d_model, mode, bias_weight)  # as match()
     if setting is None:
-        m = match(a, b, mode=mode, fold=fold, solver=solver, max_memory=max_memory, device=device)
+        m = match(
+            a, b, mode=mode, fold=fold, solver=solver, max_memory=max_memory, device=device,
+            bias_weight=bias_weight,
+        )  # fmt: skip
         t_match = m.seconds
     else:
         rho = null["rho"] if setting == "auto" else float(setting)
         t1 = time.perf_counter()
-        perm, pair, info = partial_assign(
-            xa, xb, rho, exact_tail=int(both), head_splits=(a.d_model,) * both, max_memory=work
-        )
+        perm, pair, info = partial_assign(xa, xb, rho, **layout, max_memory=work)
         t_match = time.perf_counter() - t1
         tau = (rho * r, rho * s)
         m = Matching(
@@ -117,6 +126,7 @@ def match_beyond(
             info={"method": "partial-exact", **info},
             unmatched=setting,
             proven=info["proven"],
+            bias_weight=bias_weight,
         )
     m.info["match_seconds"] = t_match
     if null is not None:
@@ -125,7 +135,15 @@ def match_beyond(
         t2 = time.perf_counter()
         duals = m.duals if setting is None else None
         pa, ainfo = analyse_pairs(
-            xa, xb, m.perm, tau, max(int(top_k), 1), duals, int(both), (a.d_model,) * both, work
+            xa,
+            xb,
+            m.perm,
+            tau,
+            max(int(top_k), 1),
+            duals,
+            layout["exact_tail"],
+            layout["head_splits"],
+            work,
         )
         m.info.update(ainfo)
         m.info["analysis_seconds"] = time.perf_counter() - t2

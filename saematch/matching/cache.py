@@ -23,7 +23,8 @@ from saematch.matching.match import Matching, match
 from saematch.matching.solvers import Solver, get_solver
 from saematch.sae import JumpReLUSAE
 
-CODE_VERSION = "matching-4"  # bump when the matching definition or solvers change results
+# bump when the matching definition or solvers change results (5: mode both has no b_enc term)
+CODE_VERSION = "matching-5"
 log = logging.getLogger(__name__)
 
 
@@ -34,6 +35,7 @@ def cache_key(
     fold: bool,
     solver: str | Solver,
     beyond: dict | None = None,
+    bias_weight: float = 0.0,
 ) -> str:
     """Hex key of a matching: both SAEs' content fingerprints + settings + code version.
 
@@ -53,6 +55,8 @@ def cache_key(
     }
     if beyond:
         spec["beyond"] = beyond
+    if mode == "both" and bias_weight:
+        spec["bias_weight"] = float(bias_weight)
     return hashlib.blake2b(json.dumps(spec, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
@@ -65,6 +69,7 @@ def cached_match(
     solver: str | Solver,
     cache_dir: str | Path | None,
     beyond: dict | None = None,
+    bias_weight: float = 0.0,
     **resources,
 ) -> Matching:
     """match(a, b, ...) through the cache in cache_dir (no cache when None).
@@ -77,11 +82,13 @@ def cached_match(
     from saematch.matchfile import record_saes  # matchfile imports this package
 
     if cache_dir is None:
-        m = match(a, b, mode=mode, fold=fold, solver=solver, **beyond, **resources)
+        m = match(a, b, mode=mode, fold=fold, solver=solver, **beyond, bias_weight=bias_weight,
+                  **resources)  # fmt: skip
         return record_saes(m, a, b)
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    key = cache_key(a, b, mode, fold, solver, beyond)
+    key = cache_key(a, b, mode, fold, solver, beyond, bias_weight=bias_weight)
+    beyond = {**beyond, "bias_weight": bias_weight}  # passed on to match()
     with FileLock(str(folder / f"{key}.lock")):
         return _cached_match_file(a, b, folder / key, mode, fold, solver, beyond, resources)
 
@@ -125,11 +132,12 @@ def match_layers(
     confidence: bool = False,
     top_k: int = 0,
     splits: bool = False,
+    bias_weight: float = 0.0,
 ) -> list[Matching]:
     """Matchings of every adjacent pair (saes[t] -> saes[t+1]); len(saes) − 1 results.
 
     max_memory, device: as in match(); unmatched, confidence, top_k, splits: matching beyond
-    the bijection (match()).
+    the bijection (match()); bias_weight: the optional b_enc term of mode both (match()).
     """
     beyond = {"unmatched": unmatched, "confidence": confidence, "top_k": top_k, "splits": splits}
     if len(saes) < 2:
@@ -146,6 +154,7 @@ def match_layers(
             beyond=beyond,
             max_memory=max_memory,
             device=device,
+            bias_weight=bias_weight,
         )
         for t in tqdm(pairs, desc="matching layers", disable=not progress)
     ]

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from saematch.matching.budget import features_bytes, resolve_budget
-from saematch.matching.cost import augmented_features, check_mode, feature_dim, pair_cost_features
+from saematch.matching.cost import (
+    augmented_features,
+    check_bias_weight,
+    check_mode,
+    cost_layout,
+    feature_dim,
+    pair_cost_features,
+)
 from saematch.matching.permutation import Permutation
 from saematch.matching.solvers import Solver, get_solver, resolve_device
 from saematch.sae import JumpReLUSAE, check_compatible
@@ -42,6 +49,7 @@ class Matching:
     predecessors: np.ndarray | None = None  # (F_B, k) int64, B's j -> A's k cheapest rows
     predecessor_cost: np.ndarray | None = None  # (F_B, k) float32
     split_children: np.ndarray | None = None  # (F, 2) int64, −1 = no split (splits.py)
+    bias_weight: float = 0.0  # w of the optional b_enc term in mode both (0: the paper's cost)
 
     @property
     def is_partial(self) -> bool:
@@ -62,6 +70,8 @@ class Matching:
     def settings(self) -> dict:
         """The settings that produced this matching (JSON-serialisable)."""
         out = {"mode": self.mode, "fold": self.fold, "solver": self.solver}
+        if self.bias_weight:
+            out["bias_weight"] = self.bias_weight
         if self.unmatched is not None:
             out["unmatched"] = self.unmatched
         return out
@@ -97,12 +107,15 @@ def match(
     confidence: bool = False,
     top_k: int = 0,
     splits: bool = False,
+    bias_weight: float = 0.0,
 ) -> Matching:
     """Optimal bijection a -> b minimising Σ_i cost(i, perm[i]) (eq. 3), with its duals.
 
-    cost = mean_d ΔW_dec² (decoder), mean_d ΔW_enc² (encoder), or their sum + Δb_enc²
-    (both); on folded weights (eq. 4) when fold=True. solver: auto | lapjv | scipy, or a
-    Solver object (solvers.py: AutoSolver(k=32), ...); Matching.solver records its key().
+    cost = mean_d ΔW_dec² (decoder), mean_d ΔW_enc² (encoder), or their sum (both, the
+    paper's default); on folded weights (eq. 4) when fold=True. bias_weight w > 0 adds
+    w·(Δb_enc)² to mode both: a departure from the paper, off by default.
+    solver: auto | lapjv | scipy, or a Solver object (solvers.py: AutoSolver(k=32), ...);
+    Matching.solver records its key().
     max_memory: what the matching may allocate ("6GB", bytes; None: half the available
     memory, logged); a width that cannot fit raises MemoryError before allocating.
     device: auto | cpu | cuda, where solver=auto's cost blocks run (same certified result).
@@ -118,32 +131,25 @@ def match(
         return match_beyond(
             a, b, mode=mode, fold=fold, solver=solver, unmatched=unmatched,
             confidence=confidence, top_k=top_k, splits=splits, max_memory=max_memory,
-            device=device,
+            device=device, bias_weight=bias_weight,
         )  # fmt: skip
     check_mode(mode)
+    bias_weight = check_bias_weight(bias_weight, mode)
     solver = get_solver(solver)
     dev = resolve_device(device)
     budget = resolve_budget(max_memory)
     t0 = time.perf_counter()
     dtype = solver.dtype
-    D = feature_dim(a.d_model, mode)
+    D = feature_dim(a.d_model, mode, bias_weight)
     work = budget - features_bytes(a.width, D, np.dtype(dtype).itemsize)
     solver.plan(a.width, D, work, dev)  # MemoryError now, before the features exist
     # folded features straight from the weights: no folded copy of either SAE
-    xa = augmented_features(a, mode, "a", dtype, fold=fold)
-    xb = augmented_features(b, mode, "b", dtype, fold=fold)
-    # "both": the b_enc term (last dim of z) stays exact in the int8 cost, and the decoder
-    # and encoder parts get their own int8 scales
-    both = mode == "both"
-    res = solver(
-        xa,
-        xb,
-        progress=progress,
-        exact_tail=int(both),
-        head_splits=(a.d_model,) * both,
-        max_memory=work,
-        device=dev,
-    )
+    xa = augmented_features(a, mode, "a", dtype, fold=fold, bias_weight=bias_weight)
+    xb = augmented_features(b, mode, "b", dtype, fold=fold, bias_weight=bias_weight)
+    # "both": decoder and encoder parts get their own int8 scales; an optional b_enc term
+    # (last dim of z) stays exact in the int8 cost
+    layout = cost_layout(a.d_model, mode, bias_weight)
+    res = solver(xa, xb, progress=progress, **layout, max_memory=work, device=dev)
     pair = pair_cost_features(xa, xb, res.perm)
     return Matching(
         perm=res.perm,
@@ -155,4 +161,5 @@ def match(
         seconds=time.perf_counter() - t0,
         info={**res.info, "tol": res.tol},
         duals=(res.u, res.v),
+        bias_weight=bias_weight,
     )

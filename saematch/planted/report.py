@@ -28,16 +28,18 @@ def perm_key(mode: str, fold: bool, layer_a: int, layer_b: int) -> str:
 class RecordingMatcher:
     """A Matcher that solves eq. 3 (saematch.matching.match) and keeps every Matching, keyed
     "<fold>_<mode>/<a>-<b>" by the SAEs' layers, so a run's numbers can be recomputed from its
-    saved matchings alone."""
+    saved matchings alone. bias_weight: the optional b_enc term of mode both (match())."""
 
-    def __init__(self, layer_of: dict[int, int]) -> None:
+    def __init__(self, layer_of: dict[int, int], bias_weight: float = 0.0) -> None:
         self.layer_of = layer_of  # id(sae) -> layer
+        self.bias_weight = bias_weight
         self.matchings: dict[str, Matching] = {}
 
     def __call__(self, a: JumpReLUSAE, b: JumpReLUSAE, mode: str, fold: bool) -> np.ndarray:
         key = perm_key(mode, fold, self.layer_of[id(a)], self.layer_of[id(b)])
         if key not in self.matchings:
-            self.matchings[key] = record_saes(match(a, b, mode=mode, fold=fold), a, b)
+            m = match(a, b, mode=mode, fold=fold, bias_weight=self.bias_weight)
+            self.matchings[key] = record_saes(m, a, b)
         return np.asarray(self.matchings[key].perm, dtype=np.int64)
 
     def match_files(self) -> dict[str, dict[tuple[int, int], Matching]]:
