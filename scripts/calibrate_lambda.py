@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         res = train_saes(acts, held, lams, cfg.width, steps=cfg.steps, batch=cfg.batch,
                          lr=cfg.lr, bandwidth=args.bandwidth, seed=args.seed,
                          progress=Progress(False), recipe="published", l0_coeff=lams,
-                         lambda_warmup=cfg.lambda_warmup, lr_decay=not args.no_lr_decay)  # fmt: skip
+                         lambda_warmup=cfg.lambda_warmup,
+                         lr_decay=not args.no_lr_decay)  # fmt: skip
     wall = time.perf_counter() - t0
     rows = []
     for t in range(world.n_layers):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from saematch.planted.metrics import REPRESENT_COS
+from saematch.planted.metrics import REPRESENT_COS, represented
 from saematch.planted.world import World
 from saematch.sae import JumpReLUSAE
 
@@ -68,3 +68,30 @@ def oracle_saes(
         )
         saes.append(sae)
     return saes
+
+
+def with_true_scales(saes: list[JumpReLUSAE], world: World) -> list[JumpReLUSAE]:
+    """Trained SAEs with θ of every latent that represents a true feature i replaced by
+    c_t · s_i(t), c_t = median_j θ_j / s_rep(j) over the layer's represented latents (θ keeps its
+    units); other latents keep their θ. Separates what the SAE's directions lose from what its
+    thresholds lose: the weights are the trained ones, only θ is the truth's."""
+    out = []
+    for t, sae in enumerate(saes):
+        rep = represented(sae.W_dec, world.directions[t])
+        on = rep >= 0
+        th = sae.threshold.clone()
+        if bool(on.any()):
+            s = world.scales[t].to(th.dtype)[rep[on]]
+            th[on] = s * (th[on] / s).median()
+        out.append(
+            JumpReLUSAE(
+                sae.W_enc,
+                sae.b_enc,
+                sae.W_dec,
+                sae.b_dec,
+                th,
+                name=f"{sae.name}+true-theta",
+                meta=dict(sae.meta),
+            )  # fmt: skip
+        )
+    return out

@@ -44,11 +44,12 @@ def _corr(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def best_latents(W_dec: Tensor, directions: Tensor, min_cos: float = REPRESENT_COS) -> dict:
-    """{true feature i: the latent with the highest decoder cosine to u_i, among those ≥ min_cos}."""
+    """{true feature i: its latent of highest decoder cosine with u_i, if that is ≥ min_cos}."""
     dec = W_dec.float() / W_dec.float().norm(dim=-1, keepdim=True).clamp_min(1e-12)
     cos = dec @ directions.float().T  # (F, N)
     best, idx = cos.max(dim=0)  # per true feature
-    return {i: int(j) for i, (c, j) in enumerate(zip(best.tolist(), idx.tolist())) if c >= min_cos}
+    pairs = enumerate(zip(best.tolist(), idx.tolist(), strict=True))
+    return {i: int(j) for i, (c, j) in pairs if c >= min_cos}
 
 
 def layer_quality(sae: JumpReLUSAE, world: World, t: int, x: Tensor, codes: Tensor) -> dict:
