@@ -58,13 +58,47 @@ def measure(recipe: str, seed: int, size: str, knobs: dict) -> tuple[list[tuple]
     return out, cfg
 
 
+def merge(parts: list[Path], out: Path) -> int:
+    """Concatenate result CSVs of separate runs (e.g. one per recipe or seed, run in parallel)
+    into `out`, and their metadata into out.json under "parts"."""
+    rows: list[dict] = []
+    for p in parts:
+        with open(p, newline="") as fh:
+            rows += list(csv.DictReader(fh))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    metas = [json.loads(p.with_suffix(".json").read_text()) for p in parts]
+    meta = {
+        "run_id": ",".join(m["run_id"] for m in metas),
+        "git_commit": ",".join(sorted({m["git_commit"] for m in metas})),
+        "command": " ; ".join(m["command"] for m in metas),
+        "defaults": metas[0]["defaults"],
+        "configs": {k: v for m in metas for k, v in m["configs"].items()},
+    }
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    print(f"[compare_trainers] merged {len(parts)} runs ({len(rows)} rows) into {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="default")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--recipes", default=",".join(RECIPES))
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=None,
+        help="only concatenate these result CSVs (and their .json) into --out",
+    )
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     commit = git_commit()
     rows, configs = [], {}

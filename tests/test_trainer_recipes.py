@@ -136,3 +136,36 @@ def test_published_recipe_recovers_the_test_world():
     rec = [sae_recovery(res.saes[t][0].W_dec, world.directions[t]) for t in range(4)]
     assert min(rec) >= 0.9, rec
     assert all(res.metrics[t][0]["explained_variance"] > 0.85 for t in range(4))
+
+
+def test_trainer_docs_are_generated_from_result_files(tmp_path):
+    """scripts/make_trainer_docs.py writes both docs from CSVs; its numbers are the CSVs'."""
+    import csv
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "scripts" / "make_trainer_docs.py"
+    spec = importlib.util.spec_from_file_location("make_trainer_docs", path)
+    docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(docs)
+    rows = []
+    for recipe, rec in (("controller", 0.95), ("published", 0.99)):
+        for seed in range(3):
+            for layer, metric, value in [(0, "recovery", rec), (1, "recovery", rec - 0.01),
+                                         (0, "l0_coeff_at_bound", 1.0 if recipe == "controller"
+                                          else 0.0), (0, "l0_coeff", 4.0),
+                                         (0, "explained_variance", 0.9),
+                                         (0, "theta_scale_corr", 0.1 * seed)]:  # fmt: skip
+                rows.append({"recipe": recipe, "seed": seed, "size": "default", "layer": layer,
+                             "metric": metric, "value": value})  # fmt: skip
+    with open(tmp_path / "trainer_compare.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (tmp_path / "trainer_compare.json").write_text(json.dumps({"run_id": "R1"}))
+    text = docs.trainer_doc(tmp_path)
+    assert "0.945 ± 0.000 [0.940, 0.950] (3)" in text  # controller recovery: layers averaged
+    assert "on 3 of 3 (layer, seed) SAEs" in text  # the controller's λ at its bound
+    assert "Run `R1`" in text
+    assert "No sweep results yet" in docs.sweep_doc(tmp_path)

@@ -69,6 +69,9 @@ class PlantedConfig:
             raise ValueError(
                 f"planted set: unknown recipe {self.recipe!r}; choose one of {list(RECIPES)}"
             )
+        if self.recipe == "published" and self.l0_coeff is None and self.size in PUBLISHED_L0_COEFF:
+            # the calibrated λ goes into the config itself, so it is part of the cache key
+            object.__setattr__(self, "l0_coeff", PUBLISHED_L0_COEFF[self.size])
         checks = {
             "width": self.width >= 1,
             "l0_target": 1 <= self.l0_target < self.width,
