@@ -16,7 +16,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from saematch.planted.build import PUBLISHED_L0_COEFF, planted_config
-from saematch.planted.sweep_summary import MIN_EFFECT, load_rows, markdown_table, summarise
+from saematch.planted.sweep_summary import (
+    MIN_EFFECT,
+    MIN_SEEDS,
+    load_rows,
+    markdown_table,
+    summarise,
+)
 from saematch.planted.trainer_summary import (
     calibration_table,
     load_csv,
@@ -30,7 +36,7 @@ METRICS = [
     ("l0", "L0 (held out; the world's true L0 is the target)"),
     ("dead_frac", "dead latents (never fire on held-out tokens)"),
     ("duplicates", "duplicate latents / width"),
-    ("recall", "recall of matched latents: median P(latent fires | its feature active)"),
+    ("recall", "recall of matched latents: median P(latent fires given its feature is active)"),
     ("theta_scale_corr", "corr(log θ, log true scale) within a layer"),
     ("theta_over_scale", "median θ / true scale"),
     ("theta_dup_corr", "corr(log θ, duplicates of its feature) within a layer"),
@@ -156,6 +162,27 @@ def default_choice(s: dict) -> str:
     )
 
 
+def _sae_table(rows: list[dict]) -> str:
+    """Per (trained recipe, cell): means over seeds of the worst layer's recovery, EV, L0, the
+    within-layer θ–scale correlation, the θ feature → successor correlation, λ at a bound."""
+    keys = ("min_recovery", "mean_ev", "mean_l0", "theta_scale_corr", "theta_succ_corr",
+            "lambda_at_bound")  # fmt: skip
+    groups = defaultdict(list)
+    for r in rows:
+        if r["sae"] in ("controller", "published") and r["mode"] == "decoder":
+            groups[(r["size"], r["sae"], r["drift"], r["growth_spread"], r["growth"])].append(r)
+    lines = [
+        "| size | recipe | δ | σ_g | g | seeds | min recovery | EV | L0 | corr(log θ, log s) "
+        "| corr(log θ, succ.) | λ at bound |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (size, sae, d, sg, g), rs in sorted(groups.items()):
+        vals = [sum(float(r[k]) for r in rs) / len(rs) for k in keys]
+        lines.append(f"| {size} | {sae} | {d:g} | {sg:g} | {g:g} | {len(rs)} | "
+                     + " | ".join(f"{v:.3f}" for v in vals) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def _cells(summary: list[dict], verdict: str) -> str:
     """'δ…/σ…/g… (+diff)' of the cells with this verdict, or —."""
     sel = [s for s in summary if s["verdict"] == verdict]
@@ -203,7 +230,10 @@ def sweep_doc(data: Path) -> str:
     if not path.exists():
         return "\n".join(out + ["_No sweep results yet._", ""])
     rows = load_rows(path)
-    summary = summarise(rows)
+    every = summarise(rows)
+    summary = [s for s in every if s["n"] >= MIN_SEEDS]  # cells the sweep finished
+    dropped = sorted({(s["size"], s["sae"], s["drift"], s["growth_spread"], s["growth"], s["n"])
+                      for s in every if s["n"] < MIN_SEEDS})  # fmt: skip
     runs = sorted({(r["run_id"], r["git_commit"]) for r in rows})
     steps = sorted({r.get("steps") for r in rows if r.get("steps") not in (None, "")})
     out += [
@@ -211,6 +241,15 @@ def sweep_doc(data: Path) -> str:
         f"preset's schedule ({', '.join(map(str, steps)) or '—'} steps).",
         "",
         "## Where folding helps",
+        "",
+        f"Only cells with ≥ {MIN_SEEDS} seeds are reported"
+        + (
+            ": left out (unfinished) "
+            + ", ".join(f"{a}/{b} δ{c:g} σ{d:g} g{e:g} ({n} seeds)" for a, b, c, d, e, n in dropped)
+            if dropped
+            else ""
+        )
+        + ".",
         "",
     ]
     by = defaultdict(list)
@@ -224,6 +263,7 @@ def sweep_doc(data: Path) -> str:
         quiet = sum(s["verdict"] == "no clear effect" for s in ss)
         out.append(f"| {size} | {sae} | {mode} | {_cells(ss, 'helps')} | "
                    f"{_cells(ss, 'hurts')} | {quiet} | {len(ss)} |")  # fmt: skip
+    out += ["", "## The trained SAEs of each cell", "", _sae_table(rows), ""]
     out += ["", "## Every cell", ""]
     for size, sae in sorted({(s["size"], s["sae"]) for s in summary}):
         out += [f"### `{sae}` on the `{size}` world", "", markdown_table(summary, size, sae), ""]

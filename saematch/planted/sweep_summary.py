@@ -154,8 +154,8 @@ def plot_sweep(rows: Sequence[dict]):
                             [s["diff_max"] - s["diff"]]], fmt=style.get(sae, "o")[0],
                             color=f"C{k}", capsize=2)  # fmt: skip
         ax.axhline(0, color="k", lw=0.6)
-        ax.set_xticks(range(len(inter)), [f"δ{c[0]:g}\nσ{c[1]:g}\ng{c[2]:g}" for c in inter],
-                      fontsize=7)  # fmt: skip
+        ax.set_xticks(range(len(inter)), [f"δ{c[0]:g} σ{c[1]:g} g{c[2]:.3g}" for c in inter],
+                      fontsize=6, rotation=60, ha="right")  # fmt: skip
         ax.set_title("interaction cells", fontsize=9)
     axes[0][0].legend(fontsize=7)
     return fig
