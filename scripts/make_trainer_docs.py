@@ -162,6 +162,24 @@ def default_choice(s: dict) -> str:
     )
 
 
+def _drift_lines(summary: list[dict]) -> str:
+    """One line per (size, SAE kind, mode): folded − unfolded mean ± sd [min, max] at each δ
+    with σ_g and g at the default, and the folded / unfolded means."""
+    base = {"growth_spread": 0.1, "growth": 1.2}
+    groups = defaultdict(list)
+    for s in summary:
+        if all(s[k] == v for k, v in base.items()):
+            groups[(s["size"], s["sae"], s["mode"])].append(s)
+    lines = []
+    for (size, sae, mode), ss in sorted(groups.items()):
+        parts = [f"δ {s['drift']:g}: {s['diff']:+.3f} ± {s['diff_sd']:.3f} "
+                 f"[{s['diff_min']:+.3f}, {s['diff_max']:+.3f}] "
+                 f"({s['folded']:.3f} vs {s['unfolded']:.3f})"
+                 for s in sorted(ss, key=lambda s: s["drift"])]  # fmt: skip
+        lines.append(f"- `{sae}` ({size}), {mode}: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
 def _sae_table(rows: list[dict]) -> str:
     """Per (trained recipe, cell): means over seeds of the worst layer's recovery, EV, L0, the
     within-layer θ–scale correlation, the θ feature → successor correlation, λ at a bound."""
@@ -263,6 +281,8 @@ def sweep_doc(data: Path) -> str:
         quiet = sum(s["verdict"] == "no clear effect" for s in ss)
         out.append(f"| {size} | {sae} | {mode} | {_cells(ss, 'helps')} | "
                    f"{_cells(ss, 'hurts')} | {quiet} | {len(ss)} |")  # fmt: skip
+    out += ["", "## Folding's effect along drift (the other knobs at the default)", "",
+            _drift_lines(summary), ""]  # fmt: skip
     out += ["", "## The trained SAEs of each cell", "", _sae_table(rows), ""]
     out += ["", "## Every cell", ""]
     for size, sae in sorted({(s["size"], s["sae"]) for s in summary}):

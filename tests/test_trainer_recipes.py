@@ -52,7 +52,9 @@ def test_recipe_errors_say_what_to_set():
     with pytest.raises(ValueError, match="no calibrated λ"):
         planted_config("16k", recipe="published").sparsity_coeff()
     assert planted_config("test", recipe="published", l0_coeff=0.02).sparsity_coeff() == 0.02
-    assert planted_config("test").sparsity_coeff() is None  # the controller steers λ itself
+    assert planted_config("test").sparsity_coeff() == 0.01  # the calibrated default
+    ctrl = planted_config("test", recipe="controller", l0_coeff=0.5)
+    assert ctrl.sparsity_coeff() is None and ctrl.l0_coeff is None  # it steers λ itself
 
 
 def test_published_recipe_keeps_lambda_fixed_and_reports_no_bound():

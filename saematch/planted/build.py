@@ -59,8 +59,9 @@ class PlantedConfig:
     bandwidth: float | None = None  # ε; None = the recipe's (0.05 controller, 0.001 published)
     # controller: λ and θ steered to l0_target; published: Gemma Scope's recipe with the fixed
     # λ l0_coeff (units where E‖x‖² = 1), warmed up over lambda_warmup of the steps
-    recipe: str = "controller"
-    l0_coeff: float | None = None  # None = PUBLISHED_L0_COEFF[size] (a measured calibration)
+    recipe: str = "published"  # chosen from docs/data/trainer_compare.csv: docs/trainer.md
+    # None = PUBLISHED_L0_COEFF[size] (a measured calibration); ignored (None) for controller
+    l0_coeff: float | None = None
     lambda_warmup: float = 0.1
     lr_decay: bool = True  # published only: cosine lr decay to 10 % (not in the report)
 
@@ -72,6 +73,8 @@ class PlantedConfig:
         if self.recipe == "published" and self.l0_coeff is None and self.size in PUBLISHED_L0_COEFF:
             # the calibrated λ goes into the config itself, so it is part of the cache key
             object.__setattr__(self, "l0_coeff", PUBLISHED_L0_COEFF[self.size])
+        if self.recipe == "controller":  # it steers λ itself: a fixed λ means nothing here
+            object.__setattr__(self, "l0_coeff", None)
         checks = {
             "width": self.width >= 1,
             "l0_target": 1 <= self.l0_target < self.width,
@@ -136,6 +139,7 @@ SIZES: dict[str, PlantedConfig] = {
         n_heldout=16384,
         width=16384,
         l0_target=32,
+        recipe="controller",  # no calibrated λ for the published recipe at this size
         steps=20000,
         batch=4096,
         lr=3e-3,
