@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--learned-size", default="test", help="'' = no trained SAEs")
     ap.add_argument("--oracle-sizes", default="test,default")
+    ap.add_argument("--cells", default="", help="indices into cells() to run (default: all)")
     ap.add_argument("--plot-only", action="store_true", help="plot --csv (or out's CSV)")
     ap.add_argument("--csv", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -200,7 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         seeds = [int(s) for s in args.seeds.split(",")]
         oracle = [s for s in args.oracle_sizes.split(",") if s]
-        run(args.out, plan(seeds, args.learned_size or None, oracle), args.jobs)
+        units = plan(seeds, args.learned_size or None, oracle)
+        if args.cells:
+            from saematch.planted import planted_config
+
+            keep = [int(i) for i in args.cells.split(",")]
+            size = args.learned_size or oracle[0]
+            chosen = [cells(planted_config(size).world.n_layers)[i] for i in keep]
+            units = [u for u in units if u["cell"] in chosen]
+        run(args.out, units, args.jobs)
         rows = write_csv(args.out)
     from saematch.planted.sweep_summary import plot_sweep
 

@@ -116,7 +116,7 @@ def trainer_doc(data: Path) -> str:
         "",
         recipe_table(s, METRICS),
         "",
-        "## What binds",
+        "## Controls: bounds and recovery",
         "",
     ]
     for recipe in sorted({k[0] for k in s}):
@@ -135,6 +135,12 @@ def trainer_doc(data: Path) -> str:
             f"- `{recipe}`: final λ {lam['per_layer_min']:.3g}–{lam['per_layer_max']:.3g}; λ sat "
             f"at a clamp bound for more than half of the last 20 % of steps on {bound_layers} of "
             f"{n_layers} (layer, seed) SAEs."
+        )
+    for recipe in sorted({k[0] for k in s}):
+        rec = [r["value"] for r in rows if r["recipe"] == recipe and r["metric"] == "recovery"]
+        out.append(
+            f"- `{recipe}`: recovery ≥ 0.9 on {sum(v >= 0.9 for v in rec)} of {len(rec)} "
+            f"(layer, seed) SAEs; lowest {min(rec):.3f}."
         )
     out += ["", default_choice(s), ""]
     return "\n".join(out)
