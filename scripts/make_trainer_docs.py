@@ -164,7 +164,11 @@ def default_choice(s: dict) -> str:
     return (
         f"**Default recipe: `{default}`** (`PlantedConfig.recipe`). Measured means: "
         + "; ".join(parts)
-        + ". docs/folding_sweep.md compares what each recipe's thresholds do for folding."
+        + ". The choice weighs, for the default: θ that carries each feature's scale (what "
+        "folding assumes, and what θ means in Gemma Scope), no bound binding (a binding bound is "
+        "a failed control), explained variance and duplicate latents; against it: recovery on "
+        "the worst layers (above). docs/folding_sweep.md compares what each recipe's "
+        "thresholds do for folding."
     )
 
 
