@@ -291,6 +291,20 @@ def sweep_doc(data: Path) -> str:
         quiet = sum(s["verdict"] == "no clear effect" for s in ss)
         out.append(f"| {size} | {sae} | {mode} | {_cells(ss, 'helps')} | "
                    f"{_cells(ss, 'hurts')} | {quiet} | {len(ss)} |")  # fmt: skip
+    ctrl = [abs(r["diff"]) for r in rows if r["sae"] == "oracle_layer"]
+    if ctrl:
+        out += ["", f"Control: `oracle_layer` (one θ per layer) has max |folded − unfolded| = "
+                f"{max(ctrl):.4f} over {len(ctrl)} (cell, seed, mode) rows; folding with one θ "
+                "per layer cannot reorder a bijection, so this must be 0.", ""]  # fmt: skip
+    out += [
+        "How to read `both` under folding: folded decoder rows are θ·W_dec and folded encoder "
+        "columns W_enc/θ, and `both` adds their MSEs, so which term dominates depends on θ's "
+        "units and on the growth g (θ grows with the layer's scale, g^t): the interaction cells "
+        "with the Gemma-like g show how much. The θ feature → successor correlation in the "
+        "table below pools pairs over all adjacent layers, so a shared growth g raises it "
+        "(θ and the true scales alike).",
+        "",
+    ]
     out += ["", "## Folding's effect along drift (the other knobs at the default)", "",
             _drift_lines(summary), ""]  # fmt: skip
     out += ["", "## The trained SAEs of each cell", "", _sae_table(rows), ""]

@@ -157,5 +157,7 @@ def plot_sweep(rows: Sequence[dict]):
         ax.set_xticks(range(len(inter)), [f"δ{c[0]:g} σ{c[1]:g} g{c[2]:.3g}" for c in inter],
                       fontsize=6, rotation=60, ha="right")  # fmt: skip
         ax.set_title("interaction cells", fontsize=9)
-    axes[0][0].legend(fontsize=7)
+    labelled = [ax for row in axes for ax in row if ax.get_legend_handles_labels()[0]]
+    if labelled:
+        labelled[0].legend(fontsize=7)
     return fig
