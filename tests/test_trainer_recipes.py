@@ -126,7 +126,7 @@ def test_quality_of_oracle_saes():
 @pytest.mark.slow
 def test_published_recipe_recovers_the_test_world():
     """The published recipe with the test preset's calibrated λ: recovery ≥ 0.9 on every layer
-    (about 1-2 min of CPU)."""
+    (about 4-5 min of CPU on one core; marked slow)."""
     cfg = planted_config("test", recipe="published")
     world = make_world(cfg.world, 0)
     acts = sample_activations(world, cfg.n_train, 1)
