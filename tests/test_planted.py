@@ -184,38 +184,37 @@ def test_duplicates_cap_what_a_bijection_can_get():
     assert max(a.accuracy for a in accs) == pytest.approx(2 / 3)
 
 
-def test_folding_sweep_collects_and_plots(tmp_path):
-    """scripts/folding_sweep.py turns a multirun's results.json files into the δ × σ_g grid."""
-    import importlib.util
-    import json
-    from pathlib import Path
+def test_folding_sweep_summary_and_plot(tmp_path):
+    """scripts/folding_sweep.py's CSV rows -> per-cell means, spread and verdicts, and a figure."""
+    import csv
 
-    path = Path(__file__).parent.parent / "scripts" / "folding_sweep.py"
-    spec = importlib.util.spec_from_file_location("folding_sweep", path)
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
-    for n, (d, s) in enumerate([(0.1, 0.0), (0.1, 0.5), (0.6, 0.0), (0.6, 0.5)]):
-        job = tmp_path / "runs" / str(n)
-        job.mkdir(parents=True)
-        acc = {"folded_decoder": {"0-1": 1 - d, "1-2": 1 - d}, "unfolded_decoder": {"0-1": 1 - s}}
-        res = {
-            "status": "ok",
-            "config": {"saes": {"knobs": {"drift": d, "growth_spread": s}}},
-            "results": {"accuracy": acc, "sae_recovery": {"0": 0.95, "1": 0.9}},
-        }
-        (job / "results.json").write_text(json.dumps(res))
-    (tmp_path / "runs" / "9").mkdir()  # an unfinished job is skipped
-    rows = sweep.collect(tmp_path / "runs", "decoder")
-    assert [(r["drift"], r["growth_spread"]) for r in rows] == [
-        (0.1, 0.0),
-        (0.1, 0.5),
-        (0.6, 0.0),
-        (0.6, 0.5),
-    ]
-    assert rows[1]["folded"] == pytest.approx(0.9) and rows[1]["unfolded"] == pytest.approx(0.5)
-    assert rows[0]["min_recovery"] == 0.9
     import matplotlib.pyplot as plt
 
-    fig = sweep.plot({"decoder": rows})
+    from saematch.planted.sweep_summary import load_rows, markdown_table, plot_sweep, summarise
+
+    rows = []
+    for seed in range(3):
+        for d, s, g in [(0.2, 0.1, 1.2), (1.0, 0.1, 1.2), (0.2, 0.3, 1.2), (0.2, 0.1, 1.5),
+                        (1.0, 0.3, 1.5)]:  # fmt: skip
+            for sae in ("oracle_scale", "published"):
+                gain = 0.1 * d + 0.001 * seed if sae == "oracle_scale" else 0.002 * (seed - 1)
+                rows.append({"size": "test", "drift": d, "growth_spread": s, "growth": g,
+                             "seed": seed, "sae": sae, "mode": "decoder", "folded": 0.8 + gain,
+                             "unfolded": 0.8, "diff": gain, "ceiling": 0.95})  # fmt: skip
+    path = tmp_path / "sweep.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    summary = summarise(load_rows(path))
+    assert len(summary) == 10 and all(s["n"] == 3 for s in summary)
+    hi = next(s for s in summary if s["sae"] == "oracle_scale" and s["drift"] == 1.0
+              and s["growth"] == 1.2)  # fmt: skip
+    assert hi["diff"] == pytest.approx(0.101) and hi["diff_min"] == pytest.approx(0.1)
+    assert hi["verdict"] == "helps"
+    assert {s["verdict"] for s in summary if s["sae"] == "published"} == {"no clear effect"}
+    table = markdown_table(summary, "test", "oracle_scale")
+    assert table.count("\n") == 6 and "**helps**" in table
+    fig = plot_sweep(rows)
     fig.savefig(tmp_path / "sweep.png")
     plt.close(fig)

@@ -24,12 +24,17 @@ from saematch.zoo.agreement import seed_agreement
 from saematch.zoo.manifest import write_manifest
 from saematch.zoo.progress import Progress
 from saematch.zoo.threads import pick_threads, torch_threads
-from saematch.zoo.train_sae import TRAINER_VERSION, train_saes
+from saematch.zoo.train_sae import RECIPES, TRAINER_VERSION, train_saes
 
 STAGE_WEIGHTS = {"world": 0.1, "saes": 0.85, "save": 0.05}
 # Bump when a change to world.py or sample.py changes the world or its tokens for the same
 # config; with the trainer's TRAINER_VERSION it keys the cache (a stale set is rebuilt).
 GENERATOR_VERSION = 1
+
+
+# The published recipe's fixed λ per preset (units where E‖x‖² = 1), calibrated so the held-out
+# L0 lands near l0_target: scripts/calibrate_lambda.py, docs/trainer.md.
+PUBLISHED_L0_COEFF: dict[str, float] = {"default": 1e-2, "test": 1e-2}
 
 
 def code_version() -> dict[str, int]:
@@ -51,9 +56,25 @@ class PlantedConfig:
     steps: int = 3000
     batch: int = 256
     lr: float = 1e-2
-    bandwidth: float = 0.05
+    bandwidth: float | None = None  # ε; None = the recipe's (0.05 controller, 0.001 published)
+    # controller: λ and θ steered to l0_target; published: Gemma Scope's recipe with the fixed
+    # λ l0_coeff (units where E‖x‖² = 1), warmed up over lambda_warmup of the steps
+    recipe: str = "published"  # chosen from docs/data/trainer_compare.csv: docs/trainer.md
+    # None = PUBLISHED_L0_COEFF[size] (a measured calibration); ignored (None) for controller
+    l0_coeff: float | None = None
+    lambda_warmup: float = 0.1
+    lr_decay: bool = True  # published only: cosine lr decay to 10 % (not in the report)
 
     def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(
+                f"planted set: unknown recipe {self.recipe!r}; choose one of {list(RECIPES)}"
+            )
+        if self.recipe == "published" and self.l0_coeff is None and self.size in PUBLISHED_L0_COEFF:
+            # the calibrated λ goes into the config itself, so it is part of the cache key
+            object.__setattr__(self, "l0_coeff", PUBLISHED_L0_COEFF[self.size])
+        if self.recipe == "controller":  # it steers λ itself: a fixed λ means nothing here
+            object.__setattr__(self, "l0_coeff", None)
         checks = {
             "width": self.width >= 1,
             "l0_target": 1 <= self.l0_target < self.width,
@@ -61,16 +82,33 @@ class PlantedConfig:
             "steps": self.steps >= 1,
             "batch": 1 <= self.batch <= self.n_train,
             "lr": self.lr > 0,
-            "bandwidth": self.bandwidth > 0,
+            "bandwidth": self.bandwidth is None or self.bandwidth > 0,
             "n_heldout": self.n_heldout >= 1,
+            "l0_coeff": self.l0_coeff is None or self.l0_coeff > 0,
+            "lambda_warmup": 0 <= self.lambda_warmup <= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             vals = ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
             raise ValueError(
                 f"planted set: invalid {vals}; need 1 ≤ l0_target < width, 1 ≤ batch ≤ n_train "
-                "and positive steps, lr, bandwidth, n_seeds, n_heldout"
+                "and positive steps, lr, bandwidth, n_seeds, n_heldout, l0_coeff (or null), "
+                "0 ≤ lambda_warmup ≤ 1"
             )
+
+    def sparsity_coeff(self) -> float | None:
+        """The published recipe's fixed λ: l0_coeff, or the calibrated default of this size
+        (PUBLISHED_L0_COEFF); None for the controller recipe (it steers λ itself)."""
+        if self.recipe != "published":
+            return None
+        if self.l0_coeff is not None:
+            return self.l0_coeff
+        if self.size not in PUBLISHED_L0_COEFF:
+            raise ValueError(
+                f"planted size {self.size!r} has no calibrated λ for recipe 'published'; set "
+                "l0_coeff (scripts/calibrate_lambda.py measures one)"
+            )
+        return PUBLISHED_L0_COEFF[self.size]
 
     def to_dict(self) -> dict:
         """JSON-ready dict of every knob (the world's nested)."""
@@ -101,6 +139,7 @@ SIZES: dict[str, PlantedConfig] = {
         n_heldout=16384,
         width=16384,
         l0_target=32,
+        recipe="controller",  # no calibrated λ for the published recipe at this size
         steps=20000,
         batch=4096,
         lr=3e-3,
@@ -168,6 +207,10 @@ def _build(cfg: PlantedConfig, seed: int, out: Path, progress: Progress) -> dict
         bandwidth=cfg.bandwidth,
         seed=seed,
         progress=progress,
+        recipe=cfg.recipe,
+        l0_coeff=cfg.sparsity_coeff(),
+        lambda_warmup=cfg.lambda_warmup,
+        lr_decay=cfg.lr_decay,
     )
     mark("saes")
 

@@ -63,8 +63,17 @@ def sample_codes(world: World, n: int, g: torch.Generator) -> list[Tensor]:
 
 def sample_activations(world: World, n: int, seed: int, chunk: int = CHUNK) -> Tensor:
     """x_t for n tokens of every layer: (L, n, d) float32, deterministic in (world, n, seed)."""
+    return sample_with_codes(world, n, seed, chunk, keep_codes=False)[0]
+
+
+def sample_with_codes(
+    world: World, n: int, seed: int, chunk: int = CHUNK, keep_codes: bool = True
+) -> tuple[Tensor, list[Tensor]]:
+    """The tokens of sample_activations (identical for the same arguments) and, with keep_codes,
+    their true activations: x (L, n, d) and codes[t] (n, N_t) (0 = inactive)."""
     L, d = world.n_layers, world.d_model
     out = torch.empty(L, n, d)
+    codes: list[list[Tensor]] = [[] for _ in range(L)]
     noise = [world.config.noise * signal_rms(world, t) for t in range(L)]
     for c, start in enumerate(range(0, n, chunk)):
         g = torch.Generator().manual_seed(seed * 1_000_003 + c)
@@ -72,4 +81,6 @@ def sample_activations(world: World, n: int, seed: int, chunk: int = CHUNK) -> T
         for t, a in enumerate(sample_codes(world, b, g)):
             x = (a * world.scales[t]) @ world.directions[t]  # (b, d)
             out[t, start : start + b] = x + noise[t] * torch.randn(b, d, generator=g)
-    return out
+            if keep_codes:
+                codes[t].append(a)
+    return out, [torch.cat(c) for c in codes] if keep_codes else []

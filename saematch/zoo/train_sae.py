@@ -1,16 +1,22 @@
 """JumpReLU SAE training (Rajamanoharan et al. 2024, "Jumping Ahead"), all SAEs batched as one.
 
 M = n_layers × n_sparsities SAEs train together as one batched model (torch.bmm), so two cores
-stay busy. Inputs are normalised by one scalar per layer, s_l = sqrt(E‖x‖² / d_model), so every
-layer's activations have per-dimension RMS 1 and one bandwidth ε and learning rate fit all; the
-scale is folded back into the saved weights in Gemma Scope's convention (features and θ in input
-units: b_enc · s, θ · s, b_dec · s; W_enc, W_dec as trained), so saved SAEs act on raw resid_post.
-The L0 coefficient λ of each SAE is steered towards its target L0 during training (log λ moves
-by η · (L0 − target) / target per step), so sparsity names are target L0s.
+stay busy. Inputs are normalised by one scalar per layer; the scale is folded back into the saved
+weights in Gemma Scope's convention (features and θ in input units: b_enc · s, θ · s, b_dec · s;
+W_enc, W_dec as trained), so saved SAEs act on raw resid_post. Two recipes (`RECIPES`):
+
+* `controller` (this project's): per-dimension RMS 1 (s_l = sqrt(E‖x‖² / d_model)); the L0
+  coefficient λ of each SAE is steered towards its target L0 (log λ moves by η · (L0 − target) /
+  target per step, clamped to [LOG_LAMBDA_MIN, LOG_LAMBDA_MAX]), θ is moved directly with the L0
+  error, and idle features are revived. Sparsity names are target L0s.
+* `published` (Jumping Ahead as the Gemma Scope report describes it, train_published.py): mean
+  squared norm 1 (s_l = sqrt(E‖x‖²)), zero biases, θ₀ = 0.001, ε = 0.001, Adam β₁ = 0, one FIXED
+  λ per SAE warmed up linearly from 0, no controller and no revival. Sparsity is what λ gives.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,10 +24,15 @@ from torch import Tensor
 
 from saematch.sae import JumpReLUSAE
 from saematch.zoo.progress import Progress
+from saematch.zoo.train_published import BANDWIDTH as PUBLISHED_BANDWIDTH
+from saematch.zoo.train_published import THETA_INIT as PUBLISHED_THETA_INIT
+from saematch.zoo.train_published import train_published
 
 # Bump when a change to this file changes the SAEs it trains: zoo and planted caches record it
 # (manifest "code_version") and rebuild their SAEs when it differs.
-TRAINER_VERSION = 2
+TRAINER_VERSION = 3  # 3: the `published` recipe; metrics gain l0_coeff_at_bound
+RECIPES = ("controller", "published")
+CONTROLLER_BANDWIDTH = 0.05  # ε of the controller recipe (per-dimension RMS 1 units)
 DEAD_AFTER = 20  # steps without firing before a feature counts as dead in training
 REVIVE_COEFF = 0.05
 LAMBDA_CTRL = 0.05  # log λ step per unit relative L0 error
@@ -90,24 +101,57 @@ def train_saes(
     steps: int,
     batch: int,
     lr: float,
-    bandwidth: float,
+    bandwidth: float | None,
     seed: int,
     progress: Progress,
+    recipe: str = "controller",
+    l0_coeff: float | Sequence[float] | None = None,
+    lambda_warmup: float = 0.1,
+    lr_decay: bool = True,
 ) -> SAEBatchResult:
-    """Train one JumpReLU SAE per (layer, target L0) on acts (L, N, d); score on heldout (L, H, d).
+    """Train one JumpReLU SAE per (layer, sparsity level) on acts (L, N, d); score on heldout
+    (L, H, d). Loss per SAE (normalised units): ‖x − x̂‖² + λ ‖f‖₀, θ = exp(log θ), W_dec rows
+    unit norm. bandwidth None = the recipe's ε (0.05 controller, 0.001 published).
 
-    Loss per SAE (normalised units): ‖x − x̂‖² + λ ‖f‖₀, θ = exp(log θ), W_dec rows kept unit norm.
+    recipe "controller": l0_targets are target L0s that λ and θ are steered to.
+    recipe "published": l0_targets only count the SAEs per layer (one per entry); every SAE gets
+    the fixed λ = l0_coeff (warmed up over `lambda_warmup` of the steps) and no controller;
+    `lr_decay` adds the cosine lr decay (train_published.py says why).
     """
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown SAE training recipe {recipe!r}; choose one of {RECIPES}")
     L, N, d = acts.shape
     S, F = len(l0_targets), width
     M = L * S  # SAE m = l * S + s
+
+    def expand(x: Tensor) -> Tensor:  # (L, B, d) -> (M, B, d)
+        return x.unsqueeze(1).expand(L, S, *x.shape[1:]).reshape(M, *x.shape[1:])
+
+    if recipe == "published":
+        lams = [l0_coeff] * S if isinstance(l0_coeff, (int, float)) else list(l0_coeff or [])
+        if len(lams) != S or not all(lam > 0 for lam in lams):
+            raise ValueError(
+                f"recipe 'published' needs a fixed sparsity coefficient l0_coeff > 0 (one number, "
+                f"or one per sparsity level: {S}), got {l0_coeff!r}; planted presets carry a "
+                "calibrated default"
+            )
+        lam = torch.tensor(lams, dtype=torch.float32).repeat(L)  # (M,)
+        scale = acts.pow(2).sum(-1).mean(-1).sqrt()  # (L,): E‖x/s‖² = 1
+        eps = PUBLISHED_BANDWIDTH if bandwidth is None else bandwidth
+        W_enc, b_enc, W_dec, b_dec, log_theta = train_published(
+            acts / scale[:, None, None], expand, width=F, steps=steps, batch=batch, lr=lr,
+            l0_coeff=lam, lambda_warmup=lambda_warmup, bandwidth=eps,
+            theta_init=PUBLISHED_THETA_INIT, lr_decay=lr_decay, seed=seed, progress=progress,
+            jumprelu=_JumpReLUL0.apply,
+        )  # fmt: skip
+        log_lam = lam.log()
+        bound = torch.zeros(M)  # a fixed λ has no bound to sit at
+        return _finish(W_enc, b_enc, W_dec, b_dec, log_theta, log_lam, bound, scale, heldout, S)
+    bandwidth = CONTROLLER_BANDWIDTH if bandwidth is None else bandwidth
     g = torch.Generator().manual_seed(seed)
     scale = acts.pow(2).sum(-1).mean(-1).div(d).sqrt()  # (L,) per-layer RMS
     xs = acts / scale[:, None, None]
     target = torch.tensor(l0_targets, dtype=torch.float32).repeat(L)  # (M,)
-
-    def expand(x: Tensor) -> Tensor:  # (L, B, d) -> (M, B, d)
-        return x.unsqueeze(1).expand(L, S, *x.shape[1:]).reshape(M, *x.shape[1:])
 
     # init: unit decoder rows, W_enc = W_dec.T, b_dec = data mean, b_enc centres the input
     W_dec = torch.randn(M, F, d, generator=g)
@@ -133,6 +177,8 @@ def train_saes(
     )
     log_lam = torch.full((M,), -2.0)
     idle = torch.zeros(M, F)  # steps since each feature last fired
+    # share of the last 20 % of steps each SAE's λ spent at its ceiling or floor
+    at_bound, tail = torch.zeros(M), max(1, steps // 5)
     order = torch.cat([torch.randperm(N, generator=g) for _ in range(steps * batch // N + 1)])
     for step in range(steps):
         for group in opt.param_groups:
@@ -158,6 +204,8 @@ def train_saes(
             W_dec /= W_dec.norm(dim=-1, keepdim=True)
             err = ((l0 - target) / target).clamp(-1, 1)  # (M,)
             log_lam.add_(LAMBDA_CTRL * err).clamp_(LOG_LAMBDA_MIN, LOG_LAMBDA_MAX)
+            if step >= steps - tail:
+                at_bound += ((log_lam >= LOG_LAMBDA_MAX) | (log_lam <= LOG_LAMBDA_MIN)).float()
             # direct L0 control: θ of every feature moves with the L0 error (Adam's steps on θ
             # are ~lr, far too slow to follow λ in a few hundred steps), and features idle for
             # DEAD_AFTER steps get their θ lowered until they fire again
@@ -168,13 +216,16 @@ def train_saes(
         progress.step(
             "sae step", step + 1, steps, f"rec {rec.mean().item():.2f} l0 {l0.mean().item():.1f}"
         )
-    return _finish(W_enc, b_enc, W_dec, b_dec, log_theta, log_lam, scale, heldout, l0_targets)
+    bound = at_bound / tail
+    return _finish(W_enc, b_enc, W_dec, b_dec, log_theta, log_lam, bound, scale, heldout, S)
 
 
 @torch.no_grad()
-def _finish(W_enc, b_enc, W_dec, b_dec, log_theta, log_lam, scale, heldout, l0_targets):
-    """Un-normalise the weights into JumpReLUSAEs and score each on held-out activations."""
-    L, S = len(scale), len(l0_targets)
+def _finish(W_enc, b_enc, W_dec, b_dec, log_theta, log_lam, bound, scale, heldout, S):
+    """Un-normalise the weights into JumpReLUSAEs (scale (L,): the input divisor of each layer)
+    and score each on held-out activations; l0_coeff = final λ, l0_coeff_at_bound = share of the
+    last 20 % of steps λ sat at a bound of the controller's clamp (0 for a fixed λ)."""
+    L = len(scale)
     saes, metrics = [], []
     for l in range(L):
         row_s, row_m = [], []
@@ -190,7 +241,13 @@ def _finish(W_enc, b_enc, W_dec, b_dec, log_theta, log_lam, scale, heldout, l0_t
                 threshold=(log_theta[m].exp() * scale[l]).detach().clone(),
             )
             row_s.append(sae)
-            row_m.append({**evaluate_sae(sae, heldout[l]), "l0_coeff": float(log_lam[m].exp())})
+            row_m.append(
+                {
+                    **evaluate_sae(sae, heldout[l]),
+                    "l0_coeff": float(log_lam[m].exp()),
+                    "l0_coeff_at_bound": float(bound[m]),
+                }
+            )
         saes.append(row_s)
         metrics.append(row_m)
     return SAEBatchResult(saes, metrics)
