@@ -95,6 +95,11 @@ def trainer_doc(data: Path) -> str:
         + ", ".join(f"`{k}` {v:g}" for k, v in PUBLISHED_L0_COEFF.items())
         + ". Presets without one (`16k`) need `l0_coeff` set.",
         "",
+        "The tiny LM zoo (docs/method.md §8) still trains with `controller`: the published recipe "
+        "has no λ calibrated on the zoo's activations yet, and a zoo rebuild (about 10 minutes on "
+        "2 idle cores) under it, with its same-layer agreement, is not measured. Its numbers in "
+        "docs/measurements.md are the controller's.",
+        "",
     ]
     cmp_csv = data / "trainer_compare.csv"
     if not cmp_csv.exists():
