@@ -3,6 +3,7 @@ and 26 Gemma Scope-layout 16k SAEs, through `saematch model=gemma2_2b saes=gemma
 
     python scripts/rehearse_paper.py --root /work/cache/rehearsal            # build, then run
     python scripts/rehearse_paper.py --root ... --layers 0-3 --experiments layer_pruning
+    python scripts/rehearse_paper.py --root ... matching.solver=lapjv     # any saematch override
 
 What is built (once; kept under --root, reused on later runs):
   hub/models--google--gemma-2-2b/snapshots/<rev>/   Gemma2ForCausalLM with google/gemma-2-2b's
@@ -142,7 +143,7 @@ def run_one(root: Path, experiment: str, args, extra: list[str]) -> dict:
         f"model.batch_size={args.n_examples}", "saes=gemma_scope_paper",
         f"saes.layers=[{first},{last}]", "data=stdlib", f"data.n_examples={args.n_examples}",
         f"data.seq_len={args.seq_len}", "logger=none", f"paths.output_root={root / 'outputs'}",
-        *extra,
+        *extra, *args.overrides,
     ]  # fmt: skip
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(root / "hub"),
                SAEMATCH_CACHE=str(root / "saematch-cache"), PYTHONUNBUFFERED="1")  # fmt: skip
@@ -188,6 +189,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--max-gb", type=float, default=12.0)
     p.add_argument("--min-free-gb", type=float, default=4.0)
     p.add_argument("--build-only", action="store_true")
+    p.add_argument(
+        "overrides", nargs="*", help="more saematch overrides, e.g. matching.solver=lapjv"
+    )
     args = p.parse_args(argv)
     args.root.mkdir(parents=True, exist_ok=True)
     build_model(args.root)
