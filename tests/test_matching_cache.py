@@ -125,10 +125,12 @@ def test_a_run_waiting_on_a_cache_lock_says_which(tmp_path, capsys):
 
     from filelock import FileLock
 
+    from saematch.matching import MatchOptions
     from saematch.matching.cache import cache_key, cached_match
 
     a, b = random_sae(seed=1), random_sae(seed=2)
-    key = cache_key(a, b, "decoder", True, "auto")
+    opts = MatchOptions(mode="decoder", fold=True, solver="auto")
+    key = cache_key(a, b, opts.mode, opts.fold, opts.solver, opts.beyond(), opts.bias_weight)
     lock_path = tmp_path / f"{key}.lock"
     held, release = threading.Event(), threading.Event()
 
@@ -142,7 +144,7 @@ def test_a_run_waiting_on_a_cache_lock_says_which(tmp_path, capsys):
     held.wait(10)
     threading.Timer(2.0, release.set).start()
     t0 = time.monotonic()
-    m = cached_match(a, b, mode="decoder", fold=True, solver="auto", cache_dir=tmp_path)
+    m = cached_match(a, b, opts, cache_dir=tmp_path)
     holder.join()
     assert time.monotonic() - t0 >= 1.5 and m.perm.shape == (a.width,)
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
