@@ -8,6 +8,7 @@ through a path entry (they are not what is tested; `make wheel-check` installs t
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -38,6 +39,9 @@ def dependency_dirs() -> list[str]:
 def test_a_wheel_runs_saematch_from_an_unrelated_folder(tmp_path):
     dist, env_dir, elsewhere = tmp_path / "dist", tmp_path / "venv", tmp_path / "elsewhere"
     build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    # an in-tree build reuses build/lib, whose copies can be stale after a branch switch or a
+    # rename (seen: a module moved, the old copy shipped); build/ is ignored output
+    shutil.rmtree(REPO / "build", ignore_errors=True)
     sh(*build, "-w", dist, REPO, cwd=tmp_path)
     (wheel,) = dist.glob("saematch-*.whl")
     venv.create(env_dir, with_pip=False)
