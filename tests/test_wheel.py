@@ -32,7 +32,13 @@ def dependency_dirs() -> list[str]:
     the checkout: the new venv finds the dependencies there, and saematch only in the wheel."""
     dirs = [sysconfig.get_paths()["purelib"], *sys.path]
     keep = [d for d in dict.fromkeys(dirs) if d and Path(d).is_dir()]
-    return [d for d in keep if not Path(d).resolve().is_relative_to(REPO)]
+    venv_root = Path(sys.prefix).resolve()  # may sit inside the checkout (.venv): keep it
+
+    def source(d: str) -> bool:
+        r = Path(d).resolve()
+        return r.is_relative_to(REPO) and not r.is_relative_to(venv_root)
+
+    return [d for d in keep if not source(d)]
 
 
 @pytest.mark.skipif(not (REPO / "setup.py").is_file(), reason="needs the source checkout")
