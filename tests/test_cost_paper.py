@@ -8,26 +8,17 @@ from helpers import random_sae
 
 from saematch.matching import match, pair_cost
 from saematch.matching.cost import augmented_features, check_bias_weight
-from saematch.sae import JumpReLUSAE
-
-
-def rescaled(sae: JumpReLUSAE, c: float) -> JumpReLUSAE:
-    """The SAE a trainer returns when every activation is multiplied by c: features and θ in
-    input units (b_enc, θ, b_dec times c), directions unchanged."""
-    return JumpReLUSAE(
-        W_enc=sae.W_enc.clone(),
-        b_enc=sae.b_enc * c,
-        W_dec=sae.W_dec.clone(),
-        b_dec=sae.b_dec * c,
-        threshold=sae.threshold * c,
-    )
+from saematch.planted.controls import rescale_units
 
 
 def test_rescaled_sae_is_the_same_map_in_new_units():
     a = random_sae(16, 24, seed=0)
     x = torch.randn(50, 16)
     np.testing.assert_allclose(
-        rescaled(a, 3.0).forward(3.0 * x).numpy(), 3.0 * a.forward(x).numpy(), rtol=1e-4, atol=1e-4
+        rescale_units(a, 3.0).forward(3.0 * x).numpy(),
+        3.0 * a.forward(x).numpy(),
+        rtol=1e-4,
+        atol=1e-4,
     )
 
 
@@ -74,7 +65,7 @@ def test_folded_decoder_and_encoder_matching_ignore_the_activation_scale(solver)
     for mode in ("decoder", "encoder"):
         ref = match(a, b, mode=mode, fold=True, solver=solver)
         for c in (0.1, 3.0, 100.0):
-            m = match(rescaled(a, c), rescaled(b, c), mode=mode, fold=True, solver=solver)
+            m = match(rescale_units(a, c), rescale_units(b, c), mode=mode, fold=True, solver=solver)
             np.testing.assert_array_equal(m.perm, ref.perm)
             k = c**2 if mode == "decoder" else c**-2
             assert m.total_cost == pytest.approx(k * ref.total_cost, rel=1e-4)
@@ -87,13 +78,17 @@ def test_folded_both_depends_on_the_activation_scale():
     a, b = random_sae(24, 60, seed=5), random_sae(24, 60, seed=6)
     shares = []
     for c in (0.01, 1.0, 100.0):
-        ac, bc = rescaled(a, c).fold(), rescaled(b, c).fold()
+        ac, bc = rescale_units(a, c).fold(), rescale_units(b, c).fold()
         m = match(ac, bc, mode="both", fold=False, solver="scipy")
         dec = float(pair_cost(ac, bc, m.perm, "decoder").sum())
         shares.append(dec / m.total_cost)
     assert shares[0] < 0.01 and shares[2] > 0.99
-    small = match(rescaled(a, 0.01), rescaled(b, 0.01), mode="both", fold=True, solver="scipy")
-    large = match(rescaled(a, 100.0), rescaled(b, 100.0), mode="both", fold=True, solver="scipy")
+    small = match(
+        rescale_units(a, 0.01), rescale_units(b, 0.01), mode="both", fold=True, solver="scipy"
+    )
+    large = match(
+        rescale_units(a, 100.0), rescale_units(b, 100.0), mode="both", fold=True, solver="scipy"
+    )
     enc = match(a, b, mode="encoder", fold=True, solver="scipy")
     dec = match(a, b, mode="decoder", fold=True, solver="scipy")
     np.testing.assert_array_equal(small.perm, enc.perm)  # both → encoder-only at small c
