@@ -165,15 +165,14 @@ def save_match_file(
         arrays["dual_v"] = np.ascontiguousarray(m.duals[1], dtype=np.float64)
     compared = _compare_arrays(m)
     arrays.update(compared)
-    version = FORMAT_VERSION
-    blob = save(arrays, metadata={"format": FORMAT, "format_version": str(version)})
+    blob = save(arrays, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
     atomic_write_bytes(arrays_path, blob)
     from saematch import __version__
 
     info = m.info or {}
     meta = {
         "format": FORMAT,
-        "format_version": version,
+        "format_version": FORMAT_VERSION,
         "saematch_version": __version__,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "arrays": arrays_path.name,
@@ -306,13 +305,12 @@ def _compare_arrays(m: Matching) -> dict:
 
 
 def _read_compare(arr: dict, meta: dict, m: Matching, path: Path) -> None:
-    """Check and attach the comparison arrays (shapes and index ranges against the widths)."""
+    """Check and attach the comparison arrays. check_arrays has checked their dtypes and
+    shared_perm's shape and range; the families' shapes depend on which side is wide."""
     n_a, n_b = meta["a"]["width"], meta["b"]["width"]
     if "shared_perm" in arr:
-        sp = arr["shared_perm"].astype(np.int64)
+        sp = arr["shared_perm"]
         kept = sp[sp >= 0]
-        if sp.shape != (n_a,) or sp.min(initial=0) < -1 or sp.max(initial=-1) >= n_b:
-            raise MatchFileError(f"{path}: shared_perm has shape {sp.shape} or values outside")
         if len(np.unique(kept)) != len(kept):
             raise MatchFileError(f"{path}: shared_perm matches some feature of B twice")
         m.shared_perm = sp
@@ -321,7 +319,7 @@ def _read_compare(arr: dict, meta: dict, m: Matching, path: Path) -> None:
         if wide not in ("a", "b"):
             raise MatchFileError(f"{path}: family arrays without families.wide (a or b)")
         n_w, n_n = (n_a, n_b) if wide == "a" else (n_b, n_a)
-        fp = arr["family_parent"].astype(np.int64)
+        fp = arr["family_parent"]
         fc = arr.get("family_confidence")
         if fp.shape != (n_w,) or fp.min(initial=0) < -1 or fp.max(initial=-1) >= n_n:
             raise MatchFileError(f"{path}: family_parent has shape {fp.shape} or values outside")
