@@ -25,7 +25,7 @@ import torch
 from saematch import plotting
 from saematch.matching import MODES
 from saematch.metrics import MatchingScoreAccumulator
-from saematch.pair_mse import TERMS, mse_terms
+from saematch.pair_mse import TERMS, mode_cost, mse_terms
 from saematch.pruning import replacements
 from saematch_experiments.harness.context import Context
 from saematch_experiments.harness.results import Results
@@ -77,8 +77,7 @@ def mode_costs(a, b, perm, bias_weight: float = 0.0) -> dict[str, float]:
     """Mean per-pair cost of every matching mode (docs/method.md §3) for perm; both =
     encoder + decoder (+ bias_weight · b_enc term, off by default: not the paper's cost)."""
     terms = mse_terms(a, b, perm)
-    both = terms["encoder_mse"] + terms["decoder_mse"] + bias_weight * terms["bias_mse"]
-    return {"encoder": terms["encoder_mse"], "decoder": terms["decoder_mse"], "both": both}
+    return {m: mode_cost(terms, m, bias_weight) for m in MODES}
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from saematch import plotting
-from saematch.pair_mse import TERMS, mse_terms
+from saematch.pair_mse import TERMS, mode_cost, mse_terms
 from saematch_experiments.harness.config_values import plain
 from saematch_experiments.harness.context import Context
 from saematch_experiments.harness.results import Results
@@ -75,10 +75,7 @@ def curve_row(
     """The docs/method.md §3 terms of perm between folded SAEs t and u, averaged over pairs;
     objective = the mode's cost (both: encoder + decoder + bias_weight · b_enc term)."""
     terms = mse_terms(a_folded, b_folded, perm)
-    if mode == "both":
-        objective = terms["encoder_mse"] + terms["decoder_mse"] + bias_weight * terms["bias_mse"]
-    else:
-        objective = terms[f"{mode}_mse"]
+    objective = mode_cost(terms, mode, bias_weight)
     fixed = float(np.mean(perm == np.arange(len(perm))))
     return CurveRow(t, u, variant, **terms, objective=objective, fixed_points=fixed)
 

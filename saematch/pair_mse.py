@@ -29,3 +29,11 @@ def mse_terms(a, b, perm) -> dict[str, float]:
     """{encoder_mse, decoder_mse, bias_mse}: each cost term of perm between a and b (as given,
     folded or not), mean over the F pairs."""
     return {k: float(pair_cost(a, b, perm, m).astype(np.float64).mean()) for k, m in TERMS.items()}
+
+
+def mode_cost(terms: dict[str, float], mode: str, bias_weight: float = 0.0) -> float:
+    """The matching cost of `mode` from mse_terms' terms: encoder_mse, decoder_mse, or for
+    `both` their sum (+ bias_weight · bias_mse, a departure from the paper, off by default)."""
+    if mode == "both":
+        return terms["encoder_mse"] + terms["decoder_mse"] + bias_weight * terms["bias_mse"]
+    return terms[f"{mode}_mse"]
