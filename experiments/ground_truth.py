@@ -60,7 +60,7 @@ def run(opts: Options, ctx: Context) -> Results:
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting chatter
     planted = ctx.planted
     saes = [s.to("cpu") for s in planted.load_saes()]
-    bias_weight = float(ctx.cfg.matching.get("bias_weight", 0.0) or 0.0)
+    bias_weight = float(ctx.cfg.matching.bias_weight)
     matcher = RecordingMatcher({id(s): t for t, s in enumerate(saes)}, bias_weight)
     report = ground_truth_report(
         saes,

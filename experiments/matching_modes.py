@@ -170,7 +170,7 @@ def mode_row(
 def run(opts: Options, ctx: Context) -> Results:
     """Match one pair with each mode; score MSE terms, agreement, pruning ΔL/EV, matching score."""
     t = pick_pair(ctx.layers, opts.pair)
-    w = float(ctx.cfg.matching.get("bias_weight", 0.0) or 0.0)
+    w = float(ctx.cfg.matching.bias_weight)
     sa, sb = ctx.saes[t].to("cpu"), ctx.saes[t + 1].to("cpu")
     found = {m: ctx.matchings(mode=m, fold=opts.fold, saes={t: sa, t + 1: sb})[t] for m in MODES}
     perms = {m: np.asarray(mt.perm, dtype=np.int64) for m, mt in found.items()}

@@ -96,7 +96,7 @@ def check_matching(a, b, m, block: int = 1024) -> Certificate:
     if m.duals is None:
         raise ValueError("this matching carries no duals (loaded from an old cache entry?)")
     dtype = np.float64 if m.solver == "scipy" else np.float32
-    w = getattr(m, "bias_weight", 0.0)
+    w = m.bias_weight
     xa = augmented_features(a, m.mode, "a", dtype, fold=m.fold, bias_weight=w)
     xb = augmented_features(b, m.mode, "b", dtype, fold=m.fold, bias_weight=w)
     return check_certificate(features_cost_fn(xa, xb), m.perm, *m.duals, m.info["tol"], block)
