@@ -5,6 +5,7 @@ changed (a new trainer recipe gives new planted sets, hence a new key)."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -40,6 +41,19 @@ def _read_commit() -> str:
     except OSError:
         return "unknown"
     return (head or "unknown") + ("+dirty" if dirty else "")
+
+
+def planted_parser(description: str) -> argparse.ArgumentParser:
+    """The options every findings data script takes: which planted sets (seeds, size, knobs),
+    where the result goes, the cache, and --force to recompute an up-to-date file."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--size", default="default")
+    p.add_argument("--knob", action="append", default=[], help="planted knob KEY=VALUE")
+    p.add_argument("--out", type=Path, default=REPO / "docs" / "data")
+    p.add_argument("--cache-dir", default=os.environ.get("SAEMATCH_CACHE"))
+    p.add_argument("--force", action="store_true")
+    return p
 
 
 def parse_knobs(items: list[str]) -> dict:

@@ -22,17 +22,15 @@ pruning_accuracy.json (planted sets, commit, command); skips when they are up to
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from findings_io import (  # noqa: E402
-    REPO,
     command_line,
     git_commit,
     parse_knobs,
+    planted_parser,
     planted_sets,
     source_key,
     up_to_date,
@@ -120,14 +118,8 @@ def seed_rows(seed: int, planted, n_tokens: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--size", default="default")
-    p.add_argument("--knob", action="append", default=[], help="planted knob KEY=VALUE")
+    p = planted_parser(__doc__.splitlines()[0])
     p.add_argument("--tokens", type=int, default=8192)
-    p.add_argument("--out", type=Path, default=REPO / "docs" / "data")
-    p.add_argument("--cache-dir", default=os.environ.get("SAEMATCH_CACHE"))
-    p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
     git_commit()  # the code this run starts with, recorded in the sidecar
     if args.tokens < 1:
