@@ -126,10 +126,9 @@ def test_streamed_proof_with_capped_suspects_is_still_optimal():
 @pytest.mark.parametrize("rest_fits", [True, False])
 def test_streamed_rest_dense_within_the_budget_else_sparse(rest_fits):
     """Within the budget the rest is solved on its dense sub-cost (which may use the scan
-    temporaries, free by then). Without it the sparse rest guess would run, but its proof
-    keeps more exact costs (EDGE_BYTES each) than the dense rest needs floats: below the
-    dense rest's need the dispatcher stops with the clear error, and the sparse guess is
-    checked directly, without a budget."""
+    temporaries, free by then). Without it the sparse rest runs when its graph fits half of
+    the proof's room; this budget leaves the proof none, so the dispatcher stops with the
+    clear error, and the sparse rest is checked directly, without a budget."""
     a, b, _ = synthetic_pair(d_model=24, width=400, unmatched=0.3, noise=0.8, seed=4)
     xa, xb = (
         augmented_features(a, "decoder", "a", fold=True),
@@ -143,8 +142,8 @@ def test_streamed_rest_dense_within_the_budget_else_sparse(rest_fits):
         with pytest.raises(MemoryError, match="matching.max_memory"):
             budget = streamed_bytes(n, D, 256) - scan_bytes(n, 256)
             assign(xa, xb, "auto", max_dense_bytes=0, work_bytes=budget)
-        res = streamed_certified_assign(xa, xb, dense_rest_bytes=0)
-    assert res.info["rest"] > 0 and res.info["rest_solved_dense"] is rest_fits
+        res = streamed_certified_assign(xa, xb, rest_bytes=0)
+    assert res.info["rest"] > 0 and (res.info["rest_route"] == "dense") is rest_fits
     xa64, xb64 = xa.astype(np.float64), xb.astype(np.float64)
     assert check_certificate(lambda r: xa64[r] @ xb64.T, res.perm, res.u, res.v, res.tol).ok
     ref = assign(xa, xb, "scipy")

@@ -152,6 +152,15 @@ def proof_too_big(n: int, edges: int, rows: int) -> MemoryError:
     )
 
 
+def rest_too_big(m: int, need: int, room: int, route: str) -> MemoryError:
+    """The streamed solver's rest does not fit what the budget leaves it."""
+    return MemoryError(
+        f"the streamed solver's rest of {m:,} features without a clear partner needs about "
+        f"{show_bytes(need)} on the {route} route, above the {show_bytes(max(room, 0))} the "
+        f"memory budget leaves it. {RAISE_HINT}"
+    )
+
+
 # -- the features ---------------------------------------------------------------------------
 def features_bytes(n: int, D: int, itemsize: int = 4) -> int:
     """The two augmented feature matrices (n, D + 2) (cost.py)."""
@@ -188,6 +197,27 @@ def streamed_bytes(n: int, D: int, block: int, k: int = 16, rest_k: int = 64) ->
     blocks = scan_bytes(n, block)
     edges = (2 * k * n + 2 * rest_k * (n // 3)) * 40
     return int8 + blocks + edges + (n // 3) * (D + 2) * 4 + 512 * n
+
+
+def dense_rest_bytes(m: int) -> int:
+    """The streamed solver's dense rest (rest.py): the float32 sub-cost of its m rows and
+    columns and its column slices (lapjvs copies nothing)."""
+    return int(1.25 * 4 * m * m)
+
+
+def sparse_rest_bytes(m: int, K: int) -> int:
+    """The sparse rest's first graph: each of its m rows' and columns' K pairs and, where they
+    hold no perfect matching, a random one, at EDGE_BYTES an edge. It joins the proof's
+    graph, so it is held to half of proof_bytes."""
+    return (2 * K + 1) * m * EDGE_BYTES
+
+
+def rest_reservoir(m: int, n: int, block: int, most: int) -> int:
+    """The sparse rest's reservoir T (≤ most pairs per row, ≥ 1): its m × T columns and float32
+    costs (12 bytes a pair) and the pricing's (block, m) float32 products, key and top-T
+    within the scan temporaries (scan_bytes(n, block // 4)), free while the rest is solved."""
+    room = scan_bytes(n, max(block // 4, 1)) - 3 * 4 * block * m
+    return int(max(1, min(most, room // (12 * max(m, 1)))))
 
 
 def streamed_split(n: int, D: int, block: int, work_bytes: int) -> tuple[int, int]:

@@ -36,11 +36,11 @@ from saematch.matching.budget import (
 from saematch.matching.certificate import Assignment
 from saematch.matching.solvers.dense import solve_lapjv, solve_scipy
 from saematch.matching.solvers.stored import quantised_certified_assign
-from saematch.matching.solvers.streamed import streamed_certified_assign
+from saematch.matching.solvers.streamed import REST_ROUTES, streamed_certified_assign
 
 SOLVERS = ("auto", "lapjv", "scipy")
 DENSE_BELOW = 64  # auto: plain lapjvs below this width
-STREAMED_OPTIONS = ("k", "rest_k", "margin", "max_rounds", "suspect_cap", "seed")
+STREAMED_OPTIONS = ("k", "rest_k", "margin", "max_rounds", "suspect_cap", "seed", "rest")
 DEVICES = ("auto", "cpu", "cuda")
 MIN_BLOCK, MAX_BLOCK = 16, 256  # streamed row blocks
 
@@ -126,7 +126,7 @@ def assign(
     proof_bytes, rest_bytes = streamed_split(n, D, block, work)
     res = streamed_certified_assign(
         xa, xb, exact_tail, head_splits, block=block, device=device, progress=progress,
-        dense_rest_bytes=rest_bytes, proof_bytes=proof_bytes, **streamed_options,
+        rest_bytes=rest_bytes, proof_bytes=proof_bytes, **streamed_options,
     )  # fmt: skip
     res.info = {"method": "streamed-certified", **res.info}
     return res
@@ -196,8 +196,9 @@ class AutoSolver(Solver):
     """Exact and fast (module doc): quantised certified, else streamed certified.
 
     dense_below: plain lapjvs below this width; max_dense_bytes: the stored 16-bit estimate
-    up to this size; k, rest_k, margin, max_rounds, seed: the streamed solver's (streamed.py).
-    None: the library default.
+    up to this size; k, rest_k, margin, max_rounds, seed: the streamed solver's (streamed.py);
+    rest: how the streamed solver solves the rest, "auto" (dense while its sub-cost fits the
+    budget), "dense" or "sparse" (rest.py, docs/method.md §13). None: the library default.
     """
 
     name: ClassVar[str] = "auto"
@@ -208,9 +209,14 @@ class AutoSolver(Solver):
     margin: float | None = None
     max_rounds: int | None = None
     seed: int | None = None
+    rest: str | None = None
 
     def __post_init__(self) -> None:
         for k, v in self.options().items():
+            if k == "rest":
+                if v not in REST_ROUTES:
+                    raise ValueError(f"AutoSolver: rest={v!r} must be one of {REST_ROUTES}")
+                continue
             low = 0 if k in ("max_dense_bytes", "seed", "margin") else 1
             if isinstance(v, bool) or not isinstance(v, int | float) or v < low:
                 raise ValueError(f"AutoSolver: {k}={v!r} must be a number ≥ {low} (or None)")

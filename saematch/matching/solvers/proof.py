@@ -217,6 +217,15 @@ def cancel_cycles(parent, stamp, x, y, ring):
     return m
 
 
+@nb.njit(cache=True, parallel=True)
+def exact_costs(xa, xb, rows, cols):
+    """c_ij = xa[i] · xb[j] in float64 for each (rows[t], cols[t]), in parallel."""
+    out = np.empty(rows.shape[0])
+    for t in nb.prange(rows.shape[0]):
+        out[t] = exact_cost(xa, xb, rows[t], cols[t])
+    return out
+
+
 def row_duals(xa: np.ndarray, xb: np.ndarray, x: np.ndarray, v: np.ndarray) -> np.ndarray:
     """u_i = c_iσ(i) − v_σ(i) with exact costs (float64)."""
     return exact_pair_costs(xa, xb, np.arange(len(x)), x) - v[x]

@@ -22,102 +22,49 @@ from __future__ import annotations
 import logging
 import time
 
-import numba as nb
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from saematch.matching.budget import EDGE_BYTES, proof_too_big
+from saematch.matching.budget import (
+    EDGE_BYTES,
+    dense_rest_bytes,
+    proof_too_big,
+    rest_reservoir,
+    rest_too_big,
+    sparse_rest_bytes,
+)
 from saematch.matching.certificate import Assignment
 from saematch.matching.solvers.blocks import LowerBound
-from saematch.matching.solvers.candidates import ColumnTopK, stream_candidates, unproven_rows
-from saematch.matching.solvers.guess import clear_pairs, solve_rest, sub_cost
+from saematch.matching.solvers.candidates import stream_candidates, unproven_rows
+from saematch.matching.solvers.guess import clear_pairs
 from saematch.matching.solvers.kernels import below_margin
-from saematch.matching.solvers.proof import exact_cost, graph_duals, label_duals
-from saematch.matching.solvers.sparse_lap import build_csr, solve_sparse, unique_keys
+from saematch.matching.solvers.proof import exact_costs, graph_duals
+from saematch.matching.solvers.rest import RESERVOIR, dense_rest, sparse_rest
+from saematch.matching.solvers.sparse_lap import build_csr, solve_sparse
 
 log = logging.getLogger(__name__)
 EPS = float(np.finfo(np.float32).eps)
 UNLIMITED = 2**62  # proof_bytes when the caller sets no limit (tests, benchmarks)
-DENSE_REST_SLACK = 1.25  # the rest's float32 sub-cost and column slices (lapjvs copies nothing)
+REST_ROUTES = ("auto", "dense", "sparse")  # how the rest is solved (rest.py)
 
 
-@nb.njit(cache=True, parallel=True)
-def exact_costs(xa, xb, rows, cols):
-    """c_ij = xa[i] · xb[j] in float64 for each (rows[t], cols[t]), in parallel."""
-    out = np.empty(rows.shape[0])
-    for t in nb.prange(rows.shape[0]):
-        out[t] = exact_cost(xa, xb, rows[t], cols[t])
-    return out
-
-
-def _rest_guess(xa, xb, r, s, rows, cols, K: int, block: int, dev, seed: int):
-    """Optimum of the rest (rows × cols) on its K cheapest float32 pairs per row and column
-    in the g frame (plus a random matching, so one exists), and start duals v for its columns.
-
-    The g frame, c_ij − r_i − s_j: at 2k (20 % partner-less) the optimal pairs of the rest
-    rank 11th in their row (median; 90 %: 53rd) there, but 173rd of 377 by c itself."""
-    m = len(rows)
-    K = max(1, min(K, m - 1)) if m > 1 else 1
-    xbt = torch.as_tensor(xb[cols], device=dev).T
-    rt = torch.as_tensor(r[rows], dtype=torch.float32, device=dev)
-    st = torch.as_tensor(s[cols], dtype=torch.float32, device=dev)
-    tops, pool = [], ColumnTopK(m, K)
-    for r0 in range(0, m, block):
-        sub = torch.as_tensor(xa[rows[r0 : r0 + block]], device=dev) @ xbt  # (b, m) float32
-        sub.sub_(rt[r0 : r0 + block, None]).sub_(st[None, :])
-        vals, idx = torch.topk(sub, min(K, m), dim=1, largest=False)
-        tops.append((np.repeat(np.arange(r0, r0 + len(sub)), idx.shape[1]), idx.cpu().numpy()))
-        pool.add(sub, r0)
-    cr, cc, _ = pool.result()
-    perm = np.random.default_rng(seed).permutation(m)
-    er = np.concatenate([t[0] for t in tops] + [cr, np.arange(m)])
-    ec = np.concatenate([t[1].ravel() for t in tops] + [cc, perm])
-    keys = unique_keys(er * m + ec)
-    er, ec = keys // m, keys % m
-    ev = exact_costs(xa, xb, rows[er], cols[ec])
-    csr = build_csr(m, er, ec, ev)
-    state = solve_sparse(*csr)
-    v = s[cols].copy()  # 0 in the g frame; lowered as little as the rest's edges need
-    if graph_duals(*csr, state.x, state.y, v, v.copy(), 0.0, 50 * m + 100) < 0:
-        v = s[cols].copy()
-    return state.x, v, (rows[er], cols[ec], ev)
-
-
-def _dense_rest_guess(xa, xb, s, rows, cols, K: int, tol: float, offset_tail: bool):
-    """The rest's optimum on its whole float32 sub-cost (guess.py's dense LAP), start duals
-    v for its columns, and its graph for E: the assigned pairs and each rest row's and
-    column's K cheapest, at exact cost.
-
-    Measured at 8k (d 2304): the sparse rest guess on 64 pairs per row left 961 of its 1662
-    rows on another partner than the optimum, and the proof needed 6 rounds of row scans to
-    move them; the clear pairs never changed."""
-    m = len(rows)
-    sub = sub_cost(xa, xb, rows, cols)
-    shift = sub.min(axis=0)
-    sub -= shift  # same optimum, faster to solve; duals shift back by the same amount
-    xs = solve_rest(sub, offset_tail)
-    ys = np.empty(m, dtype=np.int64)
-    ys[xs] = np.arange(m)
-    vs = s[cols] - shift
-    v = s[cols].copy()
-    if label_duals(sub, s[cols] + shift, xs, ys, vs, tol, 50 * m) >= 0:
-        v = vs + shift
-    K = max(1, min(K, m))
-    t = torch.from_numpy(sub)
-    ri = torch.topk(t, K, dim=1, largest=False).indices.numpy()
-    ci = torch.cat(  # columns in slices: no transposed copy of the whole sub-cost
-        [
-            torch.topk(t[:, c0 : c0 + 2048].T.contiguous(), K, dim=1, largest=False).indices
-            for c0 in range(0, m, 2048)
-        ]
-    ).numpy()
-    del t, sub
-    er = np.concatenate([np.repeat(np.arange(m), K), ci.ravel(), np.arange(m)])
-    ec = np.concatenate([ri.ravel(), np.repeat(np.arange(m), K), xs])
-    keys = unique_keys(er * m + ec)
-    er, ec = rows[keys // m], cols[keys % m]
-    return xs, v, (er, ec, exact_costs(xa, xb, er, ec))
+def rest_route(rest: str, m: int, K: int, rest_bytes: int, proof_bytes: int) -> str:
+    """The route of a rest of m rows (rest.py), "dense" or "sparse", or a MemoryError when the
+    route asked for does not fit: the dense sub-cost within rest_bytes; the sparse route's
+    first graph within half of proof_bytes (it joins the proof's graph; its reservoir fits
+    the scan temporaries, budget.rest_reservoir). auto: dense while it fits, else sparse."""
+    if rest not in REST_ROUTES:
+        raise ValueError(f"rest={rest!r}: choose one of {', '.join(REST_ROUTES)}")
+    dense_need = dense_rest_bytes(m)
+    if rest == "dense" or (rest == "auto" and dense_need <= rest_bytes):
+        if dense_need > rest_bytes:
+            raise rest_too_big(m, dense_need, rest_bytes, "dense (rest=dense)")
+        return "dense"
+    need = sparse_rest_bytes(m, K)
+    if need > proof_bytes // 2:
+        raise rest_too_big(m, need, proof_bytes // 2, "sparse")
+    return "sparse"
 
 
 def streamed_certified_assign(
@@ -133,14 +80,16 @@ def streamed_certified_assign(
     device: str | torch.device = "cpu",
     max_rounds: int = 10_000,
     suspect_cap: int = 64,
-    dense_rest_bytes: int = 0,
+    rest: str = "auto",
+    rest_bytes: int = 0,
     proof_bytes: int = UNLIMITED,
     seed: int = 0,
     progress: bool = False,
 ) -> Assignment:
     """Optimal assignment of c = xa @ xb.T (float32 augmented features) with its duals.
 
-    dense_rest_bytes: the rest is solved on its dense float32 sub-cost when that fits;
+    rest: how the rest is solved (rest_route: auto, dense, sparse); rest_bytes: what its dense
+    float32 sub-cost may use (the sparse route's graph takes at most half of proof_bytes);
     proof_bytes: how far the proof's graph of exact costs may grow (budget.streamed_split),
     at EDGE_BYTES an edge; past it a MemoryError says to raise the budget."""
     n = xa.shape[0]
@@ -162,22 +111,27 @@ def streamed_certified_assign(
     # (v = s, the norms, left those rows violated against thousands of matched columns).
     v = cand.top2[2][:, 0].astype(np.float64)
     known = [(cand.rows, cand.cols, exact_costs(xa, xb, cand.rows, cand.cols))]
-    dense = len(rest_r) and DENSE_REST_SLACK * 4 * len(rest_r) ** 2 <= dense_rest_bytes
-    if dense:
-        xs, v[rest_c], rest_edges = _dense_rest_guess(
+    route, rest_info = rest_route(rest, len(rest_r), rest_k, rest_bytes, proof_bytes), {}
+    if len(rest_r) and route == "dense":
+        xs, v[rest_c], rest_edges, rest_info = dense_rest(
             xa, xb, s, rest_r, rest_c, rest_k, tol, exact_tail > 0
         )
     elif len(rest_r):
-        xs, v[rest_c], rest_edges = _rest_guess(
-            xa, xb, r, s, rest_r, rest_c, rest_k, 4 * block, dev, seed
+        room = proof_bytes // 2 // EDGE_BYTES  # the other half: the proof's own suspects
+        T = rest_reservoir(len(rest_r), n, 4 * block, RESERVOIR)
+        xs, v[rest_c], rest_edges, rest_info = sparse_rest(
+            xa, xb, r, s, rest_r, rest_c, rest_k, 4 * block, dev, seed, room, T
         )
     if len(rest_r):
         x[rest_r] = rest_c[xs]
         known.append(rest_edges)
+    x_guess = x[rest_r].copy()
     times["guess"], t0 = time.perf_counter() - t0, time.perf_counter()
-    # the proof's graph grows by at most proof_bytes; the dispatcher gives it what the budget
-    # left for the rest's dense sub-cost, freed by now
-    room = max(proof_bytes, 0) // EDGE_BYTES
+    # the proof's graph grows by at most proof_bytes (what the budget left for the rest's
+    # dense sub-cost, freed by now), less the rest's graph beyond the 2·rest_k·m edges that
+    # budget.streamed_bytes counted
+    extra = len(known[-1][0]) - 2 * rest_k * len(rest_r) if len(rest_r) else 0
+    room = max(proof_bytes - max(extra, 0) * EDGE_BYTES, 0) // EDGE_BYTES
     max_edges = sum(len(e[0]) for e in known) + 2 * n + room
     x, v, info = _prove_graph(
         lb, xa, xb, x, v, cand, known, tol, scale, block, max_rounds, progress, suspect_cap,
@@ -185,7 +139,10 @@ def streamed_certified_assign(
     )  # fmt: skip
     times["proof"] = time.perf_counter() - t0
     u = exact_costs(xa, xb, np.arange(n), x) - v[x]
-    info.update(k=k, block=block, device=str(dev), rest=len(rest_r), rest_solved_dense=bool(dense))
+    info.update(k=k, block=block, device=str(dev), rest=len(rest_r), rest_route=route)
+    info.update({f"rest_{key}": val for key, val in rest_info.items()})
+    if len(rest_r):  # how good the rest's guess was: its rows already on their optimum
+        info["rest_guess_optimal"] = round(float(np.mean(x[rest_r] == x_guess)), 4)
     info["seconds"] = {key: round(t, 2) for key, t in times.items()}
     log.debug("streamed solver: %s", info)
     return Assignment(x, u, v, tol, info)

@@ -1,0 +1,198 @@
+"""The rest of the streamed guess: the rows and columns without a clear partner, solved.
+
+The streamed solver (streamed.py) keeps clear mutual-best pairs and hands the rest, m rows
+and m columns (about a fifth of n on synthetic pairs), to one of two routes
+(docs/method.md §13):
+
+* `dense_rest`: lapx on the rest's whole float32 sub-cost (4·m² bytes: 10 GB at n = 262k);
+* `sparse_rest`: no m × m matrix. A sparse LAP (sparse_lap.py) on a graph of exact costs that
+  grows by *pricing* (column generation): with the graph's duals (u, v), every pair whose
+  reduced cost c_ij − u_i − v_j is negative could lower the rest's cost, so it joins the
+  graph and the LAP is re-solved, warm. Pricing reads a reservoir first, each row's T
+  smallest float32 reduced costs of the last pass over the rest (m × T), and makes a new pass
+  (m × m float32 GEMM in row blocks, nothing kept) only when the reservoir is exhausted. It
+  stops when a pass finds no violated pair, or after `max_passes` passes (the proof then
+  repairs what is left). Measured on synthetic_pair(2304, 4096): the guess of each rest row
+  on its 64 cheapest pairs alone was optimal for 63 % of the rest's rows; 3 passes and about
+  8 warm LAPs reach the dense route's optimum on every row.
+
+Both return the rest's assignment, start duals v for its columns (the largest ≤ s_j, the
+column norm, that the rest's graph allows: the proof only lowers v) and the pairs whose
+exact cost they computed, for the proof's graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from saematch.matching.solvers.candidates import ColumnTopK
+from saematch.matching.solvers.guess import solve_rest, sub_cost
+from saematch.matching.solvers.proof import exact_costs, graph_duals, label_duals
+from saematch.matching.solvers.sparse_lap import build_csr, solve_sparse, unique_keys
+
+EPS = float(np.finfo(np.float32).eps)
+RESERVOIR = 256  # T: each rest row's smallest float32 reduced costs kept between passes
+MAX_PASSES = 3  # passes over the rest (the first builds the graph); the proof does the rest
+MAX_ROUNDS = 1000  # warm LAPs; each adds at least one pair (measured: 5-12)
+
+
+def dense_rest(xa, xb, s, rows, cols, K: int, tol: float, offset_tail: bool):
+    """The rest's optimum on its whole float32 sub-cost (guess.py's dense LAP), start duals
+    v for its columns, and its graph for the proof: the assigned pairs and each rest row's and
+    column's K cheapest, at exact cost.
+
+    Measured at 8k (d 2304): the sparse rest guess on 64 pairs per row (no pricing) left 961
+    of its 1662 rows on another partner than the optimum, and the proof needed 6 rounds of
+    row scans to move them; the clear pairs never changed."""
+    m = len(rows)
+    sub = sub_cost(xa, xb, rows, cols)
+    shift = sub.min(axis=0)
+    sub -= shift  # same optimum, faster to solve; duals shift back by the same amount
+    xs = solve_rest(sub, offset_tail)
+    ys = np.empty(m, dtype=np.int64)
+    ys[xs] = np.arange(m)
+    vs = s[cols] - shift
+    v = s[cols].copy()
+    if label_duals(sub, s[cols] + shift, xs, ys, vs, tol, 50 * m) >= 0:
+        v = vs + shift
+    K = max(1, min(K, m))
+    t = torch.from_numpy(sub)
+    ri = torch.topk(t, K, dim=1, largest=False).indices.numpy()
+    ci = torch.cat(  # columns in slices: no transposed copy of the whole sub-cost
+        [
+            torch.topk(t[:, c0 : c0 + 2048].T.contiguous(), K, dim=1, largest=False).indices
+            for c0 in range(0, m, 2048)
+        ]
+    ).numpy()
+    del t, sub
+    er = np.concatenate([np.repeat(np.arange(m), K), ci.ravel(), np.arange(m)])
+    ec = np.concatenate([ri.ravel(), np.repeat(np.arange(m), K), xs])
+    keys = unique_keys(er * m + ec)
+    er, ec = rows[keys // m], cols[keys % m]
+    return xs, v, (er, ec, exact_costs(xa, xb, er, ec)), {}
+
+
+class _Pricer:
+    """Passes over the rest's float32 sub-cost in row blocks (nothing m × m kept) and the
+    reservoir they leave: each row's T smallest keys, with the float32 cost of each pair."""
+
+    def __init__(self, xa, xb, rows, cols, T: int, block: int, dev):
+        self.xa, self.rows, self.block, self.dev = xa, rows, block, dev
+        self.xbt = torch.as_tensor(xb[cols], device=dev).T  # (D + 2, m); budget: n/3 rows
+        m = len(rows)
+        self.T = max(1, min(T, m))
+        self.idx = np.empty((m, self.T), dtype=np.int64)  # (m, T) columns of the reservoir
+        self.cost = np.empty((m, self.T), dtype=np.float32)  # (m, T) their float32 c_ij
+
+    def run(self, u, v, pool: ColumnTopK | None = None) -> None:
+        """One pass: each row's T smallest c_ij − u_i − v_j (float32) into the reservoir;
+        pool (first pass) gets each column's smallest keys too."""
+        m = len(self.rows)
+        f32 = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.dev)  # noqa: E731
+        ut, vt = f32(u), f32(v)
+        for r0 in range(0, m, self.block):
+            r1 = min(m, r0 + self.block)
+            sub = torch.as_tensor(self.xa[self.rows[r0:r1]], device=self.dev) @ self.xbt  # (b, m)
+            key = sub - ut[r0:r1, None] - vt[None, :]
+            if pool is not None:
+                pool.add(key, r0)
+            idx = torch.topk(key, self.T, dim=1, largest=False).indices
+            self.idx[r0:r1] = idx.cpu().numpy()
+            self.cost[r0:r1] = torch.gather(sub, 1, idx).cpu().numpy()
+
+    def suspects(self, u, v, margin: float, keys, cap: int):
+        """(a, j): reservoir pairs not in the graph (keys: its sorted a·m + j) whose float32
+        reduced cost is below margin, at most cap per row, the smallest first."""
+        m = len(self.rows)
+        red = self.cost - u[:, None].astype(np.float32) - v[self.idx].astype(np.float32)
+        a, t = np.nonzero(red < margin)
+        j, red = self.idx[a, t], red[a, t]
+        pos = np.minimum(np.searchsorted(keys, a * m + j), len(keys) - 1)
+        new = keys[pos] != a * m + j
+        a, j, red = a[new], j[new], red[new]
+        order = np.lexsort((red, a))
+        a, j = a[order], j[order]
+        keep = np.arange(len(a)) - np.searchsorted(a, a, side="left") < cap
+        return a[keep], j[keep]
+
+
+def rng_perm(seed: int, m: int) -> np.ndarray:
+    """A random permutation of m columns: pairs that make a perfect matching exist."""
+    return np.random.default_rng(seed).permutation(m)
+
+
+def _duals(csr, x, y, start):
+    """Column duals of x on the graph csr: the largest ≤ start that its edges allow; None when
+    the label-correcting scan ran out of budget."""
+    v = start.copy()
+    if graph_duals(*csr, x, y, v, start.copy(), 0.0, 50 * len(v) + 100) < 0:
+        return None
+    return v
+
+
+def sparse_rest(
+    xa, xb, r, s, rows, cols, K: int, block: int, dev, seed: int, max_edges: int,
+    reservoir: int = RESERVOIR, max_passes: int = MAX_PASSES,
+):  # fmt: skip
+    """The rest solved by pricing (module doc), within max_edges edges of exact cost.
+
+    The first graph: each rest row's and column's K smallest g = c_ij − r_i − s_j (float32,
+    where optimal pairs rank far better than by c itself: at 2k, 11th median, 90 %: 53rd,
+    against 173rd of 377 by c); where it has no perfect matching, a random matching joins it
+    (`info["fallback"]`) and the pricing replaces its pairs. Then rounds of: warm
+    sparse LAP, duals, up to K suspects per row from the reservoir (a new pass when it has
+    none), their exact costs into the graph.
+
+    Returns (xs (m,) rest column of each rest row, v (m,) start duals of the rest's columns,
+    the graph's (rows, cols, exact costs) in the full index, info)."""
+    m = len(rows)
+    K = max(1, min(K, m - 1)) if m > 1 else 1
+    pricer = _Pricer(xa, xb, rows, cols, reservoir, block, dev)
+    pool = ColumnTopK(m, K)
+    pricer.run(r[rows], s[cols], pool)
+    cr, cc, _ = pool.result()
+    er = np.concatenate([np.repeat(np.arange(m), K), cr])
+    ec = np.concatenate([pricer.idx[:, :K].ravel(), cc])
+    keys = unique_keys(er * m + ec)  # ≤ 2K·m + m ≤ max_edges: streamed.py checked
+    er, ec = keys // m, keys % m
+    ev = exact_costs(xa, xb, rows[er], cols[ec])
+    fallback, state = False, None
+    try:
+        state = solve_sparse(*build_csr(m, er, ec, ev))
+    except ValueError:  # no perfect matching on the first graph: a random one joins it
+        fallback = True
+        keys = unique_keys(np.concatenate([keys, np.arange(m) * m + rng_perm(seed, m)]))
+        er, ec = keys // m, keys % m
+        ev = exact_costs(xa, xb, rows[er], cols[ec])
+    info = {"passes": 1, "rounds": 0, "fallback": fallback, "capped": False}
+    scale = float(np.abs(r).max() + np.abs(s).max()) + 1e-30
+    start = s[cols].astype(np.float64)  # v start: 0 in the g frame
+    while True:
+        info["rounds"] += 1
+        csr = build_csr(m, er, ec, ev)
+        state = solve_sparse(*csr, state)  # warm: only rows on violated new pairs move
+        v = _duals(csr, state.x, state.y, start)
+        v = state.v.copy() if v is None else v
+        u = state.row_duals(*csr) + state.v[state.x] - v[state.x]  # c_iσ(i) − v_σ(i)
+        if info["capped"] or info["rounds"] >= MAX_ROUNDS:
+            break
+        # 64ε·(duals and costs' size): far above the error of the float32 reduced costs
+        margin = 64 * EPS * (np.abs(u).max() + np.abs(v).max() + 2 * scale)
+        a, j = pricer.suspects(u, v, margin, keys, K)
+        if not len(a):
+            if info["passes"] >= max_passes:
+                break
+            pricer.run(u, v)
+            info["passes"] += 1
+            a, j = pricer.suspects(u, v, margin, keys, K)
+            if not len(a):  # a whole pass found nothing: the rest's optimum
+                break
+        room = max_edges - len(keys)
+        if len(a) > room:  # the budget's room is spent: the proof repairs the rest
+            a, j, info["capped"] = a[:room], j[:room], True
+        ev = np.concatenate([ev, exact_costs(xa, xb, rows[a], cols[j])])
+        er, ec = np.concatenate([er, a]), np.concatenate([ec, j])
+        keys = np.sort(er * m + ec)  # unique: suspects are new pairs, one per (a, j)
+    info["edges"] = len(ev)
+    return state.x.copy(), v, (rows[er], cols[ec], ev), info
