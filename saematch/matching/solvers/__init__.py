@@ -9,6 +9,7 @@
     kernels.py     numba kernels over a row block's products (streamed)
     candidates.py  sparse candidates in one streamed pass of the bound
     guess.py       clear mutual-best pairs kept, a dense LAP on the rest
+    rest.py        the streamed guess's rest: dense, or a sparse LAP grown by pricing
     sparse_lap.py  sparse LAP with LP duals (shortest augmenting paths on CSR)
     proof.py       LP duals that certify an assignment optimal
     heap.py        the binary heaps of the sparse LAP and the proofs

@@ -2,7 +2,7 @@
 
 The streamed solver (streamed.py) keeps clear mutual-best pairs and hands the rest, m rows
 and m columns (about a fifth of n on synthetic pairs), to one of two routes
-(docs/method.md §13):
+(docs/method.md §13, "The rest without its dense sub-cost"):
 
 * `dense_rest`: lapx on the rest's whole float32 sub-cost (4·m² bytes: 10 GB at n = 262k);
 * `sparse_rest`: no m × m matrix. A sparse LAP (sparse_lap.py) on a graph of exact costs that
@@ -11,10 +11,11 @@ and m columns (about a fifth of n on synthetic pairs), to one of two routes
   graph and the LAP is re-solved, warm. Pricing reads a reservoir first, each row's T
   smallest float32 reduced costs of the last pass over the rest (m × T), and makes a new pass
   (m × m float32 GEMM in row blocks, nothing kept) only when the reservoir is exhausted. It
-  stops when a pass finds no violated pair, or after `max_passes` passes (the proof then
-  repairs what is left). Measured on synthetic_pair(2304, 4096): the guess of each rest row
-  on its 64 cheapest pairs alone was optimal for 63 % of the rest's rows; 3 passes and about
-  8 warm LAPs reach the dense route's optimum on every row.
+  stops when a pass finds no pair below the margin, or after `max_passes` passes (the proof
+  checks every pair anyway). Measured on synthetic_pair(2304, n): the guess of each rest row
+  on its 64 cheapest pairs alone was optimal for 63 % of the rest's rows at 4k; 2 passes and
+  7 warm LAPs reach the dense route's optimum on every row at 4k and 8k (a third pass found
+  nothing more).
 
 Both return the rest's assignment, start duals v for its columns (the largest ≤ s_j, the
 column norm, that the rest's graph allows: the proof only lowers v) and the pairs whose
@@ -33,7 +34,7 @@ from saematch.matching.solvers.sparse_lap import build_csr, solve_sparse, unique
 
 EPS = float(np.finfo(np.float32).eps)
 RESERVOIR = 256  # T: each rest row's smallest float32 reduced costs kept between passes
-MAX_PASSES = 3  # passes over the rest (the first builds the graph); the proof does the rest
+MAX_PASSES = 8  # passes over the rest's rows not proven by their reservoir (module doc)
 MAX_ROUNDS = 1000  # warm LAPs; each adds at least one pair (measured: 5-12)
 
 
@@ -74,8 +75,9 @@ def dense_rest(xa, xb, s, rows, cols, K: int, tol: float, offset_tail: bool):
 
 
 class _Pricer:
-    """Passes over the rest's float32 sub-cost in row blocks (nothing m × m kept) and the
-    reservoir they leave: each row's T smallest keys, with the float32 cost of each pair."""
+    """Passes over rows of the rest's float32 sub-cost in row blocks (nothing m × m kept) and
+    the reservoir they leave: each row's T smallest keys c_ij − u_i − v_j with the float32
+    cost of each pair, and what bounds every pair left out (`unproven`)."""
 
     def __init__(self, xa, xb, rows, cols, T: int, block: int, dev):
         self.xa, self.rows, self.block, self.dev = xa, rows, block, dev
@@ -84,22 +86,41 @@ class _Pricer:
         self.T = max(1, min(T, m))
         self.idx = np.empty((m, self.T), dtype=np.int64)  # (m, T) columns of the reservoir
         self.cost = np.empty((m, self.T), dtype=np.float32)  # (m, T) their float32 c_ij
+        # a pair left out of row i's reservoir had a key ≥ theta_i at pass which[i], whose
+        # duals were u_pass[i] and v_pass[which[i]]
+        self.theta = np.full(m, np.inf, dtype=np.float32)
+        self.u_pass = np.zeros(m)
+        self.which = np.zeros(m, dtype=np.int64)
+        self.v_pass: list[np.ndarray] = []
 
-    def run(self, u, v, pool: ColumnTopK | None = None) -> None:
-        """One pass: each row's T smallest c_ij − u_i − v_j (float32) into the reservoir;
-        pool (first pass) gets each column's smallest keys too."""
-        m = len(self.rows)
+    def run(self, u, v, todo=None, pool: ColumnTopK | None = None) -> None:
+        """One pass over the rows todo (all when None): each one's T smallest
+        c_ij − u_i − v_j (float32) into the reservoir; pool (first pass) gets each column's
+        smallest keys too."""
+        todo = np.arange(len(self.rows)) if todo is None else todo
         f32 = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.dev)  # noqa: E731
-        ut, vt = f32(u), f32(v)
-        for r0 in range(0, m, self.block):
-            r1 = min(m, r0 + self.block)
-            sub = torch.as_tensor(self.xa[self.rows[r0:r1]], device=self.dev) @ self.xbt  # (b, m)
-            key = sub - ut[r0:r1, None] - vt[None, :]
+        ut, vt = f32(u[todo]), f32(v)
+        self.v_pass.append(v.copy())
+        self.u_pass[todo], self.which[todo] = u[todo], len(self.v_pass) - 1
+        for b0 in range(0, len(todo), self.block):
+            rs = todo[b0 : b0 + self.block]
+            sub = torch.as_tensor(self.xa[self.rows[rs]], device=self.dev) @ self.xbt  # (b, m)
+            key = sub - ut[b0 : b0 + len(rs), None] - vt[None, :]
             if pool is not None:
-                pool.add(key, r0)
-            idx = torch.topk(key, self.T, dim=1, largest=False).indices
-            self.idx[r0:r1] = idx.cpu().numpy()
-            self.cost[r0:r1] = torch.gather(sub, 1, idx).cpu().numpy()
+                pool.add(key, rs)
+            vals, idx = torch.topk(key, self.T, dim=1, largest=False)
+            self.idx[rs] = idx.cpu().numpy()
+            self.cost[rs] = torch.gather(sub, 1, idx).cpu().numpy()
+            if sub.shape[1] > self.T:
+                self.theta[rs] = vals[:, -1].cpu().numpy()
+
+    def unproven(self, u, v, margin: float) -> np.ndarray:
+        """Rows that may have a pair outside their reservoir with c_ij − u_i − v_j < margin:
+        since their pass, that key moved by (u_pass_i − u_i) + (v_pass_j − v_j), at least
+        (u_pass_i − u_i) + min_j (v_pass_j − v_j)."""
+        shift = np.array([np.min(vp - v) for vp in self.v_pass])
+        low = self.theta + (self.u_pass - u) + shift[self.which]
+        return np.flatnonzero(low < margin)
 
     def suspects(self, u, v, margin: float, keys, cap: int):
         """(a, j): reservoir pairs not in the graph (keys: its sorted a·m + j) whose float32
@@ -150,7 +171,7 @@ def sparse_rest(
     K = max(1, min(K, m - 1)) if m > 1 else 1
     pricer = _Pricer(xa, xb, rows, cols, reservoir, block, dev)
     pool = ColumnTopK(m, K)
-    pricer.run(r[rows], s[cols], pool)
+    pricer.run(r[rows], s[cols], pool=pool)
     cr, cc, _ = pool.result()
     er = np.concatenate([np.repeat(np.arange(m), K), cr])
     ec = np.concatenate([pricer.idx[:, :K].ravel(), cc])
@@ -165,7 +186,7 @@ def sparse_rest(
         keys = unique_keys(np.concatenate([keys, np.arange(m) * m + rng_perm(seed, m)]))
         er, ec = keys // m, keys % m
         ev = exact_costs(xa, xb, rows[er], cols[ec])
-    info = {"passes": 1, "rounds": 0, "fallback": fallback, "capped": False}
+    info = {"passes": 1, "pass_rows": m, "rounds": 0, "fallback": fallback, "capped": False}
     scale = float(np.abs(r).max() + np.abs(s).max()) + 1e-30
     start = s[cols].astype(np.float64)  # v start: 0 in the g frame
     while True:
@@ -181,12 +202,14 @@ def sparse_rest(
         margin = 64 * EPS * (np.abs(u).max() + np.abs(v).max() + 2 * scale)
         a, j = pricer.suspects(u, v, margin, keys, K)
         if not len(a):
-            if info["passes"] >= max_passes:
-                break
-            pricer.run(u, v)
+            todo = pricer.unproven(u, v, margin)
+            if not len(todo) or info["passes"] >= max_passes:
+                break  # no pair anywhere below the margin: the rest's optimum
+            pricer.run(u, v, todo)
             info["passes"] += 1
+            info["pass_rows"] += len(todo)
             a, j = pricer.suspects(u, v, margin, keys, K)
-            if not len(a):  # a whole pass found nothing: the rest's optimum
+            if not len(a):
                 break
         room = max_edges - len(keys)
         if len(a) > room:  # the budget's room is spent: the proof repairs the rest

@@ -4,9 +4,10 @@ With L_ij ≤ c_ij the quantised bound of blocks.py, evaluated in row blocks:
 
 1. Candidates (candidates.py, one pass): each row's and column's k smallest L, bounds R_i, C_j
    on every other pair, and each row's and column's two cheapest estimates.
-2. Guess (guess.py's idea, sparse): clear mutual-best pairs kept; the rest (mostly
-   partner-less features) solved by the sparse LAP (sparse_lap.py) on each rest row's and
-   column's K cheapest pairs of its float32 sub-cost (streamed too); its duals start v.
+2. Guess (guess.py's idea): clear mutual-best pairs kept; the rest (mostly partner-less
+   features) solved by rest.py, on its dense float32 sub-cost while that fits the budget,
+   else by a sparse LAP grown by pricing, nothing m × m stored (docs/method.md §13); its
+   duals start v.
 3. Proof by duals, in rounds over a graph E of every pair whose exact cost is known
    (candidates, the rest's graph, every suspect checked so far): x is made optimal on E
    (sparse LAP), v lowered to duals on E (proof.py's label-correcting, one column at a time),
