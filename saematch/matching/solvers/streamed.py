@@ -86,20 +86,23 @@ def streamed_certified_assign(
     proof_bytes: int = UNLIMITED,
     seed: int = 0,
     progress: bool = False,
+    gemm: str | None = None,
 ) -> Assignment:
     """Optimal assignment of c = xa @ xb.T (float32 augmented features) with its duals.
 
     rest: how the rest is solved (rest_route: auto, dense, sparse); rest_bytes: what its dense
     float32 sub-cost may use (the sparse route's graph takes at most half of proof_bytes);
     proof_bytes: how far the proof's graph of exact costs may grow (budget.streamed_split),
-    at EDGE_BYTES an edge; past it a MemoryError says to raise the budget."""
+    at EDGE_BYTES an edge; past it a MemoryError says to raise the budget. gemm: the bound's
+    GEMM backend, auto | int8 | fp32 (None: gemm.bound_gemm's choice)."""
     n = xa.shape[0]
     k = max(1, min(k, n - 1))
     dev = torch.device(device)
     times, t0 = {}, time.perf_counter()
-    lb = LowerBound(xa, xb, exact_tail, head_splits, dev)
+    lb = LowerBound(xa, xb, exact_tail, head_splits, dev, gemm)
+    log.info("streamed bound: %s GEMM (%d features, %s)", lb.gemm, n, dev)
     if not lb.holds(xa, xb):
-        raise RuntimeError("the int8 lower bound failed its spot check on this backend")
+        raise RuntimeError(f"the {lb.gemm} lower bound failed its spot check on this backend")
     r, s = lb.r, lb.s
     scale = float(np.abs(r).max() + np.abs(s).max()) + 1e-30
     tol = 1e-10 * scale  # float64 dual arithmetic on exact costs
@@ -144,6 +147,7 @@ def streamed_certified_assign(
     info.update({f"rest_{key}": val for key, val in rest_info.items()})
     if len(rest_r):  # how good the rest's guess was: its rows already on their optimum
         info["rest_guess_optimal"] = round(float(np.mean(x[rest_r] == x_guess)), 4)
+    info["bound_gemm"] = lb.gemm
     info["seconds"] = {key: round(t, 2) for key, t in times.items()}
     log.debug("streamed solver: %s", info)
     return Assignment(x, u, v, tol, info)
