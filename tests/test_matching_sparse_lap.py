@@ -42,3 +42,22 @@ def test_no_perfect_matching_raises():
     rows, cols = np.array([0, 1, 2]), np.array([0, 0, 1])  # column 2 has no edge
     with pytest.raises(ValueError, match="no perfect matching"):
         solve_sparse(*build_csr(3, rows, cols, np.ones(3)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rows_fighting_over_a_hub_column_are_solved(seed):
+    """Every row's cheapest column is column 0 (a hub, as large-norm features are in the
+    streamed rest) and some rows have no other edge but their diagonal: the row reduction
+    moves the hub between rows and the shortest paths finish; the optimum and duals hold."""
+    n = 80
+    rng = np.random.default_rng(seed)
+    c = rng.random((n, n)) + 1.0
+    c[:, 0] = rng.random(n) * 0.1
+    mask = rng.random((n, n)) < 0.05
+    mask[:, 0] = True
+    np.fill_diagonal(mask, True)
+    mask[rng.random(n) < 0.5, 1:] = False  # half the rows: the hub and the diagonal only
+    np.fill_diagonal(mask, True)
+    r, k = np.nonzero(mask)
+    csr = build_csr(n, r, k, c[r, k])
+    _check(c, mask, solve_sparse(*csr), csr)
