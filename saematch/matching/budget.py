@@ -225,12 +225,13 @@ def dense_clamped_bytes(n: int) -> int:
     return dense_bytes(n, "lapjvs")
 
 
-def screen_bytes(n: int, D: int, block: int, workers: int, screen: int) -> int:
-    """The confidence screen (screen.py): int8 copies (A, B, B permuted), per worker two
-    blocks of int32 products (≤ 2 parts, and torch's output), heaps, the candidates' exact
-    costs."""
+def screen_bytes(n: int, D: int, block: int, workers: int, screen: int, fp32=False) -> int:
+    """The confidence screen (screen.py): int8 copies (A, B, B permuted), or with fp32 one
+    float32 copy (B permuted; A is read in place); per worker two blocks of int32 / float32
+    products (≤ 2 parts, and torch's output), heaps, the candidates' exact costs."""
     heaps = workers * n * (screen * 16 + (10 + screen) * 16 + (2 + screen) * 16 + 32)
-    return 3 * n * D + workers * 4 * 2 * block * block * 4 + heaps + 400 * n
+    copies = 4 * n * D if fp32 else 3 * n * D
+    return copies + workers * 4 * 2 * block * block * 4 + heaps + 400 * n
 
 
 def confidence_pass_bytes(n: int, D: int, block: int) -> int:
