@@ -140,6 +140,10 @@ def test_the_probe_decides_auto_and_is_overridable(monkeypatch):
         with gemm.use_bound_gemm("fp32"):
             assert gemm.bound_gemm() == "fp32"
         assert gemm.bound_gemm("fp32") == "fp32"
+        assert gemm.bound_gemm("auto", "cuda") == "int8"  # tensor cores: no CPU probe there
+        if gemm.int8_gemm_available():
+            with gemm.use_bound_gemm("int8"):
+                assert gemm.bound_gemm() == "int8"
     monkeypatch.undo()
     a, b, _ = synthetic_pair(d_model=24, width=120, seed=1)
     ms = {g: match(a, b, mode="decoder", bound_gemm=g, confidence=False, top_k=0,

@@ -226,11 +226,12 @@ def dense_clamped_bytes(n: int) -> int:
 
 
 def screen_bytes(n: int, D: int, block: int, workers: int, screen: int, fp32=False) -> int:
-    """The confidence screen (screen.py): int8 copies (A, B, B permuted), or with fp32 one
-    float32 copy (B permuted; A is read in place); per worker two blocks of int32 / float32
-    products (≤ 2 parts, and torch's output), heaps, the candidates' exact costs."""
+    """The confidence screen (screen.py): int8 copies (A, B, B permuted), or with fp32 none
+    (the features read in place, B's rows gathered per block: 2 blocks of float32 rows per
+    worker); per worker two blocks of int32 / float32 products (≤ 2 parts, and torch's
+    output), heaps, the candidates' exact costs."""
     heaps = workers * n * (screen * 16 + (10 + screen) * 16 + (2 + screen) * 16 + 32)
-    copies = 4 * n * D if fp32 else 3 * n * D
+    copies = workers * 2 * block * D * 4 if fp32 else 3 * n * D
     return copies + workers * 4 * 2 * block * block * 4 + heaps + 400 * n
 
 

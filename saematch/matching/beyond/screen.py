@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import torch
@@ -143,20 +144,20 @@ def _int8_sides(xa, xb, pf, exact_tail, head_splits, pool):
     tla, tlb = np.ascontiguousarray(xa[:, h:D]), np.ascontiguousarray(xb[pf, h:D])
     r, sp = xa[:, D].astype(np.float64), xb[pf, D + 1].astype(np.float64)
     tq = [[torch.from_numpy(q) for q in side] for side in (qa, qbp)]
-    return tq, sa, sb[pf], tla, tlb, r, sp, (E1, F1, E2, F2)
+    return tq, None, sa, sb[pf], tla, tlb, r, sp, (E1, F1, E2, F2)
 
 
 def _fp32_sides(xa, xb, pf, exact_tail, head_splits):
-    """The same for the float32 estimate (fp32.py): A's z in place and B's in matched order
-    as one float32 part each (σ = σ' = 1, the tail inside the GEMM), r and s' lowered by the
-    underflow terms η, η'."""
+    """The same for the float32 estimate (fp32.py): both sides' z read in place (B's rows
+    gathered into matched order per block: `order`) as one float32 part each (σ = σ' = 1,
+    the tail inside the GEMM), r and s' lowered by the underflow terms η, η'."""
     n, D = xa.shape[0], xa.shape[1] - 2
     E1, F1, E2, F2, eta_a, eta_b = fp32_terms(xa, xb, exact_tail, head_splits)
-    tq = [[torch.from_numpy(xa)[:, :D]], [torch.from_numpy(xb[pf, :D])]]
+    tq = [[torch.from_numpy(xa)[:, :D]], [torch.from_numpy(xb)[:, :D]]]
     one, none = np.ones((n, 1), dtype=np.float32), np.zeros((n, 0), dtype=np.float32)
     r = xa[:, D].astype(np.float64) - eta_a
     sp = xb[pf, D + 1].astype(np.float64) - eta_b[pf]
-    return tq, one, one, none, none, r, sp, (E1, F1[pf], E2, F2[pf])
+    return tq, torch.from_numpy(pf), one, one, none, none, r, sp, (E1, F1[pf], E2, F2[pf])
 
 
 def _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block, screen, pool,
@@ -167,10 +168,8 @@ def _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block, s
         raise ValueError(f"pair analysis needs equal widths, got {n} and {xb.shape[0]}")
     k = max(1, min(int(top_k), n))
     pf = complete(np.asarray(perm, dtype=np.int64), n)
-    if fp32:
-        tq, sa, sb, tla, tlb, r, sp, radius = _fp32_sides(xa, xb, pf, exact_tail, head_splits)
-    else:
-        tq, sa, sb, tla, tlb, r, sp, radius = _int8_sides(xa, xb, pf, exact_tail, head_splits, pool)
+    sides = _fp32_sides if fp32 else partial(_int8_sides, pool=pool)
+    tq, order, sa, sb, tla, tlb, r, sp, radius = sides(xa, xb, pf, exact_tail, head_splits)
     E1, F1, E2, F2 = radius
     mm = torch.mm if fp32 else torch._int_mm
     inf = np.full(n, np.inf)
@@ -188,9 +187,10 @@ def _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block, s
 
     def ints(rows, cols, swap=False):  # (P, |rows|, |cols|) int32 / float32: the products
         pairs = zip(*tq, strict=True)
+        bsel = (lambda s: s) if order is None else (lambda s: order[s])  # noqa: E731
         if swap:  # C'[cols, rows]ᵀ = xb'[rows] · xa[cols]ᵀ, laid out like C'[rows, cols]
-            return np.stack([mm(b[rows], a[cols].T).numpy() for a, b in pairs])
-        return np.stack([mm(a[rows], b[cols].T).numpy() for a, b in pairs])
+            return np.stack([mm(b[bsel(rows)], a[cols].T).numpy() for a, b in pairs])
+        return np.stack([mm(a[rows], b[bsel(cols)].T).numpy() for a, b in pairs])
 
     def work(w: int) -> None:
         acc = accs[w]
