@@ -24,8 +24,8 @@ Totals of scipy and auto are scored with the same float64 pair cost and must agr
 --beyond adds, against the `auto` time of the same run: the exact partial matching
 (`unmatched=auto`: features, rotation null, candidate pass, sparse LAP), the pass that gives
 every pair's confidence, dual regret, top-5 predecessors and best successors as match() runs it
-(the int8 screen, screen.py), the float32 pass of confidence.py for reference, and both
-against the exact float64 swap regret on 256 sampled rows.
+(the screen on the bound's estimate, screen.py), the float32 pass of confidence.py for
+reference, and both against the exact float64 swap regret on 256 sampled rows.
 
 --rect W: two SAEs of different widths (saematch.compare): A = the first n features of a
 synthetic pair's A of width W (n from --widths), B that pair's B (width W); times the fp32
