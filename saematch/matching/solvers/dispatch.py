@@ -120,8 +120,8 @@ def assign(
     if path == "dense":
         return solve_lapjv(xa, xb, progress)
     xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
-    gemm = resolve_bound_gemm(bound_gemm)
-    if path == "stored" and stored_bytes(n) <= max_dense_bytes:
+    if path == "stored" and stored_bytes(n) <= max_dense_bytes:  # on the CPU
+        gemm = resolve_bound_gemm(bound_gemm)
         res = quantised_certified_assign(xa, xb, exact_tail, head_splits, gemm=gemm)
         if res is not None:
             res.info = {"method": "stored-certified", **res.info}
@@ -131,7 +131,8 @@ def assign(
     proof_bytes, rest_bytes = streamed_split(n, D, block, work)
     res = streamed_certified_assign(
         xa, xb, exact_tail, head_splits, block=block, device=device, progress=progress,
-        dense_rest_bytes=rest_bytes, proof_bytes=proof_bytes, gemm=gemm, **streamed_options,
+        dense_rest_bytes=rest_bytes, proof_bytes=proof_bytes,
+        gemm=resolve_bound_gemm(bound_gemm, device), **streamed_options,
     )  # fmt: skip
     res.info = {"method": "streamed-certified", **res.info}
     return res
