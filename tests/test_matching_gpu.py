@@ -1,0 +1,142 @@
+"""The streamed solver's device code: on a CUDA GPU (tests marked gpu, skipped without one:
+`make gpu-check` runs them) and the same torch code on the CPU (always run, so CI covers its
+logic): the certified optimum of scipy, the int8 kernel's small-m padding, where tensors live."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+
+import saematch.matching.solvers.candidates as cands
+import saematch.matching.solvers.dispatch as dispatch
+import saematch.matching.solvers.streamed as streamed
+from saematch.matching import check_matching, match
+from saematch.matching.certificate import check_certificate, features_cost_fn
+from saematch.matching.cost import augmented_features, cost_layout
+from saematch.matching.solvers.blocks import LowerBound, int8_matmul
+from saematch.planted.synthetic import synthetic_pair
+
+gpu = pytest.mark.gpu
+
+
+def features(mode: str, d: int, n: int, seed: int, unmatched: float = 0.3):
+    a, b, _ = synthetic_pair(d, n, unmatched, 0.6, seed)
+    xa = augmented_features(a, mode, "a", fold=True)
+    xb = augmented_features(b, mode, "b", fold=True)
+    return a, b, xa, xb
+
+
+def scipy_total(xa, xb) -> float:
+    c = xa.astype(np.float64) @ xb.astype(np.float64).T
+    r, col = linear_sum_assignment(c)
+    return float(c[r, col].sum())
+
+
+def solve(xa, xb, mode: str, d: int, device: str, **kw):
+    res = streamed.streamed_certified_assign(
+        xa, xb, **cost_layout(d, mode), block=32, device=device, **kw
+    )
+    assert check_certificate(features_cost_fn(xa, xb), res.perm, res.u, res.v, res.tol).ok
+    total = float(
+        np.einsum("ij,ij->i", xa.astype(np.float64), xb[res.perm].astype(np.float64)).sum()
+    )
+    return res, total
+
+
+def test_device_column_topk_equals_the_host_pool():
+    """DeviceColumnTopK (the GPU's) keeps the same k smallest per column and the same C_j as
+    the host pool, over blocks given by first row or by row indices, with fewer rows than k."""
+    g = torch.Generator().manual_seed(0)
+    for n, k, rows in ((50, 4, 7), (300, 16, 64), (40, 16, 5)):
+        host, dev = cands.ColumnTopK(n, k), cands.DeviceColumnTopK(n, k, "cpu")
+        order = torch.randperm(rows * 6, generator=g).numpy()
+        for t in range(6):
+            low = torch.randn((rows, n), generator=g)
+            row0 = t * rows if t % 2 else order[t * rows : (t + 1) * rows]
+            host.add(low.clone(), row0)
+            dev.add(low.clone(), row0)
+        (hr, hc, hb), (dr, dc, db) = host.result(), dev.result()
+        np.testing.assert_array_equal(hb, db)
+        assert sorted(zip(hc, hr, strict=True)) == sorted(zip(dc, dr, strict=True))
+
+
+@pytest.mark.parametrize("mode", ["decoder", "both"])
+def test_streamed_solver_gpu_code_on_the_cpu(mode, monkeypatch):
+    """Every torch branch a GPU takes (no numba bound, torch top-2, the column top-k kept on the
+    device, the sparse rest guess), run on the CPU: scipy's optimum, certified."""
+    d, n = 24, 400
+    _, _, xa, xb = features(mode, d, n, seed=5)
+    ref = scipy_total(xa, xb)
+    monkeypatch.setattr(LowerBound, "_fused", lambda self: None)
+    monkeypatch.setattr(cands, "NUMBA_TOP2", False)
+    device_pool = lambda n, k, device: cands.DeviceColumnTopK(n, k, device)  # noqa: E731
+    monkeypatch.setattr(cands, "column_topk", device_pool)
+    monkeypatch.setattr(streamed, "column_topk", device_pool)
+    res, total = solve(xa, xb, mode, d, "cpu", dense_rest_bytes=0)
+    assert not res.info["rest_solved_dense"] and res.info["rest"] > 0
+    assert total == pytest.approx(ref, rel=1e-9)
+
+
+def test_int8_matmul_small_m_on_the_cpu():
+    """int8_matmul is exact for every m (the CUDA padding path is exercised by the gpu test)."""
+    g = torch.Generator().manual_seed(1)
+    bt = torch.randint(-127, 128, (40, 24), dtype=torch.int8, generator=g)
+    for m in (1, 16, 17, 33):
+        a = torch.randint(-127, 128, (m, 40), dtype=torch.int8, generator=g)
+        out = int8_matmul(a, bt)
+        assert out.shape == (m, 24) and out.dtype == torch.int32
+        assert torch.equal(out.long(), a.long() @ bt.long())
+
+
+def test_plan_never_picks_the_stored_path_on_cuda():
+    """The stored 16-bit estimate is a CPU path; a GPU streams at every width it can."""
+    assert dispatch.plan(4096, 2304, "auto", 6 * 10**9, "cuda")[0] == "streamed"
+    assert dispatch.plan(4096, 2304, "auto", 6 * 10**9, "cpu")[0] == "stored"
+
+
+# -- on a CUDA GPU ------------------------------------------------------------------------------
+@gpu
+@pytest.mark.parametrize("m", [1, 7, 16, 17, 64])
+def test_cuda_int8_matmul_pads_m_up_to_16(m):
+    """torch._int_mm on CUDA needs m > 16 (k, n multiples of 8): int8_matmul pads and slices;
+    its int32 products are exact."""
+    g = torch.Generator().manual_seed(m)
+    a = torch.randint(-127, 128, (m, 2312), dtype=torch.int8, generator=g)
+    bt = torch.randint(-127, 128, (2312, 64), dtype=torch.int8, generator=g)
+    out = int8_matmul(a.cuda(), bt.cuda())
+    assert out.is_cuda and out.shape == (m, 64) and out.dtype == torch.int32
+    assert torch.equal(out.cpu().long(), a.long() @ bt.long())
+
+
+@gpu
+@pytest.mark.parametrize(("mode", "n"), [("decoder", 600), ("both", 600), ("decoder", 301)])
+def test_cuda_streamed_solver_equals_scipy(mode, n):
+    """The streamed solver on the GPU (n not a multiple of 8: B's int8 copy padded) reaches
+    scipy's optimum, certified on every pair, with the rest dense or sparse."""
+    d = 48
+    _, _, xa, xb = features(mode, d, n, seed=7)
+    ref = scipy_total(xa, xb)
+    for rest in (0, 2**40):
+        res, total = solve(xa, xb, mode, d, "cuda", dense_rest_bytes=rest)
+        assert res.info["device"].startswith("cuda")
+        assert total == pytest.approx(ref, rel=1e-9)
+
+
+@gpu
+def test_cuda_placement_and_match():
+    """The bound's int8 copies and per-row terms live on the GPU, its blocks come back there,
+    the bound holds on every pair; match(device="cuda") streams and certifies."""
+    a, b, xa, xb = features("decoder", 32, 256, seed=2)
+    lb = LowerBound(xa, xb, device="cuda")
+    assert lb.fused is None
+    assert all(t.is_cuda and t.dtype == torch.int8 for t in (*lb.qa, *lb.qbt))
+    assert lb.E1.is_cuda and lb.rho.is_cuda
+    low = lb.block(slice(0, 256))
+    assert low.is_cuda and low.dtype == torch.float32
+    exact = xa.astype(np.float64) @ xb.astype(np.float64).T
+    assert (exact >= low.double().cpu().numpy()).all()
+    m = match(a, b, mode="decoder", device="cuda", confidence=False, top_k=0, splits=False)
+    assert m.info["method"] == "streamed-certified" and m.info["device"].startswith("cuda")
+    assert check_matching(a, b, m).ok
+    cpu = match(a, b, mode="decoder", device="cpu", confidence=False, top_k=0, splits=False)
+    assert m.total_cost == pytest.approx(cpu.total_cost, rel=1e-12)
