@@ -94,6 +94,20 @@ def test_plan_never_picks_the_stored_path_on_cuda():
     assert dispatch.plan(4096, 2304, "auto", 6 * 10**9, "cpu")[0] == "stored"
 
 
+def test_gpu_memory_plan():
+    """On a GPU the row block also fits its free memory: 1M wide fits 80 GB in blocks of 256,
+    a small GPU gets smaller blocks, and one too small a MemoryError that says GPU."""
+    from saematch.matching.budget import streamed_gpu_bytes
+
+    n, D, host = 2**20, 2304, 64 * 10**9
+    assert dispatch.plan(n, D, "auto", host, "cuda", gpu_bytes=80 * 10**9) == ("streamed", 256)
+    small = streamed_gpu_bytes(n, D, 64)
+    assert dispatch.plan(n, D, "auto", host, "cuda", gpu_bytes=small) == ("streamed", 64)
+    with pytest.raises(MemoryError, match="on the GPU needs about .* free on it"):
+        dispatch.plan(n, D, "auto", host, "cuda", gpu_bytes=8 * 10**9)
+    assert dispatch.plan(n, D, "auto", host, "cpu", gpu_bytes=1)[0] == "streamed"  # CPU: unused
+
+
 # -- on a CUDA GPU ------------------------------------------------------------------------------
 @gpu
 @pytest.mark.parametrize("m", [1, 7, 16, 17, 64])

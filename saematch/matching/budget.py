@@ -190,6 +190,38 @@ def streamed_bytes(n: int, D: int, block: int, k: int = 16, rest_k: int = 64) ->
     return int8 + blocks + edges + (n // 3) * (D + 2) * 4 + 512 * n
 
 
+def streamed_gpu_bytes(n: int, D: int, block: int, k: int = 16, rest_k: int = 64) -> int:
+    """GPU memory of the streamed solver on a GPU (blocks.py, candidates.py, streamed.py),
+    features excluded (they stay on the host, moved in row blocks):
+
+    * both sides' int8 copies, widths padded to 8 (n + 8 rows: B is padded to a multiple of 8)
+      and ~16 float32 per-row terms of the bound per side;
+    * the (block, n) temporaries of a pass: int32 products, the float32 bound, its transposed
+      view sorted for the columns' top-k, masks (6 arrays of 4 bytes, counted generously: the
+      caching allocator rounds blocks up);
+    * the columns' top-(k+1) pool (values, rows) and its merge copy, and top-2 (n × 4 × 12);
+    * the rest's guess: B's rest rows (≈ n/3, float32), a (4·block, n/3) sub-cost block with
+      its top rest_k, and the rest's column pool of rest_k + 1.
+
+    At n = 2^20, D = 2304, block 256: 5.0 + 6.4 + 0.5 + 8.1 ≈ 20 GB (the H100's 80 GB holds it)."""
+    int8 = 2 * (n + 8) * (-(-D // 8) * 8) + 2 * n * 16 * 4
+    blocks = 6 * block * n * 4
+    pool = 2 * n * (k + 1) * 12 + n * 4 * 12
+    m = n // 3
+    rest = m * (D + 2) * 4 + 4 * block * m * 4 * 3 + 2 * m * (rest_k + 1) * 12
+    return int8 + blocks + pool + rest
+
+
+def gpu_too_big(n: int, D: int, need: int, free: int, block: int) -> MemoryError:
+    """The error for a width whose streamed solve does not fit the GPU's free memory."""
+    return MemoryError(
+        f"matching {n} features (length {D}) on the GPU needs about {show_bytes(need)} of GPU "
+        f"memory in row blocks of {block} (int8 copies of both sides, the blocks, the rest's "
+        f"rows), above the {show_bytes(max(free, 0))} free on it. Free GPU memory (other "
+        "processes, tensors you hold) or match on the CPU (matching.device=cpu)."
+    )
+
+
 def streamed_split(n: int, D: int, block: int, work_bytes: int) -> tuple[int, int]:
     """(proof_bytes, rest_bytes): what the work budget leaves beyond the streamed pass. The
     proof's graph grows into proof_bytes; the rest's dense sub-cost may use rest_bytes (that

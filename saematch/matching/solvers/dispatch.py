@@ -27,9 +27,11 @@ import torch
 from saematch.matching.budget import (
     MAX_STORED_BYTES,
     dense_bytes,
+    gpu_too_big,
     resolve_work,
     stored_bytes,
     streamed_bytes,
+    streamed_gpu_bytes,
     streamed_split,
     too_big,
 )
@@ -54,12 +56,26 @@ def resolve_device(device: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
+def free_gpu_bytes() -> int:
+    """GPU memory free for the solver: the device's free memory and what torch's caching
+    allocator holds unused (reusable by this process)."""
+    free, _ = torch.cuda.mem_get_info()
+    return int(free + torch.cuda.memory_reserved() - torch.cuda.memory_allocated())
+
+
 def plan(
-    n: int, D: int, solver: str, work_bytes: int, device: str = "cpu", dense_below=None
+    n: int,
+    D: int,
+    solver: str,
+    work_bytes: int,
+    device: str = "cpu",
+    dense_below=None,
+    gpu_bytes: int | None = None,
 ) -> tuple[str, int | None]:
     """(path, streamed row block) for n features of length D within `work_bytes` of working
-    memory (features excluded); MemoryError, before anything is allocated, when no path
-    fits. path: dense | stored | streamed."""
+    memory (features excluded) and, on a GPU, `gpu_bytes` of its memory (None: not checked);
+    MemoryError, before anything is allocated, when no path fits. path: dense | stored |
+    streamed."""
     dense_below = DENSE_BELOW if dense_below is None else dense_below
     if solver in ("scipy", "lapjv") or n < dense_below:
         need = dense_bytes(n, solver)
@@ -74,6 +90,12 @@ def plan(
     need = streamed_bytes(n, D, block)
     if need > work_bytes:
         raise too_big(n, D, need, work_bytes, f"the streamed solver in row blocks of {block}")
+    if device == "cuda" and gpu_bytes is not None:  # the bound's copies and blocks live there
+        while block > MIN_BLOCK and streamed_gpu_bytes(n, D, block) > gpu_bytes:
+            block //= 2
+        need = streamed_gpu_bytes(n, D, block)
+        if need > gpu_bytes:
+            raise gpu_too_big(n, D, need, gpu_bytes, block)
     return "streamed", block
 
 
@@ -110,7 +132,8 @@ def assign(
     n, D = xa.shape[0], xa.shape[1] - 2
     device = resolve_device(device)
     work = resolve_work(work_bytes)
-    path, block = plan(n, D, solver, work, device, dense_below)
+    gpu = free_gpu_bytes() if device == "cuda" else None
+    path, block = plan(n, D, solver, work, device, dense_below, gpu)
     if solver == "scipy":
         return solve_scipy(xa, xb, progress)
     if path == "dense":
@@ -122,7 +145,7 @@ def assign(
             res.info = {"method": "int8-certified", **res.info}
             return res
     if path != "streamed":  # the stored path did not run or found no proof
-        block = plan(n, D, solver, work, "cuda", dense_below)[1]  # "cuda": never stored
+        block = plan(n, D, solver, work, "cuda", dense_below)[1]  # "cuda": never stored (CPU)
     proof_bytes, rest_bytes = streamed_split(n, D, block, work)
     res = streamed_certified_assign(
         xa, xb, exact_tail, head_splits, block=block, device=device, progress=progress,
@@ -158,7 +181,8 @@ class Solver:
 
     def plan(self, n: int, D: int, work_bytes: int, device: str = "cpu"):
         """plan() of this solver: (path, row block), or MemoryError when nothing fits."""
-        return plan(n, D, self.name, work_bytes, device, self.options().get("dense_below"))
+        gpu = free_gpu_bytes() if device == "cuda" and torch.cuda.is_available() else None
+        return plan(n, D, self.name, work_bytes, device, self.options().get("dense_below"), gpu)
 
     def __call__(
         self,
