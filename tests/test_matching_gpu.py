@@ -2,6 +2,11 @@
 `make gpu-check` runs them) and the same torch code on the CPU (always run, so CI covers its
 logic): the certified optimum of scipy, the int8 kernel's small-m padding, where tensors live."""
 
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +159,46 @@ def test_cuda_placement_and_match():
     assert check_matching(a, b, m).ok
     cpu = match(a, b, mode="decoder", device="cpu", confidence=False, top_k=0, splits=False)
     assert m.total_cost == pytest.approx(cpu.total_cost, rel=1e-12)
+
+
+# -- the benchmark's GPU route (scripts/bench_matching.py) --------------------------------------
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_matching", SCRIPTS / "bench_matching.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_solves_chunked_features_and_checks_the_certificate():
+    """--chunked's route on the CPU: the solver on generated features (match()'s budget and
+    layout), the sampled float64 certificate passes, and fails once a dual is nudged."""
+    from saematch.planted.synthetic_stream import synthetic_features
+
+    bench = _bench()
+    xa, xb, planted = synthetic_features(32, 300, "both", seed=4)
+    m = bench.solve_features(xa, xb, 32, "both", "1GB", "cpu")
+    a, b, _ = synthetic_pair(32, 300, 0.2, 0.5, 4)
+    ref = match(a, b, mode="both", solver="scipy", confidence=False, top_k=0, splits=False)
+    assert m.total_cost == pytest.approx(ref.total_cost, rel=1e-6)
+    ok, lo, slack = bench.sampled_certificate(xa, xb, m, rows=100)
+    assert ok and lo >= -m.info["tol"] and slack <= m.info["tol"]
+    m.duals[0][np.flatnonzero(planted >= 0)] += 1e-3  # u too high: reduced costs go negative
+    assert not bench.sampled_certificate(xa, xb, m, rows=300)[0]
+
+
+@gpu
+def test_bench_on_cuda_runs_end_to_end(tmp_path):
+    """The bench's --device cuda --chunked route at small widths (one GEMM in full with its
+    scaled check, one scaled): exits 0 and prints a certified ratio per width."""
+    out = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_matching.py"), "--device", "cuda", "--chunked",
+         "--widths", "512", "1024", "--d-model", "64", "--gemm-full-below", "600",
+         "--gemm-rows", "256"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("certificate on 2048 sampled rows: ok") == 2
+    assert "scaled from its first 256 rows" in out.stdout and "GPU peak" in out.stdout
