@@ -2,7 +2,9 @@
 `make gpu-check` runs them) and the same torch code on the CPU (always run, so CI covers its
 logic): the certified optimum of scipy, the int8 kernel's small-m padding, where tensors live."""
 
+import importlib
 import importlib.util
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +50,22 @@ def solve(xa, xb, mode: str, d: int, device: str, **kw):
     return res, total
 
 
+def rest_route(route: str) -> dict:
+    """The streamed solver's option that sends its rest down `route` (dense | sparse), and the
+    info key that says which ran: `rest=` where the solver has it (the sparse-rest change),
+    else the dense sub-cost's byte limit."""
+    if "rest" in inspect.signature(streamed.streamed_certified_assign).parameters:
+        return {"rest": route}
+    return {"dense_rest_bytes": 0 if route == "sparse" else 2**40}
+
+
+def rest_ran(info: dict) -> str:
+    """dense | sparse: how the streamed solver solved its rest (either info layout)."""
+    if "rest_route" in info:
+        return info["rest_route"]
+    return "dense" if info["rest_solved_dense"] else "sparse"
+
+
 def test_device_column_topk_equals_the_host_pool():
     """DeviceColumnTopK (the GPU's) keeps the same k smallest per column and the same C_j as
     the host pool, over blocks given by first row or by row indices, with fewer rows than k."""
@@ -75,10 +93,15 @@ def test_streamed_solver_gpu_code_on_the_cpu(mode, monkeypatch):
     monkeypatch.setattr(LowerBound, "_fused", lambda self: None)
     monkeypatch.setattr(cands, "NUMBA_TOP2", False)
     device_pool = lambda n, k, device: cands.DeviceColumnTopK(n, k, device)  # noqa: E731
-    monkeypatch.setattr(cands, "column_topk", device_pool)
-    monkeypatch.setattr(streamed, "column_topk", device_pool)
-    res, total = solve(xa, xb, mode, d, "cpu", dense_rest_bytes=0)
-    assert not res.info["rest_solved_dense"] and res.info["rest"] > 0
+    for name in ("candidates", "streamed", "rest"):  # wherever a column pool is made
+        try:
+            mod = importlib.import_module(f"saematch.matching.solvers.{name}")
+        except ImportError:  # no rest.py before the sparse-rest change
+            continue
+        if hasattr(mod, "column_topk"):
+            monkeypatch.setattr(mod, "column_topk", device_pool)
+    res, total = solve(xa, xb, mode, d, "cpu", **rest_route("sparse"))
+    assert rest_ran(res.info) == "sparse" and res.info["rest"] > 0
     assert total == pytest.approx(ref, rel=1e-9)
 
 
@@ -135,9 +158,9 @@ def test_cuda_streamed_solver_equals_scipy(mode, n):
     d = 48
     _, _, xa, xb = features(mode, d, n, seed=7)
     ref = scipy_total(xa, xb)
-    for rest in (0, 2**40):
-        res, total = solve(xa, xb, mode, d, "cuda", dense_rest_bytes=rest)
-        assert res.info["device"].startswith("cuda")
+    for route in ("dense", "sparse"):
+        res, total = solve(xa, xb, mode, d, "cuda", **rest_route(route))
+        assert res.info["device"].startswith("cuda") and rest_ran(res.info) == route
         assert total == pytest.approx(ref, rel=1e-9)
 
 
