@@ -56,13 +56,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.optimize import linear_sum_assignment
 
 from saematch.matching import match
 from saematch.matching.cost import augmented_features, pair_cost_features
+from saematch.matching.solvers import resolve_device
+from saematch.matching.solvers.gemm import BOUND_GEMMS, PROBE_SHAPE, bound_gemm, cpu_description
 from saematch.planted.synthetic import synthetic_pair
 
 SOLVE_ONLY = {"confidence": False, "top_k": 0, "splits": False}  # the solver alone, timed
+
+
+def _ms(seconds) -> str:
+    return "n/a" if seconds is None else f"{1e3 * seconds:.1f} ms"
 
 
 def _rss_kb(field: str) -> int:
@@ -115,10 +122,9 @@ def gemm_reference_cuda(xa, xb, full_below: int, rows: int, block: int = 4096) -
     where it is timed in full on more than `rows` rows, "scaled_seconds": the same timing
     taken from its first `rows` rows and scaled by n / rows (the bias check of a scaled
     reference)."""
-    import torch
-
-    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False  # and the precision setting that implies it
     torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
     dev = torch.device("cuda")
     n = len(xa)
     m = n if n < full_below else min(n, rows)
@@ -152,8 +158,6 @@ def gemm_reference_cuda(xa, xb, full_below: int, rows: int, block: int = 4096) -
 def sampled_certificate(xa, xb, m, rows: int = 2048, seed: int = 0, device: str = "cpu"):
     """The certificate checked on random rows (every column) in float64, xb in column blocks
     (no float64 copy of it): (ok, min reduced cost, max slack). On `device` (torch)."""
-    import torch
-
     dev = torch.device(device)
     n = len(xa)
     idx = np.sort(np.random.default_rng(seed).choice(n, min(rows, n), replace=False))
@@ -259,6 +263,10 @@ def main() -> None:
         help='e.g. "6GB", or one per width: 6GB 12GB (default: half the available memory)',
     )  # fmt: skip
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument(
+        "--bound-gemm", default="auto", choices=list(BOUND_GEMMS),
+        help="the GEMM of auto's bound (auto: int8 only where measured faster than float32)",
+    )  # fmt: skip
     ap.add_argument("--beyond", action="store_true", help="also time partial matching + confidence")
     ap.add_argument(
         "--chunked", action="store_true",
@@ -270,8 +278,6 @@ def main() -> None:
     if args.chunked and (args.beyond or args.rect):
         ap.error("--chunked has no SAEs: not with --beyond or --rect")
     if args.device == "cuda":
-        import torch
-
         if not torch.cuda.is_available():  # a GPU run must not quietly become a CPU one
             raise SystemExit(
                 f"--device cuda: torch {torch.__version__} (CUDA build: {torch.version.cuda}) "
@@ -280,14 +286,26 @@ def main() -> None:
             )
         print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
     print(f"load average at start: {os.getloadavg()}", flush=True)
+    cpu = cpu_description()  # the bound's backend depends on the CPU (docs/benchmarks.md)
+    dev = resolve_device(args.device)
+    print(
+        f"CPU: {cpu['cpu']}; torch {torch.__version__}, CPU capability "
+        f"{cpu['torch_cpu_capability']}, {torch.get_num_threads()} threads\n"
+        f"bound GEMM on {dev}: {bound_gemm(args.bound_gemm, dev)} (--bound-gemm "
+        f"{args.bound_gemm}; a GPU's auto is int8; the CPU's probe "
+        f"{cpu['why']}: int8 {_ms(cpu['int8_s'])}, float32 {_ms(cpu['fp32_s'])} per "
+        f"{'x'.join(map(str, PROBE_SHAPE))} GEMM -> auto = {cpu['auto']})",
+        flush=True,
+    )
+    limits = {"device": args.device, "bound_gemm": args.bound_gemm}
     # numba kernels load from their on-disk cache (or compile, first run ever): time it apart
     a, b, _ = synthetic_pair(32, 256, args.unmatched, args.noise, args.seed)
     t0 = time.perf_counter()
-    m = match(a, b, mode=args.mode, device=args.device, **SOLVE_ONLY)
+    m = match(a, b, mode=args.mode, **limits, **SOLVE_ONLY)
     from saematch.matching.solvers.streamed import streamed_certified_assign
 
     xa, xb = (augmented_features(t, args.mode, side, fold=True) for t, side in ((a, "a"), (b, "b")))
-    streamed_certified_assign(xa, xb, k=4, block=64)  # its numba kernels too
+    streamed_certified_assign(xa, xb, k=4, block=64, gemm=args.bound_gemm)  # its numba kernels
     print(f"warm-up (numba load/compile) {time.perf_counter() - t0:.2f} s [{m.info['method']}]")
     budgets = args.max_memory or [None]
     if len(budgets) not in (1, len(args.widths)):
@@ -307,24 +325,26 @@ def features_of(a, b, mode: str):
     return augmented_features(a, mode, "a", fold=True), augmented_features(b, mode, "b", fold=True)
 
 
-def solve_features(xa, xb, d_model: int, mode: str, budget, device: str):
+def solve_features(xa, xb, d_model: int, mode: str, budget, device: str, gemm: str = "auto"):
     """solver=auto on augmented features as match() runs it (its budget, cost layout, plan
-    check, Matching), without building the features (--chunked)."""
+    check, bound GEMM, Matching), without building the features (--chunked)."""
     from saematch.matching.budget import Budget, features_bytes
     from saematch.matching.cost import cost_layout
     from saematch.matching.match import bijection
     from saematch.matching.options import MatchOptions
-    from saematch.matching.solvers import get_solver, resolve_device
+    from saematch.matching.solvers import get_solver
+    from saematch.matching.solvers.gemm import use_bound_gemm
 
-    opts = MatchOptions(mode=mode, max_memory=budget, device=device, **SOLVE_ONLY)
+    opts = MatchOptions(mode=mode, max_memory=budget, device=device, bound_gemm=gemm, **SOLVE_ONLY)
     solver, dev = get_solver("auto"), resolve_device(device)
     n, D = xa.shape[0], xa.shape[1] - 2
     mem = Budget.resolve(budget, features_bytes(n, D), f"matching {n} features (length {D})")
-    try:
-        solver.plan(n, D, mem.work, dev)
-    except MemoryError as e:
-        raise mem.explain(e) from None
-    res = solver(xa, xb, **cost_layout(d_model, mode), work_bytes=mem.work, device=dev)
+    with use_bound_gemm(gemm):
+        try:
+            solver.plan(n, D, mem.work, dev)
+        except MemoryError as e:
+            raise mem.explain(e) from None
+        res = solver(xa, xb, **cost_layout(d_model, mode), work_bytes=mem.work, device=dev)
     return bijection(xa, xb, res, opts, solver)
 
 
@@ -380,15 +400,21 @@ def bench_width(args, n: int, budget) -> None:
     if not args.chunked:
         del xa, xb  # as before this change: match()'s peak is measured without a spare copy
     if cuda:
-        import torch
-
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     if args.chunked:
-        run = lambda: solve_features(xa, xb, args.d_model, args.mode, budget, args.device)  # noqa: E731
+        run = lambda: solve_features(  # noqa: E731
+            xa, xb, args.d_model, args.mode, budget, args.device, args.bound_gemm
+        )
     else:
         run = lambda: match(  # noqa: E731
-            a, b, mode=args.mode, max_memory=budget, device=args.device, **SOLVE_ONLY
+            a,
+            b,
+            mode=args.mode,
+            max_memory=budget,
+            device=args.device,
+            bound_gemm=args.bound_gemm,
+            **SOLVE_ONLY,
         )
     m, t_auto, u_auto, m_auto = measure(run)
     peak_total = _rss_kb("VmHWM") / 1e6

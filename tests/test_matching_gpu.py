@@ -39,9 +39,10 @@ def scipy_total(xa, xb) -> float:
     return float(c[r, col].sum())
 
 
-def solve(xa, xb, mode: str, d: int, device: str, **kw):
+def solve(xa, xb, mode: str, d: int, device: str, gemm=None, **kw):
+    """The streamed solver (its certificate checked on every pair) and its float64 total."""
     res = streamed.streamed_certified_assign(
-        xa, xb, **cost_layout(d, mode), block=32, device=device, **kw
+        xa, xb, **cost_layout(d, mode), block=32, device=device, gemm=gemm, **kw
     )
     assert check_certificate(features_cost_fn(xa, xb), res.perm, res.u, res.v, res.tol).ok
     total = float(
@@ -100,7 +101,8 @@ def test_streamed_solver_gpu_code_on_the_cpu(mode, monkeypatch):
             continue
         if hasattr(mod, "column_topk"):
             monkeypatch.setattr(mod, "column_topk", device_pool)
-    res, total = solve(xa, xb, mode, d, "cpu", **rest_route("sparse"))
+    res, total = solve(xa, xb, mode, d, "cpu", gemm="int8", **rest_route("sparse"))  # a GPU's
+    assert res.info["bound_gemm"] == "int8"
     assert rest_ran(res.info) == "sparse" and res.info["rest"] > 0
     assert total == pytest.approx(ref, rel=1e-9)
 
@@ -116,6 +118,24 @@ def test_int8_matmul_small_m_on_the_cpu():
         assert torch.equal(out.long(), a.long() @ bt.long())
 
 
+def test_a_gpu_bounds_with_int8(monkeypatch):
+    """bound_gemm=auto: the CPU's probe decides for the CPU only; on a CUDA device auto is int8
+    wherever its int8 GEMM works (tensor cores), float32 where it does not."""
+    from saematch.matching.solvers import gemm
+
+    monkeypatch.setattr(gemm, "cuda_int8_gemm_available", lambda: True)
+    assert gemm.bound_gemm("auto", "cuda") == "int8"
+    assert gemm.bound_gemm("auto", torch.device("cuda", 0)) == "int8"
+    assert gemm.bound_gemm("auto", "cpu") == gemm.probe()["auto"]
+    with gemm.use_bound_gemm("auto"):
+        assert gemm.bound_gemm(None, "cuda") == "int8"
+    assert gemm.bound_gemm("fp32", "cuda") == "fp32"  # asked for: kept
+    monkeypatch.setattr(gemm, "cuda_int8_gemm_available", lambda: False)
+    assert gemm.bound_gemm("auto", "cuda") == "fp32"
+    with pytest.raises(ValueError, match="does not work on this GPU"):
+        gemm.bound_gemm("int8", "cuda")
+
+
 def test_plan_never_picks_the_stored_path_on_cuda():
     """The stored 16-bit estimate is a CPU path; a GPU streams at every width it can."""
     assert dispatch.plan(4096, 2304, "auto", 6 * 10**9, "cuda")[0] == "streamed"
@@ -129,6 +149,7 @@ def test_gpu_memory_plan():
 
     n, D, host = 2**20, 2304, 64 * 10**9
     assert dispatch.plan(n, D, "auto", host, "cuda", gpu_bytes=80 * 10**9) == ("streamed", 256)
+    assert streamed_gpu_bytes(n, D, 256, gemm="fp32") > streamed_gpu_bytes(n, D, 256) + 14e9
     small = streamed_gpu_bytes(n, D, 64)
     assert dispatch.plan(n, D, "auto", host, "cuda", gpu_bytes=small) == ("streamed", 64)
     with pytest.raises(MemoryError, match="on the GPU needs about .* free on it"):
@@ -161,6 +182,7 @@ def test_cuda_streamed_solver_equals_scipy(mode, n):
     for route in ("dense", "sparse"):
         res, total = solve(xa, xb, mode, d, "cuda", **rest_route(route))
         assert res.info["device"].startswith("cuda") and rest_ran(res.info) == route
+        assert res.info["bound_gemm"] == "int8"
         assert total == pytest.approx(ref, rel=1e-9)
 
 
@@ -170,7 +192,7 @@ def test_cuda_placement_and_match():
     the bound holds on every pair; match(device="cuda") streams and certifies."""
     a, b, xa, xb = features("decoder", 32, 256, seed=2)
     lb = LowerBound(xa, xb, device="cuda")
-    assert lb.fused is None
+    assert lb.gemm == "int8" and lb.fused is None  # auto on a GPU: the int8 tensor-core route
     assert all(t.is_cuda and t.dtype == torch.int8 for t in (*lb.qa, *lb.qbt))
     assert lb.E1.is_cuda and lb.rho.is_cuda
     low = lb.block(slice(0, 256))
@@ -179,6 +201,7 @@ def test_cuda_placement_and_match():
     assert (exact >= low.double().cpu().numpy()).all()
     m = match(a, b, mode="decoder", device="cuda", confidence=False, top_k=0, splits=False)
     assert m.info["method"] == "streamed-certified" and m.info["device"].startswith("cuda")
+    assert m.info["bound_gemm"] == "int8"
     assert check_matching(a, b, m).ok
     cpu = match(a, b, mode="decoder", device="cpu", confidence=False, top_k=0, splits=False)
     assert m.total_cost == pytest.approx(cpu.total_cost, rel=1e-12)

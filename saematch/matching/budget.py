@@ -190,12 +190,15 @@ def streamed_bytes(n: int, D: int, block: int, k: int = 16, rest_k: int = 64) ->
     return int8 + blocks + edges + (n // 3) * (D + 2) * 4 + 512 * n
 
 
-def streamed_gpu_bytes(n: int, D: int, block: int, k: int = 16, rest_k: int = 64) -> int:
+def streamed_gpu_bytes(
+    n: int, D: int, block: int, k: int = 16, rest_k: int = 64, gemm: str = "int8"
+) -> int:
     """GPU memory of the streamed solver on a GPU (blocks.py, candidates.py, streamed.py),
     features excluded (they stay on the host, moved in row blocks):
 
     * both sides' int8 copies, widths padded to 8 (n + 8 rows: B is padded to a multiple of 8)
-      and ~16 float32 per-row terms of the bound per side;
+      and ~16 float32 per-row terms of the bound per side; float32 copies with gemm="fp32"
+      (gemm.py: a GPU runs int8 unless told otherwise);
     * the (block, n) temporaries of a pass: int32 products, the float32 bound, its transposed
       view sorted for the columns' top-k, masks (6 arrays of 4 bytes, counted generously: the
       caching allocator rounds blocks up);
@@ -204,7 +207,7 @@ def streamed_gpu_bytes(n: int, D: int, block: int, k: int = 16, rest_k: int = 64
       its top rest_k, and the rest's column pool of rest_k + 1.
 
     At n = 2^20, D = 2304, block 256: 5.0 + 6.4 + 0.5 + 8.1 ≈ 20 GB (the H100's 80 GB holds it)."""
-    int8 = 2 * (n + 8) * (-(-D // 8) * 8) + 2 * n * 16 * 4
+    int8 = 2 * (n + 8) * (-(-D // 8) * 8) * (1 if gemm == "int8" else 4) + 2 * n * 16 * 4
     blocks = 6 * block * n * 4
     pool = 2 * n * (k + 1) * 12 + n * 4 * 12
     m = n // 3

@@ -37,6 +37,7 @@ from saematch.matching.budget import (
 )
 from saematch.matching.certificate import Assignment
 from saematch.matching.solvers.dense import solve_lapjv, solve_scipy
+from saematch.matching.solvers.gemm import bound_gemm as resolve_bound_gemm
 from saematch.matching.solvers.stored import quantised_certified_assign
 from saematch.matching.solvers.streamed import streamed_certified_assign
 
@@ -71,11 +72,12 @@ def plan(
     device: str = "cpu",
     dense_below=None,
     gpu_bytes: int | None = None,
+    gemm: str = "int8",
 ) -> tuple[str, int | None]:
     """(path, streamed row block) for n features of length D within `work_bytes` of working
-    memory (features excluded) and, on a GPU, `gpu_bytes` of its memory (None: not checked);
-    MemoryError, before anything is allocated, when no path fits. path: dense | stored |
-    streamed."""
+    memory (features excluded) and, on a GPU, `gpu_bytes` of its memory (None: not checked)
+    with the bound's `gemm` (int8 | fp32: the copies it keeps there); MemoryError, before
+    anything is allocated, when no path fits. path: dense | stored | streamed."""
     dense_below = DENSE_BELOW if dense_below is None else dense_below
     if solver in ("scipy", "lapjv") or n < dense_below:
         need = dense_bytes(n, solver)
@@ -91,9 +93,9 @@ def plan(
     if need > work_bytes:
         raise too_big(n, D, need, work_bytes, f"the streamed solver in row blocks of {block}")
     if device == "cuda" and gpu_bytes is not None:  # the bound's copies and blocks live there
-        while block > MIN_BLOCK and streamed_gpu_bytes(n, D, block) > gpu_bytes:
+        while block > MIN_BLOCK and streamed_gpu_bytes(n, D, block, gemm=gemm) > gpu_bytes:
             block //= 2
-        need = streamed_gpu_bytes(n, D, block)
+        need = streamed_gpu_bytes(n, D, block, gemm=gemm)
         if need > gpu_bytes:
             raise gpu_too_big(n, D, need, gpu_bytes, block)
     return "streamed", block
@@ -115,6 +117,7 @@ def assign(
     head_splits: tuple[int, ...] = (),
     work_bytes: int | None = None,
     device: str = "cpu",
+    bound_gemm: str | None = None,
     **streamed_options,
 ) -> Assignment:
     """Optimal assignment of c = xa @ xb.T with the named solver, with its duals.
@@ -124,6 +127,8 @@ def assign(
     dims of z are kept exact, e.g. mode "both"'s b_enc; `head_splits` are where its parts of
     different scale start, e.g. the encoder's); else the streamed one on `device`, in row
     blocks that fit work_bytes. streamed_options (STREAMED_OPTIONS) go to the latter.
+    bound_gemm: the certified solvers' bound GEMM, auto | int8 | fp32 (gemm.py; None: what
+    gemm.use_bound_gemm set, default auto); the same optimum either way.
     """
     check_solver(solver)
     unknown = set(streamed_options) - set(STREAMED_OPTIONS)
@@ -133,23 +138,24 @@ def assign(
     device = resolve_device(device)
     work = resolve_work(work_bytes)
     gpu = free_gpu_bytes() if device == "cuda" else None
-    path, block = plan(n, D, solver, work, device, dense_below, gpu)
+    gemm = resolve_bound_gemm(bound_gemm, device) if solver == "auto" else "int8"  # GPU: int8
+    path, block = plan(n, D, solver, work, device, dense_below, gpu, gemm)
     if solver == "scipy":
         return solve_scipy(xa, xb, progress)
     if path == "dense":
         return solve_lapjv(xa, xb, progress)
     xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
     if path == "stored" and stored_bytes(n) <= max_dense_bytes:
-        res = quantised_certified_assign(xa, xb, exact_tail, head_splits)
+        res = quantised_certified_assign(xa, xb, exact_tail, head_splits, gemm=gemm)
         if res is not None:
-            res.info = {"method": "int8-certified", **res.info}
+            res.info = {"method": "stored-certified", **res.info}
             return res
     if path != "streamed":  # the stored path did not run or found no proof
         block = plan(n, D, solver, work, "cuda", dense_below)[1]  # "cuda": never stored (CPU)
     proof_bytes, rest_bytes = streamed_split(n, D, block, work)
     res = streamed_certified_assign(
         xa, xb, exact_tail, head_splits, block=block, device=device, progress=progress,
-        dense_rest_bytes=rest_bytes, proof_bytes=proof_bytes, **streamed_options,
+        dense_rest_bytes=rest_bytes, proof_bytes=proof_bytes, gemm=gemm, **streamed_options,
     )  # fmt: skip
     res.info = {"method": "streamed-certified", **res.info}
     return res
@@ -181,8 +187,12 @@ class Solver:
 
     def plan(self, n: int, D: int, work_bytes: int, device: str = "cpu"):
         """plan() of this solver: (path, row block), or MemoryError when nothing fits."""
-        gpu = free_gpu_bytes() if device == "cuda" and torch.cuda.is_available() else None
-        return plan(n, D, self.name, work_bytes, device, self.options().get("dense_below"), gpu)
+        gpu, gemm = None, "int8"
+        if device == "cuda" and torch.cuda.is_available():
+            gpu, gemm = free_gpu_bytes(), resolve_bound_gemm(None, device)
+        return plan(
+            n, D, self.name, work_bytes, device, self.options().get("dense_below"), gpu, gemm
+        )
 
     def __call__(
         self,
@@ -194,9 +204,11 @@ class Solver:
         head_splits: tuple[int, ...] = (),
         work_bytes: int | None = None,
         device: str = "cpu",
+        bound_gemm: str | None = None,
     ) -> Assignment:
         """The optimal assignment of c = xa @ xb.T with its duals: assign() with this solver."""
         how = {"exact_tail": exact_tail, "head_splits": head_splits, "work_bytes": work_bytes}
+        how["bound_gemm"] = bound_gemm
         return assign(xa, xb, self.name, progress, device=device, **how, **self.options())
 
 
