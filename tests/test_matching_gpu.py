@@ -187,6 +187,27 @@ def test_cuda_streamed_solver_equals_scipy(mode, n):
 
 
 @gpu
+def test_cuda_memory_stays_within_the_plan():
+    """The GPU's peak (torch's allocator) over a streamed solve at d_model 2304, the rest dense
+    and sparse, stays under budget.streamed_gpu_bytes, the estimate plan() checks."""
+    from saematch.matching.budget import streamed_gpu_bytes
+    from saematch.planted.synthetic_stream import synthetic_features
+
+    n, d = 16384, 2304
+    xa, xb, _ = synthetic_features(d, n, "decoder", seed=1)
+    for route in ("dense", "sparse"):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        res = streamed.streamed_certified_assign(
+            xa, xb, block=256, device="cuda", **rest_route(route)
+        )
+        peak = torch.cuda.max_memory_allocated() - base
+        assert res.info["bound_gemm"] == "int8"
+        assert peak <= streamed_gpu_bytes(n, d, 256), (route, peak, streamed_gpu_bytes(n, d, 256))
+
+
+@gpu
 def test_cuda_placement_and_match():
     """The bound's int8 copies and per-row terms live on the GPU, its blocks come back there,
     the bound holds on every pair; match(device="cuda") streams and certifies."""

@@ -204,15 +204,17 @@ def streamed_gpu_bytes(
       caching allocator rounds blocks up);
     * the columns' top-(k+1) pool (values, rows) and its merge copy, and top-2 (n × 4 × 12);
     * the rest's guess: B's rest rows (≈ n/3, float32), a (4·block, n/3) sub-cost block with
-      its top rest_k, and the rest's column pool of rest_k + 1.
+      its top rest_k, and the rest's column pool of rest_k + 1;
+    * quantising: a chunk of ≤ 4,096 float32 rows and its ~5 temporaries (0.23 GB at D 2304).
 
-    At n = 2^20, D = 2304, block 256: 5.0 + 6.4 + 0.5 + 8.1 ≈ 20 GB (the H100's 80 GB holds it)."""
+    At n = 2^20, D = 2304, block 256: 5.0 + 6.4 + 0.5 + 8.1 + 0.2 ≈ 20 GB (the H100's 80 GB holds it)."""
     int8 = 2 * (n + 8) * (-(-D // 8) * 8) * (1 if gemm == "int8" else 4) + 2 * n * 16 * 4
     blocks = 6 * block * n * 4
     pool = 2 * n * (k + 1) * 12 + n * 4 * 12
     m = n // 3
     rest = m * (D + 2) * 4 + 4 * block * m * 4 * 3 + 2 * m * (rest_k + 1) * 12
-    return int8 + blocks + pool + rest
+    quantise = 6 * min(n, 4096) * (D + 2) * 4
+    return int8 + blocks + pool + rest + quantise
 
 
 def gpu_too_big(n: int, D: int, need: int, free: int, block: int) -> MemoryError:
