@@ -207,7 +207,7 @@ def streamed_gpu_bytes(
       its top rest_k, and the rest's column pool of rest_k + 1;
     * quantising: a chunk of ≤ 4,096 float32 rows and its ~5 temporaries (0.23 GB at D 2304).
 
-    At n = 2^20, D = 2304, block 256: 5.0 + 6.4 + 0.5 + 8.1 + 0.2 ≈ 20 GB (the H100's 80 GB holds it)."""
+    At n = 2^20, D = 2304, block 256: 5.0 + 6.4 + 0.5 + 8.1 + 0.2 ≈ 20 GB (an H100 has 80)."""
     int8 = 2 * (n + 8) * (-(-D // 8) * 8) * (1 if gemm == "int8" else 4) + 2 * n * 16 * 4
     blocks = 6 * block * n * 4
     pool = 2 * n * (k + 1) * 12 + n * 4 * 12
