@@ -138,13 +138,14 @@ def assign(
     device = resolve_device(device)
     work = resolve_work(work_bytes)
     gpu = free_gpu_bytes() if device == "cuda" else None
-    gemm = resolve_bound_gemm(bound_gemm, device) if solver == "auto" else "int8"  # GPU: int8
-    path, block = plan(n, D, solver, work, device, dense_below, gpu, gemm)
+    gpu_gemm = resolve_bound_gemm(bound_gemm, device) if gpu is not None else "int8"  # int8
+    path, block = plan(n, D, solver, work, device, dense_below, gpu, gpu_gemm)
     if solver == "scipy":
         return solve_scipy(xa, xb, progress)
     if path == "dense":
         return solve_lapjv(xa, xb, progress)
     xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
+    gemm = resolve_bound_gemm(bound_gemm, device)  # a GPU's auto: int8 (gemm.py)
     if path == "stored" and stored_bytes(n) <= max_dense_bytes:
         res = quantised_certified_assign(xa, xb, exact_tail, head_splits, gemm=gemm)
         if res is not None:
