@@ -281,8 +281,8 @@ def main() -> None:
         if not torch.cuda.is_available():  # a GPU run must not quietly become a CPU one
             raise SystemExit(
                 f"--device cuda: torch {torch.__version__} (CUDA build: {torch.version.cuda}) "
-                "sees no GPU. Install a CUDA build of torch (make install TORCH=) on a machine "
-                "with a GPU, or run with --device cpu."
+                "sees no GPU. Install a CUDA build of torch (make install TORCH=torch) on a "
+                "machine with a GPU, or run with --device cpu."
             )
         print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
     print(f"load average at start: {os.getloadavg()}", flush=True)
