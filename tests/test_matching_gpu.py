@@ -2,7 +2,6 @@
 `make gpu-check` runs them) and the same torch code on the CPU (always run, so CI covers its
 logic): the certified optimum of scipy, the int8 kernel's small-m padding, where tensors live."""
 
-import importlib
 import importlib.util
 import inspect
 import subprocess
@@ -73,6 +72,7 @@ def test_device_column_topk_equals_the_host_pool():
     g = torch.Generator().manual_seed(0)
     for n, k, rows in ((50, 4, 7), (300, 16, 64), (40, 16, 5)):
         host, dev = cands.ColumnTopK(n, k), cands.DeviceColumnTopK(n, k, "cpu")
+        assert host.on_device is None
         order = torch.randperm(rows * 6, generator=g).numpy()
         for t in range(6):
             low = torch.randn((rows, n), generator=g)
@@ -82,6 +82,7 @@ def test_device_column_topk_equals_the_host_pool():
         (hr, hc, hb), (dr, dc, db) = host.result(), dev.result()
         np.testing.assert_array_equal(hb, db)
         assert sorted(zip(hc, hr, strict=True)) == sorted(zip(dc, dr, strict=True))
+        assert host.on_device is None  # CPU blocks: the host pool
 
 
 @pytest.mark.parametrize("mode", ["decoder", "both"])
@@ -93,14 +94,7 @@ def test_streamed_solver_gpu_code_on_the_cpu(mode, monkeypatch):
     ref = scipy_total(xa, xb)
     monkeypatch.setattr(LowerBound, "_fused", lambda self: None)
     monkeypatch.setattr(cands, "NUMBA_TOP2", False)
-    device_pool = lambda n, k, device: cands.DeviceColumnTopK(n, k, device)  # noqa: E731
-    for name in ("candidates", "streamed", "rest"):  # wherever a column pool is made
-        try:
-            mod = importlib.import_module(f"saematch.matching.solvers.{name}")
-        except ImportError:  # no rest.py before the sparse-rest change
-            continue
-        if hasattr(mod, "column_topk"):
-            monkeypatch.setattr(mod, "column_topk", device_pool)
+    monkeypatch.setattr(cands, "HOST_COLUMN_POOL", False)  # the pool a GPU keeps
     res, total = solve(xa, xb, mode, d, "cpu", gemm="int8", **rest_route("sparse"))  # a GPU's
     assert res.info["bound_gemm"] == "int8"
     assert rest_ran(res.info) == "sparse" and res.info["rest"] > 0

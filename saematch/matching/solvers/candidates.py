@@ -24,6 +24,7 @@ from saematch.matching.solvers.quantised import fold_top2_block
 from saematch.matching.solvers.sparse_lap import unique_keys
 
 NUMBA_TOP2 = True  # on the CPU, numba: the fused kernel (kernels.py), else the top-2 pass
+HOST_COLUMN_POOL = True  # CPU blocks: ColumnTopK's host pool (numba filter); False: the device's
 
 
 @dataclass
@@ -60,15 +61,25 @@ def _at_most(low, tau):
 class ColumnTopK:
     """Each column's k + 1 smallest values over row blocks: a threshold τ_j that only shrinks
     (the first block's (k+1)-th value, then the pool's), and a pool pruned to k + 1 per column.
-    Values skipped or pruned are ≥ the final τ_j."""
+    Values skipped or pruned are ≥ the final τ_j.
+
+    Blocks on a GPU (the first one decides) go to a DeviceColumnTopK instead, same result,
+    nothing on the host (HOST_COLUMN_POOL = False sends CPU blocks there too: tests)."""
 
     def __init__(self, n: int, k: int):
         self.n, self.k1 = n, k + 1
         self.tau = None
         self.r, self.c, self.v, self.size = [], [], [], 0
+        self.on_device = None  # a DeviceColumnTopK once blocks come from a GPU
 
     def add(self, low: torch.Tensor, row0) -> None:
         """Fold a block (b, n); row0: its first row index, or the rows' indices (b,)."""
+        first = self.tau is None and self.on_device is None
+        if first and (low.device.type != "cpu" or not HOST_COLUMN_POOL):
+            self.on_device = DeviceColumnTopK(self.n, self.k1 - 1, low.device)
+        if self.on_device is not None:
+            self.on_device.add(low, row0)
+            return
         if self.tau is None:
             kk = min(self.k1, low.shape[0])
             lt = low.T.contiguous()  # topk along dim 0 is ~10x slower on the CPU
@@ -99,6 +110,8 @@ class ColumnTopK:
 
     def result(self):
         """(rows, cols) of each column's k smallest and C (n,), the (k+1)-th (−inf if none)."""
+        if self.on_device is not None:
+            return self.on_device.result()
         self._prune()
         r, c, v = self.r[0], self.c[0], self.v[0]
         rank = np.arange(len(c)) - np.searchsorted(c, c, side="left")
@@ -110,7 +123,7 @@ class ColumnTopK:
 
 
 class DeviceColumnTopK:
-    """ColumnTopK's result kept on the blocks' device (a GPU): each column's k + 1 smallest
+    """ColumnTopK for blocks on a GPU, kept on the device: each column's k + 1 smallest
     values and their rows, merged block by block (one topk over the block's rows, one over
     the 2(k + 1) merged), so no block's entries travel to the host. Host memory: none; device:
     (n, k + 1) values and rows, three times while merging (1M wide, k 16: 0.6 GB).
@@ -143,14 +156,6 @@ class DeviceColumnTopK:
         return r[:, :-1][real], cols[real], bound
 
 
-def column_topk(n: int, k: int, device) -> ColumnTopK | DeviceColumnTopK:
-    """Each column's k + 1 smallest over row blocks on `device`: the host pool for the CPU
-    (its numba filter is fast there), DeviceColumnTopK elsewhere."""
-    return (
-        ColumnTopK(n, k) if torch.device(device).type == "cpu" else DeviceColumnTopK(n, k, device)
-    )
-
-
 def _top2_columns(low: torch.Tensor, row0: int, cv: torch.Tensor, ci: torch.Tensor) -> None:
     """Fold a block's two smallest per column into (cv, ci) (n, 2), best first, on low's
     device: no per-block host work of O(n) (the numpy merge this replaces took 0.40 s per
@@ -178,7 +183,7 @@ def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candida
     ci = torch.zeros((n, 2), dtype=torch.int64, device=lb.device)
     numba_top2 = NUMBA_TOP2 and lb.device.type == "cpu"
     r32, s32 = lb.r.astype(np.float32), lb.s.astype(np.float32)
-    cols = column_topk(n, k, lb.device)
+    cols = ColumnTopK(n, k)  # on the blocks' device
     rt, st = (torch.as_tensor(a, dtype=torch.float32, device=lb.device) for a in (lb.r, lb.s))
     for r0 in tqdm(range(0, n, block), desc="candidates", disable=not progress, leave=False):
         r1 = min(n, r0 + block)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from saematch.matching.budget import EDGE_BYTES, proof_too_big
 from saematch.matching.certificate import Assignment
 from saematch.matching.solvers.blocks import LowerBound
-from saematch.matching.solvers.candidates import column_topk, stream_candidates, unproven_rows
+from saematch.matching.solvers.candidates import ColumnTopK, stream_candidates, unproven_rows
 from saematch.matching.solvers.guess import clear_pairs, solve_rest, sub_cost
 from saematch.matching.solvers.kernels import below_margin
 from saematch.matching.solvers.proof import exact_cost, graph_duals, label_duals
@@ -62,7 +62,7 @@ def _rest_guess(xa, xb, r, s, rows, cols, K: int, block: int, dev, seed: int):
     xbt = torch.as_tensor(xb[cols], device=dev).T
     rt = torch.as_tensor(r[rows], dtype=torch.float32, device=dev)
     st = torch.as_tensor(s[cols], dtype=torch.float32, device=dev)
-    tops, pool = [], column_topk(m, K, dev)
+    tops, pool = [], ColumnTopK(m, K)
     for r0 in range(0, m, block):
         sub = torch.as_tensor(xa[rows[r0 : r0 + block]], device=dev) @ xbt  # (b, m) float32
         sub.sub_(rt[r0 : r0 + block, None]).sub_(st[None, :])
