@@ -190,6 +190,15 @@ def streamed_bytes(n: int, D: int, block: int, k: int = 16, rest_k: int = 64) ->
     return int8 + blocks + edges + (n // 3) * (D + 2) * 4 + 512 * n
 
 
+def streamed_split(n: int, D: int, block: int, work_bytes: int) -> tuple[int, int]:
+    """(proof_bytes, rest_bytes): what the work budget leaves beyond the streamed pass. The
+    proof's graph grows into proof_bytes; the rest's dense sub-cost may use rest_bytes (that
+    and the scan temporaries, not held while the rest is solved)."""
+    proof_bytes = work_bytes - streamed_bytes(n, D, block)
+    return proof_bytes, proof_bytes + scan_bytes(n, block)
+
+
+# -- the streamed solver on a GPU (matching.device=cuda) ----------------------------------
 def streamed_gpu_bytes(
     n: int, D: int, block: int, k: int = 16, rest_k: int = 64, gemm: str = "int8"
 ) -> int:
@@ -225,14 +234,6 @@ def gpu_too_big(n: int, D: int, need: int, free: int, block: int) -> MemoryError
         f"rows), above the {show_bytes(max(free, 0))} free on it. Free GPU memory (other "
         "processes, tensors you hold) or match on the CPU (matching.device=cpu)."
     )
-
-
-def streamed_split(n: int, D: int, block: int, work_bytes: int) -> tuple[int, int]:
-    """(proof_bytes, rest_bytes): what the work budget leaves beyond the streamed pass. The
-    proof's graph grows into proof_bytes; the rest's dense sub-cost may use rest_bytes (that
-    and the scan temporaries, not held while the rest is solved)."""
-    proof_bytes = work_bytes - streamed_bytes(n, D, block)
-    return proof_bytes, proof_bytes + scan_bytes(n, block)
 
 
 # -- the analyses beyond the bijection (beyond/) --------------------------------------------
