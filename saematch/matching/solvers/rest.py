@@ -4,18 +4,18 @@ The streamed solver (streamed.py) keeps clear mutual-best pairs and hands the re
 and m columns (about a fifth of n on synthetic pairs), to one of two routes
 (docs/method.md §13, "The rest without its dense sub-cost"):
 
-* `dense_rest`: lapx on the rest's whole float32 sub-cost (4·m² bytes: 10 GB at n = 262k);
+* `dense_rest`: lapx on the rest's whole float32 sub-cost (4·m² bytes: 11 GB at n = 262k);
 * `sparse_rest`: no m × m matrix. A sparse LAP (sparse_lap.py) on a graph of exact costs that
   grows by *pricing* (column generation): with the graph's duals (u, v), every pair whose
   reduced cost c_ij − u_i − v_j is negative could lower the rest's cost, so it joins the
   graph and the LAP is re-solved, warm. Pricing reads a reservoir first, each row's T
-  smallest float32 reduced costs of the last pass over the rest (m × T), and makes a new pass
-  (m × m float32 GEMM in row blocks, nothing kept) only when the reservoir is exhausted. It
-  stops when a pass finds no pair below the margin, or after `max_passes` passes (the proof
-  checks every pair anyway). Measured on synthetic_pair(2304, n): the guess of each rest row
-  on its 64 cheapest pairs alone was optimal for 63 % of the rest's rows at 4k; 2 passes and
-  7 warm LAPs reach the dense route's optimum on every row at 4k and 8k (a third pass found
-  nothing more).
+  smallest float32 reduced costs at its last pass (m × T), and passes again (m × m float32
+  GEMM in row blocks, nothing kept) only over the rows whose reservoir can no longer vouch
+  that nothing outside it is below the margin (`_Pricer.unproven`). It stops when no row
+  needs a pass (the rest's optimum, the dense LAP's) or after `max_passes` (the proof checks
+  every pair anyway). Measured on synthetic_pair(2304, n) at 8k–32k (docs/benchmarks.md):
+  every rest row on its optimum, as the dense route, after 2–4 passes and 6–14 warm LAPs;
+  the rest's 64 cheapest pairs per row alone put 63 % of the rows on it at 4k.
 
 Both return the rest's assignment, start duals v for its columns (the largest ≤ s_j, the
 column norm, that the rest's graph allows: the proof only lowers v) and the pairs whose
@@ -36,7 +36,7 @@ EPS = float(np.finfo(np.float32).eps)
 RESERVOIR = 512  # T: each rest row's smallest float32 reduced costs kept between passes;
 # at 16k (3.3k rest rows) T = 256 / 512 / 1024 passed over 2.75 / 1.81 / 1.73 × the rows
 MAX_PASSES = 8  # passes over the rest's rows not proven by their reservoir (module doc)
-MAX_ROUNDS = 1000  # warm LAPs; each adds at least one pair (measured: 5-12)
+MAX_ROUNDS = 1000  # warm LAPs; each adds at least one pair (measured: 6-18)
 
 
 def dense_rest(xa, xb, s, rows, cols, K: int, tol: float, offset_tail: bool):
