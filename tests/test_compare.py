@@ -289,6 +289,8 @@ def test_experiment_compare_writes_a_match_file_with_families(test_zoo, tmp_path
     m = load_matching(rd / summary["match_file"], a, b)
     assert m.family_parent.shape == (60,) and (m.family_parent[48:] == np.arange(12)).all()
     assert (rd / "compare_features.csv").exists() and (rd / "compare_cosines.png").exists()
+    page = (rd / summary["page"]).read_text()  # the side-by-side page and its data files
+    assert '"family_splits": 12' in page and (rd / "compare_data" / "pairs.js").exists()
     bad = compose_cfg("compare", ["saes=tiny", "experiment.fold=maybe"], test_zoo, tmp_path)
     with pytest.raises(ValueError, match="fold"):
         run(bad)
@@ -322,3 +324,39 @@ def test_two_planted_seeds_share_one_set(monkeypatch):
     seen.clear()
     refs.load_pair("planted:layer=3", "planted:layer=3,width=768")  # two sets, one seed each
     assert all("n_seeds" not in o for o in seen)
+
+
+@pytest.mark.parametrize("b_ref", ["index=1", "width=384"], ids=["two_seeds", "two_widths"])
+def test_experiment_compare_two_planted_saes_of_one_layer(b_ref, test_planted, tmp_path, capsys):
+    """The issue's done-when: two planted SAEs of one layer (two seeds; two widths), offline
+    (the planted world is generated, no model or hub), prints PW-MCC, the shared share and the
+    unshared counts, and writes a match file load_matching reads back with its families."""
+    import re
+
+    from experiment_helpers import compose_cfg
+
+    from saematch_experiments.harness.cli import run_experiment
+
+    cache = test_planted.root.parent.parent
+    refs = ("planted:layer=1,size=test", f"planted:layer=1,size=test,{b_ref}")
+    cfg = compose_cfg(
+        "compare",
+        [f'experiment.a="{refs[0]}"', f'experiment.b="{refs[1]}"', "experiment.unfolded=false",
+         f"paths.cache_dir={cache}"],
+        None,
+        tmp_path,
+    )  # fmt: skip
+    summary = run_experiment(cfg, run_dir=tmp_path / "run", console=True)  # as the command does
+    out = capsys.readouterr().out
+    assert re.search(r"decoder +PW-MCC 0\.\d{4}", out) and "shared (rotation null" in out
+    assert re.search(r"unshared: a \d+, b \d+", out)
+    wide = 384 if b_ref.startswith("width") else test_planted.width
+    assert summary["width_a"] == test_planted.width and summary["width_b"] == wide
+    assert summary["mse_certified"] and 0 < summary["shared_share"] <= 1
+    a, b = load_pair(*refs, cache)
+    m = load_matching(tmp_path / "run" / summary["match_file"], a, b)
+    assert (
+        m.family_parent.shape == (wide,)
+        and (m.family_parent >= 0).sum() == summary["family_members"]
+    )
+    assert (m.shared_perm >= 0).sum() == summary["shared_pairs"]
