@@ -4,12 +4,12 @@ bad arrays are refused. The page in Chromium: test_explorer_browser.py."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
 import pytest
 from test_compare import split_pair
+from test_explorer import _meta, _put
 
 from saematch.compare import compare
 from saematch.explorer.compare_view import (
@@ -19,16 +19,6 @@ from saematch.explorer.compare_view import (
     view_from_comparison,
     write_compare_page,
 )
-
-
-def _meta(html: str) -> dict:
-    blob = re.search(r'<script id="meta" type="application/json">(.*?)</script>', html, re.S)
-    return json.loads(blob.group(1))
-
-
-def _put(path) -> tuple[str, object]:
-    m = re.fullmatch(r'SAEX\.put\("([^"]+)",(.*)\);\n', path.read_text(encoding="utf-8"), re.S)
-    return m.group(1), json.loads(m.group(2))
 
 
 @pytest.fixture(scope="module")
