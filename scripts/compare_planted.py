@@ -1,16 +1,18 @@
-"""Validate saematch.compare against the planted truth; write the CSV and the docs section.
+"""Validate saematch.compare against the planted truth; write the CSV and the docs page.
 
-    nice -n 5 python scripts/compare_planted.py    # run, write docs/data/compare_planted.csv
-    python scripts/compare_planted.py --docs-only  # regenerate docs/compare.md from it
+    nice -n 19 python scripts/compare_planted.py   # run; writes docs/data/compare_planted.csv
+                                                   # + .json (commit, planted sets), the page
+    python scripts/compare_planted.py --docs-only  # regenerate docs/compare.md from them
 
-Pairs of SAEs of the default planted world (docs/method.md §9; world seed 0, so one truth):
+Pairs of SAEs of the default planted world (docs/method.md §9; world seed 0, so one truth),
+trained with today's default recipe, three SAE seeds per layer at width 384 and three at 768:
 
-* seeds:      layer t, the SAE of seed index 0 against seed index 1 (n_seeds = 2), width 384;
-* widths:     layer t, width 384 (seed index 0) against width 768 (the same world, trained at
-              twice the width): the rectangular matching and the families;
+* seeds:      layer t, SAE seed k against seed l, for the replicate pairs (0,1), (0,2), (1,2);
+* widths:     layer t, width 384 against width 768 of the same seed index k (k = 0, 1, 2):
+              the rectangular matching and the families;
 * widths_unfolded: the same pairs matched on the unfolded weights (fold=False);
-* next_layer: layer t against t + 1 (seed index 0): features die, split and are born, so
-              "unshared" has true positives (same[k] = k's successors);
+* next_layer: layer t against t + 1 (seed k, k = 0, 1, 2): features die, split and are born,
+              so "unshared" has true positives (same[k] = k's successors);
 * zoo_seeds:  the test zoo's two seeds of each layer (no truth: PW-MCC and shared share only).
 
 Each row: saematch.compare.compare (mode both, folded, the rotation null at α = 0.05) and
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 from pathlib import Path
@@ -29,15 +32,19 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV = ROOT / "docs" / "data" / "compare_planted.csv"
+META = CSV.with_suffix(".json")  # the commit, the planted sets, the recipe of the run
 DOC = ROOT / "docs" / "compare.md"
 KINDS = ("seeds", "widths", "widths_unfolded", "next_layer", "zoo_seeds")
+N_SEEDS = 3  # SAE seeds per layer and width: three replicate pairs per kind
+SEED_PAIRS = ((0, 1), (0, 2), (1, 2))
+WIDE = 768
 
 
-def rows_of_pair(kind, layer, a, b, c, truth_args) -> dict:
+def rows_of_pair(kind, layer, a, b, c, truth_args, replicate: str = "0") -> dict:
     from saematch.compare.truth import score_comparison
 
     s = c.summary()
-    row = {"kind": kind, "layer": layer, "a": a.name, "b": b.name}
+    row = {"kind": kind, "replicate": replicate, "layer": layer, "a": a.name, "b": b.name}
     keep = (
         "width_a", "width_b", "pwmcc_decoder", "pwmcc_encoder", "share_cos0.7_decoder",
         "share_cos0.7_encoder", "mse_match_mean_abs_cos_decoder",
@@ -50,48 +57,76 @@ def rows_of_pair(kind, layer, a, b, c, truth_args) -> dict:
     return row
 
 
-def run(cache_dir: str | None, layers: list[int]) -> list[dict]:
-    """Every pair of the module doc, scored; returns the rows."""
+def git_commit() -> str:
+    """HEAD of this checkout, with "+changes" when the tracked files differ from it."""
+    import subprocess
+
+    def git(*args) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                              check=True).stdout.strip()  # fmt: skip
+
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "--short=12", "HEAD") + ("+changes" if dirty else "")
+
+
+def run(cache_dir: str | None, layers: list[int]) -> tuple[list[dict], dict]:
+    """Every pair of the module doc, scored; returns the rows and what the run used."""
     import torch
 
     from saematch.compare import compare
     from saematch.planted import descendants, ensure_planted, represented
 
     torch.set_num_threads(1)
-    two = ensure_planted("default", cache_dir=cache_dir, seed=0, n_seeds=2, progress=False)
-    wide = ensure_planted("default", cache_dir=cache_dir, seed=0, width=768, progress=False)
-    world = two.truth
+    narrow = ensure_planted("default", cache_dir=cache_dir, seed=0, n_seeds=N_SEEDS,
+                            progress=False)  # fmt: skip
+    wide = ensure_planted("default", cache_dir=cache_dir, seed=0, n_seeds=N_SEEDS, width=WIDE,
+                          progress=False)  # fmt: skip
+    world = narrow.truth
 
     def rep(sae, t):
         return represented(sae.W_dec, world.directions[t]).numpy()
 
     rows = []
     for t in layers:
-        a = two.load_sae(t, 0)
         ident = [{k} for k in range(len(world.directions[t]))]
-        pairs = [
-            ("seeds", two.load_sae(t, 1), t, ident),
-            ("widths", wide.load_sae(t, 0), t, ident),
-        ]
-        if t + 1 < two.n_layers:
-            pairs.append(("next_layer", two.load_sae(t + 1, 0), t + 1,
-                          descendants(world.successor, t, 1)))  # fmt: skip
-        pairs.insert(2, ("widths_unfolded", pairs[1][1], t, ident))
-        for kind, b, tb, same in pairs:
+        pairs = [("seeds", f"{k}-{l}", narrow.load_sae(t, k), narrow.load_sae(t, l), t, ident)
+                 for k, l in SEED_PAIRS]  # fmt: skip
+        for k in range(N_SEEDS):
+            a, b = narrow.load_sae(t, k), wide.load_sae(t, k)
+            pairs += [
+                ("widths", str(k), a, b, t, ident),
+                ("widths_unfolded", str(k), a, b, t, ident),
+            ]
+            if t + 1 < narrow.n_layers:
+                pairs.append(("next_layer", str(k), a, narrow.load_sae(t + 1, k), t + 1,
+                              descendants(world.successor, t, 1)))  # fmt: skip
+        for kind, replicate, a, b, tb, same in pairs:
             c = compare(a, b, fold=kind != "widths_unfolded")
-            rows.append(rows_of_pair(kind, t, a, b, c, (rep(a, t), rep(b, tb), same)))
-            print(f"{kind} layer {t}: {c.console().splitlines()[1].strip()}", flush=True)
+            truth = (rep(a, t), rep(b, tb), same)
+            rows.append(rows_of_pair(kind, t, a, b, c, truth, replicate))
+            print(
+                f"{kind} {replicate} layer {t}: {c.console().splitlines()[1].strip()}", flush=True
+            )
+    from saematch.sources import load_sae
     from saematch.zoo import ensure_zoo
     from saematch.zoo.build import second_seed_dir
 
     zoo = ensure_zoo("test", cache_dir, 0, False)
     for t in range(zoo.n_layers):
-        from saematch.sources import load_sae
-
         a = zoo.load_sae(t)
         b = load_sae(second_seed_dir(zoo.root, t, zoo.default_sparsity))
         rows.append(rows_of_pair("zoo_seeds", t, a, b, compare(a, b), None))
-    return rows
+    cfg = narrow.manifest["config"]
+    meta = {
+        "commit": git_commit(),
+        "planted_sets": [narrow.root.name, wide.root.name],
+        "recipe": cfg.get("recipe"),
+        "n_seeds": N_SEEDS,
+        "widths": [narrow.width, wide.width],
+        "layers": layers,
+        "zoo": zoo.root.name,
+    }
+    return rows, meta
 
 
 def write_csv(rows: list[dict]) -> None:
@@ -116,14 +151,21 @@ def read_csv() -> list[dict]:
 
 
 def stat(rows: list[dict], key: str, kind: str = "pct") -> str:
-    """mean ± sd over the rows (layers), or '—' when the column is empty. kind: pct (×100,
-    1 decimal), cos (3 decimals), count (1 decimal)."""
-    vals = np.array([float(r[key]) for r in rows if r.get(key) not in (None, "")])
-    if not len(vals):
+    """mean ± sd of a column, or '—' when it is empty. With ≥ 2 replicate pairs the mean is
+    over every row and the sd over the replicates' means (each the mean over the layers): the
+    spread between seeds; with one replicate (zoo_seeds) the sd is over layers, marked †.
+    kind: pct (×100, 1 decimal), cos (3 decimals), count (1 decimal)."""
+    vals = [(r["replicate"], float(r[key])) for r in rows if r.get(key) not in (None, "")]
+    if not vals:
         return "—"
     k, digits = {"pct": (100.0, 1), "cos": (1.0, 3), "count": (1.0, 1)}[kind]
-    sd = f" ± {k * vals.std(ddof=1):.{digits}f}" if len(vals) > 1 else ""
-    return f"{k * vals.mean():.{digits}f}{sd}"
+    reps = sorted({rep for rep, _ in vals})
+    mean = np.mean([v for _, v in vals])
+    if len(reps) > 1:
+        per = [np.mean([v for rep, v in vals if rep == r]) for r in reps]
+        return f"{k * mean:.{digits}f} ± {k * np.std(per, ddof=1):.{digits}f}"
+    sd = np.std([v for _, v in vals], ddof=1) if len(vals) > 1 else float("nan")
+    return f"{k * mean:.{digits}f}" + (f" ± {k * sd:.{digits}f}†" if np.isfinite(sd) else "")
 
 
 METRICS = (  # (column, label, format: pct | cos | count)
@@ -149,10 +191,15 @@ METRICS = (  # (column, label, format: pct | cos | count)
 )
 
 
-def write_docs(rows: list[dict]) -> None:
+def write_docs(rows: list[dict], meta: dict) -> None:
     """docs/compare.md: the method in brief, the table of means ± sd, where measures mislead."""
     by = {k: [r for r in rows if r["kind"] == k] for k in KINDS}
-    head = "| measure | " + " | ".join(f"{k} ({len(by[k])})" for k in KINDS) + " |"
+
+    def shape(k: str) -> str:  # replicate pairs × layers of a kind
+        n_rep = len({r["replicate"] for r in by[k]})
+        return f"{n_rep} × {len(by[k]) // max(n_rep, 1)}"
+
+    head = "| measure | " + " | ".join(f"{k} ({shape(k)})" for k in KINDS) + " |"
     lines = [head, "|" + "---|" * (len(KINDS) + 1)]
     for col, label, fmt in METRICS:
         cells = " | ".join(stat(by[k], col, fmt) for k in KINDS)
@@ -253,8 +300,10 @@ def main() -> None:
     ap.add_argument("--layers", type=int, nargs="+", default=list(range(6)))
     args = ap.parse_args()
     if not args.docs_only:
-        write_csv(run(os.environ.get("SAEMATCH_CACHE"), args.layers))
-    write_docs(read_csv())
+        rows, meta = run(os.environ.get("SAEMATCH_CACHE"), args.layers)
+        write_csv(rows)
+        META.write_text(json.dumps(meta, indent=1) + "\n")
+    write_docs(read_csv(), json.loads(META.read_text()))
     print(f"wrote {DOC}")
 
 
