@@ -360,3 +360,25 @@ def test_experiment_compare_two_planted_saes_of_one_layer(b_ref, test_planted, t
         and (m.family_parent >= 0).sum() == summary["family_members"]
     )
     assert (m.shared_perm >= 0).sum() == summary["shared_pairs"]
+
+
+def test_every_stage_of_compare_is_in_the_memory_plan_and_fails_early():
+    """A budget below any stage's own arrays is a MemoryError naming that stage, raised before
+    the matching starts; the families' block shrinks to the budget; the plan's largest stage
+    plus a little runs."""
+    from saematch.compare.compare import memory_plan
+    from saematch.compare.families import ROW_BYTES, family_block
+
+    a, b = split_pair(seed=5)
+    plan = memory_plan(a, b, "both")
+    assert set(plan) == {"matching", "shared", "families", "cosine_decoder", "cosine_encoder",
+                         "pair_cosines"}  # fmt: skip
+    worst = max(plan, key=plan.get)
+    with pytest.raises(MemoryError, match=f"{worst} needs .* beyond the two SAEs"):
+        compare(a, b, max_memory=plan[worst])
+    assert family_block(1000, 100 * ROW_BYTES * 1000) == 100
+    assert family_block(1000, None) == 1024
+    with pytest.raises(MemoryError, match="families need"):
+        family_block(1000, 15 * ROW_BYTES * 1000)
+    c = compare(a, b, max_memory=plan[worst] + 2_000_000)  # room for the solvers' work
+    assert c.summary()["family_splits"] == 12

@@ -219,11 +219,12 @@ def match_rect(
     n_n, n_w = min(a.width, b.width), max(a.width, b.width)
     D = feature_dim(a.d_model, mode)
     feats = 2 * n_w * (D + 2 + int(n_w > n_n)) * 4  # the two square float32 feature arrays
-    if feats >= budget:
+    plain = (n_n + n_w) * (D + 2) * 4 if n_w > n_n else 0  # alive while the padded are made
+    if feats + plain >= budget:
         raise MemoryError(
             f"compare: the features of a {n_n} x {n_w} matching (d {a.d_model}, mode {mode}) "
-            f"take {feats / 1e9:.2f} GB, more than max_memory {budget / 1e9:.2f} GB; raise "
-            "matching.max_memory"
+            f"take {(feats + plain) / 1e9:.2f} GB, more than max_memory "
+            f"{budget / 1e9:.2f} GB; raise matching.max_memory"
         )
     xa = augmented_features(a, mode, "a", np.float32, fold=fold)
     xb = augmented_features(b, mode, "b", np.float32, fold=fold)
