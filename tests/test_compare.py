@@ -34,7 +34,7 @@ def scipy_rect_cost(a, b, mode="both", fold=True) -> float:
 @pytest.mark.parametrize(
     "na,nb,solver",
     [(30, 70, "auto"), (70, 30, "auto"), (200, 520, "auto"), (520, 200, "lapjv"), (40, 90, "scipy"),
-     (48, 48, "auto")],
+     (48, 48, "auto"), (20, 400, "auto"), (400, 20, "lapjv"), (60, 900, "scipy")],
 )  # fmt: skip
 def test_rectangular_matching_is_optimal_and_certified(na, nb, solver):
     a, b = random_sae(12, na, seed=na), random_sae(12, nb, seed=nb + 1)
@@ -48,6 +48,33 @@ def test_rectangular_matching_is_optimal_and_certified(na, nb, solver):
     cert = check_match_rect(a, b, m)
     assert cert.ok, cert
     assert cert.gap_bound <= 1e-6 * abs(ref) + n * m.info["tol"] * 2
+    if max(na, nb) >= 10 * n:  # few candidates: the wide side's candidate set, not padding
+        assert m.info["route"] == "reduced-columns" and m.info["columns"] < max(na, nb) / 2
+
+
+def test_reduced_columns_grow_until_the_duals_cover_every_wide_feature():
+    """One candidate per row misses partners: the check outside the candidate set adds them
+    (info["grown"]), and the result is scipy's optimum with the certificate over every pair."""
+    import saematch.compare.rect as rect
+    from saematch.planted.synthetic import synthetic_pair
+
+    A, b, _ = synthetic_pair(32, 600, 0.2, 0.5, 0)  # B: a noisy permuted copy of A
+    n = 25
+    a = JumpReLUSAE(W_enc=A.W_enc[:, :n], b_enc=A.b_enc[:n], W_dec=A.W_dec[:n], b_dec=A.b_dec,
+                    threshold=A.threshold[:n])  # fmt: skip
+    old = rect.CANDIDATES
+    try:
+        rect.CANDIDATES = 1
+        m = match_rect(a, b)
+    finally:
+        rect.CANDIDATES = old
+    assert m.info["route"] == "reduced-columns" and m.info["grown"][0] > 0
+    assert m.info["grown"][-1] == 0 and m.info["columns"] < 300
+    assert m.total_cost == pytest.approx(scipy_rect_cost(a, b), rel=1e-6, abs=1e-6)
+    assert check_match_rect(a, b, m).ok
+    w = match_rect(b, a)  # the wide side first: the same route, the same optimum
+    assert w.info["route"] == "reduced-columns" and check_match_rect(b, a, w).ok
+    assert w.total_cost == pytest.approx(m.total_cost, rel=1e-6)
 
 
 def test_rectangular_certificate_rejects_a_worse_matching():
