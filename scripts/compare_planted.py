@@ -215,10 +215,15 @@ anything large is allocated, and each stage's solver gets the budget minus its s
 (the families' GEMM block shrinks to fit). `max_memory` counts what the comparison allocates
 beyond the two SAEs, as for `match()`; the bench prints the process peak, SAEs included.
 
-The rectangular route pads the narrow side to the wide width with zero-cost dummy features,
-so an n × W comparison solves a W × W problem: its bound GEMMs are W/n times the GEMM of the
-pair itself. A native rectangular route (candidate pass and proof on the n real rows only) is
-not built yet. The issue's two figures (ratios to the fp32 GEMM of the same pair in the same
+Padding the narrow side to the wide width with zero-cost dummy features turns an n × W
+comparison into a W × W problem: bound GEMMs W/n times the pair's, and the dummy rows tie with
+every column, so all of them land in the solver's dense rest. Where the wide side is at least
+twice the narrow one the exact matching now solves on a candidate set of wide features only
+(each narrow row's cheapest two, from one n × W float32 pass) and proves the result over every
+wide feature with a second pass (`saematch.compare.rect`, route `reduced-columns`); it pads
+only when the candidates outgrow half the wide side. The shared partial matching (the rotation
+null, `shared.py`) still pads to W × W: the largest remaining waste at n ≪ W, not fixed yet.
+The issue's two figures (ratios to the fp32 GEMM of the same pair in the same
 run, wall and CPU; the process peak) come from
 
 {cmds}
@@ -282,8 +287,9 @@ one stream (same `d_model`, any widths; references: `planted:layer=3[,index=1][,
   Belrose); the same two numbers on saematch's folded-MSE matching;
 * the **exact matching** on the folded MSE of decoder + encoder (docs/method.md §3): for
   different widths every feature of the narrow SAE gets a distinct partner on the wide one,
-  proven optimal by LP duals (the narrow side is padded with zero-cost dummy features, so the
-  certified square solvers run unchanged; `saematch.compare.rect`);
+  proven optimal by LP duals (the certified square solvers run on the narrow side padded with
+  zero-cost dummy features, against a candidate set of wide features where the wide side is
+  ≥ 2× wider; `saematch.compare.rect`);
 * **shared / unshared**: the exact partial matching at the rotation null's κ* (α = 0.05), so a
   pair forced by the one-to-one constraint is never counted as shared;
 * **families**: each wide feature joins the narrow feature it is most similar to when that
@@ -291,6 +297,11 @@ one stream (same `d_model`, any widths; references: `planted:layer=3[,index=1][,
 
 The match file (`matchings/compare.json` + `.safetensors`, format version 2) holds the exact
 matching with its duals, `shared_perm` and the families; `saematch.load_matching` reads it.
+`compare.html` (+ `compare_data/`) in the run dir shows the two dictionaries side by side, opened
+from disk with no server: every pair with its cost and |cos| of decoder and encoder, its status
+(shared, forced by the one-to-one constraint, unshared on either side), the wide side's families
+under their narrow parent with their confidence, filters by status and |cos|, sorting, and search
+by `a/17`, `b/40` or words of a description.
 
 ## Against the planted truth
 
