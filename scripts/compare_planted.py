@@ -328,14 +328,21 @@ did not fit this session on the shared 2-core machine; `zoo_seeds` is the test-s
 
 ## Where the measures mislead
 
-* **"Unshared" is not "absent from the other SAE".** Between two seeds of one layer almost
-  every true feature is in both SAEs, yet the partial matching leaves features out: {dup} per
-  layer (side b) are latents of a true feature that the other SAE also has, but with fewer
-  latents (duplicates cannot all have a one-to-one partner), and {unk} represent no true
-  feature at all. Unshared precision is therefore low between seeds
-  ({stat(seeds, "unshared_prec_b")} % on side b); it is meaningful where features really
-  differ (`next_layer`: {stat(by["next_layer"], "unshared_prec_b")} %). The families show the
-  duplicates instead.
+* **PW-MCC and the share above |cos| 0.7 understate agreement on what was learnt.** Between
+  seeds PW-MCC is {stat(seeds, "pwmcc_decoder", "cos")} and only
+  {stat(seeds, "share_cos0.7_decoder")} % of the |cos| matching's pairs are above 0.7, yet
+  {stat(seeds, "acc_exact")} % of the pairs of known features are right. Each SAE has twice as
+  many latents as the world has true features; the latents that represent none are paired
+  anyway and averaged in ({unk} per layer on side b are left unshared and represent nothing).
+  The low PW-MCC measures those unused latents, not disagreement on the true features.
+* **"Unshared" mixes three things.** Of the known features predicted unshared on side b
+  between seeds, {stat(seeds, "unshared_prec_b")} % are truly unshared (precision); the rest
+  are latents of a true feature the other SAE also has ({dup} per layer: duplicates cannot all
+  have a one-to-one partner). The {unk} latents per layer that represent nothing are not in
+  either score (known features only). Recall ({stat(seeds, "unshared_rec_b")} %): a truly
+  unshared known feature is often still paired, with a similar latent above κ*. Where features
+  really differ (`next_layer`) precision is {stat(by["next_layer"], "unshared_prec_b")} % and
+  recall {stat(by["next_layer"], "unshared_rec_b")} %.
 * **Forced pairs.** The exact one-to-one matching pairs every narrow feature; PW-MCC averages
   over all of them, so a dictionary with many dead or noise latents scores lower without
   learning different features, and a wide dictionary is never penalised for what it has
