@@ -395,10 +395,17 @@ def bench_rect(args, n: int, wide: int, budget) -> None:
     tol = m.info["tol"] + 4 * xa.shape[1] * np.finfo(np.float64).eps * norm_a * norm_b
     cost = lambda sl: sampled_rows_cost(xa[idx[sl]], xb)  # noqa: E731
     cert = check_rect_certificate(cost, m.perm[idx], m.duals[0][idx], m.duals[1], tol, block=256)
+    # the column conditions from the whole matching (the sampled rows leave most columns free)
+    v, free = m.duals[1], np.ones(wide, dtype=bool)
+    free[m.perm[m.perm >= 0]] = False
+    max_v, min_free = float(v.max()), float(v[free].min()) if free.any() else 0.0
+    ok = cert.min_reduced >= -tol and cert.max_slack <= tol and max_v <= tol and min_free >= -tol
     print(
-        f"  {what} [{m.info.get('method')}, {m.info.get('route')}]: certificate on {len(idx)} "
-        f"sampled rows: {'ok' if cert.ok else 'FAILED'} (min reduced {cert.min_reduced:.2e}, "
-        f"max slack {cert.max_slack:.2e})",
+        f"  {what} [{m.info.get('method')}, {m.info.get('route')}, {m.info.get('columns', wide)} "
+        f"of {wide} wide features solved on]: certificate on {len(idx)} sampled rows: "
+        f"{'ok' if ok else 'FAILED'} (min reduced {cert.min_reduced:.2e}, max slack "
+        f"{cert.max_slack:.2e}, max v {max_v:.2e}, min v of free columns {min_free:.2e}, "
+        f"tol {tol:.1e})",
         flush=True,
     )
     if n * wide <= args.scipy_below**2:

@@ -31,9 +31,10 @@ rows tie everywhere, so they all land in the solver's dense rest). When the wide
 least twice the narrow one, the square solve runs instead on a candidate set S of wide
 features (each narrow row's CANDIDATES cheapest, from one float32 n × W GEMM pass), padded to
 |S|. Its duals extend to all of W with v_j = 0 outside S; they prove (R) when every j ∉ S has
-c_ij − u_i ≥ 0, checked in a second n × W pass with a margin that covers the float32 GEMM's
-rounding (γ_D‖x_i‖‖y_j‖, γ_D = (D + 3)·ε₃₂); columns inside the margin join S and the sub-
-problem is solved again. Past REDUCE_SHARE · W candidates the padded route runs.
+c_ij − u_i ≥ 0, checked in a second n × W float32 pass (entries within its rounding bound
+γ_D‖x_i‖‖y_j‖, γ_D = (D + 3)·ε₃₂, recomputed in float64); violating columns join S and the
+sub-problem is solved again. Past REDUCE_SHARE · W candidates the padded route runs.
+Entries within the float32 bound are decided on their float64 dot, so the check is exact.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ def solve_features(
 CANDIDATES = 2  # cheapest wide features per narrow row in the first candidate set
 REDUCE_SHARE = 0.5  # the reduced route while |S| ≤ this share of the wide side
 REDUCE_ROUNDS = 6  # candidate-set growths before the padded route takes over
+GAMMA_SCALE = 1.0  # float32 entries within this × the worst-case rounding bound: float64
 
 
 def _narrow_rows(xa, xb, narrow_is_a: bool):
@@ -169,19 +171,26 @@ def candidate_columns(xn: np.ndarray, xw: np.ndarray, k: int, block: int) -> np.
     return np.flatnonzero(keep)
 
 
-def outside_violators(xn, xw, u, inside, tol: float, block: int) -> np.ndarray:
-    """Wide columns j ∉ S (inside[j] False) with float32 c_ij − u_i below tol plus the GEMM's
-    rounding bound γ_D‖x_i‖‖y_j‖ for some narrow row i: the ones the extended duals may not
-    cover. Empty: c_ij − u_i ≥ −tol holds exactly for every j ∉ S."""
-    gamma = (xn.shape[1] + 1) * float(np.finfo(np.float32).eps)
+def outside_violators(xn, xw, u, inside, tol: float, block: int, chunk: int = 4096):
+    """Wide columns j ∉ S (inside[j] False) with c_ij − u_i < −tol for some narrow row i: the
+    ones the extended duals (v_j = 0) do not cover. Each block is one float32 GEMM; an entry
+    within its rounding bound γ_D‖x_i‖‖y_j‖ of the line is decided on its float64 dot (the
+    same dot the certificate uses), so the answer is exact. Empty: the duals prove (R)."""
+    gamma = GAMMA_SCALE * (xn.shape[1] + 1) * float(np.finfo(np.float32).eps)
     nx = np.sqrt(np.einsum("ij,ij->i", xn, xn, dtype=np.float64))
     ny = np.sqrt(np.einsum("ij,ij->i", xw, xw, dtype=np.float64)).astype(np.float32)
     bad = np.zeros(len(xw), dtype=bool)
     for r0 in range(0, len(xn), block):
         c = xn[r0 : r0 + block] @ xw.T  # (blk, n_w) float32
-        c -= (u[r0 : r0 + block, None] - tol).astype(np.float32)
-        c -= (gamma * nx[r0 : r0 + block, None]).astype(np.float32) * ny[None, :]
-        bad |= (c < 0).any(axis=0)
+        c -= (u[r0 : r0 + block, None] - tol).astype(np.float32)  # c − u + tol
+        err = (gamma * nx[r0 : r0 + block, None]).astype(np.float32) * ny[None, :]
+        c[:, inside] = np.inf
+        bad |= (c < -err).any(axis=0)  # below the line whatever the rounding
+        ii, jj = np.nonzero((c < err) & (c >= -err))  # too close to call in float32
+        for k0 in range(0, len(ii), chunk):
+            i, j = ii[k0 : k0 + chunk], jj[k0 : k0 + chunk]
+            exact = np.einsum("ij,ij->i", xn[r0 + i].astype(np.float64), xw[j].astype(np.float64))
+            bad[j[exact - u[r0 + i] < -tol]] = True
     return np.flatnonzero(bad & ~inside)
 
 
