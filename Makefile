@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench clean wheel-check findings
+.PHONY: install run test lint bench clean wheel-check findings gpu-check
 
 $(BIN)/saematch: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,27 @@ wheel-check: install
 # `make findings ARGS="-- --knob recipe=published"` passes knobs to the data scripts.
 findings: install
 	$(BIN)/python scripts/make_findings.py --run $(ARGS)
+
+# On a machine with a CUDA GPU, with a CUDA build of torch (`make gpu-check TORCH=torch`:
+# from PyPI, on a fresh .venv; TORCH= keeps the torch a venv has): the GPU tests (pytest -m
+# gpu), then the streamed solver on the GPU at 65k, 262k and 1M (decoder; features generated
+# in row chunks, 19 GB of host memory at 1M) against the fp32 GEMM of the same pair on the
+# GPU, ratios printed at the end and the whole log in outputs/gpu-check.log. Fails, never
+# skips, where torch sees no GPU. docs/benchmarks.md ("A 1M × 1M pair on one 80 GB GPU") says
+# what to expect and how long it takes.
+GPU_WIDTHS ?= 65536 262144 1048576
+GPU_BUDGETS ?= 8GB 24GB 64GB
+gpu-check: install
+	@$(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else \
+	  f'gpu-check: torch {torch.__version__} (CUDA build: {torch.version.cuda}) sees no GPU. ' \
+	  'Run it on a machine with one, with a CUDA build of torch (make gpu-check TORCH=torch).')"
+	$(BIN)/pytest -q -m gpu -rs tests/test_matching_gpu.py
+	mkdir -p outputs
+	bash -o pipefail -c '$(BIN)/python scripts/bench_matching.py --device cuda --chunked \
+	  --mode decoder --widths $(GPU_WIDTHS) --max-memory $(GPU_BUDGETS) \
+	  --gemm-full-below 300000 --gemm-rows 65536 2>&1 | tee outputs/gpu-check.log'
+	@echo "gpu-check: ratios (auto / fp32 GEMM on the GPU) from outputs/gpu-check.log"
+	@grep -E "^GPU|^width|fp32 GEMM|certificate" outputs/gpu-check.log
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

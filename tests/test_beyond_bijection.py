@@ -311,10 +311,11 @@ def _swap_regret(c, perm, ta, tb):
     return np.where(perm >= 0, out, np.nan)
 
 
+@pytest.mark.parametrize("gemm", ["int8", "fp32"])
 @pytest.mark.parametrize(
     ("mode", "rho"), [("both", None), ("decoder", None), ("both", 0.1), ("decoder", 0.7)]
 )
-def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
+def test_screen_equals_the_exact_swap_regret(mode, rho, gemm):
     """screen.py: conf = (1) exactly (float64) here, conf_low ≤ (1), top-k as the dense cost."""
     from saematch.matching.beyond.screen import screened_analysis
 
@@ -342,6 +343,7 @@ def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
         int(both),
         (d,) * both,
         block=64,  # several block pairs
+        gemm=gemm,
     )
     want = _swap_regret(c, perm, ta, tb)
     np.testing.assert_allclose(pa.confidence, want, rtol=1e-6, atol=1e-9)  # stored float32
@@ -353,7 +355,7 @@ def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
     if duals is not None:  # the dual regret stays below the true regret
         for i in range(0, n, 15):
             assert pa.confidence_lower[i] <= _true_regret(c, perm, i) + 1e-6
-    assert set(info) == {"quantise_seconds", "pass_seconds", "exact_seconds"}
+    assert set(info) == {"prepare_seconds", "pass_seconds", "exact_seconds"}
 
 
 def test_confidence_pass_keeps_to_max_memory():
@@ -373,8 +375,17 @@ def test_confidence_pass_keeps_to_max_memory():
     np.testing.assert_array_equal(small.predecessors, full.predecessors)
     with pytest.raises(MemoryError, match="confidence pass"), use_bound_gemm("int8"):
         analyse_pairs(xa, xb, perm, work_bytes=10_000)
-    # the float32 backend (solvers/gemm.py): the float32 pass, same numbers to float32 rounding
+    # the float32 backend (solvers/gemm.py): the same exact swaps, its own budget
     with use_bound_gemm("fp32"):
         f32, info32 = analyse_pairs(xa, xb, perm, top_k=3)
-    assert info32["analysis"] == "float32-pass" and info["analysis"] == "int8-screen"
-    np.testing.assert_allclose(f32.confidence, full.confidence, rtol=2e-3, atol=1e-6)
+        f32_small, info32_small = analyse_pairs(
+            xa, xb, perm, top_k=3,
+            work_bytes=screen_bytes(300, 18, 64, WORKERS, SCREEN, fp32=True),
+        )  # fmt: skip
+    assert info32["analysis"] == "fp32-screen" and info["analysis"] == "int8-screen"
+    assert info32_small["block"] == 64
+    np.testing.assert_array_equal(f32.confidence, full.confidence)
+    np.testing.assert_array_equal(f32_small.predecessors, full.predecessors)
+    # ... and within float32 rounding of confidence.py's float32 pass
+    ref = pair_analysis(xa, xb, perm, top_k=3)
+    np.testing.assert_allclose(f32.confidence, ref.confidence, rtol=2e-3, atol=1e-6)

@@ -140,6 +140,12 @@ def test_the_probe_decides_auto_and_is_overridable(monkeypatch):
         with gemm.use_bound_gemm("fp32"):
             assert gemm.bound_gemm() == "fp32"
         assert gemm.bound_gemm("fp32") == "fp32"
+        for works, want in ((True, "int8"), (False, "fp32")):  # a GPU: its own int8 check
+            monkeypatch.setattr(gemm, "cuda_int8_gemm_available", lambda w=works: w)
+            assert gemm.bound_gemm("auto", "cuda") == want  # tensor cores: no CPU probe there
+        if gemm.int8_gemm_available():
+            with gemm.use_bound_gemm("int8"):
+                assert gemm.bound_gemm() == "int8"
     monkeypatch.undo()
     a, b, _ = synthetic_pair(d_model=24, width=120, seed=1)
     ms = {g: match(a, b, mode="decoder", bound_gemm=g, confidence=False, top_k=0,

@@ -152,3 +152,17 @@ def test_a_run_waiting_on_a_cache_lock_says_which(tmp_path, capsys):
         f"waiting for the lock {lock_path} (a matching cache entry): another process holds it "
         "and is building the same thing; this run goes on when it is done"
     ]
+
+
+def test_bound_gemm_is_not_part_of_the_key(tmp_path, counted):
+    """The bound's GEMM changes how, not what (the same certified optimum, docs/method.md §13):
+    a matching cached under one backend is a hit under the other."""
+    saes = [random_sae(8, 80, seed=s) for s in range(2)]  # > DENSE_BELOW: the certified solver
+    kw = {"mode": "decoder", "fold": True, "solver": "auto", "cache_dir": tmp_path}
+    first = match_layers(saes, bound_gemm="fp32", **kw)
+    assert len(counted) == 1 and first[0].info["bound_gemm"] == "fp32"
+    again = match_layers(saes, bound_gemm="auto", **kw)
+    assert len(counted) == 1 and again[0].info["cached"]
+    np.testing.assert_array_equal(first[0].perm, again[0].perm)
+    with pytest.raises(ValueError, match="bound_gemm"):
+        match_layers(saes, bound_gemm="int4", **kw)

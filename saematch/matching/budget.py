@@ -198,6 +198,44 @@ def streamed_split(n: int, D: int, block: int, work_bytes: int) -> tuple[int, in
     return proof_bytes, proof_bytes + scan_bytes(n, block)
 
 
+# -- the streamed solver on a GPU (matching.device=cuda) ----------------------------------
+def streamed_gpu_bytes(
+    n: int, D: int, block: int, k: int = 16, rest_k: int = 64, gemm: str = "int8"
+) -> int:
+    """GPU memory of the streamed solver on a GPU (blocks.py, candidates.py, streamed.py),
+    features excluded (they stay on the host, moved in row blocks):
+
+    * both sides' int8 copies, widths padded to 8 (n + 8 rows: B is padded to a multiple of 8)
+      and ~16 float32 per-row terms of the bound per side; float32 copies with gemm="fp32"
+      (gemm.py: a GPU runs int8 unless told otherwise);
+    * the (block, n) temporaries of a pass: int32 products, the float32 bound, its transposed
+      view sorted for the columns' top-k, masks (6 arrays of 4 bytes, counted generously: the
+      caching allocator rounds blocks up);
+    * the columns' top-(k+1) pool (values, rows) and its merge copy, and top-2 (n × 4 × 12);
+    * the rest's guess: B's rest rows (≈ n/3, float32), a (4·block, n/3) sub-cost block with
+      its top rest_k, and the rest's column pool of rest_k + 1;
+    * quantising: a chunk of ≤ 4,096 float32 rows and its ~5 temporaries (0.23 GB at D 2304).
+
+    At n = 2^20, D = 2304, block 256: 5.0 + 6.4 + 0.5 + 8.1 + 0.2 ≈ 20 GB (an H100 has 80)."""
+    int8 = 2 * (n + 8) * (-(-D // 8) * 8) * (1 if gemm == "int8" else 4) + 2 * n * 16 * 4
+    blocks = 6 * block * n * 4
+    pool = 2 * n * (k + 1) * 12 + n * 4 * 12
+    m = n // 3
+    rest = m * (D + 2) * 4 + 4 * block * m * 4 * 3 + 2 * m * (rest_k + 1) * 12
+    quantise = 6 * min(n, 4096) * (D + 2) * 4
+    return int8 + blocks + pool + rest + quantise
+
+
+def gpu_too_big(n: int, D: int, need: int, free: int, block: int) -> MemoryError:
+    """The error for a width whose streamed solve does not fit the GPU's free memory."""
+    return MemoryError(
+        f"matching {n} features (length {D}) on the GPU needs about {show_bytes(need)} of GPU "
+        f"memory in row blocks of {block} (int8 copies of both sides, the blocks, the rest's "
+        f"rows), above the {show_bytes(max(free, 0))} free on it. Free GPU memory (other "
+        "processes, tensors you hold) or match on the CPU (matching.device=cpu)."
+    )
+
+
 # -- the analyses beyond the bijection (beyond/) --------------------------------------------
 def edge_bytes(n: int) -> int:
     """Partial matching's candidate buffers (≤ MAX_EDGES_PER_ROW·n pairs: rows, columns,
@@ -225,12 +263,14 @@ def dense_clamped_bytes(n: int) -> int:
     return dense_bytes(n, "lapjvs")
 
 
-def screen_bytes(n: int, D: int, block: int, workers: int, screen: int) -> int:
-    """The confidence screen (screen.py): int8 copies (A, B, B permuted), per worker two
-    blocks of int32 products (≤ 2 parts, and torch's output), heaps, the candidates' exact
-    costs."""
+def screen_bytes(n: int, D: int, block: int, workers: int, screen: int, fp32=False) -> int:
+    """The confidence screen (screen.py): int8 copies (A, B, B permuted), or with fp32 none
+    (the features read in place, B's rows gathered per block: 2 blocks of float32 rows per
+    worker); per worker two blocks of int32 / float32 products (≤ 2 parts, and torch's
+    output), heaps, the candidates' exact costs."""
     heaps = workers * n * (screen * 16 + (10 + screen) * 16 + (2 + screen) * 16 + 32)
-    return 3 * n * D + workers * 4 * 2 * block * block * 4 + heaps + 400 * n
+    copies = workers * 2 * block * D * 4 if fp32 else 3 * n * D
+    return copies + workers * 4 * 2 * block * block * 4 + heaps + 400 * n
 
 
 def confidence_pass_bytes(n: int, D: int, block: int) -> int:

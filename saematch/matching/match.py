@@ -202,8 +202,8 @@ def _match(a: JumpReLUSAE, b: JumpReLUSAE, opts: MatchOptions, progress: bool) -
         rho = null["rho"] if opts.unmatched == "auto" else float(opts.unmatched)
         m = partial(xa, xb, rho, opts, layout, budget.work)
     m.info["match_seconds"] = time.perf_counter() - t1
-    if solver.name == "auto" or opts.analyses:  # which GEMM bounded the solve and the screen
-        m.info["bound_gemm"] = resolve_bound_gemm()
+    if solver.name == "auto" or opts.analyses:  # which GEMM bounded the solve (its own record,
+        m.info.setdefault("bound_gemm", resolve_bound_gemm(None, dev))  # on dev) and the screen
     if null is not None:
         m.info["null"] = null
 

@@ -1,11 +1,12 @@
-"""The pair pass on the int8 estimate: confidence, predecessors and successors of a matching.
+"""The pair pass on the bound's estimate: confidence, predecessors and successors of a matching.
 
-Same quantities as confidence.py's float32 pass, at the cost of an int8 GEMM instead of a
-float32 one (≈ 4× the throughput on VNNI CPUs). With the column-permuted cost C'[i, k] =
-c_i,p(k) (p: the matching, unmatched rows completed in index order), quantised.py's int8
-estimate ĉ and its rigorous error radius e (c = xa·xb in exact arithmetic):
+Same quantities as confidence.py's float32 pass, then made exact. With the column-permuted
+cost C'[i, k] = c_i,p(k) (p: the matching, unmatched rows completed in index order), an
+estimate ĉ by the bound's GEMM (solvers/gemm.py, docs/method.md §13) and its rigorous error
+radius e (c = xa·xb in exact arithmetic):
 
-    |c_ik − ĉ_ik| ≤ e_ik = ‖δ_i‖ ‖b_k‖ + ‖σq_i‖ (‖δ'_k‖ + 8ε ‖σ'q'_k‖)                 (3)
+    |c_ik − ĉ_ik| ≤ e_ik = ‖δ_i‖ ‖b_k‖ + ‖σq_i‖ (‖δ'_k‖ + 8ε ‖σ'q'_k‖)     (int8, quantised.py)
+    |c_ik − ĉ_ik| ≤ e_ik = γ_D (‖a_G1,i‖ ‖b_G1,k‖ + ‖a_G2,i‖ ‖b_G2,k‖) + η  (fp32, fp32.py)  (3)
 
 One pass over all block pairs (C'[I, K], C'[K, I]) keeps, per row i, the `screen` swaps k
 with the smallest estimated Δ̂_ik and the minimum of the rigorous lower bound Δ^L_ik (each
@@ -29,14 +30,16 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import torch
 
-from saematch.matching.beyond.confidence import PairAnalysis, complete, pair_analysis, sorted_heaps
+from saematch.matching.beyond.confidence import PairAnalysis, complete, sorted_heaps
 from saematch.matching.beyond.screen_kernels import exact_into, screen_block
-from saematch.matching.budget import confidence_pass_bytes, resolve_work, screen_bytes, too_big
-from saematch.matching.solvers.gemm import bound_gemm
+from saematch.matching.budget import resolve_work, screen_bytes, too_big
+from saematch.matching.solvers.fp32 import fp32_terms
+from saematch.matching.solvers.gemm import bound_gemm, ieee_fp32
 from saematch.matching.solvers.quantised import (
     EPS,
     SLACK,
@@ -46,7 +49,7 @@ from saematch.matching.solvers.quantised import (
 )
 
 SCREEN = 4  # extra candidates per heap beyond what is reported
-WORKERS = 2  # block-pair workers (int8 GEMM in torch, scan in numba without the GIL)
+WORKERS = 2  # block-pair workers (GEMM in torch, scan in numba without the GIL)
 
 
 def _quantise(x, bounds, pool):
@@ -117,30 +120,58 @@ def screened_analysis(
     head_splits: tuple[int, ...] = (),
     block: int = 2048,
     screen: int = SCREEN,
+    gemm: str | None = None,
 ) -> tuple[PairAnalysis, np.ndarray, dict]:
-    """(4) with predecessors and successors, and conf_low (module doc); as pair_analysis."""
-    with ThreadPoolExecutor(WORKERS) as pool:
+    """(4) with predecessors and successors, and conf_low (module doc); as pair_analysis.
+    gemm: the estimate's GEMM, int8 | fp32 (None: solvers/gemm.py's choice)."""
+    fp32 = bound_gemm(gemm) == "fp32"
+    with ThreadPoolExecutor(WORKERS) as pool, ieee_fp32():
         return _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block,
-                         screen, pool)  # fmt: skip
+                         screen, pool, fp32)  # fmt: skip
 
 
-def _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block, screen, pool):
-    t0 = time.perf_counter()
-    n, D = xa.shape[0], xa.shape[1] - 2
-    if xb.shape[0] != n:
-        raise ValueError(f"pair analysis needs equal widths, got {n} and {xb.shape[0]}")
-    k = max(1, min(int(top_k), n))
-    pf = complete(np.asarray(perm, dtype=np.int64), n)
+def _int8_sides(xa, xb, pf, exact_tail, head_splits, pool):
+    """The int8 screen's inputs: int8 parts of A and of B in matched order (torch), scales σ,
+    σ' (n, P), exact tails, r, s' and the radius terms E1, F1, E2, F2 of (3)."""
+    D = xa.shape[1] - 2
     h = D - exact_tail
     bounds = part_bounds(h, head_splits)
     qa, sa, (da, na_q, _) = _quantise(xa, bounds, pool)
     qb, sb, (db, nb_q, zb) = _quantise(xb, bounds, pool)
     qbp = [q[pf] for q in qb]  # B's rows in matched order: C'[i, k] = c_i,p(k)
-    sb = sb[pf]
     E1, E2 = da * SLACK, na_q * SLACK
     F1, F2 = zb[pf] * SLACK, (db[pf] + 8 * EPS * nb_q[pf]) * SLACK
     tla, tlb = np.ascontiguousarray(xa[:, h:D]), np.ascontiguousarray(xb[pf, h:D])
     r, sp = xa[:, D].astype(np.float64), xb[pf, D + 1].astype(np.float64)
+    tq = [[torch.from_numpy(q) for q in side] for side in (qa, qbp)]
+    return tq, None, sa, sb[pf], tla, tlb, r, sp, (E1, F1, E2, F2)
+
+
+def _fp32_sides(xa, xb, pf, exact_tail, head_splits):
+    """The same for the float32 estimate (fp32.py): both sides' z read in place (B's rows
+    gathered into matched order per block: `order`) as one float32 part each (σ = σ' = 1,
+    the tail inside the GEMM), r and s' lowered by the underflow terms η, η'."""
+    n, D = xa.shape[0], xa.shape[1] - 2
+    E1, F1, E2, F2, eta_a, eta_b = fp32_terms(xa, xb, exact_tail, head_splits)
+    tq = [[torch.from_numpy(xa)[:, :D]], [torch.from_numpy(xb)[:, :D]]]
+    one, none = np.ones((n, 1), dtype=np.float32), np.zeros((n, 0), dtype=np.float32)
+    r = xa[:, D].astype(np.float64) - eta_a
+    sp = xb[pf, D + 1].astype(np.float64) - eta_b[pf]
+    return tq, torch.from_numpy(pf), one, one, none, none, r, sp, (E1, F1[pf], E2, F2[pf])
+
+
+def _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block, screen, pool,
+              fp32):  # fmt: skip
+    t0 = time.perf_counter()
+    n = xa.shape[0]
+    if xb.shape[0] != n:
+        raise ValueError(f"pair analysis needs equal widths, got {n} and {xb.shape[0]}")
+    k = max(1, min(int(top_k), n))
+    pf = complete(np.asarray(perm, dtype=np.int64), n)
+    sides = _fp32_sides if fp32 else partial(_int8_sides, pool=pool)
+    tq, order, sa, sb, tla, tlb, r, sp, radius = sides(xa, xb, pf, exact_tail, head_splits)
+    E1, F1, E2, F2 = radius
+    mm = torch.mm if fp32 else torch._int_mm
     inf = np.full(n, np.inf)
     ta, tb = (inf, inf) if tau is None else (np.asarray(tau[0], float), np.asarray(tau[1], float))
     tbp = tb[pf]
@@ -153,13 +184,13 @@ def _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block, s
     starts = list(range(0, n, block))
     jobs = [(s, t) for s in starts for t in starts if t >= s]
     accs = [_Acc(n, m, kp, ks, use) for _ in range(WORKERS)]
-    tq = [[torch.from_numpy(q) for q in side] for side in (qa, qbp)]
 
-    def ints(rows, cols, swap=False):  # (P, |rows|, |cols|) int32: the parts' products
+    def ints(rows, cols, swap=False):  # (P, |rows|, |cols|) int32 / float32: the products
         pairs = zip(*tq, strict=True)
+        bsel = (lambda s: s) if order is None else (lambda s: order[s])  # noqa: E731
         if swap:  # C'[cols, rows]ᵀ = xb'[rows] · xa[cols]ᵀ, laid out like C'[rows, cols]
-            return np.stack([torch._int_mm(b[rows], a[cols].T).numpy() for a, b in pairs])
-        return np.stack([torch._int_mm(a[rows], b[cols].T).numpy() for a, b in pairs])
+            return np.stack([mm(b[bsel(rows)], a[cols].T).numpy() for a, b in pairs])
+        return np.stack([mm(a[rows], b[bsel(cols)].T).numpy() for a, b in pairs])
 
     def work(w: int) -> None:
         acc = accs[w]
@@ -219,7 +250,7 @@ def _screened(xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block, s
         lower = lower.astype(np.float32)
         lower[~matched] = np.nan
     t3 = time.perf_counter()
-    info = {"quantise_seconds": t1 - t0, "pass_seconds": t2 - t1, "exact_seconds": t3 - t2}
+    info = {"prepare_seconds": t1 - t0, "pass_seconds": t2 - t1, "exact_seconds": t3 - t2}
     return PairAnalysis(conf, bestk, preds, pcost, succ, scost, lower), conf_low, info
 
 
@@ -234,20 +265,18 @@ def analyse_pairs(
     head_splits: tuple[int, ...] = (),
     work_bytes: int | None = None,
 ) -> tuple[PairAnalysis, dict]:
-    """The int8 screen where the int8 backend is chosen (solvers/gemm.py: torch has a fast int8
-    GEMM), else confidence.py's float32 pass.
+    """The screen (module doc) on the estimate of the bound's GEMM (solvers/gemm.py: int8
+    where torch's int8 GEMM is measured faster, else float32); the same exact swaps either way.
 
     work_bytes: bytes it may allocate (None: the default budget, budget.py); the block
     shrinks to fit, and a budget that fits no block of 64 rows is a MemoryError before the
     pass.
     """
     n, D = xa.shape
-    screen_ok = bound_gemm() == "int8"  # else the float32 GEMM pass: no slower where int8 is
+    gemm = bound_gemm()
 
     def need(block: int) -> int:
-        if screen_ok:
-            return screen_bytes(n, D, block, WORKERS, SCREEN)
-        return confidence_pass_bytes(n, D, block)
+        return screen_bytes(n, D, block, WORKERS, SCREEN, fp32=gemm == "fp32")
 
     work = resolve_work(work_bytes)
     block = 2048
@@ -255,15 +284,12 @@ def analyse_pairs(
         block //= 2
     if need(block) > work:
         raise too_big(n, D, need(block), work, "the confidence pass")
-    if not screen_ok:
-        pa = pair_analysis(xa, xb, perm, tau, top_k, duals, block)
-        return pa, {"analysis": "float32-pass", "block": block}
     pa, low, info = screened_analysis(
-        xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block
+        xa, xb, perm, tau, top_k, duals, exact_tail, head_splits, block, gemm=gemm
     )
     info["block"] = block
     ok = np.isfinite(low) & (pa.confidence > 0)
     info["confidence_low_median_ratio"] = (
         float(np.median(low[ok] / pa.confidence[ok])) if ok.any() else float("nan")
     )
-    return pa, {"analysis": "int8-screen", "screen": SCREEN, **info}
+    return pa, {"analysis": f"{gemm}-screen", "screen": SCREEN, **info}

@@ -91,7 +91,7 @@ class LowerBound:
     def __init__(self, xa, xb, exact_tail: int = 0, head_splits=(), device="cpu", gemm=None):
         self.n, D = xa.shape[0], xa.shape[1] - 2
         self.device = torch.device(device)
-        self.gemm = bound_gemm(gemm)
+        self.gemm = bound_gemm(gemm, self.device)
         if self.gemm == "fp32":
             self._init_fp32(xa, xb, exact_tail, head_splits)
             return
@@ -125,7 +125,7 @@ class LowerBound:
         """The float32 backend's terms (module doc): the whole of z in one float32 GEMM."""
         D, dev = xa.shape[1] - 2, self.device
         f32 = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=dev)  # noqa: E731
-        self.za, zb = f32(xa[:, :D]), f32(xb[:, :D])
+        self.za, zb = f32(xa)[:, :D], f32(xb)[:, :D]  # CPU: views of the features, no copy
         self.zbt = zb.T  # (D, n) view
         E1, F1, E2, F2, eta_a, eta_b = fp32_terms(xa, xb, exact_tail, head_splits)
         r, s = xa[:, D].astype(np.float64), xb[:, D + 1].astype(np.float64)

@@ -24,6 +24,7 @@ from saematch.matching.solvers.quantised import fold_top2_block
 from saematch.matching.solvers.sparse_lap import unique_keys
 
 NUMBA_TOP2 = True  # on the CPU, numba: the fused kernel (kernels.py), else the top-2 pass
+HOST_COLUMN_POOL = True  # CPU blocks: ColumnTopK's host pool (numba filter); False: the device's
 
 
 @dataclass
@@ -60,15 +61,25 @@ def _at_most(low, tau):
 class ColumnTopK:
     """Each column's k + 1 smallest values over row blocks: a threshold τ_j that only shrinks
     (the first block's (k+1)-th value, then the pool's), and a pool pruned to k + 1 per column.
-    Values skipped or pruned are ≥ the final τ_j."""
+    Values skipped or pruned are ≥ the final τ_j.
+
+    Blocks on a GPU (the first one decides) go to a DeviceColumnTopK instead, same result,
+    nothing on the host (HOST_COLUMN_POOL = False sends CPU blocks there too: tests)."""
 
     def __init__(self, n: int, k: int):
         self.n, self.k1 = n, k + 1
         self.tau = None
         self.r, self.c, self.v, self.size = [], [], [], 0
+        self.on_device = None  # a DeviceColumnTopK once blocks come from a GPU
 
     def add(self, low: torch.Tensor, row0) -> None:
         """Fold a block (b, n); row0: its first row index, or the rows' indices (b,)."""
+        first = self.tau is None and self.on_device is None
+        if first and (low.device.type != "cpu" or not HOST_COLUMN_POOL):
+            self.on_device = DeviceColumnTopK(self.n, self.k1 - 1, low.device)
+        if self.on_device is not None:
+            self.on_device.add(low, row0)
+            return
         if self.tau is None:
             kk = min(self.k1, low.shape[0])
             lt = low.T.contiguous()  # topk along dim 0 is ~10x slower on the CPU
@@ -99,6 +110,8 @@ class ColumnTopK:
 
     def result(self):
         """(rows, cols) of each column's k smallest and C (n,), the (k+1)-th (−inf if none)."""
+        if self.on_device is not None:
+            return self.on_device.result()
         self._prune()
         r, c, v = self.r[0], self.c[0], self.v[0]
         rank = np.arange(len(c)) - np.searchsorted(c, c, side="left")
@@ -109,17 +122,53 @@ class ColumnTopK:
         return r[keep], c[keep], bound
 
 
-def _top2_columns(low: torch.Tensor, row0: int, cv, ci) -> None:
-    """Fold a block's two smallest per column into (cv, ci) (n, 2), best first."""
+class DeviceColumnTopK:
+    """ColumnTopK for blocks on a GPU, kept on the device: each column's k + 1 smallest
+    values and their rows, merged block by block (one topk over the block's rows, one over
+    the 2(k + 1) merged), so no block's entries travel to the host. Host memory: none; device:
+    (n, k + 1) values and rows, three times while merging (1M wide, k 16: 0.6 GB).
+
+    Why (estimated, not measured on a GPU): the host pool's prunes sort up to 4(k + 1)n
+    entries (68M at 1M wide), about 7 times over a pass, and every block's entries under τ
+    cross to the host."""
+
+    def __init__(self, n: int, k: int, device):
+        self.n, self.k1 = n, k + 1
+        self.v = torch.full((n, self.k1), np.inf, dtype=torch.float32, device=device)
+        self.r = torch.full((n, self.k1), -1, dtype=torch.int64, device=device)
+
+    def add(self, low: torch.Tensor, row0) -> None:
+        """Fold a block (b, n); row0: its first row index, or the rows' indices (b,)."""
+        kk = min(self.k1, low.shape[0])
+        vals, idx = torch.topk(low.T, kk, dim=1, largest=False, sorted=False)  # (n, kk)
+        rows = idx + row0 if np.isscalar(row0) else torch.as_tensor(row0, device=low.device)[idx]
+        v, o = torch.topk(torch.cat([self.v, vals], 1), self.k1, dim=1, largest=False)
+        self.r = torch.gather(torch.cat([self.r, rows], 1), 1, o)
+        self.v = v  # sorted: the k + 1 smallest, best first
+
+    def result(self):
+        """(rows, cols) of each column's k smallest and C (n,), the (k+1)-th (−inf if none),
+        as ColumnTopK.result."""
+        r, v = self.r.cpu().numpy(), self.v.cpu().numpy()
+        bound = np.where(r[:, -1] >= 0, v[:, -1], -np.inf).astype(np.float32)
+        real = r[:, :-1] >= 0
+        cols = np.broadcast_to(np.arange(self.n)[:, None], real.shape)
+        return r[:, :-1][real], cols[real], bound
+
+
+def _top2_columns(low: torch.Tensor, row0: int, cv: torch.Tensor, ci: torch.Tensor) -> None:
+    """Fold a block's two smallest per column into (cv, ci) (n, 2), best first, on low's
+    device: no per-block host work of O(n) (the numpy merge this replaces took 0.40 s per
+    block at 1M wide on the 2-core machine at load 8.5: 4,096 blocks)."""
+    cols = torch.arange(low.shape[1], device=low.device)
     m1, a1 = low.min(0)
-    low[a1, torch.arange(low.shape[1], device=low.device)] = np.inf
+    low[a1, cols] = np.inf
     m2, a2 = low.min(0)
-    vals = np.concatenate([cv, m1.cpu().numpy()[:, None], m2.cpu().numpy()[:, None]], 1)
-    idx = np.concatenate(
-        [ci, a1.cpu().numpy()[:, None] + row0, a2.cpu().numpy()[:, None] + row0], 1
-    )
-    o = np.argsort(vals, axis=1, kind="stable")[:, :2]
-    cv[:], ci[:] = np.take_along_axis(vals, o, 1), np.take_along_axis(idx, o, 1)
+    vals = torch.cat([cv, m1[:, None], m2[:, None]], 1)  # (n, 4)
+    idx = torch.cat([ci, a1[:, None] + row0, a2[:, None] + row0], 1)
+    o = torch.argsort(vals, dim=1, stable=True)[:, :2]  # ties: the earlier entry first
+    cv.copy_(torch.gather(vals, 1, o))
+    ci.copy_(torch.gather(idx, 1, o))
 
 
 def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candidates:
@@ -130,10 +179,11 @@ def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candida
     R = np.empty(n, dtype=np.float32)
     rc = np.empty((n, k), dtype=np.int64)
     rv, ri = np.full((n, 2), np.inf, dtype=np.float32), np.zeros((n, 2), dtype=np.int64)
-    cv, ci = np.full((n, 2), np.inf, dtype=np.float32), np.zeros((n, 2), dtype=np.int64)
+    cv = torch.full((n, 2), np.inf, dtype=torch.float32, device=lb.device)  # column top-2
+    ci = torch.zeros((n, 2), dtype=torch.int64, device=lb.device)
     numba_top2 = NUMBA_TOP2 and lb.device.type == "cpu"
     r32, s32 = lb.r.astype(np.float32), lb.s.astype(np.float32)
-    cols = ColumnTopK(n, k)
+    cols = ColumnTopK(n, k)  # on the blocks' device
     rt, st = (torch.as_tensor(a, dtype=torch.float32, device=lb.device) for a in (lb.r, lb.s))
     for r0 in tqdm(range(0, n, block), desc="candidates", disable=not progress, leave=False):
         r1 = min(n, r0 + block)
@@ -143,7 +193,7 @@ def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candida
         cols.add(low, r0)
         low.addr_(lb.E1[r0:r1], lb.F1).addr_(lb.E2[r0:r1], lb.F2)  # the bound's width back
         if numba_top2:  # ĉ = that + r_i + s_j, folded into the top-2 in one pass
-            fold_top2_block(low.numpy(), r0, r32, s32, rv, ri, cv, ci)
+            fold_top2_block(low.numpy(), r0, r32, s32, rv, ri, cv.numpy(), ci.numpy())
         else:
             low.add_(rt[r0:r1, None]).add_(st[None, :])  # the c frame: the estimate ĉ
             vals, idx = torch.topk(low, 2, dim=1, largest=False, sorted=True)
@@ -153,7 +203,7 @@ def stream_candidates(lb, k: int, block: int, progress: bool = False) -> Candida
     cr, cc, C = cols.result()
     rows = np.concatenate([np.repeat(np.arange(n), k), cr])
     keys = unique_keys(rows * n + np.concatenate([rc.ravel(), cc]))
-    return Candidates(keys // n, keys % n, R, C, (rv, ri, cv, ci))
+    return Candidates(keys // n, keys % n, R, C, (rv, ri, cv.cpu().numpy(), ci.cpu().numpy()))
 
 
 def _stream_candidates_fused(lb, k: int, block: int, progress: bool) -> Candidates:

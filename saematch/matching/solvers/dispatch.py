@@ -27,9 +27,11 @@ import torch
 from saematch.matching.budget import (
     MAX_STORED_BYTES,
     dense_bytes,
+    gpu_too_big,
     resolve_work,
     stored_bytes,
     streamed_bytes,
+    streamed_gpu_bytes,
     streamed_split,
     too_big,
 )
@@ -55,12 +57,27 @@ def resolve_device(device: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
+def free_gpu_bytes() -> int:
+    """GPU memory free for the solver: the device's free memory and what torch's caching
+    allocator holds unused (reusable by this process)."""
+    free, _ = torch.cuda.mem_get_info()
+    return int(free + torch.cuda.memory_reserved() - torch.cuda.memory_allocated())
+
+
 def plan(
-    n: int, D: int, solver: str, work_bytes: int, device: str = "cpu", dense_below=None
+    n: int,
+    D: int,
+    solver: str,
+    work_bytes: int,
+    device: str = "cpu",
+    dense_below=None,
+    gpu_bytes: int | None = None,
+    gemm: str = "int8",
 ) -> tuple[str, int | None]:
     """(path, streamed row block) for n features of length D within `work_bytes` of working
-    memory (features excluded); MemoryError, before anything is allocated, when no path
-    fits. path: dense | stored | streamed."""
+    memory (features excluded) and, on a GPU, `gpu_bytes` of its memory (None: not checked)
+    with the bound's `gemm` (int8 | fp32: the copies it keeps there); MemoryError, before
+    anything is allocated, when no path fits. path: dense | stored | streamed."""
     dense_below = DENSE_BELOW if dense_below is None else dense_below
     if solver in ("scipy", "lapjv") or n < dense_below:
         need = dense_bytes(n, solver)
@@ -75,6 +92,12 @@ def plan(
     need = streamed_bytes(n, D, block)
     if need > work_bytes:
         raise too_big(n, D, need, work_bytes, f"the streamed solver in row blocks of {block}")
+    if device == "cuda" and gpu_bytes is not None:  # the bound's copies and blocks live there
+        while block > MIN_BLOCK and streamed_gpu_bytes(n, D, block, gemm=gemm) > gpu_bytes:
+            block //= 2
+        need = streamed_gpu_bytes(n, D, block, gemm=gemm)
+        if need > gpu_bytes:
+            raise gpu_too_big(n, D, need, gpu_bytes, block)
     return "streamed", block
 
 
@@ -114,20 +137,22 @@ def assign(
     n, D = xa.shape[0], xa.shape[1] - 2
     device = resolve_device(device)
     work = resolve_work(work_bytes)
-    path, block = plan(n, D, solver, work, device, dense_below)
+    gpu = free_gpu_bytes() if device == "cuda" else None
+    gpu_gemm = resolve_bound_gemm(bound_gemm, device) if gpu is not None else "int8"  # int8
+    path, block = plan(n, D, solver, work, device, dense_below, gpu, gpu_gemm)
     if solver == "scipy":
         return solve_scipy(xa, xb, progress)
     if path == "dense":
         return solve_lapjv(xa, xb, progress)
     xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
-    gemm = resolve_bound_gemm(bound_gemm)
+    gemm = resolve_bound_gemm(bound_gemm, device)  # a GPU's auto: int8 (gemm.py)
     if path == "stored" and stored_bytes(n) <= max_dense_bytes:
         res = quantised_certified_assign(xa, xb, exact_tail, head_splits, gemm=gemm)
         if res is not None:
             res.info = {"method": "stored-certified", **res.info}
             return res
     if path != "streamed":  # the stored path did not run or found no proof
-        block = plan(n, D, solver, work, "cuda", dense_below)[1]  # "cuda": never stored
+        block = plan(n, D, solver, work, "cuda", dense_below)[1]  # "cuda": never stored (CPU)
     proof_bytes, rest_bytes = streamed_split(n, D, block, work)
     res = streamed_certified_assign(
         xa, xb, exact_tail, head_splits, block=block, device=device, progress=progress,
@@ -163,7 +188,12 @@ class Solver:
 
     def plan(self, n: int, D: int, work_bytes: int, device: str = "cpu"):
         """plan() of this solver: (path, row block), or MemoryError when nothing fits."""
-        return plan(n, D, self.name, work_bytes, device, self.options().get("dense_below"))
+        gpu, gemm = None, "int8"
+        if device == "cuda" and torch.cuda.is_available():
+            gpu, gemm = free_gpu_bytes(), resolve_bound_gemm(None, device)
+        return plan(
+            n, D, self.name, work_bytes, device, self.options().get("dense_below"), gpu, gemm
+        )
 
     def __call__(
         self,

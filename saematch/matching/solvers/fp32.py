@@ -96,11 +96,13 @@ def fp32_cost(xa: np.ndarray, xb: np.ndarray, block: int):
     """ĝ = fl32(a·b) (n, n) as 16-bit fixed point (G16, gmin, step) and the top-2 of ĉ.
 
     Row blocks of one float32 GEMM each, shared by one worker per torch thread (one thread
-    each): while one stores its block, another's GEMM runs (as quantised.int8_cost)."""
+    each): while one stores its block, another's GEMM runs (as quantised.int8_cost). The
+    GEMM reads the features in place (strided views: no copy of either side)."""
     n, D = xa.shape[0], xa.shape[1] - 2
     workers = max(1, min(MAX_WORKERS, torch.get_num_threads()))
     block = min(block, n)
-    bt = torch.from_numpy(np.ascontiguousarray(xb[:, :D])).T  # (D, n) view
+    za = torch.from_numpy(np.ascontiguousarray(xa))[:, :D]  # (n, D) view, row stride D + 2
+    bt = torch.from_numpy(np.ascontiguousarray(xb))[:, :D].T  # (D, n) view
     G16 = np.empty((n, n), dtype=np.uint16)
     gmin, step = np.empty(n), np.empty(n)
     rv = np.full((n, 2), np.inf, dtype=np.float32)
@@ -113,8 +115,7 @@ def fp32_cost(xa: np.ndarray, xb: np.ndarray, block: int):
         cv, ci = cols[w]
         for s0 in range(w * block, n, workers * block):
             m = min(block, n - s0)
-            a = torch.from_numpy(np.ascontiguousarray(xa[s0 : s0 + m, :D]))
-            torch.mm(a, bt, out=out[:m])
+            torch.mm(za[s0 : s0 + m], bt, out=out[:m])
             _store_block(out[:m].numpy(), s0, ra, rb, G16, gmin, step, rv, ri, cv, ci)
 
     threads = torch.get_num_threads()
@@ -131,9 +132,12 @@ def fp32_cost(xa: np.ndarray, xb: np.ndarray, block: int):
 def fp32_bound(xa, xb, exact_tail: int = 0, head_splits: tuple[int, ...] = (), block=128):
     """quantised_bound's (bound, top2) through the float32 GEMM: bound = (G16, gmin, step, E1,
     F1, E2, F2, rowc, colc) with c_ij ≥ gmin_i + G16_ij step_i − E1_i F1_j − E2_i F2_j + rowc_i
-    + colc_j (3.4; rowc = r − η, colc = s − η')."""
+    + colc_j (L; rowc = r − η, colc = s − η').
+
+    Row blocks of 3·block: the memory of int8's three int32 part blocks, and a GEMM of 384
+    rows ran ~1.4× faster per multiply-add than one of 128 (AVX2, d 2304, 4k)."""
     D = xa.shape[1] - 2
-    G, top2 = fp32_cost(xa, xb, block)
+    G, top2 = fp32_cost(xa, xb, 3 * block)
     E1, F1, E2, F2, eta_a, eta_b = fp32_terms(xa, xb, exact_tail, head_splits)
     rowc = xa[:, D].astype(np.float64) - eta_a
     colc = xb[:, D + 1].astype(np.float64) - eta_b

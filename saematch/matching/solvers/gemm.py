@@ -95,13 +95,41 @@ def probe() -> dict:
     return out
 
 
-def bound_gemm(name: str | None = None) -> str:
-    """The backend to run: "int8" or "fp32". name None: the one `use_bound_gemm` set (default
-    auto); auto: the probe's choice. ValueError for an unknown name or int8 without one."""
+@functools.cache
+def cuda_int8_gemm_available() -> bool:
+    """torch's int8 GEMM on the current CUDA device (cuBLASLt's int8 tensor-core kernel: m > 16,
+    k and n multiples of 8), checked against numpy once per process."""
+    if not torch.cuda.is_available():
+        return False
+    g = np.random.default_rng(0)
+    a = g.integers(-127, 128, (32, 64), dtype=np.int8)
+    b = g.integers(-127, 128, (24, 64), dtype=np.int8)
+    try:
+        ta, tb = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
+        out = torch._int_mm(ta, tb.T).cpu().numpy()
+    except (AttributeError, RuntimeError):
+        return False
+    return bool(np.array_equal(out, a.astype(np.int64) @ b.astype(np.int64).T))
+
+
+def bound_gemm(name: str | None = None, device="cpu") -> str:
+    """The backend to run on `device`: "int8" or "fp32". name None: the one `use_bound_gemm`
+    set (default auto); auto: on the CPU the probe's choice, on a CUDA device int8 whenever its
+    int8 GEMM works (a tensor-core kernel there, ~2x the float32 GEMM's throughput even with
+    TF32; the probe times the CPU, so it does not decide for a GPU). ValueError for an unknown
+    name or int8 without one."""
     name = check_bound_gemm(_CHOICE.get() if name is None else name)
+    cuda = torch.device(device).type == "cuda"
     if name == "auto":
+        if cuda:
+            return "int8" if cuda_int8_gemm_available() else "fp32"
         return probe()["auto"]
-    if name == "int8" and not int8_gemm_available():
+    if name == "int8" and cuda and not cuda_int8_gemm_available():
+        raise ValueError(
+            "matching.bound_gemm=int8 but torch's int8 GEMM does not work on this GPU; use "
+            "bound_gemm=auto or fp32"
+        )
+    if name == "int8" and not cuda and not int8_gemm_available():
         raise ValueError(
             "matching.bound_gemm=int8 but this torch build has no working int8 GEMM "
             "(torch._int_mm); use bound_gemm=auto or fp32"
