@@ -5,7 +5,9 @@ a local folder); same d_model, any widths. The matching's mode and solver come f
 cfg.matching (the paper's folded MSE of decoder + encoder by default). Writes
 matchings/compare.safetensors + .json (version 2: the exact rectangular matching with its
 duals, the shared pairs and the families; `saematch.load_matching` reads it), a per-feature
-table, the |cos| distributions, and prints PW-MCC, the share above |cos| 0.7 and the counts.
+table, the |cos| distributions, the side-by-side page `compare.html` (+ compare_data/, opened
+from disk: saematch.explorer.compare_view), and prints PW-MCC, the share above |cos| 0.7 and the
+counts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from saematch.compare import compare
 from saematch.compare.plots import cosine_figure
 from saematch.compare.refs import load_pair
+from saematch.explorer.compare_view import view_from_comparison, write_compare_page
 from saematch_experiments.harness.context import Context, plain
 from saematch_experiments.harness.results import Results
 
@@ -108,12 +111,17 @@ def run(opts: Options, ctx: Context) -> Results:
     path = save_match_file(
         c.matching, out / "compare", a, b, extra={"a": opts.a, "b": opts.b}
     )  # the two references as given, beside the SAEs' ids and fingerprints
+    page = write_compare_page(view_from_comparison(c, refs=(opts.a, opts.b)), ctx.run_dir)
     res = Results()
-    res.summary = {**summary, "match_file": str(path.relative_to(ctx.run_dir))}
+    res.summary = {
+        **summary,
+        "match_file": str(path.relative_to(ctx.run_dir)),
+        "page": str(page.relative_to(ctx.run_dir)),
+    }
     res.table("compare_features", feature_rows(c), history=False)
     res.table("compare_summary", [summary])
     res.figures["compare_cosines"] = cosine_figure(c)
-    res.console = console + f"\n  match file: {path}"
+    res.console = console + f"\n  match file: {path}\n  side by side: {page}"
     res.metrics.append({k: v for k, v in summary.items() if isinstance(v, int | float)})
     if not np.isfinite(c.matching.total_cost):
         raise RuntimeError("compare: the matching's total cost is not finite")

@@ -39,12 +39,19 @@ every pair's confidence, dual regret, top-5 predecessors and best successors as 
 reference, and both against the exact float64 swap regret on 256 sampled rows.
 
 --rect W: two SAEs of different widths (saematch.compare): A = the first n features of a
-synthetic pair's A of width W (n from --widths), B that pair's B (width W); times the fp32
-GEMM of the same n × W pair, the exact rectangular matching (compare.match_rect: padded square,
-certified; the certificate checked on 2,048 sampled rows), scipy's rectangular
-linear_sum_assignment while n·W ≤ --scipy-below², and with --compare the whole
-compare() (rectangular matching, partial matching with the null, families, PW-MCC of decoder
-and encoder), each as a ratio to that GEMM in the same run.
+synthetic pair's A of width W (n from --widths; n = W compares two equal widths), B that pair's
+B (width W); times the fp32 GEMM of the same n × W pair, the exact rectangular matching
+(compare.match_rect: padded square, certified; the certificate checked on 2,048 sampled rows),
+or with --compare the whole compare() instead (rectangular matching, partial matching with the
+null, families, PW-MCC of decoder and encoder; its matching's certificate checked the same
+way), scipy's rectangular linear_sum_assignment while n·W ≤ --scipy-below², each as a ratio to
+that GEMM in the same run (wall and CPU), and the process peak RSS. The issue's two figures
+(an idle machine; see docs/compare.md):
+
+    python scripts/bench_matching.py --widths 131072 --rect 131072 --mode both --compare \
+        --max-memory 12GB
+    python scripts/bench_matching.py --widths 16384 --rect 65536 --mode both --compare \
+        --max-memory 6GB
 """
 
 from __future__ import annotations
@@ -99,8 +106,13 @@ def measure(fn):
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = (_rss_kb("VmHWM") - base) / 1e6 if ok else float("nan")
+    hwm = _rss_kb("VmHWM")
+    PROCESS_PEAK[0] = max(PROCESS_PEAK[0], hwm / 1e6)  # VmHWM is reset per stage: keep the max
+    peak = (hwm - base) / 1e6 if ok else float("nan")
     return out, dt, cpu, peak
+
+
+PROCESS_PEAK = [0.0]  # GB: the largest VmHWM any measured stage reached (the process's peak)
 
 
 def gemm_reference(xa, xb, full_below: int, rows: int, block: int = 2048):
@@ -475,10 +487,14 @@ def rect_gemm(a, b, mode: str, block: int = 2048) -> float:
 
 
 def bench_rect(args, n: int, wide: int, budget) -> None:
-    """The --rect benchmark of one n × W pair (module doc)."""
+    """The --rect benchmark of one n × W pair (module doc). With --compare the exact matching
+    is compare()'s own (timed once, its certificate checked on sampled rows); ratios are to the
+    fp32 GEMM of the same pair in this run, in wall and in CPU seconds (a busy machine inflates
+    wall time); the process peak is the largest VmHWM of any stage, SAEs included."""
     from saematch.compare import compare
+    from saematch.compare.compare import memory_plan
     from saematch.compare.rect import check_rect_certificate, match_rect
-    from saematch.matching.budget import resolve_budget
+    from saematch.matching.budget import resolve_budget, show_bytes
 
     if wide < n:
         raise SystemExit(f"--rect {wide} must be at least the narrow width {n}")
@@ -486,16 +502,40 @@ def bench_rect(args, n: int, wide: int, budget) -> None:
     a = narrow_of(A, n)
     del A
     mem = resolve_budget(budget)
-    t_gemm, _, _, _ = measure(lambda: rect_gemm(a, b, args.mode))
+    sae_gb = sum(t.numel() * t.element_size() for s in (a, b) for t in s.state_dict().values())
+    plan = memory_plan(a, b, args.mode)
+    t_gemm, _, c_gemm, _ = measure(lambda: rect_gemm(a, b, args.mode))
     print(
         f"rectangular {n} x {wide}, d_model {args.d_model}, mode {args.mode}, max_memory "
-        f"{budget or 'default'} ({mem / 1e9:.1f} GB)\n  fp32 GEMM of the same pair: "
-        f"{t_gemm:.1f} s",
+        f"{budget or 'default'} ({mem / 1e9:.1f} GB); SAEs {sae_gb / 1e9:.2f} GB; memory plan "
+        f"beyond the SAEs: {', '.join(f'{k} {show_bytes(v)}' for k, v in plan.items())}\n"
+        f"  fp32 GEMM of the same pair: {t_gemm:.1f} s wall, {c_gemm:.1f} s CPU",
         flush=True,
     )
-    m, t_r, u_r, m_r = measure(
-        lambda: match_rect(a, b, mode=args.mode, max_memory=mem, device=args.device)
-    )
+    ratio = lambda t, c: f"{t / t_gemm:.2f}x wall, {c / c_gemm:.2f}x CPU"  # noqa: E731
+    if args.compare:
+        c, t_c, u_c, m_c = measure(
+            lambda: compare(a, b, mode=args.mode, certify=False, max_memory=mem, device=args.device)
+        )
+        m = c.matching
+        print(
+            f"  compare() in full: {t_c:.1f} s wall, {u_c:.1f} s CPU, +{m_c:.2f} GB peak RSS; "
+            f"/ fp32 GEMM: {ratio(t_c, u_c)}; parts (wall s) "
+            + ", ".join(f"{k} {v:.1f}" for k, v in c.seconds.items()),
+            flush=True,
+        )
+        print("  " + c.console().replace("\n", "\n  "), flush=True)
+        what = "compare()'s exact matching"
+    else:
+        m, t_r, u_r, m_r = measure(
+            lambda: match_rect(a, b, mode=args.mode, max_memory=mem, device=args.device)
+        )
+        print(
+            f"  rectangular exact: {t_r:.1f} s wall, {u_r:.1f} s CPU, +{m_r:.2f} GB peak RSS; "
+            f"/ fp32 GEMM: {ratio(t_r, u_r)}",
+            flush=True,
+        )
+        what = "rectangular exact"
     xa = augmented_features(a, args.mode, "a", fold=True)
     xb = augmented_features(b, args.mode, "b", fold=True)
     idx = np.sort(np.random.default_rng(0).choice(n, min(n, 2048), replace=False))
@@ -506,11 +546,17 @@ def bench_rect(args, n: int, wide: int, budget) -> None:
     tol = m.info["tol"] + 4 * xa.shape[1] * np.finfo(np.float64).eps * norm_a * norm_b
     cost = lambda sl: sampled_rows_cost(xa[idx[sl]], xb)  # noqa: E731
     cert = check_rect_certificate(cost, m.perm[idx], m.duals[0][idx], m.duals[1], tol, block=256)
+    # the column conditions from the whole matching (the sampled rows leave most columns free)
+    v, free = m.duals[1], np.ones(wide, dtype=bool)
+    free[m.perm[m.perm >= 0]] = False
+    max_v, min_free = float(v.max()), float(v[free].min()) if free.any() else 0.0
+    ok = cert.min_reduced >= -tol and cert.max_slack <= tol and max_v <= tol and min_free >= -tol
     print(
-        f"  rectangular exact [{m.info.get('method')}, {m.info.get('route')}]: {t_r:.1f} s wall, "
-        f"{u_r:.1f} s CPU, +{m_r:.2f} GB peak RSS; / fp32 GEMM: {t_r / t_gemm:.2f}x; "
-        f"certificate on {len(idx)} sampled rows: {'ok' if cert.ok else 'FAILED'} "
-        f"(min reduced {cert.min_reduced:.2e}, max slack {cert.max_slack:.2e})",
+        f"  {what} [{m.info.get('method')}, {m.info.get('route')}, {m.info.get('columns', wide)} "
+        f"of {wide} wide features solved on]: certificate on {len(idx)} sampled rows: "
+        f"{'ok' if ok else 'FAILED'} (min reduced {cert.min_reduced:.2e}, max slack "
+        f"{cert.max_slack:.2e}, max v {max_v:.2e}, min v of free columns {min_free:.2e}, "
+        f"tol {tol:.1e})",
         flush=True,
     )
     if n * wide <= args.scipy_below**2:
@@ -520,22 +566,19 @@ def bench_rect(args, n: int, wide: int, budget) -> None:
             r, c = linear_sum_assignment(C)
             return float(C[r, c].sum())
 
-        ref, t_s, _, m_s = measure(scipy_rect)
+        ref, t_s, u_s, m_s = measure(scipy_rect)
         print(
-            f"  scipy rectangular: {t_s:.1f} s, +{m_s:.2f} GB; total cost scipy {ref:.9g} "
-            f"exact {m.total_cost:.9g} (rel diff {abs(m.total_cost - ref) / abs(ref):.1e})",
+            f"  scipy rectangular: {t_s:.1f} s wall, {u_s:.1f} s CPU, +{m_s:.2f} GB; total cost "
+            f"scipy {ref:.9g} exact {m.total_cost:.9g} "
+            f"(rel diff {abs(m.total_cost - ref) / abs(ref):.1e})",
             flush=True,
         )
-    if args.compare:
-        c, t_c, u_c, m_c = measure(
-            lambda: compare(a, b, mode=args.mode, certify=False, max_memory=mem, device=args.device)
-        )
-        print(
-            f"  compare() in full: {t_c:.1f} s wall, {u_c:.1f} s CPU, +{m_c:.2f} GB peak RSS; "
-            f"/ fp32 GEMM: {t_c / t_gemm:.2f}x; parts {c.seconds}",
-            flush=True,
-        )
-        print("  " + c.console().replace("\n", "\n  "), flush=True)
+    print(
+        f"  process peak RSS over the run: {PROCESS_PEAK[0]:.2f} GB (SAEs {sae_gb / 1e9:.2f} GB "
+        f"of it; max_memory {mem / 1e9:.1f} GB counts what the matching allocates beyond "
+        f"them); load average at the end: {os.getloadavg()}",
+        flush=True,
+    )
 
 
 def sampled_rows_cost(rows: np.ndarray, xb: np.ndarray, block: int = 8192) -> np.ndarray:

@@ -19,11 +19,12 @@ def zoo_overrides(zoo) -> list[str]:
 
 
 def compose_cfg(experiment: str, overrides: list[str], zoo, tmp_path: Path) -> DictConfig:
-    """The composed config of `saematch experiment=<experiment> <overrides>` on the test zoo."""
+    """The composed config of `saematch experiment=<experiment> <overrides>` on the test zoo
+    (zoo None: no zoo overrides, for experiments that need no zoo)."""
     register_schemas()
     base = [
         f"experiment={experiment}",
-        *zoo_overrides(zoo),
+        *(zoo_overrides(zoo) if zoo is not None else []),
         "logger=none",
         f"paths.output_root={tmp_path}",
         "data.n_examples=8",

@@ -34,7 +34,7 @@ def scipy_rect_cost(a, b, mode="both", fold=True) -> float:
 @pytest.mark.parametrize(
     "na,nb,solver",
     [(30, 70, "auto"), (70, 30, "auto"), (200, 520, "auto"), (520, 200, "lapjv"), (40, 90, "scipy"),
-     (48, 48, "auto")],
+     (48, 48, "auto"), (20, 400, "auto"), (400, 20, "lapjv"), (60, 900, "scipy")],
 )  # fmt: skip
 def test_rectangular_matching_is_optimal_and_certified(na, nb, solver):
     a, b = random_sae(12, na, seed=na), random_sae(12, nb, seed=nb + 1)
@@ -48,6 +48,33 @@ def test_rectangular_matching_is_optimal_and_certified(na, nb, solver):
     cert = check_match_rect(a, b, m)
     assert cert.ok, cert
     assert cert.gap_bound <= 1e-6 * abs(ref) + n * m.info["tol"] * 2
+    if max(na, nb) >= 10 * n:  # few candidates: the wide side's candidate set, not padding
+        assert m.info["route"] == "reduced-columns" and m.info["columns"] < max(na, nb) / 2
+
+
+def test_reduced_columns_grow_until_the_duals_cover_every_wide_feature():
+    """One candidate per row misses partners: the check outside the candidate set adds them
+    (info["grown"]), and the result is scipy's optimum with the certificate over every pair."""
+    import saematch.compare.rect as rect
+    from saematch.planted.synthetic import synthetic_pair
+
+    A, b, _ = synthetic_pair(32, 600, 0.2, 0.5, 0)  # B: a noisy permuted copy of A
+    n = 25
+    a = JumpReLUSAE(W_enc=A.W_enc[:, :n], b_enc=A.b_enc[:n], W_dec=A.W_dec[:n], b_dec=A.b_dec,
+                    threshold=A.threshold[:n])  # fmt: skip
+    old = rect.CANDIDATES
+    try:
+        rect.CANDIDATES = 1
+        m = match_rect(a, b)
+    finally:
+        rect.CANDIDATES = old
+    assert m.info["route"] == "reduced-columns" and m.info["grown"][0] > 0
+    assert m.info["grown"][-1] == 0 and m.info["columns"] < 300
+    assert m.total_cost == pytest.approx(scipy_rect_cost(a, b), rel=1e-6, abs=1e-6)
+    assert check_match_rect(a, b, m).ok
+    w = match_rect(b, a)  # the wide side first: the same route, the same optimum
+    assert w.info["route"] == "reduced-columns" and check_match_rect(b, a, w).ok
+    assert w.total_cost == pytest.approx(m.total_cost, rel=1e-6)
 
 
 def test_rectangular_certificate_rejects_a_worse_matching():
@@ -289,6 +316,8 @@ def test_experiment_compare_writes_a_match_file_with_families(test_zoo, tmp_path
     m = load_matching(rd / summary["match_file"], a, b)
     assert m.family_parent.shape == (60,) and (m.family_parent[48:] == np.arange(12)).all()
     assert (rd / "compare_features.csv").exists() and (rd / "compare_cosines.png").exists()
+    page = (rd / summary["page"]).read_text()  # the side-by-side page and its data files
+    assert '"family_splits": 12' in page and (rd / "compare_data" / "pairs.js").exists()
     bad = compose_cfg("compare", ["saes=tiny", "experiment.fold=maybe"], test_zoo, tmp_path)
     with pytest.raises(ValueError, match="fold"):
         run(bad)
@@ -322,3 +351,61 @@ def test_two_planted_seeds_share_one_set(monkeypatch):
     seen.clear()
     refs.load_pair("planted:layer=3", "planted:layer=3,width=768")  # two sets, one seed each
     assert all("n_seeds" not in o for o in seen)
+
+
+@pytest.mark.parametrize("b_ref", ["index=1", "width=384"], ids=["two_seeds", "two_widths"])
+def test_experiment_compare_two_planted_saes_of_one_layer(b_ref, test_planted, tmp_path, capsys):
+    """The issue's done-when: two planted SAEs of one layer (two seeds; two widths), offline
+    (the planted world is generated, no model or hub), prints PW-MCC, the shared share and the
+    unshared counts, and writes a match file load_matching reads back with its families."""
+    import re
+
+    from experiment_helpers import compose_cfg
+
+    from saematch_experiments.harness.cli import run_experiment
+
+    cache = test_planted.root.parent.parent
+    refs = ("planted:layer=1,size=test", f"planted:layer=1,size=test,{b_ref}")
+    cfg = compose_cfg(
+        "compare",
+        [f'experiment.a="{refs[0]}"', f'experiment.b="{refs[1]}"', "experiment.unfolded=false",
+         f"paths.cache_dir={cache}"],
+        None,
+        tmp_path,
+    )  # fmt: skip
+    summary = run_experiment(cfg, run_dir=tmp_path / "run", console=True)  # as the command does
+    out = capsys.readouterr().out
+    assert re.search(r"decoder +PW-MCC 0\.\d{4}", out) and "shared (rotation null" in out
+    assert re.search(r"unshared: a \d+, b \d+", out)
+    wide = 384 if b_ref.startswith("width") else test_planted.width
+    assert summary["width_a"] == test_planted.width and summary["width_b"] == wide
+    assert summary["mse_certified"] and 0 < summary["shared_share"] <= 1
+    a, b = load_pair(*refs, cache)
+    m = load_matching(tmp_path / "run" / summary["match_file"], a, b)
+    assert (
+        m.family_parent.shape == (wide,)
+        and (m.family_parent >= 0).sum() == summary["family_members"]
+    )
+    assert (m.shared_perm >= 0).sum() == summary["shared_pairs"]
+
+
+def test_every_stage_of_compare_is_in_the_memory_plan_and_fails_early():
+    """A budget below any stage's own arrays is a MemoryError naming that stage, raised before
+    the matching starts; the families' block shrinks to the budget; the plan's largest stage
+    plus a little runs."""
+    from saematch.compare.compare import memory_plan
+    from saematch.compare.families import ROW_BYTES, family_block
+
+    a, b = split_pair(seed=5)
+    plan = memory_plan(a, b, "both")
+    assert set(plan) == {"matching", "shared", "families", "cosine_decoder", "cosine_encoder",
+                         "pair_cosines"}  # fmt: skip
+    worst = max(plan, key=plan.get)
+    with pytest.raises(MemoryError, match=f"{worst} needs .* beyond the two SAEs"):
+        compare(a, b, max_memory=plan[worst])
+    assert family_block(1000, 100 * ROW_BYTES * 1000) == 100
+    assert family_block(1000, None) == 1024
+    with pytest.raises(MemoryError, match="families need"):
+        family_block(1000, 15 * ROW_BYTES * 1000)
+    c = compare(a, b, max_memory=plan[worst] + 2_000_000)  # room for the solvers' work
+    assert c.summary()["family_splits"] == 12

@@ -224,7 +224,8 @@ def test_title_with_backslash_newline_and_placeholder_reaches_the_page_intact(tm
 
 
 def _run_page_js(functions: list[str], expr: str) -> str:
-    """expr evaluated by node with the named top-level functions of explorer.js defined."""
+    """expr evaluated by node with the named top-level functions of the pages' JS defined
+    (common.js, then explorer.js and compare.js)."""
     import shutil
     import subprocess
     from importlib import resources
@@ -232,13 +233,16 @@ def _run_page_js(functions: list[str], expr: str) -> str:
     node = shutil.which("node") or shutil.which("nodejs")
     if node is None:
         pytest.skip("node is not installed (the page's JS is tested in node)")
-    js = resources.files("saematch.explorer").joinpath("assets", "explorer.js").read_text()
+    assets = resources.files("saematch.explorer").joinpath("assets")
+    js = "\n".join(
+        assets.joinpath(n).read_text() for n in ("common.js", "explorer.js", "compare.js")
+    )
     src = []
     for name in functions:  # `const name = ...;` on one line, or `function name(...) {...}`
         m = re.search(rf"^const {name} = .*?;$", js, re.M) or re.search(
             rf"^function {name}\(.*?^\}}$", js, re.M | re.S
         )
-        assert m, f"explorer.js has no top-level {name}"
+        assert m, f"the pages' JS has no top-level {name}"
         src.append(m.group(0))
     script = "\n".join(src) + f"\nprocess.stdout.write(String({expr}));\n"
     out = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)

@@ -269,3 +269,89 @@ def test_unmatched_confidence_topk_and_flow_in_chromium(browser, tmp_path):
     assert "cheapest at L0 (top 2)" in nb and "L0/0" in nb and "L0/2" in nb
     assert "flow: from mlp" in nb and "mlp L1/4" in nb  # another SAE's feature: not a link
     assert not browser.find_elements(By.CSS_SELECTOR, '#neighbours a[href="#L1/4"]')
+
+
+def test_compare_page_in_chromium(browser, tmp_path):
+    """compare.html (saematch.explorer.compare_view) of a 48 × 60 comparison: the filters count
+    what the comparison counts, a search by id shows the pair and the family computed here,
+    words search the descriptions, keys step through the rows, a click follows a link."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from test_compare import split_pair
+
+    from saematch.compare import compare
+    from saematch.explorer.compare_view import view_from_comparison, write_compare_page
+
+    a, b = split_pair(seed=7)  # b = a's features + near-copies of a's first 12: families of 2
+    c = compare(a, b)
+    s, m = c.summary(), c.matching
+    descs = {"a": [f"alpha <{i}> & token" for i in range(48)], "b": None}
+    html = write_compare_page(view_from_comparison(c, descriptions=descs), tmp_path)
+    wait = WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException])
+    browser.get_log("browser")  # drop what earlier tests left in the log
+    browser.get(html.as_uri())
+    wait.until(EC.text_to_be_present_in_element((By.ID, "status"), "ready"))
+    count = lambda: browser.find_element(By.ID, "count").text  # noqa: E731
+    sel = Select(browser.find_element(By.ID, "status-filter"))
+    opts = {o.get_attribute("value"): o.text for o in sel.options}
+    want = {"all": 48 + 12, "shared": s["shared_pairs"], "unshared-a": s["unshared_a"],
+            "unshared-b": s["unshared_b"], "split": s["family_splits"]}  # fmt: skip
+    for key, n in want.items():
+        assert opts[key].endswith(f"({n})"), (key, opts[key])
+        sel.select_by_value(key)
+        wait.until(lambda d, n=n: count().startswith(f"{n} rows"))
+        rows = browser.find_elements(By.CSS_SELECTOR, "table.pairs tbody tr")
+        assert len(rows) == n
+    sel.select_by_value("all")
+
+    # a split narrow feature: its two family members on b, the exact partner among them
+    i = int(
+        np.flatnonzero(np.bincount(m.family_parent[m.family_parent >= 0], minlength=48) == 2)[0]
+    )
+    members = sorted(np.flatnonzero(m.family_parent == i).tolist())
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys("/")
+    q = browser.switch_to.active_element
+    assert q.get_attribute("id") == "q"
+    q.send_keys(f"a/{i}", Keys.ENTER)
+    head = lambda: browser.find_element(By.CSS_SELECTOR, "#detail h2").text  # noqa: E731
+    wait.until(lambda d: head() == f"a/{i} ↔ b/{m.perm[i]}")
+    fam = browser.find_elements(By.CSS_SELECTOR, "#detail .fam tbody tr td:first-child")
+    assert sorted(int(t.text.split("/")[1]) for t in fam) == members
+    assert int(m.perm[i]) in members
+    detail = browser.find_element(By.ID, "detail").text
+    assert f"alpha <{i}> & token" in detail  # escaped text shown as text
+    assert browser.current_url.endswith(f"#a/{i}")
+
+    # a click on a family member selects it (on side b, wide): its row and its parent
+    j = next(x for x in members if x != m.perm[i])
+    browser.find_element(By.CSS_SELECTOR, f'#detail .fam a.fid[data-f="{j}"]').click()
+    wait.until(lambda d: head().endswith(f"b/{j}"))
+    assert f"belongs to the family of a/{i}" in browser.find_element(By.ID, "detail").text
+
+    # words search the descriptions: one feature's text
+    q = browser.find_element(By.ID, "q")
+    q.send_keys(Keys.CONTROL, "a")
+    q.send_keys("<17>", Keys.ENTER)
+    wait.until(lambda d: count().startswith("1 rows"))
+    row = browser.find_element(By.CSS_SELECTOR, "table.pairs tbody tr")
+    assert row.get_attribute("data-a") == "17"
+    assert row.find_element(By.TAG_NAME, "mark").text == "<17>"
+
+    # keys step through the rows; an out-of-range id is a clear message
+    q.send_keys(Keys.CONTROL, "a")
+    q.send_keys(Keys.BACKSPACE, Keys.ENTER)
+    wait.until(lambda d: count().startswith("60 rows"))
+    browser.get(f"{html.as_uri()}#a/3")
+    wait.until(lambda d: head().startswith("a/3 "))
+    browser.find_element(By.TAG_NAME, "body").send_keys("j")
+    wait.until(lambda d: head().startswith("a/4 "))
+    browser.get(f"{html.as_uri()}#b/999")
+    err = browser.find_element(By.ID, "error")
+    wait.until(lambda d: err.is_displayed())
+    assert "side b has features 0…59" in err.text
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe

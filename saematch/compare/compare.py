@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from saematch.compare.cosine import PARTS, SHARE_COS, CosineMatching, cosine_matching, pair_cosines
-from saematch.compare.families import Families, families
+from saematch.compare.families import ROW_BYTES, Families, families
 from saematch.compare.rect import RectCertificate, check_match_rect, match_rect
 from saematch.compare.shared import Shared, shared_features
 from saematch.matching import Matching
@@ -140,6 +140,74 @@ class Comparison:
         return "\n".join(lines)
 
 
+F32 = 4  # bytes
+
+
+def memory_plan(
+    a: JumpReLUSAE, b: JumpReLUSAE, mode: str = "both", parts: tuple[str, ...] = PARTS
+) -> dict[str, int]:
+    """Bytes each stage of compare() holds beyond the two SAEs before its own solver works
+    (as budget.py counts: what the stage allocates, not its inputs). n_n ≤ n_w the widths, D
+    the cost's feature length (docs/method.md §3), d = d_model:
+
+    * matching: the plain features (n_a + n_b)(D + 2) and, for different widths, their padded
+      square copies 2 n_w (D + 3) (rect.py; both live while the copies are made);
+    * shared: the narrow SAE padded to n_w (W_enc, W_dec: 2 n_w d) and the square features
+      2 n_w (D + 2) of the partial matching (shared.py);
+    * families: the plain features and one block of 16 wide rows (families.family_block);
+    * cosine_<part>: unit directions (n_a + n_b) d, then the dense n_a × n_b float64 cosine
+      and its |cos| (cosine.DENSE_LIMIT) or the augmented and padded directions;
+    * pair_cosines: the unit directions of one part.
+    All float32 unless said. Each stage's solver gets max_memory minus its stage's bytes."""
+    from saematch.compare.cosine import DENSE_LIMIT
+    from saematch.compare.families import ROW_BYTES
+    from saematch.matching.cost import feature_dim
+
+    n_a, n_b, d = a.width, b.width, a.d_model
+    n_n, n_w = min(n_a, n_b), max(n_a, n_b)
+    D = feature_dim(d, mode)
+    rect = n_a != n_b
+    plain = (n_a + n_b) * (D + 2) * F32
+    units = (n_a + n_b) * d * F32
+    plan = {
+        "matching": plain + (2 * n_w * (D + 3) * F32 if rect else 0),
+        "shared": padded_sae_bytes(a, b) + 2 * n_w * (D + 2) * F32,
+        "families": plain + ROW_BYTES * 16 * n_n,
+    }
+    for part in parts:
+        if n_a * n_b <= DENSE_LIMIT:
+            plan[f"cosine_{part}"] = units + 3 * n_a * n_b * 8
+        else:
+            aug = (n_a + n_b) * (d + 2) * F32
+            plan[f"cosine_{part}"] = units + aug + (2 * n_w * (d + 3) * F32 if rect else 0)
+    plan["pair_cosines"] = units
+    return plan
+
+
+def padded_sae_bytes(a: JumpReLUSAE, b: JumpReLUSAE) -> int:
+    """Bytes of the narrow SAE's copy padded to the wide width (shared.pad_sae): W_enc, W_dec,
+    b_enc, θ; 0 for equal widths."""
+    if a.width == b.width:
+        return 0
+    return (2 * a.d_model + 2) * max(a.width, b.width) * F32
+
+
+def check_memory_plan(plan: dict[str, int], budget: int, what: str) -> None:
+    """MemoryError naming every stage whose own arrays do not fit `budget` bytes (before
+    anything large is allocated)."""
+    from saematch.matching.budget import show_bytes
+
+    over = {k: v for k, v in plan.items() if v >= budget}
+    if over:
+        worst = max(plan.values())
+        raise MemoryError(
+            f"compare {what}: "
+            + ", ".join(f"{k} needs {show_bytes(v)}" for k, v in over.items())
+            + f" beyond the two SAEs, max_memory is {show_bytes(budget)}; raise matching."
+            f"max_memory above {show_bytes(worst)} (plus the solvers' working memory)"
+        )
+
+
 def sae_info(sae: JumpReLUSAE) -> dict:
     """Name, width, d_model of an SAE (for the summary)."""
     return {"name": sae.name or "unnamed", "width": sae.width, "d_model": sae.d_model}
@@ -165,12 +233,16 @@ def compare(
     certificate from the costs (an n_A × n_B pass in blocks; off for the largest sizes).
     """
     from saematch.compare.rect import check_same_stream
+    from saematch.matching.budget import resolve_budget
 
     check_same_stream(a, b)
     fold = resolve_fold(a, b, fold)
+    budget = resolve_budget(max_memory)
+    plan = memory_plan(a, b, mode, parts)
+    check_memory_plan(plan, budget, f"{a.width} x {b.width} (d {a.d_model}, mode {mode})")
     t = {}
     t0 = time.perf_counter()
-    m = match_rect(a, b, mode=mode, fold=fold, solver=solver, max_memory=max_memory, device=device)
+    m = match_rect(a, b, mode=mode, fold=fold, solver=solver, max_memory=budget, device=device)
     t["match"] = time.perf_counter() - t0
     cert = None
     if certify:
@@ -179,18 +251,22 @@ def compare(
         t["certificate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     sh = shared_features(
-        a, b, mode=mode, fold=fold, null_alpha=null_alpha, seed=seed, max_memory=max_memory,
-        device=device,
+        a, b, mode=mode, fold=fold, null_alpha=null_alpha, seed=seed,
+        max_memory=budget - padded_sae_bytes(a, b), device=device,
     )  # fmt: skip
     t["shared"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     xa = augmented_features(a, mode, "a", np.float32, fold=fold)
     xb = augmented_features(b, mode, "b", np.float32, fold=fold)
-    fam = families(xa, xb, sh.kappa)
+    block_room = budget - plan["families"] + ROW_BYTES * 16 * min(a.width, b.width)
+    fam = families(xa, xb, sh.kappa, work_bytes=block_room)
     del xa, xb
     t["families"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    cos = {p: cosine_matching(a, b, p, solver=solver, max_memory=max_memory) for p in parts}
+    cos = {
+        p: cosine_matching(a, b, p, solver=solver, max_memory=budget - plan[f"cosine_{p}"])
+        for p in parts
+    }
     mse_cos = {p: pair_cosines(a, b, m.perm, p) for p in parts}
     t["cosine"] = time.perf_counter() - t0
     m.shared_perm = sh.matching.perm

@@ -48,10 +48,37 @@ def _exact(xa: np.ndarray, xb: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.n
     return np.einsum("ij,ij->i", xa[i].astype(np.float64), xb[j].astype(np.float64))
 
 
-def families(xa: np.ndarray, xb: np.ndarray, kappa_star: float, block: int = 1024) -> Families:
+BLOCK = 1024  # wide features per GEMM block, when no budget says less
+ROW_BYTES = 56  # bytes per (wide, narrow) entry of a block: the float32 GEMM, float64 c, den,
+# κ and np.where's temporaries, argpartition's copy and indices
+
+
+def family_block(n_narrow: int, work_bytes: int | None) -> int:
+    """Wide features per block so a block's ROW_BYTES · block · n_narrow fit work_bytes
+    (BLOCK without a budget); MemoryError when not even 16 rows fit."""
+    if work_bytes is None:
+        return BLOCK
+    block = int(work_bytes // (ROW_BYTES * max(n_narrow, 1)))
+    if block < 16:
+        raise MemoryError(
+            f"compare: families need {ROW_BYTES * 16 * n_narrow / 1e9:.2f} GB for a block of 16 "
+            f"wide features against {n_narrow} narrow ones, more than the "
+            f"{work_bytes / 1e9:.2f} GB left; raise matching.max_memory"
+        )
+    return min(BLOCK, block)
+
+
+def families(
+    xa: np.ndarray,
+    xb: np.ndarray,
+    kappa_star: float,
+    block: int | None = None,
+    work_bytes: int | None = None,
+) -> Families:
     """Families of the wider of xa (side a) and xb (side b), cost.py's augmented features.
 
     kappa_star: the null's κ* (compare.shared_features). Equal widths: b is the "wide" side.
+    block: wide features per GEMM block; None: as many as work_bytes allow (family_block).
     """
     D = xa.shape[1] - 2
     r, s = xa[:, D].astype(np.float64), xb[:, D + 1].astype(np.float64)
@@ -59,6 +86,7 @@ def families(xa: np.ndarray, xb: np.ndarray, kappa_star: float, block: int = 102
     xw, xn = (xa, xb) if wide == "a" else (xb, xa)
     nw_norm, nn_norm = (r, s) if wide == "a" else (s, r)
     n_w = len(xw)
+    block = block or family_block(len(xn), work_bytes)
     best = np.full(n_w, -1, dtype=np.int64)
     second = np.full(n_w, -1, dtype=np.int64)
     xnt = xn.T

@@ -24,6 +24,17 @@ Certificate of (R) itself (rectangular LP: rows = 1, columns ≤ 1; dual max Σu
 u_i + v_j ≤ c_ij and v_j ≤ 0): shift t = −max_d u_d over the dummy rows d, v' = v − t,
 u' = u + t. Then u'_i + v'_j ≤ c_ij + tol, v'_j ≤ tol, and v'_j ≥ −tol on the columns left
 free (they sat with dummies); `check_rect_certificate` verifies exactly that from the costs.
+
+Reduced columns (`reduced_assign`, route "reduced-columns"): padding makes an n × W problem a
+W × W one, W/n times the work of the pair (its bound GEMMs over W − n dummy rows, and dummy
+rows tie everywhere, so they all land in the solver's dense rest). When the wide side is at
+least twice the narrow one, the square solve runs instead on a candidate set S of wide
+features (each narrow row's CANDIDATES cheapest, from one float32 n × W GEMM pass), padded to
+|S|. Its duals extend to all of W with v_j = 0 outside S; they prove (R) when every j ∉ S has
+c_ij − u_i ≥ −tol, checked in a second n × (W − |S|) pass in float64 (the dot the certificate
+uses; float32 with a sound rounding margin flagged most columns, and deciding those in
+float64 one by one cost 3x the whole padded route at 2k × 8k); violating columns join S and
+the sub-problem is solved again. Past REDUCE_SHARE · W candidates the padded route runs.
 """
 
 from __future__ import annotations
@@ -133,6 +144,84 @@ def solve_features(
     return sigma, u[:n_narrow] + t, v - t, tol, info
 
 
+CANDIDATES = 2  # cheapest wide features per narrow row in the first candidate set
+REDUCE_SHARE = 0.5  # the reduced route while |S| ≤ this share of the wide side
+REDUCE_ROUNDS = 6  # candidate-set growths before the padded route takes over
+
+
+def _narrow_rows(xa, xb, narrow_is_a: bool):
+    """(xn, xw): narrow-side rows and wide-side rows with xn[i] · xw[j] = c of the pair."""
+    return (xa, xb) if narrow_is_a else (xb, xa)
+
+
+def _gemm_block(n_w: int, work_bytes: int | None) -> int:
+    """Narrow rows per n × W float32 pass: ~6 block × n_w float32 arrays within work_bytes."""
+    room = (work_bytes or 2**30) // (24 * max(n_w, 1))
+    return int(max(16, min(1024, room)))
+
+
+def candidate_columns(xn: np.ndarray, xw: np.ndarray, k: int, block: int) -> np.ndarray:
+    """Sorted union of each narrow row's k cheapest wide columns (float32 GEMM in row blocks)."""
+    k = min(k, len(xw))
+    keep = np.zeros(len(xw), dtype=bool)
+    for r0 in range(0, len(xn), block):
+        c = xn[r0 : r0 + block] @ xw.T  # (blk, n_w)
+        keep[np.argpartition(c, k - 1, axis=1)[:, :k].ravel()] = True
+    return np.flatnonzero(keep)
+
+
+def outside_violators(xn, xw, u, inside, tol: float, block: int, col_block: int = 4096):
+    """Wide columns j ∉ S (inside[j] False) with c_ij − u_i < −tol for some narrow row i: the
+    ones the extended duals (v_j = 0) do not cover. c in float64 (the dot the certificate
+    uses), tile by tile: a column block converted once, row blocks converted per tile (1/col_block
+    of the GEMM's work). Empty: the duals prove (R)."""
+    bad = np.zeros(len(xw), dtype=bool)
+    outside = np.flatnonzero(~inside)
+    for c0 in range(0, len(outside), col_block):
+        cols = outside[c0 : c0 + col_block]
+        yt = xw[cols].astype(np.float64).T  # (D + 2, cb)
+        for r0 in range(0, len(xn), block):
+            c = xn[r0 : r0 + block].astype(np.float64) @ yt  # (blk, cb)
+            c -= u[r0 : r0 + block, None]
+            bad[cols] |= (c < -tol).any(axis=0)
+    return np.flatnonzero(bad)
+
+
+def reduced_assign(xa, xb, solver, layout, work_bytes, device, progress=False):
+    """(sigma, u, v, tol, info) of (R) by the reduced-column route (module doc), or None when
+    the candidate set outgrows REDUCE_SHARE of the wide side (the caller pads instead)."""
+    narrow_is_a = len(xa) <= len(xb)
+    n_n, n_w = min(len(xa), len(xb)), max(len(xa), len(xb))
+    xn, xw = _narrow_rows(xa, xb, narrow_is_a)
+    block = _gemm_block(n_w, work_bytes)
+    cols = candidate_columns(xn, xw, CANDIDATES, block)
+    if len(cols) < n_n:  # rows sharing their best columns: any others make S wide enough
+        rest = np.setdiff1d(np.arange(n_w), cols)[: n_n - len(cols)]
+        cols = np.union1d(cols, rest)
+    grown = []
+    for _ in range(REDUCE_ROUNDS):
+        if len(cols) > REDUCE_SHARE * n_w:
+            return None
+        sa, sb = (xa, xb[cols]) if narrow_is_a else (xa[cols], xb)
+        if len(cols) > n_n:
+            sa, sb, _ = rect_features(sa, sb)
+        sigma, u, v_s, tol, info = solve_features(
+            sa, sb, n_n, narrow_is_a, solver, layout, work_bytes, device, progress
+        )
+        inside = np.zeros(n_w, dtype=bool)
+        inside[cols] = True
+        extra = outside_violators(xn, xw, u, inside, tol, block)
+        grown.append(len(extra))
+        if not len(extra):
+            v = np.zeros(n_w)
+            v[cols] = v_s
+            info = {**info, "route": "reduced-columns", "columns": len(cols), "grown": grown}
+            info["padded"] = max(len(cols) - n_n, 0)
+            return cols[sigma], u, v, tol, info
+        cols = np.union1d(cols, extra)
+    return None
+
+
 def rect_assign(
     xa: np.ndarray,
     xb: np.ndarray,
@@ -151,6 +240,10 @@ def rect_assign(
     n_n = min(len(xa), len(xb))
     if len(xa) == len(xb):
         return solve_features(xa, xb, n_n, True, solver, layout, work_bytes, device, progress)
+    if max(len(xa), len(xb)) >= 2 * n_n:
+        res = reduced_assign(xa, xb, solver, layout, work_bytes, device, progress)
+        if res is not None:
+            return res
     pa, pb, narrow_is_a = rect_features(xa, xb)
     return solve_features(pa, pb, n_n, narrow_is_a, solver, layout, work_bytes, device, progress)
 
@@ -219,22 +312,27 @@ def match_rect(
     n_n, n_w = min(a.width, b.width), max(a.width, b.width)
     D = feature_dim(a.d_model, mode)
     feats = 2 * n_w * (D + 2 + int(n_w > n_n)) * 4  # the two square float32 feature arrays
-    if feats >= budget:
+    plain = (n_n + n_w) * (D + 2) * 4 if n_w > n_n else 0  # alive while the padded are made
+    if feats + plain >= budget:
         raise MemoryError(
             f"compare: the features of a {n_n} x {n_w} matching (d {a.d_model}, mode {mode}) "
-            f"take {feats / 1e9:.2f} GB, more than max_memory {budget / 1e9:.2f} GB; raise "
-            "matching.max_memory"
+            f"take {(feats + plain) / 1e9:.2f} GB, more than max_memory "
+            f"{budget / 1e9:.2f} GB; raise matching.max_memory"
         )
     xa = augmented_features(a, mode, "a", np.float32, fold=fold)
     xb = augmented_features(b, mode, "b", np.float32, fold=fold)
     narrow_is_a = a.width <= b.width
-    if a.width != b.width:  # the padded copies replace the plain features
-        xa, xb, _ = rect_features(xa, xb)
-    sigma, u, v, tol, info = solve_features(
-        xa, xb, n_n, narrow_is_a, solver, layout_of(a.d_model, mode), budget - feats,
-        resolve_device(device), progress,
-    )  # fmt: skip
-    cost_n = exact_pair_cost(xa, xb, sigma, narrow_is_a)
+    layout, dev = layout_of(a.d_model, mode), resolve_device(device)
+    res = None
+    if n_w >= 2 * n_n:  # the wide side's candidates only (module doc), or None
+        res = reduced_assign(xa, xb, solver, layout, budget - feats, dev, progress)
+    if res is None:
+        if a.width != b.width:  # the padded copies replace the plain features
+            xa, xb, _ = rect_features(xa, xb)
+        res = solve_features(xa, xb, n_n, narrow_is_a, solver, layout, budget - feats, dev,
+                             progress)  # fmt: skip
+    sigma, u, v, tol, info = res
+    cost_n = exact_pair_cost(xa, xb, sigma, narrow_is_a)  # plain or padded: the same c_ij
     del xa, xb
     if narrow_is_a:
         perm, pair, ua, vb = sigma, cost_n, u, v

@@ -124,19 +124,25 @@ def _asset(name: str) -> str:
 PLACEHOLDER = re.compile(r"/\*__CSS__\*/|/\*__JS__\*/|__META__|__TITLE__")
 
 
-def render_html(info: dict) -> str:
-    """The page: template with its CSS, JS and the summary JSON inlined (no external URL).
+def render_html(
+    info: dict,
+    template: str = "explorer.html",
+    scripts: tuple[str, ...] = ("common.js", "explorer.js"),
+    styles: tuple[str, ...] = ("explorer.css",),
+) -> str:
+    """A page: its template with the CSS, the JS and the summary JSON inlined (no external URL).
 
     One pass over the template: inserted text is never searched again, so a title or a
-    description holding "__TITLE__" (or a backslash, or a newline) cannot break the JSON."""
+    description holding "__TITLE__" (or a backslash, or a newline) cannot break the JSON.
+    "</" in the JSON is written "<\\/", so no text closes the <script> that holds it."""
     blob = json.dumps(info, ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
     parts = {
-        "/*__CSS__*/": _asset("explorer.css"),
-        "/*__JS__*/": _asset("explorer.js"),
+        "/*__CSS__*/": "\n".join(_asset(n) for n in styles),
+        "/*__JS__*/": "\n".join(_asset(n) for n in scripts),
         "__META__": blob,
         "__TITLE__": _html_escape(info["title"]),
     }
-    return PLACEHOLDER.sub(lambda m: parts[m.group(0)], _asset("explorer.html"))
+    return PLACEHOLDER.sub(lambda m: parts[m.group(0)], _asset(template))
 
 
 def _html_escape(s: str) -> str:

@@ -1,52 +1,11 @@
 // saematch explorer: pick a feature, follow its path through the layers (composed matchings,
 // perm_AC = perm_BC[perm_AB], and exact LAPs where computed). No network: data files beside
 // the page are loaded with <script src> (works from file://), each calls SAEX.put(name, data).
-"use strict";
+// Runs after common.js (the loader, META, esc, fmt, highlight), in the same <script>.
 
-const META = JSON.parse(document.getElementById("meta").textContent);
 const LAYERS = META.layers;
 const F = META.width;
-const C = { blue: "#0072B2", sky: "#56B4E9", orange: "#E69F00", green: "#009E73",
-  verm: "#D55E00", purple: "#CC79A7", grey: "#7A7A7A" };
 const LABELS = { 1: ["DIFFERENT", C.verm], 2: ["MAYBE", C.orange], 3: ["SAME", C.green] };
-const $ = (id) => document.getElementById(id);
-
-// ---- data loading ------------------------------------------------------------------------
-const store = {};
-const waiting = {};
-const pending = {};
-window.SAEX = {
-  put(name, data) {
-    store[name] = data;
-    (waiting[name] || []).forEach((fn) => fn(data));
-    delete waiting[name];
-  },
-};
-
-function load(name) {
-  if (name in store) return Promise.resolve(store[name]);
-  if (pending[name]) return pending[name];
-  const file = `${META.data_dir}/${name}.js`;
-  pending[name] = new Promise((resolve, reject) => {
-    (waiting[name] = waiting[name] || []).push(resolve);
-    const s = document.createElement("script");
-    s.src = file;
-    s.charset = "utf-8";
-    s.onload = () => { if (!(name in store)) reject(new Error(`${file} did not hold ${name}`)); };
-    s.onerror = () => {
-      delete pending[name];
-      reject(new Error(`cannot read ${file}: keep the folder ${META.data_dir}/ beside this page`));
-    };
-    document.head.appendChild(s);
-  });
-  return pending[name];
-}
-
-function floats(a) { // JSON nulls (unmatched, not finite) become NaN
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] === null ? NaN : a[i];
-  return out;
-}
 
 function prepLink(lk) {
   if (!lk || lk.ready) return lk;
@@ -151,13 +110,6 @@ function computePath(L0, f0) {
 }
 
 // ---- formatting ----------------------------------------------------------------------------
-const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-function fmt(x) {
-  if (x === null || x === undefined || Number.isNaN(x)) return "—";
-  if (x === 0) return "0";
-  const a = Math.abs(x);
-  return a >= 1e-3 && a < 1e4 ? x.toPrecision(3) : x.toExponential(2);
-}
 function fid(L, f, extra = "") {
   if (f === undefined || f === null || f < 0) return `<span class="fid none">unmatched</span>`;
   return `<a class="fid" href="#L${L}/${f}" data-l="${L}" data-f="${f}" ${extra}>L${L}/${f}</a>`;
@@ -168,23 +120,6 @@ function descHTML(L, f, words) {
   if (d === undefined) return `<span class="muted">…</span>`;
   if (d === null) return `<span class="muted">(no description)</span>`;
   return `<span class="desc" title="${esc(d)}">${highlight(d, words)}</span>`;
-}
-function highlight(text, words) {
-  // find the words in the text itself, then escape: matching the escaped text marked the
-  // insides of entities ("&amp;" for "amp") and of earlier <mark> tags
-  const s = String(text);
-  const marked = new Array(s.length).fill(false);
-  for (const w of words || []) {
-    if (!w) continue;
-    const re = new RegExp(w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "gi");
-    for (const m of s.matchAll(re)) marked.fill(true, m.index, m.index + m[0].length);
-  }
-  let h = "";
-  for (let i = 0, j = 0; i < s.length; i = j) {
-    while (j < s.length && marked[j] === marked[i]) j++;
-    h += marked[i] ? `<mark>${esc(s.slice(i, j))}</mark>` : esc(s.slice(i, j));
-  }
-  return h;
 }
 function pill(label) {
   if (!label) return "";
@@ -206,7 +141,6 @@ const state = { L: null, f: null, rows: null, focusPair: 0, words: [] };
 function status(msg) {
   $("status").textContent = `${msg} · data in ${META.data_dir}/ · page written ${META.generated}`;
 }
-function showError(msg) { const e = $("error"); e.textContent = msg; e.hidden = !msg; }
 
 async function select(L, f, { push = true } = {}) {
   L = Number(L); f = Number(f);
