@@ -209,13 +209,16 @@ def write_sae(snap: Path, preset: Preset, sae_id: str, layer: int, arrays: dict)
     tmp.rename(files[1])
 
 
-def build_saes(root: Path, preset: Preset, layers: list[int], width: int) -> Path:
-    """The preset's SAEs of `layers` at `width` in its published layout (module docstring)."""
+def build_saes(
+    root: Path, preset: Preset, layers: list[int], width: int, d_model: int | None = None
+) -> Path:
+    """The preset's SAEs of `layers` at `width` (d_model: the preset's) in its published layout
+    (module docstring)."""
     snap = snapshot(root, preset.sae_repo)
     ids = sae_ids(preset)
     if all(f.exists() for L in layers for f in sae_files(snap, preset, ids[L])):
         return snap
-    d, rng = preset.config["hidden_size"], np.random.default_rng(0)
+    d, rng = d_model or preset.config["hidden_size"], np.random.default_rng(0)
     W_dec = rng.standard_normal((width, d), dtype=np.float32)
     for L in range(max(layers) + 1):  # every layer up to the last asked: drift is cumulative
         if L > 0:
@@ -532,7 +535,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         p.error(f"--experiments: {unknown} unknown; choose from {list(EXPERIMENTS)}")
     if args.build_only or any(n in NEEDS_MODEL for n in names):
         build_model(args.root, preset, args.model_config)
-    build_saes(args.root, preset, args.layers, args.width)
+    build_saes(args.root, preset, args.layers, args.width, args.model_config["hidden_size"])
     if args.build_only:
         return []
     rows, out = [], args.root / "rehearsal.json"
