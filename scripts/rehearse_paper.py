@@ -273,6 +273,21 @@ def peak_rss_gb(pid: int) -> float | None:
     return None
 
 
+def gemm_gflops(m: int = 32, d: int = 2304) -> dict[str, float]:
+    """GFLOP/s of an (m, d) @ (d, d) matmul in float32 and bfloat16 on this CPU: why the model
+    runs in float32 here (a CPU without bf16 units runs bf16 GEMM as a slow loop)."""
+    import torch
+
+    out = {}
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        x, w = torch.randn(m, d, dtype=dtype), torch.randn(d, d, dtype=dtype)
+        x @ w  # warm up
+        t0 = time.perf_counter()
+        x @ w
+        out[name] = round(2 * m * d * d / (time.perf_counter() - t0) / 1e9, 2)
+    return out
+
+
 def load_average() -> float:
     """The 1-minute load average (how busy the 2 cores were)."""
     return round(os.getloadavg()[0], 2)
@@ -303,7 +318,7 @@ def found_values(obj, key_part: str) -> set[str]:
 
 
 def run_record(run_dir: Path | None) -> dict:
-    """What the run folder says: the bound backend(s) of its matchings, how many were cached."""
+    """What the run folder says: the bound backend(s) its matchings report, if any."""
     if run_dir is None:
         return {}
     texts = [p.read_text() for p in run_dir.rglob("*.json") if p.stat().st_size < 50_000_000]
@@ -314,10 +329,12 @@ def run_record(run_dir: Path | None) -> dict:
         except json.JSONDecodeError:
             continue
     backends = set().union(*(found_values(t, "backend") for t in trees)) if trees else set()
-    cached = [v for t in trees for v in found_values(t, "cached")]
-    return {"run_dir": str(run_dir), "bound_backend": sorted(backends) or None,
-            "matchings_cached": cached.count("True"),
-            "matchings_computed": cached.count("False")}  # fmt: skip
+    return {"run_dir": str(run_dir), "bound_backend": sorted(backends) or None}
+
+
+def cached_matchings(root: Path) -> int:
+    """Complete entries of the run's matching cache (a match file's JSON is written last)."""
+    return len(list((root / "saematch-cache" / "matchings").glob("*.json")))
 
 
 def newest_run(root: Path, experiment: str, since: float) -> Path | None:
@@ -352,7 +369,7 @@ def run_one(experiment: str, args, preset: Preset) -> dict:
         PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     )
     log = root / f"{experiment}.log"
-    load_start, started = load_average(), time.time()
+    load_start, started, n_cached = load_average(), time.time(), cached_matchings(root)
     t0, peak, status = time.perf_counter(), 0.0, "ok"
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root,
@@ -382,8 +399,10 @@ def run_one(experiment: str, args, preset: Preset) -> dict:
         "n_examples": args.n_examples, "seq_len": args.seq_len, "status": status,
         "seconds": round(seconds, 1), "peak_gb": round(peak, 2), "load_start": load_start,
         "load_end": load_average(), "nice": args.nice, "commit": args.commit,
-        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)), "log": str(log),
+        "gemm_gflops": args.gemm, "log": str(log),
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "command": " ".join(cmd[3:]), **run_record(newest_run(root, experiment, started - 1)),
+        "matchings_computed": cached_matchings(root) - n_cached,  # new cache entries
     }  # fmt: skip
 
 
@@ -438,22 +457,26 @@ def render(rows: list[dict]) -> str:
         "widths are the published ones; every weight is random (the script's docstring says how",
         "the SAEs are drawn: unit-norm decoder rows, a hidden permutation plus drift between",
         "layers, log-normal θ rising with depth; those scales are assumptions, not the published",
-        "values). Model in float32 on CPU: this CPU has no bf16 GEMM (a 128 × 2304 @ 2304 × 9216",
-        "bf16 matmul ran at 0.2 GFLOP/s against float32's 20). Peak = the process's VmHWM;",
-        "load = the 1-minute load average at start → end (2 cores, shared).",
+        "values). The model runs in float32 on CPU: on a CPU without bf16 GEMM units, bf16 matmuls",
+        "fall back to a slow loop (the GEMM rates measured by the script are in the last column).",
+        "Peak = the process's VmHWM; load = the 1-minute load average at start → end (2 cores,",
+        'shared). The experiments share one matching cache: "matchings computed" are the exact',
+        "LAPs a run solved (new cache entries); the others it read from the cache.",
         "",
         "| model | blocks | SAE layers | width | experiment | status | time | peak | load |"
-        " bound backend | matchings computed / cached | commit, date |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " bound backend | matchings computed | commit, date | GEMM GFLOP/s fp32 / bf16 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         backend = ", ".join(r.get("bound_backend") or []) or "not reported"
-        m = f"{r.get('matchings_computed', '?')} / {r.get('matchings_cached', '?')}"
+        m = r.get("matchings_computed", "?")
+        g = r.get("gemm_gflops") or {}
+        gemm = " / ".join(f"{g[k]:g}" for k in ("float32", "bfloat16") if k in g) or "?"
         lines.append(
             f"| {r['preset']} | {r['model_layers']} | {r['layers'][0]}–{r['layers'][1]} | "
             f"{r['width']:,} × {r['d_model']:,} | {r['experiment']} | {r['status']} | "
             f"{r['seconds']:,.0f} s | {r['peak_gb']:.2f} GB | {r['load_start']} → "
-            f"{r['load_end']} | {backend} | {m} | {r['commit']}, {r['started']} |"
+            f"{r['load_end']} | {backend} | {m} | {r['commit']}, {r['started']} | {gemm} |"
         )
     lines += ["", "Commands (each with HF_HUB_OFFLINE=1, HF_HUB_CACHE=<root>/hub):", ""]
     lines += [f"    saematch {r['command']}" for r in rows]
@@ -524,7 +547,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args.layers = args.layers or list(range(n_blocks))
     if args.layers[-1] >= n_blocks:
         p.error(f"--layers {args.layers[0]}-{args.layers[-1]}: the model has {n_blocks} blocks")
-    args.commit = commit()
+    args.commit, args.gemm = commit(), gemm_gflops()
     args.root.mkdir(parents=True, exist_ok=True)
     vocab = args.model_config["vocab_size"]
     built = {"preset": args.preset, "width": args.width, "model_layers": n_blocks, "vocab": vocab}

@@ -105,14 +105,18 @@ def test_report_writes_the_marked_section_from_the_records(tmp_path):
     rec = {"preset": "gemma2_2b", "width": 16384, "layers": [0, 25], "experiment": "mse_curves",
            "model_layers": 26, "d_model": 2304, "status": "ok", "seconds": 1234.5,
            "peak_gb": 3.21, "load_start": 1.5, "load_end": 2.0, "bound_backend": ["fp32"],
-           "matchings_computed": 50, "matchings_cached": 0, "commit": "abc1234",
+           "matchings_computed": 50, "gemm_gflops": {"float32": 20.0, "bfloat16": 0.2},
+           "commit": "abc1234",
            "started": "2026-12-05 20:00 UTC", "command": "experiment=mse_curves ..."}  # fmt: skip
     src = tmp_path / "rehearsal.json"
     src.write_text(json.dumps([dict(rec, seconds=9.0), rec]))  # the later record wins
     mod.report([src], docs, data)
     text = docs.read_text()
     assert text.startswith("# Benchmarks\n\nsomething measured\n")
-    assert "| 1,234 s | 3.21 GB | 1.5 → 2.0 | fp32 | 50 / 0 |" in text
+    assert (
+        "| 1,234 s | 3.21 GB | 1.5 → 2.0 | fp32 | 50 | abc1234, 2026-12-05 20:00 UTC | 20 / 0.2 |"
+        in text
+    )
     assert "9 s" not in text and json.loads(data.read_text()) == [rec]
     mod.report([src], docs, data)  # again: the section is replaced, not appended
     assert docs.read_text() == text
@@ -134,4 +138,5 @@ def test_rehearsal_runs_end_to_end_at_a_small_width(tmp_path):
         assert results["status"] == "ok"
     curves = json.loads((Path(rows[0]["run_dir"]) / "results.json").read_text())["results"]
     assert sorted(curves["layers"]) == ["0", "1"]
-    assert rows[0]["matchings_computed"] + rows[0]["matchings_cached"] == 4  # 2 pairs x 2
+    # a fresh root: mse_curves solves 2 pairs x (unfolded, folded); the others read them
+    assert [r["matchings_computed"] for r in rows] == [4, 0, 0]
