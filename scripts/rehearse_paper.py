@@ -401,7 +401,8 @@ def run_one(experiment: str, args, preset: Preset) -> dict:
         "load_end": load_average(), "nice": args.nice, "commit": args.commit,
         "gemm_gflops": args.gemm, "log": str(log),
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-        "command": " ".join(cmd[3:]), **run_record(newest_run(root, experiment, started - 1)),
+        "command": " ".join(cmd[4:]).replace(str(root), "<root>"), "script": args.script,
+        **run_record(newest_run(root, experiment, started - 1)),
         "matchings_computed": cached_matchings(root) - n_cached,  # new cache entries
     }  # fmt: skip
 
@@ -463,7 +464,7 @@ def render(rows: list[dict]) -> str:
         'shared). The experiments share one matching cache: "matchings computed" are the exact',
         "LAPs a run solved (new cache entries); the others it read from the cache.",
         "",
-        "| model | blocks | SAE layers | width | experiment | status | time | peak | load |"
+        "| model | blocks, vocab | SAE layers | width | experiment | status | time | peak | load |"
         " bound backend | matchings computed | commit, date | GEMM GFLOP/s fp32 / bf16 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -473,12 +474,15 @@ def render(rows: list[dict]) -> str:
         g = r.get("gemm_gflops") or {}
         gemm = " / ".join(f"{g[k]:g}" for k in ("float32", "bfloat16") if k in g) or "?"
         lines.append(
-            f"| {r['preset']} | {r['model_layers']} | {r['layers'][0]}–{r['layers'][1]} | "
+            f"| {r['preset']} | {r['model_layers']}, {r.get('vocab_size', '?'):,} | "
+            f"{r['layers'][0]}–{r['layers'][1]} | "
             f"{r['width']:,} × {r['d_model']:,} | {r['experiment']} | {r['status']} | "
             f"{r['seconds']:,.0f} s | {r['peak_gb']:.2f} GB | {r['load_start']} → "
             f"{r['load_end']} | {backend} | {m} | {r['commit']}, {r['started']} | {gemm} |"
         )
-    lines += ["", "Commands (each with HF_HUB_OFFLINE=1, HF_HUB_CACHE=<root>/hub):", ""]
+    scripts = dict.fromkeys(r.get("script", "?") for r in rows)  # in order, once each
+    lines += ["", "Made by:", ""] + [f"    {c}" for c in scripts]
+    lines += ["", "which ran (HF_HUB_OFFLINE=1, HF_HUB_CACHE=<root>/hub):", ""]
     lines += [f"    saematch {r['command']}" for r in rows]
     lines.append(END)
     return "\n".join(lines)
@@ -533,6 +537,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "overrides", nargs="*", help="more saematch overrides, e.g. matching.solver=lapjv"
     )
     args = p.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args.script = " ".join(["python scripts/rehearse_paper.py", *given])
     preset = PRESETS[args.preset]
     if args.root is None:
         name = "rehearsal" if args.preset == "gemma2_2b" else f"rehearsal-{args.preset}"

@@ -107,7 +107,8 @@ def test_report_writes_the_marked_section_from_the_records(tmp_path):
            "peak_gb": 3.21, "load_start": 1.5, "load_end": 2.0, "bound_backend": ["fp32"],
            "matchings_computed": 50, "gemm_gflops": {"float32": 20.0, "bfloat16": 0.2},
            "commit": "abc1234",
-           "started": "2026-12-05 20:00 UTC", "command": "experiment=mse_curves ..."}  # fmt: skip
+           "started": "2026-12-05 20:00 UTC", "command": "experiment=mse_curves ...",
+           "vocab_size": 256000}  # fmt: skip
     src = tmp_path / "rehearsal.json"
     src.write_text(json.dumps([dict(rec, seconds=9.0), rec]))  # the later record wins
     mod.report([src], docs, data)
