@@ -45,13 +45,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.optimize import linear_sum_assignment
 
 from saematch.matching import match
 from saematch.matching.cost import augmented_features, pair_cost_features
+from saematch.matching.solvers.gemm import BOUND_GEMMS, PROBE_SHAPE, bound_gemm, cpu_description
 from saematch.planted.synthetic import synthetic_pair
 
 SOLVE_ONLY = {"confidence": False, "top_k": 0, "splits": False}  # the solver alone, timed
+
+
+def _ms(seconds) -> str:
+    return "n/a" if seconds is None else f"{1e3 * seconds:.1f} ms"
 
 
 def _rss_kb(field: str) -> int:
@@ -208,19 +214,33 @@ def main() -> None:
         help='e.g. "6GB", or one per width: 6GB 12GB (default: half the available memory)',
     )  # fmt: skip
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument(
+        "--bound-gemm", default="auto", choices=list(BOUND_GEMMS),
+        help="the GEMM of auto's bound (auto: int8 only where measured faster than float32)",
+    )  # fmt: skip
     ap.add_argument("--beyond", action="store_true", help="also time partial matching + confidence")
     ap.add_argument("--rect", type=int, default=None, help="wide width W: n × W rectangular")
     ap.add_argument("--compare", action="store_true", help="with --rect: time compare() too")
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()}", flush=True)
+    cpu = cpu_description()  # the bound's backend depends on the CPU (docs/benchmarks.md)
+    print(
+        f"CPU: {cpu['cpu']}; torch {torch.__version__}, CPU capability "
+        f"{cpu['torch_cpu_capability']}, {torch.get_num_threads()} threads\n"
+        f"bound GEMM: {bound_gemm(args.bound_gemm)} (--bound-gemm {args.bound_gemm}; probe "
+        f"{cpu['why']}: int8 {_ms(cpu['int8_s'])}, float32 {_ms(cpu['fp32_s'])} per "
+        f"{'x'.join(map(str, PROBE_SHAPE))} GEMM -> auto = {cpu['auto']})",
+        flush=True,
+    )
+    limits = {"device": args.device, "bound_gemm": args.bound_gemm}
     # numba kernels load from their on-disk cache (or compile, first run ever): time it apart
     a, b, _ = synthetic_pair(32, 256, args.unmatched, args.noise, args.seed)
     t0 = time.perf_counter()
-    m = match(a, b, mode=args.mode, device=args.device, **SOLVE_ONLY)
+    m = match(a, b, mode=args.mode, **limits, **SOLVE_ONLY)
     from saematch.matching.solvers.streamed import streamed_certified_assign
 
     xa, xb = (augmented_features(t, args.mode, side, fold=True) for t, side in ((a, "a"), (b, "b")))
-    streamed_certified_assign(xa, xb, k=4, block=64)  # its numba kernels too
+    streamed_certified_assign(xa, xb, k=4, block=64, gemm=args.bound_gemm)  # its numba kernels
     print(f"warm-up (numba load/compile) {time.perf_counter() - t0:.2f} s [{m.info['method']}]")
     budgets = args.max_memory or [None]
     if len(budgets) not in (1, len(args.widths)):
@@ -250,7 +270,7 @@ def main() -> None:
             print(f"  scipy: {t_ref:.1f} s wall, {u_ref:.1f} s CPU, +{m_ref:.2f} GB peak RSS")
         m, t_auto, u_auto, m_auto = measure(
             lambda a=a, b=b, budget=budget: match(
-                a, b, mode=args.mode, max_memory=budget, device=args.device, **SOLVE_ONLY
+                a, b, mode=args.mode, max_memory=budget, **limits, **SOLVE_ONLY
             )
         )
         peak_total = _rss_kb("VmHWM") / 1e6

@@ -14,6 +14,7 @@ from saematch.matching.beyond.null import null_kappa, random_rotation
 from saematch.matching.beyond.partial import partial_assign, squared_norms
 from saematch.matching.beyond.splits import detect_splits
 from saematch.matching.cost import augmented_features
+from saematch.matching.solvers.gemm import use_bound_gemm
 from saematch.planted.planted_pair import planted_pair
 
 
@@ -44,7 +45,8 @@ def _padded_optimum(c, ta, tb):
 def test_partial_is_the_exact_optimum_of_the_reject_problem(seed, rho, quantised):
     a, b = random_sae(6, 24, seed=seed), random_sae(6, 24, seed=seed + 50)
     xa, xb = _features(a, b)
-    perm, pair, info = partial_assign(xa, xb, rho, 5, 1, (6,), quantised=quantised)
+    with use_bound_gemm("int8"):  # the int8 route's candidates (fp32: the float32 pass)
+        perm, pair, info = partial_assign(xa, xb, rho, 5, 1, (6,), quantised=quantised)
     assert info["candidates"] == ("int8-bound" if quantised else "float32-pass")
     r, s = squared_norms(xa, xb)
     ta, tb = rho * r, rho * s
@@ -268,7 +270,7 @@ def test_partial_matching_keeps_to_max_memory(monkeypatch):
     n = 200
     a, b, _ = planted_pair(32, n, died=0.3, noise=0.5, seed=3)
     want = match_beyond(a, b, mode="decoder", unmatched=0.5, confidence=False, top_k=0,
-                        splits=False)  # fmt: skip
+                        splits=False, bound_gemm="int8")  # fmt: skip
     assert want.info["candidates"] == "int8-bound"
     feats = 2 * n * 34 * 4
     room = feats + budget.partial_pass_bytes(n, 32)  # the float32 pass in blocks of 32 rows
@@ -354,25 +356,25 @@ def test_int8_screen_equals_the_exact_swap_regret(mode, rho):
     assert set(info) == {"quantise_seconds", "pass_seconds", "exact_seconds"}
 
 
-def test_confidence_pass_keeps_to_max_memory(monkeypatch):
-    import saematch.matching.beyond.screen as screen_mod
+def test_confidence_pass_keeps_to_max_memory():
     from saematch.matching.beyond.screen import SCREEN, WORKERS, analyse_pairs
     from saematch.matching.budget import screen_bytes
 
     a, b, _ = planted_pair(16, 300, died=0.2, noise=0.5, seed=1)
     xa, xb = _features(a, b, "decoder")
     perm = linear_sum_assignment(_dense(xa, xb))[1]
-    full, info = analyse_pairs(xa, xb, perm, top_k=3)
-    small, info_small = analyse_pairs(
-        xa, xb, perm, top_k=3, work_bytes=screen_bytes(300, 18, 64, WORKERS, SCREEN)
-    )
+    with use_bound_gemm("int8"):
+        full, info = analyse_pairs(xa, xb, perm, top_k=3)
+        small, info_small = analyse_pairs(
+            xa, xb, perm, top_k=3, work_bytes=screen_bytes(300, 18, 64, WORKERS, SCREEN)
+        )
     assert info["block"] == 2048 and info_small["block"] == 64  # several block pairs
     np.testing.assert_array_equal(small.confidence, full.confidence)
     np.testing.assert_array_equal(small.predecessors, full.predecessors)
-    with pytest.raises(MemoryError, match="confidence pass"):
+    with pytest.raises(MemoryError, match="confidence pass"), use_bound_gemm("int8"):
         analyse_pairs(xa, xb, perm, work_bytes=10_000)
-    # without torch's int8 GEMM: the float32 pass, same numbers to float32 rounding
-    monkeypatch.setattr(screen_mod, "int8_gemm_available", lambda: False)
-    f32, info32 = analyse_pairs(xa, xb, perm, top_k=3)
+    # the float32 backend (solvers/gemm.py): the float32 pass, same numbers to float32 rounding
+    with use_bound_gemm("fp32"):
+        f32, info32 = analyse_pairs(xa, xb, perm, top_k=3)
     assert info32["analysis"] == "float32-pass" and info["analysis"] == "int8-screen"
     np.testing.assert_allclose(f32.confidence, full.confidence, rtol=2e-3, atol=1e-6)

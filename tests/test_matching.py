@@ -6,6 +6,7 @@ import torch
 from helpers import random_sae
 from scipy.optimize import linear_sum_assignment
 
+import saematch.matching.solvers.bound as bound_mod
 import saematch.matching.solvers.quantised as quantised
 from saematch.matching import match, pair_cost
 from saematch.matching.certificate import check_certificate, features_cost_fn
@@ -210,7 +211,7 @@ def test_int8_certified_equals_scipy_optimum(mode, width, safe_rest, monkeypatch
     xa = augmented_features(a.fold(), mode, "a", bias_weight=float(both))
     xb = augmented_features(b.fold(), mode, "b", bias_weight=float(both))
     x, info = _run(xa, xb, "auto", exact_tail=int(both), head_splits=(48,) * both)
-    assert info["method"] == "int8-certified" and info["tries"][-1]["scans"] > 0
+    assert info["method"] == "stored-certified" and info["tries"][-1]["scans"] > 0
     first = info["tries"][0]["margin"]
     assert first == (0.25 if safe_rest == 0 else 1.0)  # small rests: the wider margin first
     ref = _run(xa, xb, "scipy")[0]
@@ -222,7 +223,7 @@ def test_int8_certified_on_random_square_costs():
     for n in (70, 300):
         c = rng.random((n, n)).astype(np.float32)
         x, info = _run(*_square_cost_features(c), "auto")
-        assert info["method"] == "int8-certified"
+        assert info["method"] == "stored-certified"
         ref = linear_sum_assignment(c.astype(np.float64))[1]
         assert c[np.arange(n), x].sum(dtype=np.float64) == pytest.approx(
             c[np.arange(n), ref].sum(dtype=np.float64), rel=1e-9
@@ -264,6 +265,7 @@ def test_int8_bound_holds_on_every_pair():
 def test_int8_falls_back_when_the_bound_fails(monkeypatch):
 
     monkeypatch.setattr(quantised, "bound_holds", lambda *a, **k: False)
+    monkeypatch.setattr(bound_mod, "bound_holds", lambda *a, **k: False)  # the fp32 backend's
     a, b, _ = synthetic_pair(d_model=48, width=200, seed=1)
     xa, xb = (
         augmented_features(a.fold(), "decoder", "a"),
@@ -276,16 +278,19 @@ def test_int8_falls_back_when_the_bound_fails(monkeypatch):
     )
 
 
-def test_int8_falls_back_without_the_int8_gemm(monkeypatch):
+def test_auto_runs_the_fp32_bound_without_the_int8_gemm(monkeypatch):
+    import saematch.matching.solvers.gemm as gemm
 
-    monkeypatch.setattr(quantised, "int8_gemm_available", lambda: False)
+    monkeypatch.setattr(gemm, "int8_gemm_available", lambda: False)
+    monkeypatch.setattr(gemm, "probe", gemm.probe.__wrapped__)  # uncached: sees no int8 GEMM
     a, b, _ = synthetic_pair(d_model=48, width=150, seed=2)
     xa, xb = (
         augmented_features(a, "both", "a", fold=True, bias_weight=1.0),
         augmented_features(b, "both", "b", fold=True, bias_weight=1.0),
     )
     x, info = _run(xa, xb, "auto", exact_tail=1, head_splits=(48,))
-    assert info["method"] == "streamed-certified"
+    assert info["method"] == "stored-certified" and info["bound_gemm"] == "fp32"
+    assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, _run(xa, xb, "scipy")[0]))
 
 
 def test_int8_duals_cancel_the_cycles_of_a_wrong_assignment():
@@ -331,7 +336,7 @@ def test_int8_repairs_a_wrong_guess_by_cancelling_cycles(monkeypatch):
         for t, side in ((a, "a"), (b, "b"))
     )
     x, info = _run(xa, xb, "auto", exact_tail=1, head_splits=(48,))
-    assert info["method"] == "int8-certified" and len(info["tries"]) == 1  # no wider margin
+    assert info["method"] == "stored-certified" and len(info["tries"]) == 1  # no wider margin
     assert info["tries"][0]["cycles"] >= 1 and info["tries"][0]["scans"] > 0
     ref = _run(xa, xb, "scipy")[0]
     assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
@@ -350,7 +355,7 @@ def test_int8_result_does_not_depend_on_the_worker_count(threads):
         x, info = _run(xa, xb, "auto", exact_tail=1, head_splits=(40,))
     finally:
         torch.set_num_threads(before)
-    assert info["method"] == "int8-certified" and torch.get_num_threads() == before
+    assert info["method"] == "stored-certified" and torch.get_num_threads() == before
     ref = _run(xa, xb, "scipy")[0]
     assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)
 
@@ -363,10 +368,11 @@ def test_int8_path_within_its_budget_then_the_streamed_solver(monkeypatch):
 
     budget = stored_bytes(200)  # just fits the stored estimate
     x, info = _run(xa, xb, "auto", max_dense_bytes=budget)
-    assert info["method"] == "int8-certified"
+    assert info["method"] == "stored-certified"
     ref = _optimum(xa, xb, _run(xa, xb, "scipy")[0])
     assert _optimum(xa, xb, x) == pytest.approx(ref, rel=1e-9)
     monkeypatch.setattr(quantised, "bound_holds", lambda *a, **k: False)
+    monkeypatch.setattr(bound_mod, "bound_holds", lambda *a, **k: False)
     x, info = _run(xa, xb, "auto", max_dense_bytes=budget)
     assert info["method"] == "streamed-certified"
     assert _optimum(xa, xb, x) == pytest.approx(ref, rel=1e-9)
@@ -389,6 +395,6 @@ def test_int8_handles_dead_and_duplicate_features(mode):
     xa = augmented_features(edited(a), mode, "a", fold=True, bias_weight=float(both))
     xb = augmented_features(edited(b), mode, "b", fold=True, bias_weight=float(both))
     x, info = _run(xa, xb, "auto", exact_tail=int(both), head_splits=(64,) * both)
-    assert info["method"] == "int8-certified"
+    assert info["method"] == "stored-certified"
     ref = _run(xa, xb, "scipy")[0]
     assert _optimum(xa, xb, x) == pytest.approx(_optimum(xa, xb, ref), rel=1e-9)

@@ -84,7 +84,7 @@ def test_devices():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no GPU"):
             match(a, b, device="cuda")
-    assert match(a, b, device="auto").info["method"] == "int8-certified"
+    assert match(a, b, device="auto").info["method"] == "stored-certified"
 
 
 def test_plans_at_published_widths():

@@ -217,10 +217,10 @@ class Context:
     @property
     def matching_limits(self) -> dict[str, Any]:
         """What a matching may allocate, and where, as every matching call takes it:
-        {"max_memory": cfg.matching.max_memory, "device": cfg.matching.device}. The one place
-        experiments read them (the YAML's name, unchanged on its way to the solver)."""
+        {"max_memory", "device", "bound_gemm"} of cfg.matching. The one place experiments read
+        them (the YAML's name, unchanged on its way to the solver)."""
         mc = self.cfg.matching
-        return {"max_memory": mc.max_memory, "device": mc.device}
+        return {"max_memory": mc.max_memory, "device": mc.device, "bound_gemm": mc.bound_gemm}
 
     def matchings(
         self,

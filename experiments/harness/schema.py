@@ -33,6 +33,7 @@ class MatchingConfig:
     cache: bool = True
     max_memory: str | None = MATCH.max_memory  # e.g. "6GB"; None: half the available memory
     device: str = MATCH.device  # auto | cpu | cuda
+    bound_gemm: str = MATCH.bound_gemm  # auto | int8 | fp32: the GEMM of solver=auto's bound
     unmatched: str | None = MATCH.unmatched  # none | auto | a number ρ (relative reject cost)
     confidence: bool = MATCH.confidence  # swap regret per pair, in the match files
     top_k: int = MATCH.top_k  # predecessors kept per feature of layer t+1 (0: none)

@@ -67,7 +67,8 @@ def cached_match(
 ) -> Matching:
     """match(a, b, **opts) through the cache in cache_dir (no cache when None).
 
-    opts.max_memory and opts.device change how, not what: they are not part of the key.
+    opts.max_memory, opts.device and opts.bound_gemm change how, not what (the same certified
+    optimum): they are not part of the key.
     Entries are match files `<key>.safetensors` + `<key>.json`.
     """
     from saematch.matchfile import record_saes  # matchfile imports this package
@@ -116,6 +117,7 @@ def match_layers(
     progress: bool = True,
     max_memory: int | float | str | None = DEFAULTS.max_memory,
     device: str = DEFAULTS.device,
+    bound_gemm: str = DEFAULTS.bound_gemm,
     unmatched: float | str | None = DEFAULTS.unmatched,
     confidence: bool = DEFAULTS.confidence,
     top_k: int = DEFAULTS.top_k,
@@ -132,7 +134,7 @@ def match_layers(
     opts = MatchOptions(
         mode=mode, fold=fold, bias_weight=bias_weight, solver=solver, unmatched=unmatched,
         confidence=confidence, top_k=top_k, splits=splits, null_alpha=null_alpha, seed=seed,
-        max_memory=max_memory, device=device,
+        max_memory=max_memory, device=device, bound_gemm=bound_gemm,
     )  # fmt: skip
     if len(saes) < 2:
         raise ValueError(f"match_layers needs at least two SAEs, got {len(saes)}")

@@ -33,6 +33,8 @@ from saematch.matching.cost import (
 from saematch.matching.options import DEFAULTS, MatchOptions
 from saematch.matching.permutation import Permutation
 from saematch.matching.solvers import Solver, get_solver, resolve_device
+from saematch.matching.solvers.gemm import bound_gemm as resolve_bound_gemm
+from saematch.matching.solvers.gemm import use_bound_gemm
 from saematch.sae import JumpReLUSAE, check_compatible
 
 
@@ -130,6 +132,7 @@ def match(
     seed: int = DEFAULTS.seed,
     max_memory: int | float | str | None = DEFAULTS.max_memory,
     device: str = DEFAULTS.device,
+    bound_gemm: str = DEFAULTS.bound_gemm,
     progress: bool = False,
 ) -> Matching:
     """The optimal matching of a's features to b's (eq. 3), its certificate, and analyses.
@@ -147,16 +150,24 @@ def match(
     predecessors, and splits (beyond/), computed after the solve from the same features.
     max_memory: what the call may allocate ("6GB", bytes; None: half the available memory,
     logged); a width that cannot fit raises MemoryError before allocating. device: auto |
-    cpu | cuda, where solver=auto's cost blocks run (same certified result).
+    cpu | cuda, where solver=auto's cost blocks run (same certified result). bound_gemm:
+    auto | int8 | fp32, the GEMM of solver=auto's bound and the pair screen (auto: int8 only
+    where torch's int8 GEMM is measured faster, solvers/gemm.py; same certified result).
     Every default is options.DEFAULTS (the config's). Bad input is a ValueError before any
     work (MatchOptions, check_inputs).
     """
     opts = MatchOptions(
         mode=mode, fold=fold, bias_weight=bias_weight, solver=solver, unmatched=unmatched,
         confidence=confidence, top_k=top_k, splits=splits, null_alpha=null_alpha, seed=seed,
-        max_memory=max_memory, device=device,
+        max_memory=max_memory, device=device, bound_gemm=bound_gemm,
     )  # fmt: skip
     check_inputs(a, b, opts.fold)
+    with use_bound_gemm(opts.bound_gemm):  # the solvers and the screen read it (gemm.py)
+        return _match(a, b, opts, progress)
+
+
+def _match(a: JumpReLUSAE, b: JumpReLUSAE, opts: MatchOptions, progress: bool) -> Matching:
+    """match() after its options are checked (its docstring)."""
     solver = get_solver(opts.solver)
     dev = resolve_device(opts.device)
     t0 = time.perf_counter()
@@ -191,6 +202,8 @@ def match(
         rho = null["rho"] if opts.unmatched == "auto" else float(opts.unmatched)
         m = partial(xa, xb, rho, opts, layout, budget.work)
     m.info["match_seconds"] = time.perf_counter() - t1
+    if solver.name == "auto" or opts.analyses:  # which GEMM bounded the solve and the screen
+        m.info["bound_gemm"] = resolve_bound_gemm()
     if null is not None:
         m.info["null"] = null
 

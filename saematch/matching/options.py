@@ -19,6 +19,7 @@ from typing import Any
 
 from saematch.matching.beyond.null import NULL_ALPHA
 from saematch.matching.cost import check_bias_weight, check_mode
+from saematch.matching.solvers.gemm import check_bound_gemm
 
 UNMATCHED_HELP = (
     "matching.unmatched must be none, auto, or a number ≥ 0 (the relative reject cost ρ)"
@@ -58,7 +59,9 @@ class MatchOptions:
     """What a matching computes, and how (module doc). Checked on construction.
 
     What (in the match-cache key): mode, fold, bias_weight, solver, unmatched, confidence,
-    top_k, splits, null_alpha, seed. How (not in the key; same result): max_memory, device.
+    top_k, splits, null_alpha, seed. How (not in the key; same result): max_memory, device,
+    bound_gemm (the certified solvers prove the same exact optimum with either bound; the
+    analyses' proven brackets hold with either, docs/method.md §13).
     """
 
     mode: str = "both"  # encoder | decoder | both (the paper's: decoder + encoder MSE)
@@ -73,9 +76,11 @@ class MatchOptions:
     seed: int = 0  # seed of the rotation null
     max_memory: int | float | str | None = None  # "6GB", bytes; None: half the available
     device: str = "auto"  # auto | cpu | cuda: where solver=auto's cost blocks run
+    bound_gemm: str = "auto"  # auto | int8 | fp32: the GEMM of solver=auto's bound (gemm.py)
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
+        check_bound_gemm(self.bound_gemm)
         set_ = object.__setattr__  # frozen: normalise in place once
         set_(self, "bias_weight", check_bias_weight(self.bias_weight, self.mode))
         set_(self, "unmatched", parse_unmatched(self.unmatched))

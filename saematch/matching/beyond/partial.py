@@ -17,7 +17,8 @@ Equivalences (n_A = n_B):
 
 Proof of optimality: E is found from a rigorous lower bound of every c_ij, so no pair with
 c_ij < τ_i + τ'_j is missed: the int8 quantised bound of the bijection's solver (quantised.py,
-one int8 GEMM) while its 16-bit estimate fits the memory budget, else one blockwise float32
+one int8 GEMM) while its 16-bit estimate fits the memory budget and the int8 backend is chosen
+(solvers/gemm.py), else one blockwise float32
 GEMM with the rounding margin γ_D ‖x_i‖ ‖y_j‖ (Higham's bound, any summation order). Each
 candidate's cost is recomputed in float64 and the sparse problem is solved exactly (scipy's
 LAPJVsp on the standard reject-padded square graph).
@@ -47,6 +48,7 @@ from saematch.matching.budget import (
     resolve_work,
     too_big,
 )
+from saematch.matching.solvers.gemm import bound_gemm
 from saematch.matching.solvers.proof import dense_duals
 from saematch.matching.solvers.quantised import MAX_WORKERS, quantised_bound
 
@@ -277,7 +279,10 @@ def partial_assign(
     extra: dict = {}
     try:
         found = None
-        if quantised and fits and estimate_bytes(len(xa), len(xb)) <= MAX_STORED_BYTES:
+        # the float32 backend (gemm.py): the float32 pass below is that bound already, with
+        # nothing n×n stored
+        stored = fits and estimate_bytes(len(xa), len(xb)) <= MAX_STORED_BYTES
+        if quantised and stored and bound_gemm() == "int8":
             found = bound_candidates(xa, xb, ta, tb, exact_tail, head_splits)
         method = "int8-bound" if found is not None else "float32-pass"
         rows, cols, cost = found if found is not None else candidate_pairs(xa, xb, ta, tb, block)

@@ -36,11 +36,11 @@ import torch
 from saematch.matching.beyond.confidence import PairAnalysis, complete, pair_analysis, sorted_heaps
 from saematch.matching.beyond.screen_kernels import exact_into, screen_block
 from saematch.matching.budget import confidence_pass_bytes, resolve_work, screen_bytes, too_big
+from saematch.matching.solvers.gemm import bound_gemm
 from saematch.matching.solvers.quantised import (
     EPS,
     SLACK,
     Norms,
-    int8_gemm_available,
     part_bounds,
     quantise_rows,
 )
@@ -234,14 +234,15 @@ def analyse_pairs(
     head_splits: tuple[int, ...] = (),
     work_bytes: int | None = None,
 ) -> tuple[PairAnalysis, dict]:
-    """The int8 screen where torch has an int8 GEMM, else confidence.py's float32 pass.
+    """The int8 screen where the int8 backend is chosen (solvers/gemm.py: torch has a fast int8
+    GEMM), else confidence.py's float32 pass.
 
     work_bytes: bytes it may allocate (None: the default budget, budget.py); the block
     shrinks to fit, and a budget that fits no block of 64 rows is a MemoryError before the
     pass.
     """
     n, D = xa.shape
-    screen_ok = int8_gemm_available()
+    screen_ok = bound_gemm() == "int8"  # else the float32 GEMM pass: no slower where int8 is
 
     def need(block: int) -> int:
         if screen_ok:

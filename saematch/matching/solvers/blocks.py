@@ -12,6 +12,11 @@ with E1 = ‖δ‖, F1 = ‖b‖, E2 = ‖σq‖, F2 = ‖δ'‖ + 8ε‖σ'q'�
 − 64ε r_i and κ_j = s_j − 64ε s_j: the 64ε terms cover evaluating L in float32 (every term is
 at most r_i + s_j in size). `LowerBound.block(rows)` returns L for those rows and every
 column, as a float32 tensor on the device.
+
+With the float32 backend (gemm.py, fp32.py; docs/method.md §13) the same L holds with
+ĝ_ij = fl32(a_i · b_j) over all D dims (one float32 GEMM, tail included), σ = σ' = 1, E1 =
+γ_D‖a_G1‖, F1 = ‖b_G1‖, E2 = γ_D‖a_G2‖, F2 = ‖b_G2‖ and ρ_i, κ_j lowered by the underflow terms
+η_i, η'_j instead of the tail's: every consumer (kernels.py, candidates, proof) runs unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import numba as nb
 import numpy as np
 import torch
 
+from saematch.matching.solvers.fp32 import fp32_terms
+from saematch.matching.solvers.gemm import bound_gemm, ieee_fp32
 from saematch.matching.solvers.quantised import part_bounds
 
 EPS = float(np.finfo(np.float32).eps)
@@ -78,11 +85,16 @@ def affine_bound(acc, sa, sb, rho, kappa, e1, f1, e2, f2, out):
 
 
 class LowerBound:
-    """L_ij ≤ c_ij (module doc) for row blocks of c = xa @ xb.T, on `device`."""
+    """L_ij ≤ c_ij (module doc) for row blocks of c = xa @ xb.T, on `device`, by the int8 or
+    float32 GEMM (`gemm`: auto | int8 | fp32; None: gemm.bound_gemm's choice)."""
 
-    def __init__(self, xa, xb, exact_tail: int = 0, head_splits=(), device="cpu"):
+    def __init__(self, xa, xb, exact_tail: int = 0, head_splits=(), device="cpu", gemm=None):
         self.n, D = xa.shape[0], xa.shape[1] - 2
         self.device = torch.device(device)
+        self.gemm = bound_gemm(gemm)
+        if self.gemm == "fp32":
+            self._init_fp32(xa, xb, exact_tail, head_splits)
+            return
         h = D - exact_tail
         parts = part_bounds(h, head_splits)
         self.qa, self.sa, da, qa, _ = quantise(xa, parts, self.device)
@@ -109,9 +121,30 @@ class LowerBound:
         self.E2, self.F2 = f32(qa * slack), f32((db + 8 * EPS * qb_n) * slack)
         self.fused = self._fused()
 
+    def _init_fp32(self, xa, xb, exact_tail: int, head_splits) -> None:
+        """The float32 backend's terms (module doc): the whole of z in one float32 GEMM."""
+        D, dev = xa.shape[1] - 2, self.device
+        f32 = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=dev)  # noqa: E731
+        self.za, zb = f32(xa[:, :D]), f32(xb[:, :D])
+        self.zbt = zb.T  # (D, n) view
+        E1, F1, E2, F2, eta_a, eta_b = fp32_terms(xa, xb, exact_tail, head_splits)
+        r, s = xa[:, D].astype(np.float64), xb[:, D + 1].astype(np.float64)
+        self.r, self.s = r, s
+        slack = 1 + 4 * EPS  # norms stay upper bounds after the float32 cast
+        self.rho_g = f32(-(eta_a + 64 * EPS * np.abs(r)) * slack)  # L − r_i − s_j: the g frame
+        self.kappa_g = f32(-(eta_b + 64 * EPS * np.abs(s)) * slack)
+        self.rho, self.kappa = f32(r) + self.rho_g, f32(s) + self.kappa_g
+        self.E1, self.F1 = f32(E1 * slack), f32(F1 * slack)
+        self.E2, self.F2 = f32(E2 * slack), f32(F2 * slack)
+        self.sa = torch.ones((self.n, 1), dtype=torch.float32, device=dev)  # σ = σ' = 1: exact
+        self.sb = torch.ones((self.n, 1), dtype=torch.float32, device=dev)
+        self.fused = self._fused()
+
     def _fused(self):
-        """numpy views for affine_bound (CPU, one part, no tail), or None."""
-        if self.device.type != "cpu" or len(self.qa) != 1 or self.ta.shape[1]:
+        """numpy views for affine_bound (CPU; int8: one part, no tail), or None."""
+        if self.device.type != "cpu":
+            return None
+        if self.gemm == "int8" and (len(self.qa) != 1 or self.ta.shape[1]):
             return None
         npy = lambda t: np.ascontiguousarray(t.numpy())  # noqa: E731
         return {
@@ -127,8 +160,27 @@ class LowerBound:
         return (f["sa"], f["sb"], f["rho_g"], f["kappa_g"], f["e1"], f["f1"], f["e2"], f["f2"])
 
     def products(self, rows) -> np.ndarray:
-        """The int32 products q_i · q'_j (b, n) of the fused path (`self.fused` not None)."""
+        """The fused path's (`self.fused` not None) products (b, n): int32 q_i · q'_j (int8),
+        or float32 ĝ_ij = fl32(a_i · b_j) (fp32)."""
+        if self.gemm == "fp32":
+            with ieee_fp32():
+                return (self.za[rows] @ self.zbt).numpy()
         return int8_matmul(self.qa[0][rows], self.qbt[0]).numpy()
+
+    def estimate(self, rows) -> torch.Tensor:
+        """ĝ[rows, :] (b, n) float32 on the device (module doc)."""
+        if self.gemm == "fp32":
+            with ieee_fp32():
+                return self.za[rows] @ self.zbt
+        sa = self.sa[rows]
+        est = None
+        for p, (qa, qbt) in enumerate(zip(self.qa, self.qbt, strict=True)):
+            part = int8_matmul(qa[rows], qbt)[:, : self.n].to(torch.float32)
+            part.mul_(sa[:, p, None]).mul_(self.sb[None, : self.n, p])
+            est = part if est is None else est.add_(part)
+        if self.ta.shape[1]:
+            est.addmm_(self.ta[rows], self.tb.T)
+        return est
 
     def block(self, rows, norms: bool = True) -> torch.Tensor:
         """L[rows, :] (b, n) float32 on the device (rows: a slice or an index); norms=False:
@@ -144,14 +196,7 @@ class LowerBound:
                 f["e2"][idx], f["f2"], out,
             )  # fmt: skip
             return torch.from_numpy(out)
-        sa = self.sa[rows]
-        est = None
-        for p, (qa, qbt) in enumerate(zip(self.qa, self.qbt, strict=True)):
-            part = int8_matmul(qa[rows], qbt)[:, : self.n].to(torch.float32)
-            part.mul_(sa[:, p, None]).mul_(self.sb[None, : self.n, p])
-            est = part if est is None else est.add_(part)
-        if self.ta.shape[1]:
-            est.addmm_(self.ta[rows], self.tb.T)
+        est = self.estimate(rows)
         rho, kappa = (self.rho, self.kappa) if norms else (self.rho_g, self.kappa_g)
         est.add_(rho[rows, None]).add_(kappa[None, :])
         est.addr_(self.E1[rows], self.F1, alpha=-1).addr_(self.E2[rows], self.F2, alpha=-1)

@@ -35,6 +35,7 @@ from saematch.matching.budget import (
 )
 from saematch.matching.certificate import Assignment
 from saematch.matching.solvers.dense import solve_lapjv, solve_scipy
+from saematch.matching.solvers.gemm import bound_gemm as resolve_bound_gemm
 from saematch.matching.solvers.stored import quantised_certified_assign
 from saematch.matching.solvers.streamed import streamed_certified_assign
 
@@ -93,6 +94,7 @@ def assign(
     head_splits: tuple[int, ...] = (),
     work_bytes: int | None = None,
     device: str = "cpu",
+    bound_gemm: str | None = None,
     **streamed_options,
 ) -> Assignment:
     """Optimal assignment of c = xa @ xb.T with the named solver, with its duals.
@@ -102,6 +104,8 @@ def assign(
     dims of z are kept exact, e.g. mode "both"'s b_enc; `head_splits` are where its parts of
     different scale start, e.g. the encoder's); else the streamed one on `device`, in row
     blocks that fit work_bytes. streamed_options (STREAMED_OPTIONS) go to the latter.
+    bound_gemm: the certified solvers' bound GEMM, auto | int8 | fp32 (gemm.py; None: what
+    gemm.use_bound_gemm set, default auto); the same optimum either way.
     """
     check_solver(solver)
     unknown = set(streamed_options) - set(STREAMED_OPTIONS)
@@ -116,17 +120,18 @@ def assign(
     if path == "dense":
         return solve_lapjv(xa, xb, progress)
     xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
+    gemm = resolve_bound_gemm(bound_gemm)
     if path == "stored" and stored_bytes(n) <= max_dense_bytes:
-        res = quantised_certified_assign(xa, xb, exact_tail, head_splits)
+        res = quantised_certified_assign(xa, xb, exact_tail, head_splits, gemm=gemm)
         if res is not None:
-            res.info = {"method": "int8-certified", **res.info}
+            res.info = {"method": "stored-certified", **res.info}
             return res
     if path != "streamed":  # the stored path did not run or found no proof
         block = plan(n, D, solver, work, "cuda", dense_below)[1]  # "cuda": never stored
     proof_bytes, rest_bytes = streamed_split(n, D, block, work)
     res = streamed_certified_assign(
         xa, xb, exact_tail, head_splits, block=block, device=device, progress=progress,
-        dense_rest_bytes=rest_bytes, proof_bytes=proof_bytes, **streamed_options,
+        dense_rest_bytes=rest_bytes, proof_bytes=proof_bytes, gemm=gemm, **streamed_options,
     )  # fmt: skip
     res.info = {"method": "streamed-certified", **res.info}
     return res
@@ -170,9 +175,11 @@ class Solver:
         head_splits: tuple[int, ...] = (),
         work_bytes: int | None = None,
         device: str = "cpu",
+        bound_gemm: str | None = None,
     ) -> Assignment:
         """The optimal assignment of c = xa @ xb.T with its duals: assign() with this solver."""
         how = {"exact_tail": exact_tail, "head_splits": head_splits, "work_bytes": work_bytes}
+        how["bound_gemm"] = bound_gemm
         return assign(xa, xb, self.name, progress, device=device, **how, **self.options())
 
 

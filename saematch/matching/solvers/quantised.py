@@ -18,27 +18,18 @@ actual residuals, so the bound is rigorous, if loose (about 100x the typical err
 
 from __future__ import annotations
 
-import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
 import torch
 
+from saematch.matching.solvers.gemm import int8_gemm_available
+
 EPS = float(np.finfo(np.float32).eps)
 LEVELS = 65535.0  # ĝ is stored per row as 16-bit fixed point, rounded down
 SLACK = 1 + 1e-9  # on float64 norms
 MAX_WORKERS = 8  # int8 cost: one row-block worker per torch thread, at most this many
-
-
-@functools.cache
-def int8_gemm_available() -> bool:
-    """torch's int8 GEMM on this build (a private op: checked, never assumed)."""
-    try:
-        q = torch.ones((2, 8), dtype=torch.int8)
-        return bool(torch._int_mm(q, q.T)[0, 0] == 8)
-    except (AttributeError, RuntimeError):
-        return False
 
 
 @nb.njit(cache=True, nogil=True)
@@ -121,10 +112,17 @@ def _scale_block(ints, row0, sa, sb, ta, tb, r, s, buf, G16, gmin, step, rv, ri,
     for a in range(ints.shape[1]):
         i = row0 + a
         lo, hi = _row_estimate(ints, a, i, sa, sb, ta, tb, buf)
-        d = max((np.float64(hi) - np.float64(lo)) / LEVELS, 1e-300)
-        gmin[i], step[i] = lo, d
-        _row_store(buf, np.float64(lo), (1.0 - 1e-12) / d, G16[i])
-        fold_top2(buf, i, r, s, rv, ri, cv, ci)
+        store_row(buf, i, lo, hi, r, s, G16, gmin, step, rv, ri, cv, ci)
+
+
+@nb.njit(cache=True, nogil=True)
+def store_row(buf, i, lo, hi, r, s, G16, gmin, step, rv, ri, cv, ci):
+    """Row i of the estimate (buf: float32 ĝ_i·, its min lo and max hi) stored as 16-bit fixed
+    point rounded down (gmin_i + G16_ij·step_i ≤ ĝ_ij), and folded into the top-2 of ĉ."""
+    d = max((np.float64(hi) - np.float64(lo)) / LEVELS, 1e-300)
+    gmin[i], step[i] = lo, d
+    _row_store(buf, np.float64(lo), (1.0 - 1e-12) / d, G16[i])
+    fold_top2(buf, i, r, s, rv, ri, cv, ci)
 
 
 class Norms:
@@ -204,11 +202,11 @@ def int8_cost(xa, xb, h: int, splits: tuple[int, ...], block: int):
             list(pool.map(work, range(workers)))
     finally:
         torch.set_num_threads(threads)
-    cv, ci = _merge_top2(cols)
+    cv, ci = merge_top2(cols)
     return (G16, gmin, step), na.get(), nb_.get(), (rv, ri, cv, ci)
 
 
-def _merge_top2(parts):
+def merge_top2(parts):
     """Two smallest per row over several (val, idx) top-2 arrays."""
     val = np.concatenate([v for v, _ in parts], axis=1)
     idx = np.concatenate([i for _, i in parts], axis=1)

@@ -137,19 +137,22 @@ def streamed_certified_assign(
     proof_bytes: int = UNLIMITED,
     seed: int = 0,
     progress: bool = False,
+    gemm: str | None = None,
 ) -> Assignment:
     """Optimal assignment of c = xa @ xb.T (float32 augmented features) with its duals.
 
     dense_rest_bytes: the rest is solved on its dense float32 sub-cost when that fits;
     proof_bytes: how far the proof's graph of exact costs may grow (budget.streamed_split),
-    at EDGE_BYTES an edge; past it a MemoryError says to raise the budget."""
+    at EDGE_BYTES an edge; past it a MemoryError says to raise the budget. gemm: the bound's
+    GEMM backend, auto | int8 | fp32 (None: gemm.bound_gemm's choice)."""
     n = xa.shape[0]
     k = max(1, min(k, n - 1))
     dev = torch.device(device)
     times, t0 = {}, time.perf_counter()
-    lb = LowerBound(xa, xb, exact_tail, head_splits, dev)
+    lb = LowerBound(xa, xb, exact_tail, head_splits, dev, gemm)
+    log.info("streamed bound: %s GEMM (%d features, %s)", lb.gemm, n, dev)
     if not lb.holds(xa, xb):
-        raise RuntimeError("the int8 lower bound failed its spot check on this backend")
+        raise RuntimeError(f"the {lb.gemm} lower bound failed its spot check on this backend")
     r, s = lb.r, lb.s
     scale = float(np.abs(r).max() + np.abs(s).max()) + 1e-30
     tol = 1e-10 * scale  # float64 dual arithmetic on exact costs
@@ -186,6 +189,7 @@ def streamed_certified_assign(
     times["proof"] = time.perf_counter() - t0
     u = exact_costs(xa, xb, np.arange(n), x) - v[x]
     info.update(k=k, block=block, device=str(dev), rest=len(rest_r), rest_solved_dense=bool(dense))
+    info["bound_gemm"] = lb.gemm
     info["seconds"] = {key: round(t, 2) for key, t in times.items()}
     log.debug("streamed solver: %s", info)
     return Assignment(x, u, v, tol, info)
