@@ -328,7 +328,7 @@ def run_record(run_dir: Path | None) -> dict:
             trees.append(json.loads(t))
         except json.JSONDecodeError:
             continue
-    backends = set().union(*(found_values(t, "backend") for t in trees)) if trees else set()
+    backends = set().union(*(found_values(t, "bound_gemm") for t in trees)) if trees else set()
     return {"run_dir": str(run_dir), "bound_backend": sorted(backends) or None}
 
 
