@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -370,6 +371,7 @@ def run_one(experiment: str, args, preset: Preset) -> dict:
     )
     log = root / f"{experiment}.log"
     load_start, started, n_cached = load_average(), time.time(), cached_matchings(root)
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0, peak, status = time.perf_counter(), 0.0, "ok"
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root,
@@ -388,6 +390,8 @@ def run_one(experiment: str, args, preset: Preset) -> dict:
                 status = why
                 break
     seconds = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run's, once it is reaped
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     if status == "ok" and proc.returncode != 0:
         status = f"failed (exit {proc.returncode}): see {log}"
     return {
@@ -397,7 +401,8 @@ def run_one(experiment: str, args, preset: Preset) -> dict:
         "model_layers": args.model_config["num_hidden_layers"], "model_dtype": args.model_dtype,
         "vocab_size": args.model_config["vocab_size"],
         "n_examples": args.n_examples, "seq_len": args.seq_len, "status": status,
-        "seconds": round(seconds, 1), "peak_gb": round(peak, 2), "load_start": load_start,
+        "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1), "peak_gb": round(peak, 2),
+        "load_start": load_start,
         "load_end": load_average(), "nice": args.nice, "commit": args.commit,
         "gemm_gflops": args.gemm, "log": str(log),
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
@@ -464,8 +469,8 @@ def render(rows: list[dict]) -> str:
         'shared). The experiments share one matching cache: "matchings computed" are the exact',
         "LAPs a run solved (new cache entries); the others it read from the cache.",
         "",
-        "| model | blocks, vocab | SAE layers | width | experiment | status | time | peak | load |"
-        " bound backend | matchings computed | commit, date | GEMM GFLOP/s fp32 / bf16 |",
+        "| model | blocks, vocab | SAE layers | width | experiment | status | time (CPU) | peak |"
+        " load | bound backend | matchings computed | commit, date | GEMM GFLOP/s fp32 / bf16 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -477,7 +482,8 @@ def render(rows: list[dict]) -> str:
             f"| {r['preset']} | {r['model_layers']}, {r.get('vocab_size', '?'):,} | "
             f"{r['layers'][0]}–{r['layers'][1]} | "
             f"{r['width']:,} × {r['d_model']:,} | {r['experiment']} | {r['status']} | "
-            f"{r['seconds']:,.0f} s | {r['peak_gb']:.2f} GB | {r['load_start']} → "
+            f"{r['seconds']:,.0f} s ({r.get('cpu_seconds', float('nan')):,.0f} s) | "
+            f"{r['peak_gb']:.2f} GB | {r['load_start']} → "
             f"{r['load_end']} | {backend} | {m} | {r['commit']}, {r['started']} | {gemm} |"
         )
     scripts = dict.fromkeys(r.get("script", "?") for r in rows)  # in order, once each

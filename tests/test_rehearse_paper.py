@@ -104,6 +104,7 @@ def test_report_writes_the_marked_section_from_the_records(tmp_path):
     docs.write_text("# Benchmarks\n\nsomething measured\n")
     rec = {"preset": "gemma2_2b", "width": 16384, "layers": [0, 25], "experiment": "mse_curves",
            "model_layers": 26, "d_model": 2304, "status": "ok", "seconds": 1234.5,
+           "cpu_seconds": 2400.0,
            "peak_gb": 3.21, "load_start": 1.5, "load_end": 2.0, "bound_backend": ["fp32"],
            "matchings_computed": 50, "gemm_gflops": {"float32": 20.0, "bfloat16": 0.2},
            "commit": "abc1234",
