@@ -140,15 +140,15 @@ def model_config(preset: Preset, model_layers: int | None, **changes) -> dict:
 
 def build_model(root: Path, preset: Preset, config: dict) -> Path:
     """The preset's architecture (`config`), random bf16 weights, in the hub cache layout."""
+    snap = snapshot(root, preset.model_repo)
+    if (snap / "config.json").exists() and list(snap.glob("*.safetensors")):
+        return snap  # built: no need to import transformers (slow to import)
     import torch
     import transformers
 
     from saematch.data import stdlib_texts
     from saematch.zoo.tokenizer import train_tokenizer
 
-    snap = snapshot(root, preset.model_repo)
-    if (snap / "config.json").exists() and list(snap.glob("*.safetensors")):
-        return snap
     t0 = time.perf_counter()
     torch.manual_seed(0)
     conf = getattr(transformers, preset.config_class)(**config)
