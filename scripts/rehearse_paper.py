@@ -385,8 +385,10 @@ def run_one(experiment: str, args, preset: Preset) -> dict:
             mem = memory_gb(proc.pid)
             peak, anon = max(peak, mem.get("VmHWM", 0.0)), max(anon, mem.get("RssAnon", 0.0))
             why = None
-            if peak > args.max_gb:
-                why = f"stopped: resident {peak:.1f} GB > --max-gb {args.max_gb}"
+            # the guard reads anonymous memory: VmHWM also counts the pages of memory-mapped
+            # weight files (safetensors), which the kernel can drop, and it never falls
+            if anon > args.max_gb:
+                why = f"stopped: anonymous memory {anon:.1f} GB > --max-gb {args.max_gb}"
             elif mem_available_gb() < args.min_free_gb:
                 why = f"stopped: machine has < {args.min_free_gb} GB available"
             if why:
@@ -454,6 +456,10 @@ def report(sources: list[Path], docs: Path = DOCS, data: Path = DOCS_DATA) -> st
     return section
 
 
+def _anon(r: dict) -> str:
+    return f"anon {r['peak_anon_gb']:.2f}" if "peak_anon_gb" in r else "anon ?"
+
+
 def _n(x) -> str:
     """A number with thousands separators, rounded to an integer; '?' where not recorded."""
     return "?" if x is None else f"{x:,.0f}"
@@ -473,7 +479,7 @@ INTRO = (
     "back to a slow loop (the GEMM rates the script measured are in the last column). Time = "
     "wall clock; CPU = user + system seconds of the run, the steadier number on a shared "
     "machine. Peak = the process's VmHWM, memory-mapped weight files included (anonymous "
-    "memory alone, sampled each second, is peak_anon_gb in the data file). Load = the 1-minute "
+    "memory alone, sampled each second, in brackets: what --max-gb guards). Load = the 1-minute "
     "load average at start → end (2 cores, shared). The experiments share one matching cache: "
     '"matchings computed" are the exact LAPs a run solved (new cache entries); the others '
     "it read from the cache."
@@ -502,7 +508,7 @@ def render(rows: list[dict]) -> str:
             f"{r['layers'][0]}–{r['layers'][1]} | "
             f"{r['width']:,} × {r['d_model']:,} | {r['experiment']} | {r['status']} | "
             f"{r['seconds']:,.0f} s ({_n(r.get('cpu_seconds'))} s) | "
-            f"{r['peak_gb']:.2f} GB | {r['load_start']} → "
+            f"{r['peak_gb']:.2f} GB ({_anon(r)}) | {r['load_start']} → "
             f"{r['load_end']} | {backend} | {m} | {r['commit']}, {r['started']} | {gemm} |"
         )
     scripts = dict.fromkeys(r.get("script", "?") for r in rows)  # in order, once each
@@ -546,7 +552,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--experiments", default=",".join(EXPERIMENTS))
     p.add_argument("--n-examples", type=int, default=2)
     p.add_argument("--seq-len", type=int, default=64)
-    p.add_argument("--max-gb", type=float, default=12.0)
+    p.add_argument(
+        "--max-gb",
+        type=float,
+        default=12.0,
+        help="stop a run past this much "
+        "anonymous memory (mapped weight files are not counted: the kernel can drop them)",
+    )
     p.add_argument("--min-free-gb", type=float, default=3.0)
     p.add_argument("--nice", type=int, default=19)
     p.add_argument("--build-only", action="store_true")

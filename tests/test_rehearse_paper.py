@@ -104,10 +104,9 @@ def test_report_writes_the_marked_section_from_the_records(tmp_path):
     docs.write_text("# Benchmarks\n\nsomething measured\n")
     rec = {"preset": "gemma2_2b", "width": 16384, "layers": [0, 25], "experiment": "mse_curves",
            "model_layers": 26, "d_model": 2304, "status": "ok", "seconds": 1234.5,
-           "cpu_seconds": 2400.0,
-           "peak_gb": 3.21, "load_start": 1.5, "load_end": 2.0, "bound_backend": ["fp32"],
-           "matchings_computed": 50, "gemm_gflops": {"float32": 20.0, "bfloat16": 0.2},
-           "commit": "abc1234",
+           "cpu_seconds": 2400.0, "peak_gb": 3.21, "peak_anon_gb": 2.5, "load_start": 1.5,
+           "load_end": 2.0, "bound_backend": ["fp32"], "matchings_computed": 50,
+           "gemm_gflops": {"float32": 20.0, "bfloat16": 0.2}, "commit": "abc1234",
            "started": "2026-12-05 20:00 UTC", "command": "experiment=mse_curves ...",
            "vocab_size": 256000}  # fmt: skip
     src = tmp_path / "rehearsal.json"
@@ -116,8 +115,8 @@ def test_report_writes_the_marked_section_from_the_records(tmp_path):
     text = docs.read_text()
     assert text.startswith("# Benchmarks\n\nsomething measured\n")
     assert (
-        "| 1,234 s (2,400 s) | 3.21 GB | 1.5 → 2.0 | fp32 | 50 | abc1234, 2026-12-05 20:00 UTC "
-        "| 20 / 0.2 |" in text
+        "| 1,234 s (2,400 s) | 3.21 GB (anon 2.50) | 1.5 → 2.0 | fp32 | 50 | abc1234, "
+        "2026-12-05 20:00 UTC | 20 / 0.2 |" in text
     )
     assert "9 s" not in text and json.loads(data.read_text()) == [rec]
     mod.report([src], docs, data)  # again: the section is replaced, not appended
