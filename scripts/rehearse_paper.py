@@ -511,6 +511,15 @@ def render(rows: list[dict]) -> str:
             f"{r['peak_gb']:.2f} GB ({_anon(r)}) | {r['load_start']} → "
             f"{r['load_end']} | {backend} | {m} | {r['commit']}, {r['started']} | {gemm} |"
         )
+    for name, preset in PRESETS.items():  # say so where the full set has not run yet
+        n = preset.model_layers or preset.config["num_hidden_layers"]
+        full = [r for r in rows if r["preset"] == name and r["layers"] == [0, n - 1]
+                and r["width"] == preset.width and r["status"] == "ok"]  # fmt: skip
+        done = sorted({r["experiment"] for r in full}, key=list(EXPERIMENTS).index)
+        if len(done) < len(EXPERIMENTS):
+            what = ", ".join(done) or "no experiment"
+            head = f"**{name}, every layer (0–{n - 1}) at width {preset.width:,}:**"
+            lines += ["", f"{head} {what} recorded complete so far."]
     scripts = dict.fromkeys(r.get("script", "?") for r in rows)  # in order, once each
     lines += ["", "Made by:", ""] + [f"    {c}" for c in scripts]
     lines += ["", "which ran (HF_HUB_OFFLINE=1, HF_HUB_CACHE=<root>/hub):", ""]
