@@ -308,32 +308,19 @@ def commit() -> str:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def found_values(obj, key_part: str) -> set[str]:
-    """Every value in a JSON tree under a key containing `key_part` (e.g. the bound backend)."""
-    out: set[str] = set()
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if key_part in str(k).lower() and isinstance(v, (str, int, float, bool)):
-                out.add(str(v))
-            out |= found_values(v, key_part)
-    elif isinstance(obj, list):
-        for v in obj:
-            out |= found_values(v, key_part)
-    return out
-
-
 def run_record(run_dir: Path | None) -> dict:
-    """What the run folder says: the bound backend(s) its matchings report, if any."""
+    """What the run folder says: the bound GEMM its match files report (Matching.info
+    ["bound_gemm"]: fp32 or int8, as solver=auto chose it), if it wrote any."""
     if run_dir is None:
         return {}
-    texts = [p.read_text() for p in run_dir.rglob("*.json") if p.stat().st_size < 50_000_000]
-    trees = []
-    for t in texts:
+    backends = set()
+    for path in (run_dir / "matchings").glob("*.json"):
         try:
-            trees.append(json.loads(t))
-        except json.JSONDecodeError:
-            continue
-    backends = set().union(*(found_values(t, "bound_gemm") for t in trees)) if trees else set()
+            info = json.loads(path.read_text()).get("info") or {}
+        except (json.JSONDecodeError, AttributeError):
+            continue  # an index file, not a match file
+        if "bound_gemm" in info:
+            backends.add(str(info["bound_gemm"]))
     return {"run_dir": str(run_dir), "bound_backend": sorted(backends) or None}
 
 
@@ -572,6 +559,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--nice", type=int, default=19)
     p.add_argument("--build-only", action="store_true")
     p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="re-read what --root's records take from their run folders (bound GEMM)",
+    )
+    p.add_argument(
         "--report",
         nargs="*",
         type=Path,
@@ -589,6 +581,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.root is None:
         name = "rehearsal" if args.preset == "gemma2_2b" else f"rehearsal-{args.preset}"
         args.root = Path("/work/cache") / name
+    if args.refresh:
+        out = args.root / "rehearsal.json"
+        rows = [r | run_record(Path(r["run_dir"])) for r in json.loads(out.read_text())]
+        out.write_text(json.dumps(rows, indent=2))
+        return rows
     if args.report is not None:
         print(report(args.report or [args.root / "rehearsal.json"]))
         return []
