@@ -376,6 +376,8 @@ def run_one(experiment: str, args, preset: Preset) -> dict:
             # weight files (safetensors), which the kernel can drop, and it never falls
             if anon > args.max_gb:
                 why = f"stopped: anonymous memory {anon:.1f} GB > --max-gb {args.max_gb}"
+            elif args.max_seconds and time.perf_counter() - t0 > args.max_seconds:
+                why = f"stopped: --max-seconds {args.max_seconds:g} reached"
             elif mem_available_gb() < args.min_free_gb:
                 why = f"stopped: machine has < {args.min_free_gb} GB available"
             if why:
@@ -557,6 +559,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     p.add_argument("--min-free-gb", type=float, default=3.0)
     p.add_argument("--nice", type=int, default=19)
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="stop each run after this long (its matchings so far stay cached)",
+    )
     p.add_argument("--build-only", action="store_true")
     p.add_argument(
         "--refresh",
