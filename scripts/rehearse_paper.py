@@ -479,7 +479,7 @@ def render(rows: list[dict]) -> str:
     """The docs section: one table of every recorded experiment, then each run's command."""
     lines = [
         BEGIN,
-        "## The paper's setup at full size, offline (`scripts/rehearse_paper.py`)",
+        "## The paper's setup rehearsed offline, at full dimensions (`scripts/rehearse_paper.py`)",
         "",
         *textwrap.wrap(INTRO, 96),
         "",
@@ -506,8 +506,10 @@ def render(rows: list[dict]) -> str:
                 and r["width"] == preset.width and r["status"] == "ok"]  # fmt: skip
         done = sorted({r["experiment"] for r in full}, key=list(EXPERIMENTS).index)
         if len(done) < len(EXPERIMENTS):
-            what = ", ".join(done) or "no experiment"
-            head = f"**{name}, every layer (0–{n - 1}) at width {preset.width:,}:**"
+            what = ", ".join(done) or "no experiment"  # the block count: --model-layers
+            head = (
+                f"**{name}, SAE layers 0–{n - 1} of its {n}-block build, width {preset.width:,}:**"
+            )
             lines += ["", f"{head} {what} recorded complete so far."]
     scripts = dict.fromkeys(r.get("script", "?") for r in rows)  # in order, once each
     lines += ["", "Made by:", ""] + [f"    {c}" for c in scripts]
