@@ -23,6 +23,7 @@ from saematch.explorer.data import (
     link_summary,
     predecessors_from_graph,
 )
+from saematch.lazy_saes import mapped
 from saematch.metrics import MatchingScoreAccumulator
 from saematch.zoo.describe import NEVER_ACTIVE
 from saematch_experiments.harness.config_values import plain
@@ -122,12 +123,15 @@ def matching_scores(ctx: Context, adjacent: list[Link]) -> dict[int, float]:
     the model's on ctx.batch, or the planted world's generator (no LM there)."""
     from saematch.metrics import active
 
-    by = {L: s.to(ctx.act_device) for L, s in ctx.saes.items()}
+    by = mapped(ctx.saes, lambda s: s.to(ctx.act_device))  # a pair at a time (lazy_saes)
     acc = {lk.src: MatchingScoreAccumulator(lk.target) for lk in adjacent}
     for rows in ctx.activation_rows(ctx.layers):  # (L, n, d)
-        act = [active(by[L], rows[k]) for k, L in enumerate(ctx.layers)]
-        for k, lk in enumerate(adjacent):
-            acc[lk.src].update(act[k], act[k + 1])
+        prev = None  # layer k−1's active features, so only one pair's SAEs is ever needed
+        for k, L in enumerate(ctx.layers):
+            act = active(by[L], rows[k])
+            if prev is not None:
+                acc[adjacent[k - 1].src].update(prev, act)
+            prev = act
     return {t: float(a.result()[0]) for t, a in acc.items()}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from saematch import plotting
+from saematch.lazy_saes import mapped
 from saematch.pruning import BASELINES, pruning_table, replacements
 from saematch_experiments.harness.config_values import plain
 from saematch_experiments.harness.context import Context
@@ -66,7 +67,7 @@ def run(opts: Options, ctx: Context) -> Results:
             f"experiment.transfer={opts.transfer!r}: use raw (docs/method.md §5, the default) "
             "or folded"
         )
-    saes = {L: s.to(ctx.act_device) for L, s in ctx.saes.items()}
+    saes = mapped(ctx.saes, lambda s: s.to(ctx.act_device))  # a pair at a time (lazy_saes)
     can_fold = all(s.foldable for s in saes.values())  # ReLU / TopK SAEs: raw transfer only
     if opts.transfer == "folded" and not can_fold:
         raise ValueError(

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from saematch import plotting
+from saematch.lazy_saes import mapped
 from saematch.pair_mse import TERMS, mode_cost, mse_terms
 from saematch_experiments.harness.config_values import plain
 from saematch_experiments.harness.context import Context
@@ -102,7 +103,8 @@ def run(opts: Options, ctx: Context) -> Results:
     mode = plain(ctx.cfg.matching.mode)
     w = float(ctx.cfg.matching.bias_weight)
     can_fold = all(s.foldable for s in ctx.saes.values())  # ReLU / TopK: raw weights only
-    scored = {L: s.to("cpu").fold() if can_fold else s.to("cpu") for L, s in ctx.saes.items()}
+    # folded on access, a pair at a time (a full-size set does not fit twice: saematch.lazy_saes)
+    scored = mapped(ctx.saes, lambda s: s.to("cpu").fold() if can_fold else s.to("cpu"))
     matchings = {"matched": ctx.matchings(fold=False)}
     if can_fold:
         matchings["folded"] = ctx.matchings(fold=True)

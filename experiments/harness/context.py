@@ -7,7 +7,7 @@ matching of t -> ctx.next_layer[t]).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +18,9 @@ from omegaconf import DictConfig
 from saematch_experiments.harness.config_values import plain
 
 log = logging.getLogger(__name__)
+# What Context.saes holds at once: a set bigger than this is read a pair at a time (a 16k
+# Gemma Scope SAE is 302 MB, so 3 of them; the zoo's whole set is a few MB).
+HELD_SAE_BYTES = 2**30
 
 
 @dataclass
@@ -182,17 +185,27 @@ class Context:
         return dict(zip(self.layers[:-1], self.layers[1:], strict=True))
 
     @cached_property
-    def saes(self) -> dict[int, Any]:
-        """{layer: JumpReLUSAE} for every layer of the set, on the model's device; with
-        matching.fold, each checked foldable (θ in range) before any matching runs."""
-        saes = self.sae_set.load_all(device=self.cfg.model.device)
-        if self.cfg.matching.fold:
-            for L, sae in saes.items():
+    def saes(self) -> Mapping[int, Any]:
+        """{layer: JumpReLUSAE} for every layer of the set, on the model's device, each loaded
+        on first access; with matching.fold, each checked foldable (θ in range) as it loads.
+
+        A saematch.lazy_saes.LazySAEs: a set larger than HELD_SAE_BYTES (26 Gemma Scope 16k
+        SAEs are 7.9 GB) is held a few SAEs at a time, least recently used dropped, and read
+        again when asked for again; a smaller set (the zoo, the planted world) stays loaded."""
+        from saematch.lazy_saes import LazySAEs
+
+        device, fold = self.cfg.model.device, bool(self.cfg.matching.fold)
+
+        def load(L: int):
+            sae = self.sae_set.load(L, device=device)
+            if fold:
                 try:
                     sae.check_foldable()
                 except ValueError as e:
                     raise ValueError(f"the SAE of layer {L}: {e}") from None
-        return saes
+            return sae
+
+        return LazySAEs(self.layers, load, max_bytes=HELD_SAE_BYTES)
 
     @cached_property
     def solver(self):
@@ -226,6 +239,7 @@ class Context:
         (saematch.matching.beyond). A matching that leaves features unmatched (perm −1) is an
         error unless the caller says it handles them (partial_ok=True).
         """
+        from saematch.lazy_saes import LayerSequence, mapped
         from saematch.matching import match_layers, parse_unmatched
 
         mc = self.cfg.matching
@@ -249,11 +263,13 @@ class Context:
         bias_weight = float(mc.bias_weight)
         layers = sorted(saes)
         key = (mode, fold, str(solver), bias_weight, *beyond.values())
-        key += (tuple((L, id(saes[L])) for L in layers),)
+        # the set itself is one object for the whole run (its SAEs are reloaded, not kept)
+        key += ("set",) if saes is self.saes else (tuple((L, id(saes[L])) for L in layers),)
         if key not in self._matchings:
             cache = self.cache_dir / "matchings" if mc.cache else None
+            on_cpu = mapped(saes, lambda s: s.to("cpu"))  # pair by pair: never all at once
             ms = match_layers(
-                [saes[L].to("cpu") for L in layers],
+                LayerSequence(on_cpu, layers),
                 mode=mode,
                 fold=fold,
                 solver=solver,

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from saematch.lazy_saes import mapped
+
 
 def as_row(row: Any) -> dict:
     """A table row as a dict: dataclass rows (the typed way) or mappings. A field holding a
@@ -86,12 +88,12 @@ def save_matchings(run_dir: Path, name: str, layers: list[int], matchings: dict)
     return out
 
 
-def as_matched(saes: dict, fold: bool) -> dict:
+def as_matched(saes: Mapping, fold: bool) -> Mapping:
     """The SAEs ({layer: SAE}) in the form a matching saw them: folded when fold=True
-    (docs/method.md §5).
+    (docs/method.md §5); of a lazily loaded set (saematch.lazy_saes), folded on access.
 
     SAE Match transfers feature values between layers in the matched weights' units: with
     folding, E_t gives f/θ_t and D_{t+1} multiplies by θ_{t+1}, so a feature at its threshold
     in layer t lands at its partner's threshold in layer t+1.
     """
-    return {L: s.fold() for L, s in saes.items()} if fold else dict(saes)
+    return mapped(saes, lambda s: s.fold()) if fold else saes  # lazy for a LazySAEs set

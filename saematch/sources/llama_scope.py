@@ -26,6 +26,7 @@ LLAMA_SCOPE_LXM_8X = "fnlp/Llama3_1-8B-Base-LXM-8x"  # MLP output
 HYPERPARAMS_FILE = "hyperparams.json"
 WEIGHTS_FILE = "checkpoints/final.safetensors"
 LLAMA_SCOPE_KEYS = ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")
+ROWS = 1024  # rows rescaled at once (float64 block: ROWS x 4096 x 8 B = 32 MB at d_model 4096)
 
 
 def llama_scope_folder(layer: int, *, site: str = "R", expansion: int = 8) -> str:
@@ -110,13 +111,15 @@ def convert_llama_scope(
                 f"d_model={d}, d_sae={F} (Llama Scope stores encoder.weight as (d_sae, d_model) "
                 "and decoder.weight as (d_model, d_sae))."
             )
-    # Scale in float64 so the folded weights round once, to the requested dtype.
-    E, b_E, D, b_D = (state[k].detach().to("cpu", torch.float64) for k in LLAMA_SCOPE_KEYS)
+    # Scale in float64 so the folded weights round once, to the requested dtype; a block of
+    # rows at a time: a 32k x 4096 matrix is 1 GB in float64 (whole: 5 GB held per load).
+    W_enc = _rescaled(state["encoder.weight"], s, divide=False, dtype=dtype).T  # (d, F)
+    W_dec = _rescaled(state["decoder.weight"], s, divide=True, dtype=dtype).T  # (F, d)
     tensors = {
-        "W_enc": E.T * s,  # (d, F)
-        "b_enc": b_E,  # (F,)
-        "W_dec": D.T / s,  # (F, d)
-        "b_dec": b_D / s,  # (d,)
+        "W_enc": W_enc,
+        "b_enc": state["encoder.bias"].detach().to("cpu", torch.float64),  # (F,)
+        "W_dec": W_dec,
+        "b_dec": state["decoder.bias"].detach().to("cpu", torch.float64) / s,  # (d,)
         "threshold": torch.full((F,), theta * s, dtype=torch.float64),
     }
     tensors = {k: v.to(device=device, dtype=dtype).contiguous() for k, v in tensors.items()}
@@ -127,6 +130,17 @@ def convert_llama_scope(
         "sparsity_include_decoder_norm": hyperparams.get("sparsity_include_decoder_norm"),
     }
     return JumpReLUSAE(**tensors, name=name, meta={**(meta or {}), **info})
+
+
+def _rescaled(x: torch.Tensor, s: float, *, divide: bool, dtype: torch.dtype) -> torch.Tensor:
+    """x / s (divide) or x · s, computed in float64 and rounded once to dtype, ROWS rows at a
+    time, so the float64 copy is never held whole."""
+    x = x.detach().to("cpu")
+    out = torch.empty(x.shape, dtype=dtype)
+    for i in range(0, x.shape[0], ROWS):
+        block = x[i : i + ROWS].to(torch.float64)
+        out[i : i + ROWS] = (block / s if divide else block * s).to(dtype)
+    return out
 
 
 def read_llama_scope_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
