@@ -23,10 +23,14 @@ Both use a stand-in byte-level BPE tokenizer (the real one is not needed to exer
 
 The SAEs are random but shaped like trained ones (assumptions about shape and scale, not the
 published values): W_dec rows unit norm; layer L+1's W_dec = a hidden permutation of layer L's
-plus drift, so matching has something to find; W_enc = 2(W_decᵀ + noise); θ log-normal (σ 0.5)
+plus drift of norm 0.3 (cos ≈ 0.96 to its partner), so matching has something to find; W_enc =
+2(W_decᵀ + noise of norm 0.75 per column: cos ≈ 0.8 to the decoder row); θ log-normal (σ 0.5)
 around a median rising from 0.5 (first layer) to 8 (layer 25) as residual norms do; b_enc =
 −θ/2; b_dec small. Llama Scope has one scalar threshold per SAE: the median, with the input
 norm `dataset_average_activation_norm` = sqrt(d_model) (no rescale).
+The encoder's noise and log θ are carried from a feature to its partner with correlation 0.9
+(trained SAEs' θ are: docs/trainer.md), so a folded pair has clear partners too (at width 2,048:
+3 % of rows left to the solver's dense rest, against all of them with recipe 1, SAE_RECIPE).
 
 --width (default: the preset's published width) makes a small rehearsal for development and
 the tests (e.g. --width 1024 --layers 0-2 in a root of its own: the ids still say width_16k).
@@ -222,17 +226,24 @@ def build_saes(
         return snap
     d, rng = d_model or preset.config["hidden_size"], np.random.default_rng(0)
     W_dec = rng.standard_normal((width, d), dtype=np.float32)
+    z = rng.standard_normal(width)  # each feature's log-θ score, carried to its partner
+    noise = rng.standard_normal((d, width), dtype=np.float32)  # the encoder's, carried too
     for L in range(max(layers) + 1):  # every layer up to the last asked: drift is cumulative
         if L > 0:
             drift = rng.standard_normal((width, d), dtype=np.float32)
-            W_dec = W_dec[rng.permutation(width)] + 0.3 * drift
+            hidden = rng.permutation(width)
+            W_dec = W_dec[hidden] + (0.3 / np.sqrt(d)) * drift  # norm ≈ 0.3
+            z = 0.9 * z[hidden] + np.sqrt(1 - 0.9**2) * rng.standard_normal(width)
+            fresh = rng.standard_normal((d, width), dtype=np.float32)
+            noise = 0.9 * noise[:, hidden] + np.float32(np.sqrt(1 - 0.9**2)) * fresh
+            del fresh
             del drift
         W_dec /= np.linalg.norm(W_dec, axis=1, keepdims=True)
         if L not in layers or all(f.exists() for f in sae_files(snap, preset, ids[L])):
             continue
         median = 0.5 * (8.0 / 0.5) ** (L / 25)  # 0.5 at layer 0 -> 8 at layer 25
-        theta = (median * np.exp(0.5 * rng.standard_normal(width))).astype(np.float32)
-        W_enc = (W_dec.T + 0.1 * rng.standard_normal((d, width), dtype=np.float32)) * 2.0
+        theta = (median * np.exp(0.5 * z)).astype(np.float32)  # partners' θ: correlation 0.9
+        W_enc = (W_dec.T + (0.75 / np.sqrt(d)) * noise) * 2.0  # + noise of norm ≈ 0.75
         b_dec = (0.01 * rng.standard_normal(d)).astype(np.float32)
         write_sae(snap, preset, ids[L], L, {"W_enc": W_enc, "W_dec": W_dec, "theta": theta,
                                              "b_dec": b_dec})  # fmt: skip
@@ -240,11 +251,18 @@ def build_saes(
     return snap
 
 
+# 2: drift and encoder noise scaled by 1/√d_model, and θ carried to the partner (log θ
+# correlation 0.9). Recipe 1 drew drift and noise with norm 0.3·√d and 0.1·√d (14.4 and 4.8 at
+# d 2304) against unit rows and θ independently per layer: adjacent layers shared nothing and
+# every row of a 16k pair fell into the solver's dense rest, a worst case no trained set shows.
+SAE_RECIPE = 2
+
+
 def check_root(root: Path, built: dict) -> None:
     """A root holds one preset at one width (and one model depth): refuse to mix them."""
     marker = root / "built.json"
     if marker.exists():
-        old = json.loads(marker.read_text())
+        old = {"sae_recipe": 1, **json.loads(marker.read_text())}  # roots from before the key
         diff = {k: (old.get(k), v) for k, v in built.items() if old.get(k, v) != v}
         if diff:
             raise SystemExit(
@@ -401,7 +419,7 @@ def run_one(experiment: str, args, preset: Preset) -> dict:
         "peak_anon_gb": round(anon, 2),  # sampled each second: may miss a short spike
         "load_start": load_start,
         "load_end": load_average(), "nice": args.nice, "commit": args.commit,
-        "gemm_gflops": args.gemm, "log": str(log),
+        "sae_recipe": SAE_RECIPE, "gemm_gflops": args.gemm, "log": str(log),
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "command": " ".join(cmd[4:]).replace(str(root), "<root>"), "script": args.script,
         **run_record(newest_run(root, experiment, started - 1)),
@@ -471,7 +489,11 @@ INTRO = (
     "memory alone, sampled each second, in brackets: what --max-gb guards). Load = the 1-minute "
     "load average at start → end (2 cores, shared). The experiments share one matching cache: "
     '"matchings computed" are the exact LAPs a run solved (new cache entries); the others '
-    "it read from the cache."
+    "it read from the cache. SAE recipe (`SAE_RECIPE` in the script; 1 where a record predates "
+    "the field): 1 drew the drift between layers and the encoder's noise √d_model too large, so "
+    "adjacent layers shared nothing and every row of a pair fell into the solver's dense rest, "
+    "a worst case for the matching's time that no trained set shows; 2 scales both by 1/√d "
+    "and carries θ to the partner."
 )
 
 
@@ -484,8 +506,9 @@ def render(rows: list[dict]) -> str:
         *textwrap.wrap(INTRO, 96),
         "",
         "| model | blocks, vocab | SAE layers | width | experiment | status | time (CPU) | peak |"
-        " load | bound backend | matchings computed | commit, date | GEMM GFLOP/s fp32 / bf16 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " load | bound backend | matchings computed | SAE recipe | commit, date |"
+        " GEMM GFLOP/s fp32 / bf16 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         backend = ", ".join(r.get("bound_backend") or []) or "not reported"
@@ -498,7 +521,8 @@ def render(rows: list[dict]) -> str:
             f"{r['width']:,} × {r['d_model']:,} | {r['experiment']} | {r['status']} | "
             f"{r['seconds']:,.0f} s ({_n(r.get('cpu_seconds'))} s) | "
             f"{r['peak_gb']:.2f} GB ({_anon(r)}) | {r['load_start']} → "
-            f"{r['load_end']} | {backend} | {m} | {r['commit']}, {r['started']} | {gemm} |"
+            f"{r['load_end']} | {backend} | {m} | {r.get('sae_recipe', 1)} | {r['commit']}, "
+            f"{r['started']} | {gemm} |"
         )
     for name, preset in PRESETS.items():  # say so where the full set has not run yet
         n = preset.model_layers or preset.config["num_hidden_layers"]
@@ -609,7 +633,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args.commit, args.gemm = commit(), gemm_gflops()
     args.root.mkdir(parents=True, exist_ok=True)
     vocab = args.model_config["vocab_size"]
-    built = {"preset": args.preset, "width": args.width, "model_layers": n_blocks, "vocab": vocab}
+    built = {"preset": args.preset, "width": args.width, "model_layers": n_blocks, "vocab": vocab,
+             "sae_recipe": SAE_RECIPE}  # fmt: skip
     check_root(args.root, built)
     names = args.experiments.split(",")
     unknown = [n for n in names if n not in EXPERIMENTS]

@@ -96,6 +96,9 @@ def test_a_root_holds_one_build(tmp_path):
     mod.check_root(tmp_path, {"preset": "gemma2_2b", "width": 1024})  # the same: fine
     with pytest.raises(SystemExit, match="Pass another --root"):
         mod.check_root(tmp_path, {"preset": "gemma2_2b", "width": 16384})
+    # a root built before SAE recipes were recorded holds recipe 1's SAEs: not reused as 2's
+    with pytest.raises(SystemExit, match="sae_recipe"):
+        mod.check_root(tmp_path, {"preset": "gemma2_2b", "width": 1024, "sae_recipe": 2})
 
 
 def test_report_writes_the_marked_section_from_the_records(tmp_path):
@@ -108,19 +111,23 @@ def test_report_writes_the_marked_section_from_the_records(tmp_path):
            "load_end": 2.0, "bound_backend": ["fp32"], "matchings_computed": 50,
            "gemm_gflops": {"float32": 20.0, "bfloat16": 0.2}, "commit": "abc1234",
            "started": "2026-12-05 20:00 UTC", "command": "experiment=mse_curves ...",
-           "vocab_size": 256000}  # fmt: skip
+           "vocab_size": 256000, "sae_recipe": 2}  # fmt: skip
     src = tmp_path / "rehearsal.json"
     src.write_text(json.dumps([dict(rec, seconds=9.0), rec]))  # the later record wins
     mod.report([src], docs, data)
     text = docs.read_text()
     assert text.startswith("# Benchmarks\n\nsomething measured\n")
     assert (
-        "| 1,234 s (2,400 s) | 3.21 GB (anon 2.50) | 1.5 → 2.0 | fp32 | 50 | abc1234, "
+        "| 1,234 s (2,400 s) | 3.21 GB (anon 2.50) | 1.5 → 2.0 | fp32 | 50 | 2 | abc1234, "
         "2026-12-05 20:00 UTC | 20 / 0.2 |" in text
     )
     assert "9 s" not in text and json.loads(data.read_text()) == [rec]
     mod.report([src], docs, data)  # again: the section is replaced, not appended
     assert docs.read_text() == text
+    old = {k: v for k, v in rec.items() if k != "sae_recipe"}  # a record from before the field
+    src.write_text(json.dumps([old]))
+    mod.report([src], docs, tmp_path / "old.json")
+    assert "| fp32 | 50 | 1 | abc1234" in docs.read_text()  # recipe 1: the unrelated layers
 
 
 @pytest.mark.slow
