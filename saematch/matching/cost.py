@@ -102,6 +102,12 @@ def augmented_features(
         bias = sae.b_enc.detach().cpu()
         bias = (bias / th if fold else bias).to(torch.float64) * np.sqrt(bias_weight)
         out[:, col] = bias.to(tdt)
+    return norm_slots(out, D, side)
+
+
+def norm_slots(out: torch.Tensor, D: int, side: str) -> np.ndarray:
+    """Fill the two last slots of (F, D + 2) features whose first D hold z, in place: a-side
+    rows [z, ‖z‖², 1], b-side rows [−2z, 1, ‖z‖²] (so x_i · y_j = ‖z_i − z'_j‖²)."""
     res = out.numpy()
     z = res[:, :D]
     sq = np.einsum("ij,ij->i", z, z, dtype=np.float64)  # (F,) squared norms, accumulated in f64

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from saematch.matching.cost import MODES, check_mode, feature_dim
+from saematch.matching.cost import MODES, check_mode, feature_dim, norm_slots
 
 F32 = np.float32
 
@@ -104,14 +104,7 @@ def _features(dec, enc, th, d: int, mode: str, side: str) -> np.ndarray:
         col += d
     if mode in ("encoder", "both"):
         torch.mul(torch.from_numpy(enc) / tht[:, None], scale, out=out[:, col : col + d])
-    res = out.numpy()
-    sq = np.einsum("ij,ij->i", res[:, :D], res[:, :D], dtype=np.float64)
-    if side == "a":
-        res[:, D], res[:, D + 1] = sq, 1.0
-    else:
-        out[:, :D].mul_(-2.0)
-        res[:, D], res[:, D + 1] = 1.0, sq
-    return res
+    return norm_slots(out, D, side)  # cost.py's layout, the same float64 norms
 
 
 def synthetic_features(
