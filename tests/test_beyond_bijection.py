@@ -76,6 +76,43 @@ def test_dense_route_when_most_pairs_beat_rejection(monkeypatch):
     assert got[2]["objective"] == pytest.approx(want[2]["objective"], rel=1e-9)
 
 
+@pytest.mark.parametrize("dense", [False, True])
+def test_rectangular_partial_equals_the_padded_square(monkeypatch, dense):
+    import saematch.matching.beyond.partial as partial_mod
+
+    a, b = random_sae(6, 40, seed=7), random_sae(6, 40, seed=8)
+    xa, xb = _features(a, b)
+    narrow = xa[:15]
+    padded = np.zeros_like(xa)  # zero features: r = 0, rejected at cost 0, never kept
+    padded[:15], padded[15:, -1] = narrow, 1.0
+    if dense:
+        monkeypatch.setattr(partial_mod, "MAX_EDGES_PER_ROW", 0)
+    perm, pair, info = partial_assign(narrow, xb, 0.8)
+    want, _, winfo = partial_assign(padded, xb, 0.8)
+    assert info["candidates"] == ("dense-clamped" if dense else "float32-pass")
+    assert perm.shape == (15,) and info["proven"]
+    assert info["objective"] == pytest.approx(winfo["objective"], rel=1e-9)
+    np.testing.assert_array_equal(perm, want[:15])
+    assert (want[15:] == -1).all()
+    with pytest.raises(ValueError, match="no wider than side b"):
+        partial_assign(xb, narrow, 0.8)
+
+
+def test_float32_pass_stays_sparse_for_features_of_small_norm():
+    """The pass's error bound scales with the features, not with the cost's constant columns:
+    where ‖z‖² ≪ γ a bound by ‖x‖‖y‖ (x = [z, r, 1]: ≈ 1) let most pairs through (dense route)."""
+    a, b = random_sae(32, 200, seed=3), random_sae(32, 200, seed=4)
+    xa, xb = _features(a, b, "decoder")
+    D = xa.shape[1] - 2
+    for x, col in ((xa, D), (xb, D + 1)):  # scale z by 1e-3: ‖z‖² by 1e-6
+        x[:, :D] *= 1e-3
+        x[:, col] *= 1e-6
+    perm, _, info = partial_assign(xa, xb, 0.5)
+    assert info["candidates"] == "float32-pass" and info["edges"] <= 4 * len(xa)
+    r, s = squared_norms(xa, xb)
+    assert info["objective"] == pytest.approx(_padded_optimum(_dense(xa, xb), 0.5 * r, 0.5 * s))
+
+
 def test_partial_extremes():
     a, b = random_sae(6, 20, seed=1), random_sae(6, 20, seed=2)
     xa, xb = _features(a, b)

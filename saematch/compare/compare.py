@@ -152,8 +152,7 @@ def memory_plan(
 
     * matching: the plain features (n_a + n_b)(D + 2) and, for different widths, their padded
       square copies 2 n_w (D + 3) (rect.py; both live while the copies are made);
-    * shared: the narrow SAE padded to n_w (W_enc, W_dec: 2 n_w d) and the square features
-      2 n_w (D + 2) of the partial matching (shared.py);
+    * shared: the plain features of the partial matching (shared.py: rectangular, unpadded);
     * families: the plain features and one block of 16 wide rows (families.family_block);
     * cosine_<part>: unit directions (n_a + n_b) d, then the dense n_a × n_b float64 cosine
       and its |cos| (cosine.DENSE_LIMIT) or the augmented and padded directions;
@@ -171,7 +170,7 @@ def memory_plan(
     units = (n_a + n_b) * d * F32
     plan = {
         "matching": plain + (2 * n_w * (D + 3) * F32 if rect else 0),
-        "shared": padded_sae_bytes(a, b) + 2 * n_w * (D + 2) * F32,
+        "shared": plain,
         "families": plain + ROW_BYTES * 16 * n_n,
     }
     for part in parts:
@@ -182,14 +181,6 @@ def memory_plan(
             plan[f"cosine_{part}"] = units + aug + (2 * n_w * (d + 3) * F32 if rect else 0)
     plan["pair_cosines"] = units
     return plan
-
-
-def padded_sae_bytes(a: JumpReLUSAE, b: JumpReLUSAE) -> int:
-    """Bytes of the narrow SAE's copy padded to the wide width (shared.pad_sae): W_enc, W_dec,
-    b_enc, θ; 0 for equal widths."""
-    if a.width == b.width:
-        return 0
-    return (2 * a.d_model + 2) * max(a.width, b.width) * F32
 
 
 def check_memory_plan(plan: dict[str, int], budget: int, what: str) -> None:
@@ -252,7 +243,7 @@ def compare(
     t0 = time.perf_counter()
     sh = shared_features(
         a, b, mode=mode, fold=fold, null_alpha=null_alpha, seed=seed,
-        max_memory=budget - padded_sae_bytes(a, b), device=device,
+        max_memory=budget, device=device,
     )  # fmt: skip
     t["shared"] = time.perf_counter() - t0
     t0 = time.perf_counter()

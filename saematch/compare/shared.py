@@ -5,10 +5,11 @@ cost τ_i = ρ‖z_i‖², ρ = 1 − κ* with κ* the (1 − α) quantile of th
 with a randomly rotated copy of the other dictionary). A pair is kept only when it beats
 rejecting both features, so a forced pair of the bijection is never counted as shared.
 
-Different widths: the narrow SAE is padded with zero features (all weights 0, θ = 1). A zero
-feature has reject cost 0 and costs ‖z'_j‖² ≥ ρ‖z'_j‖² against any j (ρ < 1), so it is never
-kept: the padded partial matching is the rectangular partial matching, and the null samples
-live features only (null.py), so the padding does not move κ*.
+Different widths: the partial matching is solved on the rectangular problem directly (the
+narrow side's rows against every wide feature: one n_narrow × n_wide float32 pass, no
+padding). It is what padding the narrow side with zero features would give: a zero feature
+has reject cost 0 and costs ‖z'_j‖² ≥ ρ‖z'_j‖² against any j (ρ < 1), so it is never kept;
+the padding cost W × W where this costs n × W. The null samples both sides' live features.
 """
 
 from __future__ import annotations
@@ -16,36 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from saematch.matching import Matching, match_beyond
+from saematch.matching import Matching
+from saematch.matching.beyond.null import feature_parts, null_kappa
+from saematch.matching.budget import Budget, features_bytes
+from saematch.matching.cost import augmented_features, cost_layout, feature_dim
+from saematch.matching.match import partial
+from saematch.matching.options import MatchOptions
 from saematch.sae import JumpReLUSAE
-
-
-def pad_sae(sae: JumpReLUSAE, width: int) -> JumpReLUSAE:
-    """sae with zero features (weights 0, b_enc 0, θ = 1) appended up to `width`."""
-    extra = width - sae.width
-    if extra < 0:
-        raise ValueError(f"pad_sae: {sae.name} has {sae.width} features > width {width}")
-    if extra == 0:
-        return sae
-    dt = sae.dtype
-
-    def grow(t: torch.Tensor, dim: int, value: float = 0.0) -> torch.Tensor:
-        shape = list(t.shape)
-        shape[dim] = extra
-        pad = torch.full(shape, value, dtype=dt, device=t.device)
-        return torch.cat([t, pad], dim=dim)
-
-    return JumpReLUSAE(
-        W_enc=grow(sae.W_enc, 1),
-        b_enc=grow(sae.b_enc, 0),
-        W_dec=grow(sae.W_dec, 0),
-        b_dec=sae.b_dec.clone(),
-        threshold=grow(sae.threshold, 0, 1.0),
-        name=f"{sae.name}+{extra} zero features",
-        meta=dict(sae.meta),
-    )
 
 
 @dataclass
@@ -74,19 +53,35 @@ def shared_features(
     max_memory=None,
     device: str = "auto",
 ) -> Shared:
-    """The exact partial matching of a and b (any widths) at ρ = 1 − κ* of the rotation null."""
-    n = max(a.width, b.width)
-    pa, pb = pad_sae(a, n), pad_sae(b, n)
-    m = match_beyond(
-        pa, pb, mode=mode, fold=fold, unmatched="auto", confidence=False, top_k=0,
-        splits=False, null_alpha=null_alpha, seed=seed, max_memory=max_memory, device=device,
-    )  # fmt: skip
-    perm = np.asarray(m.perm[: a.width], dtype=np.int64).copy()
-    perm[perm >= b.width] = -1  # never happens (module doc); kept so a pad is never a partner
-    m.perm, m.pair_mse = perm, np.where(perm >= 0, m.pair_mse[: a.width], np.nan)
-    m.pair_mse = m.pair_mse.astype(np.float32)
+    """The exact partial matching of a and b (any widths) at ρ = 1 − κ* of the rotation null.
+
+    max_memory: what this may allocate beyond the two SAEs (the features first, then the
+    candidate pass; budget.py). device: kept for the signature (the pass runs on the CPU).
+    """
+    del device
+    opts = MatchOptions(mode=mode, fold=fold, unmatched="auto", null_alpha=null_alpha, seed=seed)
+    flip = a.width > b.width  # the narrow side is the rows (partial_assign)
+    rows, cols = (b, a) if flip else (a, b)
+    D = feature_dim(a.d_model, mode)
+    need = (features_bytes(rows.width, D) + features_bytes(cols.width, D)) // 2
+    budget = Budget.resolve(max_memory, need, f"shared features {a.width} x {b.width}")
+    xr = augmented_features(rows, mode, "a", np.float32, fold=fold)
+    xc = augmented_features(cols, mode, "b", np.float32, fold=fold)
+    null = null_kappa(xr, xc, feature_parts(a.d_model, mode), null_alpha, seed=seed)
+    m = partial(xr, xc, null["rho"], opts, cost_layout(a.d_model, mode), budget.work)
+    m.info["null"] = null
+    perm_rows = np.asarray(m.perm, dtype=np.int64)
+    pair_rows = np.asarray(m.pair_mse, dtype=np.float32)
+    if flip:  # back to a's indices: a is the columns
+        perm = np.full(a.width, -1, dtype=np.int64)
+        pair = np.full(a.width, np.nan, dtype=np.float32)
+        kept = np.flatnonzero(perm_rows >= 0)
+        perm[perm_rows[kept]] = kept
+        pair[perm_rows[kept]] = pair_rows[kept]
+    else:
+        perm, pair = perm_rows, pair_rows
+    m.perm, m.pair_mse = perm, np.where(perm >= 0, pair, np.nan).astype(np.float32)
     kept_b = np.zeros(b.width, dtype=bool)
     kept_b[perm[perm >= 0]] = True
     m.info.update(unmatched_a=int((perm < 0).sum()), unmatched_b=int((~kept_b).sum()))
-    kappa = float(m.info.get("kappa", m.info.get("null", {}).get("kappa", float("nan"))))
-    return Shared(m, kappa, int((perm < 0).sum()), int((~kept_b).sum()))
+    return Shared(m, float(null["kappa"]), int((perm < 0).sum()), int((~kept_b).sum()))

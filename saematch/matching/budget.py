@@ -282,15 +282,18 @@ def bound_bytes(n: int, D: int, workers: int, block: int = 128) -> int:
     return estimate_bytes(n, n) + n * D + workers * per_worker + 200 * n + edge_bytes(n)
 
 
-def partial_pass_bytes(n: int, block: int) -> int:
-    """Partial matching's float32 route: one (block, n) float32 cost block, scan buffers,
-    norms, the edges."""
-    return block * n * 4 + (4 * block + 1024) * 16 * 4 + 16 * n + edge_bytes(n)
+def partial_pass_bytes(n: int, block: int, n_cols: int | None = None) -> int:
+    """Partial matching's float32 route (n rows, n_cols columns, default n): one (block,
+    n_cols) float32 cost block, scan buffers, norms, the edges."""
+    n_cols = n if n_cols is None else n_cols
+    return block * n_cols * 4 + (4 * block + 1024) * 16 * 4 + 8 * (n + n_cols) + edge_bytes(n)
 
 
 def dense_clamped_bytes(n: int) -> int:
-    """Partial matching's dense route: the clamped float32 cost and lapjvs' working copy."""
-    return dense_bytes(n, "lapjvs")
+    """Partial matching's dense route: the clamped float32 cost (n × n) and either lapjvs'
+    float32 working copy or, where lapjvs stops a rounding step short, scipy's float64 copy
+    (the larger: 12 n² in all)."""
+    return 12 * n * n + 64 * n
 
 
 def screen_bytes(n: int, D: int, block: int, workers: int, screen: int, fp32=False) -> int:

@@ -48,19 +48,23 @@ from saematch.matching.budget import (
     resolve_work,
     too_big,
 )
+from saematch.matching.solvers.fp32 import TINY, row_norms
+from saematch.matching.solvers.fp32 import gamma as fp32_gamma
 from saematch.matching.solvers.gemm import bound_gemm
 from saematch.matching.solvers.proof import dense_duals
-from saematch.matching.solvers.quantised import MAX_WORKERS, quantised_bound
+from saematch.matching.solvers.quantised import MAX_WORKERS, SLACK, quantised_bound
 
 
-def pass_block(n: int, D: int, work_bytes: int, block: int = 2048) -> int:
-    """The float32 pass's row block that fits work_bytes; MemoryError if not even 16 rows do."""
-    while block > 16 and partial_pass_bytes(n, block) > work_bytes:
+def pass_block(
+    n: int, D: int, work_bytes: int, block: int = 2048, n_cols: int | None = None
+) -> int:
+    """The float32 pass's row block that fits work_bytes (n rows, n_cols columns, default n);
+    MemoryError if not even 16 rows do."""
+    need = lambda blk: partial_pass_bytes(n, blk, n_cols)  # noqa: E731
+    while block > 16 and need(block) > work_bytes:
         block //= 2
-    if partial_pass_bytes(n, block) > work_bytes:
-        raise too_big(
-            n, D, partial_pass_bytes(n, block), work_bytes, "partial matching (float32 pass)"
-        )
+    if need(block) > work_bytes:
+        raise too_big(n, D, need(block), work_bytes, "partial matching (float32 pass)")
     return block
 
 
@@ -75,12 +79,13 @@ def squared_norms(xa: np.ndarray, xb: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 @nb.njit(cache=True)
-def _scan_block(C, row0, ta, tb, nx, ny, gamma, out_r, out_c, count):
-    """Append (i, j) with C_ij < ta_i + tb_j + γ nx_i ny_j (the float32 rounding margin)."""
+def _scan_block(C, row0, ta, tb, hx, hy, tx, ty, ex, ey, gamma, out_r, out_c, count):
+    """Append (i, j) with C_ij < τ_i + τ'_j + its float32 error bound (candidate_pairs)."""
     for a in range(C.shape[0]):
         i = row0 + a
         for j in range(C.shape[1]):
-            if C[a, j] < ta[i] + tb[j] + gamma * nx[i] * ny[j]:
+            err = gamma * (hx[i] * hy[j] + tx[i, 0] * ty[j, 0] + tx[i, 1] * ty[j, 1])
+            if C[a, j] < ta[i] + tb[j] + err + ex[i] + ey[j]:
                 if count >= out_r.shape[0]:
                     return -1  # buffer full: the caller grows it and rescans the block
                 out_r[count], out_c[count] = i, j
@@ -148,31 +153,40 @@ def candidate_pairs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair with c_ij < τ_i + τ'_j, and its exact cost: (rows, cols, cost float64).
 
-    One float32 GEMM pass in row blocks (no n×n array); the margin γ_D ‖x_i‖‖y_j‖ with
-    γ_D = D u / (1 − D u) bounds the float32 dot's error, so no such pair is missed.
+    One float32 GEMM pass in row blocks (no n×n array). Its error is bounded as in the
+    float32 bound of the bijection (solvers/fp32.py, Higham): |fl(x·y) − x·y| ≤ γ Σ_k |x_k||y_k|
+    ≤ γ (‖x_z‖‖y_z‖ + |x_D||y_D| + |x_D+1||y_D+1|), the z part by Cauchy–Schwarz and the two
+    norm columns exactly (a bound by ‖x‖‖y‖ would let the columns' 1s swamp features of small
+    norm: at ‖z‖² ~ 1e-3 most pairs passed it), plus 2^-125 (‖x‖₁ + ‖y‖₁ + 2 D) for
+    underflow. So no pair with c_ij < τ_i + τ'_j is missed.
     """
     n, D2 = xa.shape
-    u = float(np.finfo(np.float32).eps) / 2
-    gamma = 2.0 * D2 * u / (1 - D2 * u)  # ×2: the float32 products' rounding too
-    nx = np.linalg.norm(xa.astype(np.float64), axis=1)
-    ny = np.linalg.norm(xb.astype(np.float64), axis=1)
+    D = D2 - 2
+    gamma = 2.0 * fp32_gamma(D2)  # ×2: the float32 products' rounding too
+    (hx, lx), (hy, ly) = row_norms(xa, 0, D, 1024), row_norms(xb, 0, D, 1024)  # rounded up
+    tx, ty = np.abs(xa[:, D:].astype(np.float64)), np.abs(xb[:, D:].astype(np.float64))
+    ex = TINY * (lx + tx.sum(1) + 2 * D2) * SLACK
+    ey = TINY * (ly + ty.sum(1)) * SLACK
     xbt = xb.T
-    parts_r, parts_c, total = [], [], 0
-    cap = 4 * block + 1024
+    parts, total, limit = [], 0, MAX_EDGES_PER_ROW * n
     for s in range(0, n, block):
         C = xa[s : s + block] @ xbt  # (b, n_B) float32
-        while True:
+        cap = min(4 * block + 1024, limit - total + 1)
+        while True:  # a buffer never outgrows the edges left under the limit (+1 to see it)
             buf_r, buf_c = np.empty(cap, np.int64), np.empty(cap, np.int64)
-            cnt = _scan_block(C, s, ta, tb, nx, ny, gamma, buf_r, buf_c, 0)
-            if cnt >= 0:
+            cnt = _scan_block(C, s, ta, tb, hx, hy, tx, ty, ex, ey, gamma, buf_r, buf_c, 0)
+            if cnt >= 0 or cap > limit - total:
                 break
-            cap *= 4
-        parts_r.append(buf_r[:cnt])
-        parts_c.append(buf_c[:cnt])
-        total += cnt
-        if total > MAX_EDGES_PER_ROW * n:
-            raise DenseGraphError
-    return _exact_below(xa, xb, np.concatenate(parts_r), np.concatenate(parts_c), ta, tb)
+            cap = min(4 * cap, limit - total + 1)
+        if cnt < 0 or total + cnt > limit:
+            raise DenseGraphError  # the caller leaves its except block first: this frame dies
+        # keep the exact candidates only (the margin's extra pairs are dropped block by block)
+        found = _exact_below(xa, xb, buf_r[:cnt], buf_c[:cnt], ta, tb)
+        parts.append(found)
+        total += len(found[0])
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
 
 
 def solve_with_reject(
@@ -214,7 +228,7 @@ def dense_reject_assign(xa, xb, ta, tb, block: int, work_bytes: int) -> tuple[np
     at the clamp (exact float64 cost ≥ τ_i + τ'_j) are dropped. MemoryError before the n×n
     cost when it does not fit work_bytes.
     """
-    n = xa.shape[0]
+    n_a, n = xa.shape[0], xb.shape[0]  # n_a ≤ n: a's missing rows are pure rejection
     need = dense_clamped_bytes(n)
     if need > work_bytes:
         raise too_big(
@@ -225,12 +239,13 @@ def dense_reject_assign(xa, xb, ta, tb, block: int, work_bytes: int) -> tuple[np
             f"partial matching (dense clamped cost: more than {MAX_EDGES_PER_ROW} pairs per "
             "feature beat rejection; a smaller reject cost ρ keeps the graph sparse)",
         )
-    C = np.empty((n, xb.shape[0]), dtype=np.float32)
+    C = np.empty((n, n), dtype=np.float32)
     tb32 = tb.astype(np.float32)
-    for s0 in range(0, n, block):
-        blk = C[s0 : s0 + block]
+    for s0 in range(0, n_a, block):
+        blk = C[s0 : min(s0 + block, n_a)]
         np.matmul(xa[s0 : s0 + block], xb.T, out=blk)
         np.minimum(blk, ta[s0 : s0 + block, None].astype(np.float32) + tb32[None, :], out=blk)
+    C[n_a:] = tb32[None, :]  # a row with nothing to match: column j rejected, at τ'_j
     x = np.asarray(lap.lapjvs(C, extend_cost=False, return_cost=False, jvx_like=False)[0])
     x = x.astype(np.int64)
     proven = dense_duals(C, x) is not None
@@ -245,8 +260,9 @@ def dense_reject_assign(xa, xb, ta, tb, block: int, work_bytes: int) -> tuple[np
         del C64
         proven = dense_duals(C, x) is not None
     del C
-    cost = np.empty(n, dtype=np.float64)
-    _exact_sq_dist(xa, xb, np.arange(n), x, xa.shape[1] - 2, cost)
+    x = x[:n_a]
+    cost = np.empty(n_a, dtype=np.float64)
+    _exact_sq_dist(xa, xb, np.arange(n_a), x, xa.shape[1] - 2, cost)
     return np.where(cost < ta + tb[x], x, -1), {"dense_proven": proven}
 
 
@@ -271,12 +287,18 @@ def partial_assign(
     if not np.isfinite(rho) or rho < 0:
         raise ValueError(f"the relative reject cost must be a finite number ≥ 0, got {rho}")
     n, D = xa.shape[0], xa.shape[1] - 2
+    if xb.shape[1] != xa.shape[1] or n > len(xb):
+        raise ValueError(
+            f"partial_assign: features {xa.shape} and {xb.shape}: same length, and side a "
+            "no wider than side b (swap the two sides)"
+        )
     work = resolve_work(work_bytes)
-    block = pass_block(n, D, work, block)
-    fits = bound_bytes(n, D, MAX_WORKERS) <= work
+    block = pass_block(n, D, work, block, len(xb))
+    fits = bound_bytes(n, D, MAX_WORKERS) <= work and n == len(xb)  # the int8 bound: square
     r, s = squared_norms(xa, xb)
     ta, tb = rho * r, rho * s
     extra: dict = {}
+    dense = False
     try:
         found = None
         # the float32 backend (gemm.py): the float32 pass below is that bound already, with
@@ -288,6 +310,8 @@ def partial_assign(
         rows, cols, cost = found if found is not None else candidate_pairs(xa, xb, ta, tb, block)
         perm = solve_with_reject(rows, cols, cost, ta, tb)
     except DenseGraphError:  # most pairs beat rejection: the clamped bijection, densely
+        dense = True  # solved below, once the pass's frames (its buffers) are released
+    if dense:
         method = "dense-clamped"
         perm, extra = dense_reject_assign(xa, xb, ta, tb, block, work)
         rows = np.flatnonzero(perm >= 0)
