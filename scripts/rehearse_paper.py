@@ -529,6 +529,17 @@ def render(rows: list[dict]) -> str:
         full = [r for r in rows if r["preset"] == name and r["layers"] == [0, n - 1]
                 and r["width"] == preset.width and r["status"] == "ok"]  # fmt: skip
         done = sorted({r["experiment"] for r in full}, key=list(EXPERIMENTS).index)
+        fewer = [r for r in rows if r["preset"] == name and r["width"] == preset.width
+                 and r["status"] == "ok" and r["layers"] == [0, r["model_layers"] - 1]
+                 and r["model_layers"] < n]  # fmt: skip
+        small = sorted({r["experiment"] for r in fewer}, key=list(EXPERIMENTS).index)
+        if len(done) < len(EXPERIMENTS) and small:
+            k = min(r["model_layers"] for r in fewer)
+            lines += [
+                "",
+                f"**{name}, at the published width {preset.width:,} with fewer blocks** "
+                f"(every SAE layer of a {k}-block build): {', '.join(small)} recorded complete.",
+            ]
         if len(done) < len(EXPERIMENTS):
             what = ", ".join(done) or "no experiment"  # the block count: --model-layers
             head = (

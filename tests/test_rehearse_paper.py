@@ -128,6 +128,15 @@ def test_report_writes_the_marked_section_from_the_records(tmp_path):
     src.write_text(json.dumps([old]))
     mod.report([src], docs, tmp_path / "old.json")
     assert "| fp32 | 50 | 1 | abc1234" in docs.read_text()  # recipe 1: the unrelated layers
+    llama = dict(rec, preset="llama31_8b", width=32768, layers=[0, 1], model_layers=2)
+    src.write_text(json.dumps([llama]))
+    mod.report([src], docs, tmp_path / "llama.json")
+    text = docs.read_text()  # the published width on fewer blocks: said, and not as the full set
+    assert (
+        "**llama31_8b, at the published width 32,768 with fewer blocks** (every SAE layer "
+        "of a 2-block build): mse_curves recorded complete." in text
+    )
+    assert "SAE layers 0–3 of its 4-block build, width 32,768:** no experiment" in text
 
 
 @pytest.mark.slow
