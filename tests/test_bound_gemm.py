@@ -65,9 +65,19 @@ def _adversarial(kind: str):
     return np.ascontiguousarray(xa), np.ascontiguousarray(xb), lay
 
 
+@pytest.fixture(params=gemm.FP32_LIBS)
+def fp32_lib(request, monkeypatch):
+    """Each CPU float32 GEMM library in turn (gemm.cpu_fp32_lib), forced by its variable."""
+    monkeypatch.setenv("SAEMATCH_CPU_FP32_LIB", request.param)
+    gemm.cpu_fp32_lib.cache_clear()
+    yield request.param
+    gemm.cpu_fp32_lib.cache_clear()
+
+
 @pytest.mark.parametrize("kind", ["random", "large", "ties", "scales"])
-def test_fp32_bound_holds_on_every_pair(kind):
-    """Exact float64 c ≥ L for all n² pairs, stored (16-bit, rounded down) and streamed."""
+def test_fp32_bound_holds_on_every_pair(kind, fp32_lib):
+    """Exact float64 c ≥ L for all n² pairs, stored (16-bit, rounded down) and streamed, with
+    either library's float32 GEMM."""
     if kind == "random":
         xa, xb, lay = _features("both", unmatched=0.3, noise=0.6)
     else:
@@ -120,7 +130,7 @@ def _scipy_optimum(xa, xb) -> float:
 @pytest.mark.parametrize("backend", ["fp32", pytest.param("int8", marks=INT8)])
 @pytest.mark.parametrize("path", ["stored", "streamed"])
 @pytest.mark.parametrize("mode", ["decoder", "both"])
-def test_auto_with_either_backend_is_scipys_optimum(backend, path, mode):
+def test_auto_with_either_backend_is_scipys_optimum(backend, path, mode, fp32_lib):
     xa, xb, lay = _features(mode, d=32, n=400, seed=5, unmatched=0.25, noise=0.5)
     extra = {"max_dense_bytes": 0} if path == "streamed" else {}
     res = assign(xa, xb, "auto", bound_gemm=backend, **lay, **extra)
@@ -182,3 +192,29 @@ def test_unknown_backend_is_a_clear_error():
         assign(xa, xb, "auto", bound_gemm="int4")
     with pytest.raises(ValueError, match="unknown matching.bound_gemm"), gemm.use_bound_gemm("x"):
         pass
+
+
+def test_cpu_fp32_lib_is_measured_or_set(monkeypatch):
+    """Unset: the probe picks a library it timed (logged); set: the variable, checked."""
+    monkeypatch.delenv("SAEMATCH_CPU_FP32_LIB", raising=False)
+    gemm.cpu_fp32_lib.cache_clear()
+    assert gemm.cpu_fp32_lib() in gemm.FP32_LIBS
+    a = torch.randn(70, 33)
+    b = torch.randn(33, 50)
+    want = a.double() @ b.double()
+    for lib in gemm.FP32_LIBS:
+        monkeypatch.setenv("SAEMATCH_CPU_FP32_LIB", lib)
+        gemm.cpu_fp32_lib.cache_clear()
+        assert gemm.cpu_fp32_lib() == lib
+        out = torch.empty(70, 50)
+        assert gemm.fp32_mm(a, b, out=out) is out
+        for got in (out, gemm.fp32_mm(a, b), gemm.fp32_mm(a[:, :20], b[:20])):
+            assert got.dtype == torch.float32
+        np.testing.assert_allclose(out.double().numpy(), want.numpy(), rtol=1e-4, atol=1e-4)
+        strided = gemm.fp32_mm(a[:, :20], b.T[:, :20].T)  # views read in place
+        np.testing.assert_allclose(strided.numpy(), (a[:, :20] @ b[:20]).numpy(), atol=1e-4)
+    monkeypatch.setenv("SAEMATCH_CPU_FP32_LIB", "mkl")
+    gemm.cpu_fp32_lib.cache_clear()
+    with pytest.raises(ValueError, match="SAEMATCH_CPU_FP32_LIB='mkl': choose one of numpy"):
+        gemm.cpu_fp32_lib()
+    gemm.cpu_fp32_lib.cache_clear()

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from saematch.matching.solvers.fp32 import fp32_terms
-from saematch.matching.solvers.gemm import bound_gemm, ieee_fp32
+from saematch.matching.solvers.gemm import bound_gemm, fp32_mm
 from saematch.matching.solvers.quantised import part_bounds
 
 EPS = float(np.finfo(np.float32).eps)
@@ -163,15 +163,13 @@ class LowerBound:
         """The fused path's (`self.fused` not None) products (b, n): int32 q_i · q'_j (int8),
         or float32 ĝ_ij = fl32(a_i · b_j) (fp32)."""
         if self.gemm == "fp32":
-            with ieee_fp32():
-                return (self.za[rows] @ self.zbt).numpy()
+            return fp32_mm(self.za[rows], self.zbt).numpy()
         return int8_matmul(self.qa[0][rows], self.qbt[0]).numpy()
 
     def estimate(self, rows) -> torch.Tensor:
         """ĝ[rows, :] (b, n) float32 on the device (module doc)."""
         if self.gemm == "fp32":
-            with ieee_fp32():
-                return self.za[rows] @ self.zbt
+            return fp32_mm(self.za[rows], self.zbt)
         sa = self.sa[rows]
         est = None
         for p, (qa, qbt) in enumerate(zip(self.qa, self.qbt, strict=True)):

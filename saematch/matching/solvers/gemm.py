@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import os
 import time
 
 import numpy as np
@@ -147,6 +148,58 @@ def use_bound_gemm(name: str):
         _CHOICE.reset(token)
 
 
+FP32_LIBS = ("numpy", "torch")
+FP32_PROBE_SHAPE = (256, 2304, 2048)  # (m, k, n): big enough for both libraries' threads
+FP32_MARGIN = 1.1  # numpy only when this many times faster: a tie keeps torch
+
+
+@functools.cache
+def cpu_fp32_lib() -> str:
+    """The library whose float32 GEMM the bound runs on the CPU: numpy's BLAS (OpenBLAS in the
+    numpy wheels) or torch's (MKL in torch's x86 wheels), the faster on FP32_PROBE_SHAPE with
+    each one's default threads (best of 3). Measured, not assumed: on an AMD EPYC (AVX2, torch
+    2.13) MKL ran ~35 GFLOP/s per thread where OpenBLAS ran ~55 (docs/benchmarks.md). Either
+    computes fl32 dots in some order, which is all the float32 bound assumes (fp32.py).
+    The environment variable SAEMATCH_CPU_FP32_LIB=numpy|torch sets it instead (benchmarks).
+    Cached per process; logged."""
+    forced = os.environ.get("SAEMATCH_CPU_FP32_LIB")
+    if forced:
+        if forced not in FP32_LIBS:
+            raise ValueError(
+                f"SAEMATCH_CPU_FP32_LIB={forced!r}: choose one of {', '.join(FP32_LIBS)}, or unset "
+                "it to let saematch measure which is faster here"
+            )
+        return forced
+    m, k, n = FP32_PROBE_SHAPE
+    g = np.random.default_rng(0)
+    a, b = g.standard_normal((m, k), dtype=np.float32), g.standard_normal((n, k), dtype=np.float32)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    with ieee_fp32():
+        torch.mm(ta, tb.T)  # first calls: library set-up, not timed
+    np.matmul(a, b.T)
+    t_torch, t_numpy = float("inf"), float("inf")
+    with ieee_fp32():
+        for _ in range(3):  # interleaved: a loaded machine slows both alike
+            t_torch = min(t_torch, _best_time(lambda: torch.mm(ta, tb.T), 1, float("inf")))
+            t_numpy = min(t_numpy, _best_time(lambda: np.matmul(a, b.T), 1, float("inf")))
+    lib = "numpy" if FP32_MARGIN * t_numpy < t_torch else "torch"
+    log.info("float32 GEMM probe: numpy %.4f s, torch %.4f s per %s -> %s",
+             t_numpy, t_torch, FP32_PROBE_SHAPE, lib)  # fmt: skip
+    return lib
+
+
+def fp32_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """a @ b in IEEE float32 (no TF32): on the CPU by cpu_fp32_lib()'s library (strided views
+    read in place by either), elsewhere by torch. out: a float32 tensor to write into."""
+    if a.device.type == "cpu" and cpu_fp32_lib() == "numpy":
+        if out is None:
+            return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))
+        np.matmul(a.numpy(), b.numpy(), out=out.numpy())
+        return out
+    with ieee_fp32():
+        return a @ b if out is None else torch.mm(a, b, out=out)
+
+
 @contextlib.contextmanager
 def ieee_fp32():
     """float32 matmuls in full IEEE float32 within the block (no TF32 / bf16 passes, which a
@@ -168,4 +221,4 @@ def cpu_description() -> dict:
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         model = next((ln.split(":", 1)[1].strip() for ln in f if "model name" in ln), model)
     return {"cpu": model, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            **probe()}  # fmt: skip
+            "fp32_lib": cpu_fp32_lib(), **probe()}  # fmt: skip

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from saematch.matching.solvers.candidates import ColumnTopK
+from saematch.matching.solvers.gemm import fp32_mm
 from saematch.matching.solvers.guess import solve_rest, sub_cost
 from saematch.matching.solvers.proof import exact_costs, graph_duals, label_duals
 from saematch.matching.solvers.sparse_lap import build_csr, solve_sparse, unique_keys
@@ -105,7 +106,7 @@ class _Pricer:
         self.u_pass[todo], self.which[todo] = u[todo], len(self.v_pass) - 1
         for b0 in range(0, len(todo), self.block):
             rs = todo[b0 : b0 + self.block]
-            sub = torch.as_tensor(self.xa[self.rows[rs]], device=self.dev) @ self.xbt  # (b, m)
+            sub = fp32_mm(torch.as_tensor(self.xa[self.rows[rs]], device=self.dev), self.xbt)
             key = sub - ut[b0 : b0 + len(rs), None] - vt[None, :]
             if pool is not None:
                 pool.add(key, rs)
