@@ -302,7 +302,9 @@ def main() -> None:
     dev = resolve_device(args.device)
     print(
         f"CPU: {cpu['cpu']}; torch {torch.__version__}, CPU capability "
-        f"{cpu['torch_cpu_capability']}, {torch.get_num_threads()} threads\n"
+        f"{cpu['torch_cpu_capability']}, {torch.get_num_threads()} threads; the bound's float32 "
+        f"GEMM on the CPU by {cpu['fp32_lib']} (gemm.cpu_fp32_lib; SAEMATCH_CPU_FP32_LIB "
+        f"{os.environ.get('SAEMATCH_CPU_FP32_LIB', 'unset: measured')})\n"
         f"bound GEMM on {dev}: {bound_gemm(args.bound_gemm, dev)} (--bound-gemm "
         f"{args.bound_gemm}; a GPU's auto is int8; the CPU's probe "
         f"{cpu['why']}: int8 {_ms(cpu['int8_s'])}, float32 {_ms(cpu['fp32_s'])} per "
