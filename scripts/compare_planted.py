@@ -198,6 +198,7 @@ def mean_of(rows: list[dict], key: str) -> float:
 
 
 BENCH = ROOT / "docs" / "data" / "bench_compare.txt"  # scripts/bench_matching.py --rect output
+STAGES = ROOT / "docs" / "data" / "compare_stage_memory.txt"  # scripts/compare_stage_memory.py
 
 
 def scale_text() -> str:
@@ -232,20 +233,32 @@ run, wall and CPU; the process peak) come from
 and need an idle machine; they are not in this page yet."""
     if BENCH.exists():
         run = BENCH.read_text().rstrip()
-        text += f"""
+        text += """
 
 A smaller run of the same script on the shared machine (`docs/data/bench_compare.txt`, as
 printed; the load average is in it, so read the CPU ratios, not the wall ones). Its process
-peak was above max_memory plus the SAEs and the interpreter. Per-stage peaks (VmHWM reset
-around each stage, 2,048 × 8,192, 1.5 GB) found the stage: the shared partial matching took
-+1.61 GB. Its float32 candidate pass bounded its rounding by γ‖x‖‖y‖ on the augmented rows
-x = [z, ‖z‖², 1], whose constant 1s dwarf features with ‖z‖² ~ 1e-3 (these synthetic
-SAEs'), so most pairs passed the margin, the graph counted as dense, and the dense route
-(W × W float32 cost, lapjvs's copy, and an uncounted float64 copy when lapjvs stopped short)
-ran while the pass's grown buffers were still held by the exception. Now the margin is
-Higham's on the z part plus the two norm columns exactly (as the bijection's float32 bound),
-the pass keeps only exact candidates, the dense route counts 12 W² bytes, and the stage is
-unpadded: +0.25 GB on the same pair, the same objective, 3.0 s instead of 12.3 s.
+peak was above max_memory plus the SAEs and the interpreter. Per-stage peaks
+(`scripts/compare_stage_memory.py`: VmHWM reset around each stage; 2,048 × 8,192, 1.5 GB)
+found the stage: on b3929c1 the shared partial matching took +1.61 GB, in 12.3 s. Its float32
+candidate pass bounded its rounding by γ‖x‖‖y‖ on the augmented rows x = [z, ‖z‖², 1], whose
+constant 1s dwarf features with ‖z‖² ~ 1e-3 (these synthetic SAEs'), so most pairs passed the
+margin, the graph counted as dense, and the dense route (W × W float32 cost, lapjvs's copy,
+and an uncounted float64 copy when lapjvs stopped short) ran while the pass's grown buffers
+were still held by the exception. Now the margin is Higham's on the z part plus the two norm
+slots exactly (as the bijection's float32 bound), the pass keeps only exact candidates, the
+dense route counts 12 W² bytes, and the stage is unpadded; the same objective as before."""
+    if STAGES.exists():
+        text += f"""
+
+The same script now (`docs/data/compare_stage_memory.txt`):
+
+```
+{STAGES.read_text().rstrip()}
+```"""
+    if BENCH.exists():
+        text += f"""
+
+That bench run (4,096 × 16,384), from before these changes:
 
 ```
 {run}
