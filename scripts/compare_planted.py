@@ -239,7 +239,8 @@ A smaller run of the same script on the shared machine (`docs/data/bench_compare
 printed; the load average is in it, so read the CPU ratios, not the wall ones). Its process
 peak was above max_memory plus the SAEs and the interpreter. Per-stage peaks
 (`scripts/compare_stage_memory.py`: VmHWM reset around each stage; 2,048 × 8,192, 1.5 GB)
-found the stage: on b3929c1 the shared partial matching took +1.61 GB, in 12.3 s. Its float32
+found the stage: on b3929c1 the shared stage peaked at +1.61 GB (30.2 s, 17.3 s of it in its
+partial matching). Its float32
 candidate pass bounded its rounding by γ‖x‖‖y‖ on the augmented rows x = [z, ‖z‖², 1], whose
 constant 1s dwarf features with ‖z‖² ~ 1e-3 (these synthetic SAEs'), so most pairs passed the
 margin, the graph counted as dense, and the dense route (W × W float32 cost, lapjvs's copy,

@@ -3,8 +3,9 @@
     python scripts/compare_stage_memory.py --narrow 2048 --wide 8192 --max-memory 1.5GB
 
 A synthetic pair (d_model 2304, `synthetic_pair`; A cut to its first --narrow features) goes
-through `saematch.compare.compare` with each stage function wrapped: the kernel's peak-RSS
-counter (VmHWM) is reset before the stage and read after it, so each line is that stage's own
+through `saematch.compare.compare` with each stage function wrapped in bench_matching's
+`measure` (the kernel's peak-RSS counter, VmHWM, reset before the stage and read after it), so
+each line is that stage's own
 peak above the RSS it started from (BLAS buffers included; Linux only). The memory plan
 (`compare.memory_plan`) is printed first: a stage's peak should stay within max_memory.
 """
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import time
 from pathlib import Path
+
+from bench_matching import measure  # VmHWM reset around a call (scripts/ is on sys.path)
 
 STAGES = (
     "match_rect",
@@ -25,30 +27,13 @@ STAGES = (
 )
 
 
-def rss_kb(field: str) -> int:
-    """VmRSS / VmHWM of this process in kB (/proc/self/status)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def reset_peak() -> None:
-    """Reset VmHWM to the current RSS (writing 5 to clear_refs)."""
-    Path("/proc/self/clear_refs").write_text("5")
-
-
 def wrap(module, name: str, lines: list[str]) -> None:
     """Replace module.name by a version that records its own peak and time in `lines`."""
     fn = getattr(module, name)
 
     def measured(*args, **kwargs):
-        base = rss_kb("VmRSS")
-        reset_peak()
-        t0 = time.perf_counter()
-        out = fn(*args, **kwargs)
-        peak = (rss_kb("VmHWM") - base) / 1e6
-        lines.append(f"  {name:16s} +{peak:.2f} GB peak, {time.perf_counter() - t0:.1f} s")
+        out, wall, cpu, peak = measure(lambda: fn(*args, **kwargs))
+        lines.append(f"  {name:16s} +{peak:.2f} GB peak, {wall:.1f} s ({cpu:.1f} s CPU)")
         print(lines[-1], flush=True)
         return out
 

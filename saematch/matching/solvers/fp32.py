@@ -98,9 +98,9 @@ def fp32_cost(xa: np.ndarray, xb: np.ndarray, block: int):
     Row blocks of one float32 GEMM each. With torch's GEMM: one worker per torch thread (one
     thread each), so while one stores its block another's GEMM runs (as quantised.int8_cost).
     With numpy's (gemm.cpu_fp32_lib, faster on some CPUs): one worker, the GEMM on all of
-    BLAS's threads (the store is ~3 % of the GEMM's time: measured 3.6 ns an entry against
-    138 per 384-row block at d 2304). The GEMM reads the features in place (strided views:
-    no copy of either side)."""
+    BLAS's threads (the store is a few % of the GEMM's time: 3.6 ns an entry against 138
+    for its 384-row block's GEMM at d 2304, one thread each, measured beside another job).
+    The GEMM reads the features in place (strided views: no copy of either side)."""
     n, D = xa.shape[0], xa.shape[1] - 2
     workers = max(1, min(MAX_WORKERS, torch.get_num_threads()))
     if cpu_fp32_lib() == "numpy":

@@ -158,7 +158,8 @@ def cpu_fp32_lib() -> str:
     """The library whose float32 GEMM the bound runs on the CPU: numpy's BLAS (OpenBLAS in the
     numpy wheels) or torch's (MKL in torch's x86 wheels), the faster on FP32_PROBE_SHAPE with
     each one's default threads (best of 3). Measured, not assumed: on an AMD EPYC (AVX2, torch
-    2.13) MKL ran ~35 GFLOP/s per thread where OpenBLAS ran ~55 (docs/benchmarks.md). Either
+    2.13) MKL ran ~35 GFLOP/s per thread where OpenBLAS ran ~55, one thread each under the
+    same load (docs/benchmarks.md). Either
     computes fl32 dots in some order, which is all the float32 bound assumes (fp32.py).
     The environment variable SAEMATCH_CPU_FP32_LIB=numpy|torch sets it instead (benchmarks).
     Cached per process; logged."""
@@ -174,11 +175,10 @@ def cpu_fp32_lib() -> str:
     g = np.random.default_rng(0)
     a, b = g.standard_normal((m, k), dtype=np.float32), g.standard_normal((n, k), dtype=np.float32)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    with ieee_fp32():
-        torch.mm(ta, tb.T)  # first calls: library set-up, not timed
-    np.matmul(a, b.T)
     t_torch, t_numpy = float("inf"), float("inf")
     with ieee_fp32():
+        torch.mm(ta, tb.T)  # first calls: library set-up, not timed
+        np.matmul(a, b.T)
         for _ in range(3):  # interleaved: a loaded machine slows both alike
             t_torch = min(t_torch, _best_time(lambda: torch.mm(ta, tb.T), 1, float("inf")))
             t_numpy = min(t_numpy, _best_time(lambda: np.matmul(a, b.T), 1, float("inf")))
