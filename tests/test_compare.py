@@ -77,6 +77,27 @@ def test_reduced_columns_grow_until_the_duals_cover_every_wide_feature():
     assert w.total_cost == pytest.approx(m.total_cost, rel=1e-6)
 
 
+def test_outside_violators_match_the_float64_definition_at_near_ties():
+    """The float32 screen with its rounding margin misses no violator: duals set a hair above
+    (and below) each row's cheapest outside cost give violators only the float64 dot sees."""
+    from saematch.compare.rect import outside_violators
+
+    a, b = random_sae(24, 50, seed=5), random_sae(24, 700, seed=6)
+    xn = augmented_features(a, "both", "a", np.float32, fold=True)
+    xw = augmented_features(b, "both", "b", np.float32, fold=True)
+    inside = np.zeros(700, dtype=bool)
+    inside[::7] = True
+    C = xn.astype(np.float64) @ xw.astype(np.float64).T
+    C[:, inside] = np.inf
+    rng = np.random.default_rng(0)
+    u = C.min(1) + rng.choice([-1e-12, 1e-12, 1e-3], size=50) * np.abs(C.min(1))
+    for tol in (0.0, 1e-14):
+        want = np.flatnonzero((C - u[:, None] < -tol).any(0))
+        got = outside_violators(xn, xw, u, inside, tol, block=16, col_block=64)
+        assert 0 < len(want) < 700 - inside.sum()
+        np.testing.assert_array_equal(got, want)
+
+
 def test_rectangular_certificate_rejects_a_worse_matching():
     a, b = random_sae(12, 40, seed=1), random_sae(12, 100, seed=2)
     m = match_rect(a, b)

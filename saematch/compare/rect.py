@@ -31,10 +31,10 @@ rows tie everywhere, so they all land in the solver's dense rest). When the wide
 least twice the narrow one, the square solve runs instead on a candidate set S of wide
 features (each narrow row's CANDIDATES cheapest, from one float32 n × W GEMM pass), padded to
 |S|. Its duals extend to all of W with v_j = 0 outside S; they prove (R) when every j ∉ S has
-c_ij − u_i ≥ −tol, checked in a second n × (W − |S|) pass in float64 (the dot the certificate
-uses; float32 with a sound rounding margin flagged most columns, and deciding those in
-float64 one by one cost 3x the whole padded route at 2k × 8k); violating columns join S and
-the sub-problem is solved again. Past REDUCE_SHARE · W candidates the padded route runs.
+c_ij − u_i ≥ −tol, checked in a second n × (W − |S|) pass: float32 with a sound rounding
+margin, the few pairs it cannot clear decided by the float64 dot the certificate uses
+(`outside_violators`); violating columns join S and the sub-problem is solved again. Past
+REDUCE_SHARE · W candidates the padded route runs.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from saematch.matching import Matching
 from saematch.matching.budget import resolve_budget
 from saematch.matching.cost import augmented_features, feature_dim
 from saematch.matching.solvers import get_solver, resolve_device
+from saematch.matching.solvers.fp32 import dot_margins
 from saematch.sae import JumpReLUSAE
 
 
@@ -172,18 +173,39 @@ def candidate_columns(xn: np.ndarray, xw: np.ndarray, k: int, block: int) -> np.
 
 def outside_violators(xn, xw, u, inside, tol: float, block: int, col_block: int = 4096):
     """Wide columns j ∉ S (inside[j] False) with c_ij − u_i < −tol for some narrow row i: the
-    ones the extended duals (v_j = 0) do not cover. c in float64 (the dot the certificate
-    uses), tile by tile: a column block converted once, row blocks converted per tile (1/col_block
-    of the GEMM's work). Empty: the duals prove (R)."""
-    bad = np.zeros(len(xw), dtype=bool)
+    ones the extended duals (v_j = 0) do not cover. Empty: the duals prove (R).
+
+    One float32 pass, tile by tile, screens every pair with a sound rounding margin
+    (fp32.dot_margins: the z part by Cauchy–Schwarz, the norm slots exactly): a pair whose
+    float32 product is at least u_i − tol + margin cannot violate. The pairs the screen keeps
+    are decided by the float64 dot, the certificate's (rect_cost_fn). The first version
+    computed every tile in float64: its float32 margin, γ‖x‖‖y‖ on the augmented rows, let
+    the slots' 1s flag most pairs (as in beyond/partial.py before the same fix)."""
     outside = np.flatnonzero(~inside)
+    bad = np.zeros(len(xw), dtype=bool)
+    if not len(outside) or not len(xn):
+        return np.zeros(0, dtype=np.int64)
+    g, hn, hw, tn, tw, en, ew = dot_margins(xn, xw)
+    lim_n = np.asarray(u, dtype=np.float64) - tol + en
     for c0 in range(0, len(outside), col_block):
         cols = outside[c0 : c0 + col_block]
-        yt = xw[cols].astype(np.float64).T  # (D + 2, cb)
+        yt = np.ascontiguousarray(xw[cols]).T  # (D + 2, cb) float32
+        hc, t0, t1, ec = hw[cols], tw[cols, 0], tw[cols, 1], ew[cols]
         for r0 in range(0, len(xn), block):
-            c = xn[r0 : r0 + block].astype(np.float64) @ yt  # (blk, cb)
-            c -= u[r0 : r0 + block, None]
-            bad[cols] |= (c < -tol).any(axis=0)
+            rs = slice(r0, r0 + block)
+            c = xn[rs] @ yt  # (blk, cb) float32
+            lim = np.multiply.outer(hn[rs], hc)
+            lim += np.multiply.outer(tn[rs, 0], t0)
+            lim += np.multiply.outer(tn[rs, 1], t1)
+            lim *= g
+            lim += lim_n[rs, None]
+            lim += ec[None, :]
+            i, j = np.nonzero(c < lim)
+            del c, lim
+            for p0 in range(0, len(i), 4096):  # the float64 dots of the pairs kept
+                ii, jj = i[p0 : p0 + 4096] + r0, cols[j[p0 : p0 + 4096]]
+                dot = np.einsum("ij,ij->i", xn[ii].astype(np.float64), xw[jj].astype(np.float64))
+                bad[jj[dot - u[ii] < -tol]] = True
     return np.flatnonzero(bad)
 
 

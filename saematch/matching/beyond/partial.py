@@ -48,11 +48,10 @@ from saematch.matching.budget import (
     resolve_work,
     too_big,
 )
-from saematch.matching.solvers.fp32 import TINY, row_norms
-from saematch.matching.solvers.fp32 import gamma as fp32_gamma
+from saematch.matching.solvers.fp32 import dot_margins
 from saematch.matching.solvers.gemm import bound_gemm
 from saematch.matching.solvers.proof import dense_duals
-from saematch.matching.solvers.quantised import MAX_WORKERS, SLACK, quantised_bound
+from saematch.matching.solvers.quantised import MAX_WORKERS, quantised_bound
 
 
 def pass_block(
@@ -154,19 +153,13 @@ def candidate_pairs(
     """Every pair with c_ij < τ_i + τ'_j, and its exact cost: (rows, cols, cost float64).
 
     One float32 GEMM pass in row blocks (no n×n array). Its error is bounded as in the
-    float32 bound of the bijection (solvers/fp32.py, Higham): |fl(x·y) − x·y| ≤ γ Σ_k |x_k||y_k|
-    ≤ γ (‖x_z‖‖y_z‖ + |x_D||y_D| + |x_D+1||y_D+1|), the z part by Cauchy–Schwarz and the two
-    norm columns exactly (a bound by ‖x‖‖y‖ would let the columns' 1s swamp features of small
-    norm: at ‖z‖² ~ 1e-3 most pairs passed it), plus 2^-125 (‖x‖₁ + ‖y‖₁ + 2 D) for
-    underflow. So no pair with c_ij < τ_i + τ'_j is missed.
+    float32 bound of the bijection (solvers/fp32.py's dot_margins, Higham): |fl(x·y) − x·y|
+    ≤ γ (‖x_z‖‖y_z‖ + |x_D||y_D| + |x_D+1||y_D+1|) + underflow, the norm columns exactly (a
+    bound by ‖x‖‖y‖ would let the columns' 1s swamp features of small norm: at ‖z‖² ~ 1e-3
+    most pairs passed it). So no pair with c_ij < τ_i + τ'_j is missed.
     """
-    n, D2 = xa.shape
-    D = D2 - 2
-    gamma = 2.0 * fp32_gamma(D2)  # ×2: the float32 products' rounding too
-    (hx, lx), (hy, ly) = row_norms(xa, 0, D, 1024), row_norms(xb, 0, D, 1024)  # rounded up
-    tx, ty = np.abs(xa[:, D:].astype(np.float64)), np.abs(xb[:, D:].astype(np.float64))
-    ex = TINY * (lx + tx.sum(1) + 2 * D2) * SLACK
-    ey = TINY * (ly + ty.sum(1)) * SLACK
+    n = xa.shape[0]
+    gamma, hx, hy, tx, ty, ex, ey = dot_margins(xa, xb)
     xbt = xb.T
     parts, total, limit = [], 0, MAX_EDGES_PER_ROW * n
     for s in range(0, n, block):

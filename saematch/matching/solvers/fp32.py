@@ -66,6 +66,25 @@ def row_norms(x: np.ndarray, lo: int, hi: int, rows: int = 4096) -> tuple[np.nda
     return l2 * SLACK, l1 * SLACK
 
 
+def dot_margins(xa: np.ndarray, xb: np.ndarray):
+    """A sound float32 rounding margin for every dot x_i · y_j of augmented features (cost.py:
+    z in the first D columns, the two norm slots after it), for passes that scan the float32
+    products against a threshold (beyond/partial.py's candidates, compare/rect.py's
+    violators): |fl32(x_i · y_j) − x_i · y_j| ≤ g (hx_i hy_j + tx_i · ty_j) + ex_i + ey_j.
+
+    The z part by Cauchy–Schwarz (hx, hy: ‖z‖₂, rounded up), the two norm slots exactly
+    (tx, ty: (n, 2) float64 |slots|; a bound by ‖x‖‖y‖ would let a slot's 1 swamp features of
+    small norm), g = 2 γ_{D+2} (×2: the products' rounding too), underflow as in (L) (ex, ey).
+    Returns (g, hx, hy, tx, ty, ex, ey)."""
+    D2 = xa.shape[1]
+    D = D2 - 2
+    (hx, lx), (hy, ly) = row_norms(xa, 0, D, 1024), row_norms(xb, 0, D, 1024)
+    tx, ty = np.abs(xa[:, D:].astype(np.float64)), np.abs(xb[:, D:].astype(np.float64))
+    ex = TINY * (lx + tx.sum(1) + 2 * D2) * SLACK
+    ey = TINY * (ly + ty.sum(1)) * SLACK
+    return 2.0 * gamma(D2), hx, hy, tx, ty, ex, ey
+
+
 def fp32_terms(xa: np.ndarray, xb: np.ndarray, exact_tail: int, head_splits: tuple[int, ...]):
     """(E1, F1, E2, F2, η, η') of (L), each (n,) float64, all rounded up."""
     D = xa.shape[1] - 2
