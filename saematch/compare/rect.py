@@ -211,7 +211,12 @@ def outside_violators(xn, xw, u, inside, tol: float, block: int, col_block: int 
 
 def reduced_assign(xa, xb, solver, layout, work_bytes, device, progress=False):
     """(sigma, u, v, tol, info) of (R) by the reduced-column route (module doc), or None when
-    the candidate set outgrows REDUCE_SHARE of the wide side (the caller pads instead)."""
+    the candidate set outgrows REDUCE_SHARE of the wide side (the caller pads instead).
+
+    work_bytes: memory beyond xa and xb for the route's own arrays (the candidate set's slice
+    and its padded copies, counted here) and its solver, which gets the rest. The first
+    version handed its solver all of it: at 16,384 × 65,536 (mode both, 6 GB) compare() peaked
+    at +7.98 GB."""
     narrow_is_a = len(xa) <= len(xb)
     n_n, n_w = min(len(xa), len(xb)), max(len(xa), len(xb))
     xn, xw = _narrow_rows(xa, xb, narrow_is_a)
@@ -224,12 +229,18 @@ def reduced_assign(xa, xb, solver, layout, work_bytes, device, progress=False):
     for _ in range(REDUCE_ROUNDS):
         if len(cols) > REDUCE_SHARE * n_w:
             return None
+        D = xa.shape[1] - 2
+        held = len(cols) * (D + 2) * 4 + (2 * len(cols) * (D + 3) * 4 if len(cols) > n_n else 0)
+        if work_bytes is not None and held >= work_bytes:
+            return None  # the padded route says what the budget lacks
         sa, sb = (xa, xb[cols]) if narrow_is_a else (xa[cols], xb)
         if len(cols) > n_n:
             sa, sb, _ = rect_features(sa, sb)
+        left = None if work_bytes is None else work_bytes - held
         sigma, u, v_s, tol, info = solve_features(
-            sa, sb, n_n, narrow_is_a, solver, layout, work_bytes, device, progress
+            sa, sb, n_n, narrow_is_a, solver, layout, left, device, progress
         )
+        del sa, sb
         inside = np.zeros(n_w, dtype=bool)
         inside[cols] = True
         extra = outside_violators(xn, xw, u, inside, tol, block)
@@ -347,7 +358,7 @@ def match_rect(
     layout, dev = layout_of(a.d_model, mode), resolve_device(device)
     res = None
     if n_w >= 2 * n_n:  # the wide side's candidates only (module doc), or None
-        res = reduced_assign(xa, xb, solver, layout, budget - feats, dev, progress)
+        res = reduced_assign(xa, xb, solver, layout, budget - plain, dev, progress)
     if res is None:
         if a.width != b.width:  # the padded copies replace the plain features
             xa, xb, _ = rect_features(xa, xb)
