@@ -201,14 +201,74 @@ BENCH = ROOT / "docs" / "data" / "bench_compare.txt"  # scripts/bench_matching.p
 STAGES = ROOT / "docs" / "data" / "compare_stage_memory.txt"  # scripts/compare_stage_memory.py
 
 
+ISSUE_FIGURES = ((131072, 131072, "12GB"), (16384, 65536, "6GB"))  # the two figures asked for
+
+
+def bench_runs(text: str) -> list[dict]:
+    """The runs of docs/data/bench_compare.txt (each starts with its `$ command` line), with
+    the numbers bench_matching.py printed, parsed; missing lines leave their fields out."""
+    import re
+
+    pats = {
+        "size": r"rectangular (\d+) x (\d+), d_model \d+, mode (\w+), max_memory (\S+)",
+        "gemm": r"fp32 GEMM of the same pair: ([\d.]+) s wall, ([\d.]+) s CPU",
+        "full": r"compare\(\) in full: ([\d.]+) s wall, ([\d.]+) s CPU, \+([\d.]+) GB peak RSS; "
+        r"/ fp32 GEMM: ([\d.]+)x wall, ([\d.]+)x CPU; parts \(wall s\) (.*)",
+        "cert": r"certificate on (\d+) sampled rows: (\w+)",
+        "peak": r"process peak RSS over the run: ([\d.]+) GB \(SAEs ([\d.]+) GB",
+        "load": r"load average at start: \(([\d.]+)",
+        "commit": r"# commit (\w+), (.*)$",
+    }
+    runs = []
+    for chunk in re.split(r"(?m)^(?=\$ )", text):
+        if not chunk.strip():
+            continue
+        run = {"text": chunk.rstrip()}
+        for key, pat in pats.items():
+            hit = re.search(pat, chunk, re.M)
+            if hit:
+                run[key] = hit.groups()
+        runs.append(run)
+    return runs
+
+
+def bench_table(runs: list[dict]) -> str:
+    """One row per run: the pair, its budget, the GEMM and compare() times, the peak."""
+    head = (
+        "| pair, mode | max_memory | machine (load at start) | fp32 GEMM | compare() | "
+        "÷ GEMM wall / CPU | parts (s) | peak beyond the SAEs | certificate | commit |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
+    )
+    rows = [head]
+    for r in runs:
+        if "size" not in r or "full" not in r:
+            continue
+        n, w, mode, budget = r["size"]
+        tw, tc, _, rw, rc, parts = r["full"]
+        peak, saes = (float(x) for x in r.get("peak", ("nan", "nan")))
+        over = peak - saes
+        mark = " (over)" if over > float(budget.rstrip("GB")) else ""
+        cert = " ".join(r.get("cert", ("?", "?"))[::-1]) + " rows"
+        rows.append(
+            f"| {int(n):,} × {int(w):,}, {mode} | {budget} | {r['commit'][1]} "
+            f"({float(r['load'][0]):.2f}) | {r['gemm'][0]} s | {tw} s | {rw}× / {rc}× | {parts} | "
+            f"{over:.2f} GB{mark} | {cert} | {r['commit'][0][:7]} |"
+        )
+    return "\n".join(rows)
+
+
 def scale_text() -> str:
-    """The Scale section: the bench commands and, when docs/data/bench_compare.txt holds a run
-    of `bench_matching.py --rect ... --compare`, its lines as printed."""
+    """The Scale section: the bench commands and the runs docs/data/bench_compare.txt holds
+    (`bench_matching.py --rect ... --compare`), as a table and as printed."""
     bench = "    python scripts/bench_matching.py"
     cmds = (
         f"{bench} --widths 131072 --rect 131072 --mode both --compare --max-memory 12GB\n"
         f"{bench} --widths 16384 --rect 65536 --mode both --compare --max-memory 6GB"
     )
+    runs = bench_runs(BENCH.read_text()) if BENCH.exists() else []
+    have = {(int(r["size"][0]), int(r["size"][1]), r["size"][3]) for r in runs if "full" in r}
+    missing = [f"{n:,} × {w:,} at {b}" for n, w, b in ISSUE_FIGURES if (n, w, b) not in have]
+    status = "Both are below." if not missing else f"Not measured yet: {', '.join(missing)}."
     text = f"""Every stage of `compare()` (the exact matching, the shared partial matching, the
 families, the two |cos| matchings) is in one memory plan (`saematch.compare.compare.memory_plan`):
 a `max_memory` below any stage's own arrays stops with a MemoryError naming the stage before
@@ -219,50 +279,58 @@ beyond the two SAEs, as for `match()`; the bench prints the process peak, SAEs i
 Padding the narrow side to the wide width with zero-cost dummy features turns an n × W
 comparison into a W × W problem: bound GEMMs W/n times the pair's, and the dummy rows tie with
 every column, so all of them land in the solver's dense rest. Where the wide side is at least
-twice the narrow one the exact matching now solves on a candidate set of wide features only
+twice the narrow one the exact matching solves on a candidate set of wide features only
 (each narrow row's cheapest two, from one n × W float32 pass) and proves the result over every
 wide feature with a second pass (`saematch.compare.rect`, route `reduced-columns`); it pads
 only when the candidates outgrow half the wide side. The shared partial matching (the rotation
-null, `shared.py`) is solved on the n × W problem itself, unpadded (padding it to W × W was
-the stage that broke the budget, below).
+null, `shared.py`) is solved on the n × W problem itself, unpadded.
 The issue's two figures (ratios to the fp32 GEMM of the same pair in the same
 run, wall and CPU; the process peak) come from
 
 {cmds}
 
-and need an idle machine; they are not in this page yet."""
-    if BENCH.exists():
-        run = BENCH.read_text().rstrip()
-        text += """
+on an idle machine. {status}
 
-A smaller run of the same script on the shared machine (`docs/data/bench_compare.txt`, as
-printed; the load average is in it, so read the CPU ratios, not the wall ones). Its process
-peak was above max_memory plus the SAEs and the interpreter. Per-stage peaks
-(`scripts/compare_stage_memory.py`: VmHWM reset around each stage; 2,048 × 8,192, 1.5 GB)
-found the stage: on b3929c1 the shared stage peaked at +1.61 GB (30.2 s, 17.3 s of it in its
-partial matching). Its float32
-candidate pass bounded its rounding by γ‖x‖‖y‖ on the augmented rows x = [z, ‖z‖², 1], whose
-constant 1s dwarf features with ‖z‖² ~ 1e-3 (these synthetic SAEs'), so most pairs passed the
-margin, the graph counted as dense, and the dense route (W × W float32 cost, lapjvs's copy,
-and an uncounted float64 copy when lapjvs stopped short) ran while the pass's grown buffers
-were still held by the exception. Now the margin is Higham's on the z part plus the two norm
-slots exactly (as the bijection's float32 bound), the pass keeps only exact candidates, the
-dense route counts 12 W² bytes, and the stage is unpadded; the same objective as before."""
+Runs of the script, from `docs/data/bench_compare.txt` (the commit and the load are in each;
+under load read the CPU ratio; "peak beyond the SAEs" is the process peak less the SAEs, so it
+includes the interpreter and the bench's own arrays; "(over)" marks a run whose peak passed
+its max_memory):
+
+{bench_table(runs)}
+"""
+    text += """
+What the runs showed, and what changed after them:
+
+- **The shared stage (4,096 × 16,384 on the shared machine, 5b88859)**: its float32
+  candidate pass bounded its rounding by γ‖x‖‖y‖ on the augmented rows x = [z, ‖z‖², 1],
+  whose constant 1s dwarf features with ‖z‖² ~ 1e-3 (these synthetic SAEs'), so most pairs
+  passed the margin and a W × W dense route ran (per-stage peaks at 2,048 × 8,192, 1.5 GB:
+  +1.61 GB, 30.2 s, 17.3 s of it in the partial matching). Now the margin is Higham's on the
+  z part plus the two norm slots exactly (`fp32.dot_margins`), the pass keeps only exact
+  candidates and the stage is unpadded: +0.25 GB, 3.0 s of partial matching, same objective.
+- **The exact matching and the two |cos| matchings (16,384 × 65,536, 5b3d52f)**: most of
+  compare()'s time (parts `match` and `cosine` in the table). The reduced route's check of
+  the columns outside its candidate set ran every tile in float64 (for the same margin reason
+  as above). It now screens in float32 with `dot_margins` and decides the few pairs it keeps
+  in float64 (a877520).
+- **The budget at 16,384 × 65,536 (5b3d52f)**: the reduced route gave its solver everything
+  beyond the padded copies it does not make, while the plain features stayed uncounted; the
+  run peaked above its 6 GB. Now the route counts its candidate set's slice and padded copies
+  and its solver gets the rest (385eef3)."""
     if STAGES.exists():
         text += f"""
 
-The same script now (`docs/data/compare_stage_memory.txt`):
+Per-stage peaks and times (`scripts/compare_stage_memory.py`: VmHWM reset around each stage;
+`docs/data/compare_stage_memory.txt`):
 
 ```
 {STAGES.read_text().rstrip()}
 ```"""
-    if BENCH.exists():
+    for r in runs:
         text += f"""
 
-That bench run (4,096 × 16,384), from before these changes:
-
 ```
-{run}
+{r["text"]}
 ```"""
     return text
 

@@ -23,10 +23,12 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from saematch.matching.solvers.proof import exact_costs
 from saematch.sae import JumpReLUSAE
 
 PARTS = ("decoder", "encoder")
 DENSE_LIMIT = 16 * 2**20  # cosine entries (float64: 128 MiB) for the exact |cos| route (scipy)
+UNIT_BLOCK = 8192  # rows normalised at a time (float64 copies of a whole side: 2.4 GB at 131k)
 SHARE_COS = 0.7  # Paulo & Belrose's threshold for a shared latent
 
 
@@ -35,10 +37,13 @@ def unit_directions(sae: JumpReLUSAE, part: str) -> np.ndarray:
     """(F, d) float32 unit vectors: decoder rows or encoder columns (zero rows stay zero)."""
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}; choose one of {', '.join(PARTS)}")
-    w = sae.W_dec if part == "decoder" else sae.W_enc.T
-    w = w.detach().cpu().to(torch.float64)
-    n = w.norm(dim=1, keepdim=True)
-    return (w / torch.where(n > 0, n, torch.ones_like(n))).to(torch.float32).numpy()
+    w = (sae.W_dec if part == "decoder" else sae.W_enc.T).detach().cpu()
+    out = np.empty(tuple(w.shape), dtype=np.float32)
+    for r0 in range(0, len(out), UNIT_BLOCK):  # float64 in row blocks: no full copies
+        blk = w[r0 : r0 + UNIT_BLOCK].to(torch.float64)
+        n = blk.norm(dim=1, keepdim=True)
+        out[r0 : r0 + UNIT_BLOCK] = (blk / torch.where(n > 0, n, torch.ones_like(n))).numpy()
+    return out
 
 
 @dataclass
@@ -82,7 +87,10 @@ def cosine_matching(
     from saematch.compare.rect import rect_assign
 
     def aug(u: np.ndarray, side: str) -> np.ndarray:  # ‖â − b̂‖² = 2 − 2 cos, as cost.py
-        sq = np.einsum("ij,ij->i", u, u, dtype=np.float64).astype(np.float32)
+        sq = np.empty(len(u), dtype=np.float32)
+        for r0 in range(0, len(u), UNIT_BLOCK):  # float64 sums, a row block at a time
+            blk = u[r0 : r0 + UNIT_BLOCK].astype(np.float64)
+            sq[r0 : r0 + UNIT_BLOCK] = np.einsum("ij,ij->i", blk, blk)
         one = np.ones(len(u), dtype=np.float32)
         if side == "a":
             return np.column_stack([u, sq, one])
@@ -95,7 +103,7 @@ def cosine_matching(
     rows, cols = (idx, sigma) if narrow_is_a else (sigma, idx)
     order = np.argsort(rows)
     rows, cols = rows[order], cols[order]
-    cos = np.einsum("ij,ij->i", ua[rows].astype(np.float64), ub[cols].astype(np.float64))
+    cos = exact_costs(ua, ub, rows.astype(np.int64), cols.astype(np.int64))
     return CosineMatching(part, rows, cols, cos, "certified signed cos")
 
 
@@ -105,5 +113,6 @@ def pair_cosines(a: JumpReLUSAE, b: JumpReLUSAE, perm: np.ndarray, part: str) ->
     perm = np.asarray(perm)
     out = np.full(len(perm), np.nan)
     ok = perm >= 0
-    out[ok] = np.einsum("ij,ij->i", ua[ok].astype(np.float64), ub[perm[ok]].astype(np.float64))
+    rows = np.flatnonzero(ok)
+    out[ok] = exact_costs(ua, ub, rows, perm[ok].astype(np.int64))  # float64, no row copies
     return out

@@ -49,6 +49,7 @@ from saematch.matching.budget import resolve_budget
 from saematch.matching.cost import augmented_features, feature_dim
 from saematch.matching.solvers import get_solver, resolve_device
 from saematch.matching.solvers.fp32 import dot_margins
+from saematch.matching.solvers.proof import exact_costs
 from saematch.sae import JumpReLUSAE
 
 
@@ -204,8 +205,7 @@ def outside_violators(xn, xw, u, inside, tol: float, block: int, col_block: int 
             del c, lim
             for p0 in range(0, len(i), 4096):  # the float64 dots of the pairs kept
                 ii, jj = i[p0 : p0 + 4096] + r0, cols[j[p0 : p0 + 4096]]
-                dot = np.einsum("ij,ij->i", xn[ii].astype(np.float64), xw[jj].astype(np.float64))
-                bad[jj[dot - u[ii] < -tol]] = True
+                bad[jj[exact_costs(xn, xw, ii, jj) - u[ii] < -tol]] = True
     return np.flatnonzero(bad)
 
 
@@ -391,9 +391,9 @@ def match_rect(
 def exact_pair_cost(xa, xb, sigma, narrow_is_a: bool) -> np.ndarray:
     """c_i,σ(i) (n_n,) in float64 from the (square) float32 features the solver saw: the
     float64 dot, as the proof uses it. sigma: the narrow side's rows -> the wide side's."""
-    n = len(sigma)
-    rows, cols = (xa[:n], xb[sigma]) if narrow_is_a else (xa[sigma], xb[:n])
-    return np.einsum("ij,ij->i", rows.astype(np.float64), cols.astype(np.float64))
+    idx, sigma = np.arange(len(sigma)), np.asarray(sigma, dtype=np.int64)
+    rows, cols = (idx, sigma) if narrow_is_a else (sigma, idx)
+    return exact_costs(xa, xb, rows, cols)  # no float64 copies: 12 GB at 131k, mode both
 
 
 def rect_cost_fn(xa: np.ndarray, xb: np.ndarray):
