@@ -50,7 +50,7 @@ def one(n: int, route: str, seed: int) -> dict:
     load0, t0 = os.getloadavg()[0], time.perf_counter()
     res = streamed_certified_assign(xa, xb, rest=route, rest_bytes=2**62)
     wall = time.perf_counter() - t0
-    peak = (_rss_kb("VmHWM") - base) / 1e6
+    peak = (_rss_kb("VmHWM") - base) * 1024 / 1e9  # kB are KiB
     idx = np.sort(np.random.default_rng(0).choice(n, min(n, 1024), replace=False))
     red = xa[idx].astype(np.float64) @ xb.astype(np.float64).T - res.u[idx, None] - res.v
     cost = float(np.einsum("ij,ij->", xa.astype(np.float64), xb[res.perm].astype(np.float64)))

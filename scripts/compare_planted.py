@@ -199,6 +199,18 @@ def mean_of(rows: list[dict], key: str) -> float:
 
 BENCH = ROOT / "docs" / "data" / "bench_compare.txt"  # scripts/bench_matching.py --rect output
 STAGES = ROOT / "docs" / "data" / "compare_stage_memory.txt"  # scripts/compare_stage_memory.py
+RSS_131K = ROOT / "docs" / "data" / "bench_compare_131k_rss.txt"  # VmRSS (KiB) each second
+
+
+def sampled_peak(path: Path) -> str:
+    """The largest RSS sampled in a monitor file ("HH:MM:SS KiB" lines), as "X GB at T"."""
+    import re
+
+    hits = re.findall(r"(?m)^(\d\d:\d\d:\d\d) (\d+)$", path.read_text()) if path.exists() else []
+    if not hits:
+        return "not recorded"
+    t, kib = max(hits, key=lambda h: int(h[1]))
+    return f"{int(kib) * 1024 / 1e9:.2f} GB sampled at {t} UTC"
 
 
 ISSUE_FIGURES = ((131072, 131072, "12GB"), (16384, 65536, "6GB"))  # the two figures asked for
@@ -266,6 +278,7 @@ def scale_text() -> str:
         f"{bench} --widths 16384 --rect 65536 --mode both --compare --max-memory 6GB"
     )
     runs = bench_runs(BENCH.read_text()) if BENCH.exists() else []
+    rss_peak = sampled_peak(RSS_131K)
     have = {(int(r["size"][0]), int(r["size"][1]), r["size"][3]) for r in runs if "full" in r}
     missing = [f"{n:,} × {w:,} at {b}" for n, w, b in ISSUE_FIGURES if (n, w, b) not in have]
     status = "Both are below." if not missing else f"Not measured yet: {', '.join(missing)}."
@@ -298,7 +311,7 @@ its max_memory):
 
 {bench_table(runs)}
 """
-    text += """
+    text += f"""
 What the runs showed, and what changed after them:
 
 - **The shared stage (4,096 × 16,384 on the shared machine, 5b88859)**: its float32
@@ -316,7 +329,16 @@ What the runs showed, and what changed after them:
 - **The budget at 16,384 × 65,536 (5b3d52f)**: the reduced route gave its solver everything
   beyond the padded copies it does not make, while the plain features stayed uncounted; the
   run peaked above its 6 GB. Now the route counts its candidate set's slice and padded copies
-  and its solver gets the rest (385eef3)."""
+  and its solver gets the rest (385eef3).
+- **The budget at 131,072 × 131,072 (a877520)**: two stages took each pair's float64 cost
+  with float64 copies of both sides' rows (2 × 131,072 × 4,610 × 8 bytes and a float32
+  gather: ~12 GB on top of the features): `match_rect`'s pair costs (the kernel's peak counter
+  read 21.8 GB between the end of the exact matching's proof and the shared stage) and the
+  families' exact costs (RSS sampled each second with py-spy stacks,
+  `docs/data/bench_compare_131k_rss.txt`: {rss_peak}, inside `families._exact`). The pair costs,
+  pair cosines and family costs now use the proof's pair-by-pair float64 dot
+  (`proof.exact_costs`) and the unit directions are normalised in row blocks (dce3af0); this
+  run has not been repeated on it."""
     if STAGES.exists():
         text += f"""
 

@@ -61,7 +61,8 @@ def main() -> None:
         "sae_training_h": round(step * scale * cfg.steps / 3600, 1),
         "activations_gb": round(cfg.world.n_layers * cfg.n_train * cfg.world.d_model * 4 / 1e9, 2),
     }
-    out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    out["peak_rss_gb"] = round(peak_kib * 1024 / 1e9, 2)
     print(json.dumps(out, indent=1))
 
 
