@@ -279,9 +279,18 @@ def scale_text() -> str:
     )
     runs = bench_runs(BENCH.read_text()) if BENCH.exists() else []
     rss_peak = sampled_peak(RSS_131K)
-    have = {(int(r["size"][0]), int(r["size"][1]), r["size"][3]) for r in runs if "full" in r}
-    missing = [f"{n:,} × {w:,} at {b}" for n, w, b in ISSUE_FIGURES if (n, w, b) not in have]
-    status = "Both are below." if not missing else f"Not measured yet: {', '.join(missing)}."
+
+    def over(r: dict) -> bool:  # the process peak less the SAEs past max_memory
+        peak, saes = (float(x) for x in r.get("peak", ("nan", "nan")))
+        return peak - saes > float(r["size"][3].rstrip("GB"))
+
+    have = {(int(r["size"][0]), int(r["size"][1]), r["size"][3]): r for r in runs if "full" in r}
+    said = []
+    for n, w, b in ISSUE_FIGURES:
+        r = have.get((n, w, b))
+        what = "not measured yet" if r is None else "over its budget" if over(r) else "within it"
+        said.append(f"{n:,} × {w:,} at {b}: {what}")
+    status = "; ".join(said) + " (the newest run of each, table below)."
     text = f"""Every stage of `compare()` (the exact matching, the shared partial matching, the
 families, the two |cos| matchings) is in one memory plan (`saematch.compare.compare.memory_plan`):
 a `max_memory` below any stage's own arrays stops with a MemoryError naming the stage before
@@ -307,7 +316,8 @@ on an idle machine. {status}
 Runs of the script, from `docs/data/bench_compare.txt` (the commit and the load are in each;
 under load read the CPU ratio; "peak beyond the SAEs" is the process peak less the SAEs, so it
 includes the interpreter and the bench's own arrays; "(over)" marks a run whose peak passed
-its max_memory):
+its max_memory; benches before 94ccd57 read /proc's KiB as 1000 bytes, so their peaks are
+2.4 % low):
 
 {bench_table(runs)}
 """
@@ -332,8 +342,9 @@ What the runs showed, and what changed after them:
   and its solver gets the rest (385eef3).
 - **The budget at 131,072 × 131,072 (a877520)**: two stages took each pair's float64 cost
   with float64 copies of both sides' rows (2 × 131,072 × 4,610 × 8 bytes and a float32
-  gather: ~12 GB on top of the features): `match_rect`'s pair costs (the kernel's peak counter
-  read 21.8 GB between the end of the exact matching's proof and the shared stage) and the
+  gather: ~12 GB on top of the features): `match_rect`'s pair costs (the kernel's peak counter,
+  VmHWM, read 21,840,008 KiB, 22.4 GB, between the end of the exact matching's proof and the
+  shared stage) and the
   families' exact costs (RSS sampled each second with py-spy stacks,
   `docs/data/bench_compare_131k_rss.txt`: {rss_peak}, inside `families._exact`). The pair costs,
   pair cosines and family costs now use the proof's pair-by-pair float64 dot
