@@ -244,6 +244,12 @@ def bench_runs(text: str) -> list[dict]:
     return runs
 
 
+def over_budget(run: dict) -> bool:
+    """Whether a run's process peak less its SAEs passed its max_memory."""
+    peak, saes = (float(x) for x in run.get("peak", ("nan", "nan")))
+    return peak - saes > float(run["size"][3].rstrip("GB"))
+
+
 def bench_table(runs: list[dict]) -> str:
     """One row per run: the pair, its budget, the GEMM and compare() times, the peak."""
     head = (
@@ -258,13 +264,12 @@ def bench_table(runs: list[dict]) -> str:
         n, w, mode, budget = r["size"]
         tw, tc, _, rw, rc, parts = r["full"]
         peak, saes = (float(x) for x in r.get("peak", ("nan", "nan")))
-        over = peak - saes
-        mark = " (over)" if over > float(budget.rstrip("GB")) else ""
+        mark = " (over)" if over_budget(r) else ""
         cert = " ".join(r.get("cert", ("?", "?"))[::-1]) + " rows"
         rows.append(
             f"| {int(n):,} × {int(w):,}, {mode} | {budget} | {r['commit'][1]} "
             f"({float(r['load'][0]):.2f}) | {r['gemm'][0]} s | {tw} s | {rw}× / {rc}× | {parts} | "
-            f"{over:.2f} GB{mark} | {cert} | {r['commit'][0][:7]} |"
+            f"{peak - saes:.2f} GB{mark} | {cert} | {r['commit'][0][:7]} |"
         )
     return "\n".join(rows)
 
@@ -280,15 +285,14 @@ def scale_text() -> str:
     runs = bench_runs(BENCH.read_text()) if BENCH.exists() else []
     rss_peak = sampled_peak(RSS_131K)
 
-    def over(r: dict) -> bool:  # the process peak less the SAEs past max_memory
-        peak, saes = (float(x) for x in r.get("peak", ("nan", "nan")))
-        return peak - saes > float(r["size"][3].rstrip("GB"))
-
     have = {(int(r["size"][0]), int(r["size"][1]), r["size"][3]): r for r in runs if "full" in r}
     said = []
     for n, w, b in ISSUE_FIGURES:
         r = have.get((n, w, b))
-        what = "not measured yet" if r is None else "over its budget" if over(r) else "within it"
+        if r is None:
+            what = "not measured yet"
+        else:
+            what = "over its budget" if over_budget(r) else "within it"
         said.append(f"{n:,} × {w:,} at {b}: {what}")
     status = "; ".join(said) + " (the newest run of each, table below)."
     text = f"""Every stage of `compare()` (the exact matching, the shared partial matching, the

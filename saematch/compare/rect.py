@@ -225,11 +225,10 @@ def reduced_assign(xa, xb, solver, layout, work_bytes, device, progress=False):
     if len(cols) < n_n:  # rows sharing their best columns: any others make S wide enough
         rest = np.setdiff1d(np.arange(n_w), cols)[: n_n - len(cols)]
         cols = np.union1d(cols, rest)
-    grown = []
+    grown, D = [], xa.shape[1] - 2
     for _ in range(REDUCE_ROUNDS):
         if len(cols) > REDUCE_SHARE * n_w:
             return None
-        D = xa.shape[1] - 2
         held = len(cols) * (D + 2) * 4 + (2 * len(cols) * (D + 3) * 4 if len(cols) > n_n else 0)
         if work_bytes is not None and held >= work_bytes:
             return None  # the padded route says what the budget lacks
