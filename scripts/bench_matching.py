@@ -559,9 +559,11 @@ def bench_rect(args, n: int, wide: int, budget) -> None:
     free[m.perm[m.perm >= 0]] = False
     max_v, min_free = float(v.max()), float(v[free].min()) if free.any() else 0.0
     ok = cert.min_reduced >= -tol and cert.max_slack <= tol and max_v <= tol and min_free >= -tol
+    tries = m.info.get("tries") or []  # the stored solver's guesses: its dense rest each
+    rests = "; dense rest " + ", ".join(str(t["dense_rest"]) for t in tries) if tries else ""
     print(
         f"  {what} [{m.info.get('method')}, {m.info.get('route')}, {m.info.get('columns', wide)} "
-        f"of {wide} wide features solved on]: certificate on {len(idx)} sampled rows: "
+        f"of {wide} wide features solved on{rests}]: certificate on {len(idx)} sampled rows: "
         f"{'ok' if ok else 'FAILED'} (min reduced {cert.min_reduced:.2e}, max slack "
         f"{cert.max_slack:.2e}, max v {max_v:.2e}, min v of free columns {min_free:.2e}, "
         f"tol {tol:.1e})",

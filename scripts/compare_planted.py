@@ -200,6 +200,7 @@ def mean_of(rows: list[dict], key: str) -> float:
 BENCH = ROOT / "docs" / "data" / "bench_compare.txt"  # scripts/bench_matching.py --rect output
 STAGES = ROOT / "docs" / "data" / "compare_stage_memory.txt"  # scripts/compare_stage_memory.py
 RSS_131K = ROOT / "docs" / "data" / "bench_compare_131k_rss.txt"  # VmRSS (KiB) each second
+RSS_16X65 = ROOT / "docs" / "data" / "bench_compare_16x65_rss_fa7a914.txt"  # the same, 16k × 65k
 
 
 def sampled_peak(path: Path) -> str:
@@ -283,7 +284,7 @@ def scale_text() -> str:
         f"{bench} --widths 16384 --rect 65536 --mode both --compare --max-memory 6GB"
     )
     runs = bench_runs(BENCH.read_text()) if BENCH.exists() else []
-    rss_peak = sampled_peak(RSS_131K)
+    rss_peak, rss_16x65 = sampled_peak(RSS_131K), sampled_peak(RSS_16X65)
 
     have = {(int(r["size"][0]), int(r["size"][1]), r["size"][3]): r for r in runs if "full" in r}
     said = []
@@ -304,7 +305,10 @@ beyond the two SAEs, as for `match()`; the bench prints the process peak, SAEs i
 
 Padding the narrow side to the wide width with zero-cost dummy features turns an n × W
 comparison into a W × W problem: bound GEMMs W/n times the pair's, and the dummy rows tie with
-every column, so all of them land in the solver's dense rest. Where the wide side is at least
+every column, so all of them land in the solver's dense rest (a dummy is also every column's
+cheapest row: the stored solver reads its clear pairs among the real features only,
+`guess.real_top2`, and hands the problem to the streamed solver when its dense rest would not
+fit the budget). Where the wide side is at least
 twice the narrow one the exact matching solves on a candidate set of wide features only
 (each narrow row's cheapest two, from one n × W float32 pass) and proves the result over every
 wide feature with a second pass (`saematch.compare.rect`, route `reduced-columns`); it pads
@@ -352,8 +356,17 @@ What the runs showed, and what changed after them:
   families' exact costs (RSS sampled each second with py-spy stacks,
   `docs/data/bench_compare_131k_rss.txt`: {rss_peak}, inside `families._exact`). The pair costs,
   pair cosines and family costs now use the proof's pair-by-pair float64 dot
-  (`proof.exact_costs`) and the unit directions are normalised in row blocks (dce3af0); this
-  run has not been repeated on it."""
+  (`proof.exact_costs`) and the unit directions are normalised in row blocks (dce3af0).
+- **The budget at 16,384 × 65,536, again (fa7a914)**: the rerun passed its budget inside the
+  exact matching, in the stored solver's guess (RSS and py-spy stacks each second,
+  `docs/data/bench_compare_16x65_rss_fa7a914.txt`: {rss_16x65}, inside `guess.sub_cost`; the
+  run was stopped there). On the reduced route's padded candidate problem every dummy row
+  costs 0, so it is every column's cheapest row: the stored top-2 found no clear pair and the
+  whole padded problem became the guess's dense float32 rest, beside the 16-bit estimate. The
+  guess now reads clear pairs among the real features (`guess.real_top2`; a test checks the
+  rest shrinks from the whole problem to the dummies and the unclear rows), and the stored
+  solver checks its dense rest against the budget before building it, else the dispatcher runs
+  the streamed solver, whose rest is budgeted (the bench prints the rest's rows)."""
     if STAGES.exists():
         text += f"""
 

@@ -124,6 +124,57 @@ def test_zero_cost_dummies_do_not_bias_free_columns():
     assert (m.perm == np.arange(30)).all()
 
 
+@pytest.mark.parametrize("narrow", ["a", "b"])
+def test_the_stored_guess_reads_clear_pairs_among_real_features_and_keeps_its_budget(narrow):
+    """A padded square (rect_features) of a narrow SAE against a wide one: every dummy costs 0,
+    so it is every column's cheapest row and the stored top-2 finds no clear pair; the whole
+    problem landed in the dense rest (16,384 × 65,536 mode both passed its budget by that).
+    Read among the real features the rest is the dummies and the real rows without a clear
+    partner. Both answers are scipy's optimum of the same float32 costs. A budget that cannot
+    hold the rest is declined before the rest is built (the dispatcher then runs the streamed
+    solver, which says what the budget lacks)."""
+    from saematch.compare.rect import layout_of, rect_features
+    from saematch.matching.certificate import check_certificate
+    from saematch.matching.solvers import assign
+    from saematch.matching.solvers.stored import quantised_certified_assign
+    from saematch.planted.synthetic import synthetic_pair
+
+    A, B, _ = synthetic_pair(32, 3000, 0.2, 0.3, 0)
+    n_real, mode = 2000, "both"
+    ya = augmented_features(A, mode, "a", np.float32)[:n_real]
+    yb = augmented_features(B, mode, "b", np.float32)
+    if narrow == "b":
+        ya, yb = (
+            augmented_features(B, mode, "a", np.float32),
+            augmented_features(A, mode, "b", np.float32)[:n_real],
+        )  # noqa: E501
+    xa, xb, _ = rect_features(ya, yb)
+    n, pad = len(xa), 3000 - n_real
+    layout = layout_of(32, mode)
+    layout["exact_tail"] += 1
+    pads = {"pad_rows": pad} if narrow == "a" else {"pad_cols": pad}
+    C = xa.astype(np.float64) @ xb.T.astype(np.float64)
+    r, c = linear_sum_assignment(C)
+    best = float(C[r, c].sum())
+
+    blind = quantised_certified_assign(xa, xb, **layout)  # the dummies counted: no clear pair
+    seen = quantised_certified_assign(xa, xb, **layout, **pads)
+    assert blind.info["tries"][0]["dense_rest"] == n
+    assert seen.info["tries"][0]["dense_rest"] < pad + n_real // 2
+    for res in (blind, seen):
+        assert float(C[np.arange(n), res.perm].sum()) == pytest.approx(best, rel=1e-9, abs=1e-9)
+        # C's float64 GEMM rounds differently from the solver's pair-by-pair dots: + 1e-12
+        cert = check_certificate(lambda sl: C[sl], res.perm, res.u, res.v, res.tol + 1e-12)
+        assert cert.ok, cert
+
+    rest = seen.info["tries"][0]["dense_rest"]
+    small = 2 * n * n + 256 * n + 4 * rest * rest  # the estimate fits, its rest does not
+    assert quantised_certified_assign(xa, xb, **layout, **pads, work_bytes=small) is None
+    # the dispatcher's streamed solver has no room either here: a MemoryError, not an overshoot
+    with pytest.raises(MemoryError, match="budget"):
+        assign(xa, xb, "auto", work_bytes=small, dense_below=0, **layout, **pads)
+
+
 def test_different_d_model_is_a_clear_error():
     with pytest.raises(ValueError, match="d_model 16 .* vs 8"):
         compare(random_sae(16, 20), random_sae(8, 20))

@@ -125,6 +125,7 @@ def solve_features(
     n_w = len(xa)
     padded = n_w > n_narrow
     layout["exact_tail"] = layout.get("exact_tail", 0) + int(padded)
+    layout["pad_rows" if narrow_is_a else "pad_cols"] = n_w - n_narrow  # rect_features' dummies
     res = get_solver(solver)(
         xa, xb, progress=progress, work_bytes=work_bytes, device=device, **layout
     )

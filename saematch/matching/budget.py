@@ -178,10 +178,12 @@ def estimate_bytes(n_a: int, n_b: int) -> int:
     return 2 * n_a * n_b
 
 
-def stored_bytes(n: int) -> int:
+def stored_bytes(n: int, pad: int = 0) -> int:
     """The stored certified solver (solvers/stored.py): the 16-bit estimate (n²), its dense
-    rest (≈ n/4 rows, float32) and per-row arrays."""
-    return estimate_bytes(n, n) + (n // 4) ** 2 * 4 + 256 * n
+    rest (≈ n/4 rows, float32; `pad` zero-cost padding rows or columns, compare/rect.py's
+    dummies, all join it) and per-row arrays. The solver checks its real rest against its
+    budget before building it (guess.rest_fits)."""
+    return estimate_bytes(n, n) + (pad + (n - pad) // 4) ** 2 * 4 + 256 * n
 
 
 def scan_bytes(n: int, block: int) -> int:

@@ -73,18 +73,21 @@ def plan(
     dense_below=None,
     gpu_bytes: int | None = None,
     gemm: str = "int8",
+    pad: int = 0,
 ) -> tuple[str, int | None]:
     """(path, streamed row block) for n features of length D within `work_bytes` of working
     memory (features excluded) and, on a GPU, `gpu_bytes` of its memory (None: not checked)
-    with the bound's `gemm` (int8 | fp32: the copies it keeps there); MemoryError, before
-    anything is allocated, when no path fits. path: dense | stored | streamed."""
+    with the bound's `gemm` (int8 | fp32: the copies it keeps there); `pad` padding rows or
+    columns (budget.stored_bytes); MemoryError, before anything is allocated, when no path
+    fits. path: dense | stored | streamed."""
     dense_below = DENSE_BELOW if dense_below is None else dense_below
     if solver in ("scipy", "lapjv") or n < dense_below:
         need = dense_bytes(n, solver)
         if need > work_bytes:
             raise too_big(n, D, need, work_bytes, f"the dense {solver} solver")
         return "dense", None
-    if device == "cpu" and stored_bytes(n) <= min(work_bytes, MAX_STORED_BYTES):
+    fits = stored_bytes(n, pad) <= work_bytes and stored_bytes(n) <= MAX_STORED_BYTES
+    if device == "cpu" and fits:
         return "stored", None
     block = MAX_BLOCK
     while block > MIN_BLOCK and streamed_bytes(n, D, block) > work_bytes:
@@ -118,6 +121,8 @@ def assign(
     work_bytes: int | None = None,
     device: str = "cpu",
     bound_gemm: str | None = None,
+    pad_rows: int = 0,
+    pad_cols: int = 0,
     **streamed_options,
 ) -> Assignment:
     """Optimal assignment of c = xa @ xb.T with the named solver, with its duals.
@@ -129,6 +134,8 @@ def assign(
     blocks that fit work_bytes. streamed_options (STREAMED_OPTIONS) go to the latter.
     bound_gemm: the certified solvers' bound GEMM, auto | int8 | fp32 (gemm.py; None: what
     gemm.use_bound_gemm set, default auto); the same optimum either way.
+    pad_rows / pad_cols: how many trailing rows of xa / xb are padding costing 0 against
+    everything (compare/rect.py); the stored solver's guess reads clear pairs without them.
     """
     check_solver(solver)
     unknown = set(streamed_options) - set(STREAMED_OPTIONS)
@@ -139,7 +146,8 @@ def assign(
     work = resolve_work(work_bytes)
     gpu = free_gpu_bytes() if device == "cuda" else None
     gpu_gemm = resolve_bound_gemm(bound_gemm, device) if gpu is not None else "int8"  # int8
-    path, block = plan(n, D, solver, work, device, dense_below, gpu, gpu_gemm)
+    pad = max(pad_rows, pad_cols)
+    path, block = plan(n, D, solver, work, device, dense_below, gpu, gpu_gemm, pad)
     if solver == "scipy":
         return solve_scipy(xa, xb, progress)
     if path == "dense":
@@ -147,7 +155,10 @@ def assign(
     xa, xb = xa.astype(np.float32, copy=False), xb.astype(np.float32, copy=False)
     gemm = resolve_bound_gemm(bound_gemm, device)  # a GPU's auto: int8 (gemm.py)
     if path == "stored" and stored_bytes(n) <= max_dense_bytes:
-        res = quantised_certified_assign(xa, xb, exact_tail, head_splits, gemm=gemm)
+        res = quantised_certified_assign(
+            xa, xb, exact_tail, head_splits, gemm=gemm, work_bytes=work,
+            pad_rows=pad_rows, pad_cols=pad_cols,
+        )  # fmt: skip
         if res is not None:
             res.info = {"method": "stored-certified", **res.info}
             return res
@@ -206,10 +217,12 @@ class Solver:
         work_bytes: int | None = None,
         device: str = "cpu",
         bound_gemm: str | None = None,
+        pad_rows: int = 0,
+        pad_cols: int = 0,
     ) -> Assignment:
         """The optimal assignment of c = xa @ xb.T with its duals: assign() with this solver."""
         how = {"exact_tail": exact_tail, "head_splits": head_splits, "work_bytes": work_bytes}
-        how["bound_gemm"] = bound_gemm
+        how.update(bound_gemm=bound_gemm, pad_rows=pad_rows, pad_cols=pad_cols)
         return assign(xa, xb, self.name, progress, device=device, **how, **self.options())
 
 

@@ -9,9 +9,11 @@ The guess is not trusted: proof.py proves it optimal (or repairs it) over all n�
 from __future__ import annotations
 
 import lap
+import numba as nb
 import numpy as np
 
 from saematch.matching.solvers.proof import label_duals
+from saematch.matching.solvers.quantised import keep2
 
 
 def clear_pairs(rv, ri, cv, ci, margin: float):
@@ -29,6 +31,38 @@ def clear_pairs(rv, ri, cv, ci, margin: float):
     taken = np.zeros(n, dtype=bool)
     taken[j[sure]] = True
     return x, np.flatnonzero(~sure), np.flatnonzero(~taken)
+
+
+@nb.njit(cache=True)
+def _real_top2(G16, gmin, step, r, s, n_rows, n_cols, rv, ri, cv, ci):
+    for i in range(n_rows):
+        g0, d, ri_ = gmin[i], step[i], r[i]
+        for j in range(n_cols):
+            c = g0 + G16[i, j] * d + ri_ + s[j]
+            if c < rv[i, 1] or c < cv[j, 1]:
+                keep2(rv, ri, i, c, j)
+                keep2(cv, ci, j, c, i)
+
+
+def real_top2(bound, r, s, pad_rows: int, pad_cols: int):
+    """Each row's and column's two smallest estimates among the real features only, when the
+    last pad_rows rows / pad_cols columns are padding that costs 0 against everything
+    (compare/rect.py's dummies). The stored top-2 counts them: a dummy row is every column's
+    cheapest, so no real pair would be "clear" and the whole padded problem would land in the
+    dense rest (at 16,384 × 65,536 mode both: a 24k × 24k float32 rest, +2.3 GB past its budget).
+
+    bound: stored_bound's (G16, gmin, step, ...): ĉ_ij ≈ gmin_i + G16_ij step_i + r_i + s_j.
+    Padding rows and columns get equal values (never clear). Returns (rv, ri, cv, ci) of
+    full size n, as clear_pairs reads them."""
+    n = len(r)
+    rv = np.full((n, 2), np.inf, dtype=np.float64)
+    cv = np.full((n, 2), np.inf, dtype=np.float64)
+    ri, ci = np.zeros((n, 2), dtype=np.int64), np.zeros((n, 2), dtype=np.int64)
+    G16, gmin, step = bound[:3]
+    r64, s64 = np.asarray(r, np.float64), np.asarray(s, np.float64)
+    _real_top2(G16, gmin, step, r64, s64, n - pad_rows, n - pad_cols, rv, ri, cv, ci)
+    rv[n - pad_rows :], cv[n - pad_cols :] = 0.0, 0.0
+    return rv, ri, cv, ci
 
 
 def solve_rest(sub: np.ndarray, offset_tail: bool = False) -> np.ndarray:
@@ -57,15 +91,24 @@ def sub_cost(xa, xb, rows, cols, block: int = 2048) -> np.ndarray:
     return out
 
 
-def guess(xa, xb, s, top2, margin: float, tol: float, offset_tail: bool = False):
+def rest_fits(rows: int, room: int | None) -> bool:
+    """Whether the guess's dense float32 rest of `rows` rows (and its copies: solve_rest and
+    label_duals read it in place, ×1.25 for tiles and per-row arrays) fits `room` bytes."""
+    return room is None or int(1.25 * 4 * rows * rows) <= room
+
+
+def guess(xa, xb, s, top2, margin: float, tol: float, offset_tail: bool = False, room=None):
     """Clear mutual best pairs of the estimate (top2 = rv, ri, cv, ci) kept, the rest solved on
     its float32 sub-cost.
 
     Returns x (n,), start column duals v (n,) for the proof (the rest's own duals; s, the
-    column norms, elsewhere) and the size of the rest.
+    column norms, elsewhere) and the size of the rest; x is None when the rest's dense
+    sub-cost would not fit `room` bytes (None: not checked), nothing solved.
     """
     x, rows, cols = clear_pairs(*top2, margin)
     v = s.copy()
+    if not rest_fits(len(rows), room):
+        return None, v, len(rows)
     if len(rows):
         sub = sub_cost(xa, xb, rows, cols)
         shift = sub.min(axis=0)
