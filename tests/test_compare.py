@@ -237,6 +237,27 @@ def test_families_function_on_features():
     assert (fam.parent == -1).all()
 
 
+@pytest.mark.parametrize("block", [7, 1024])
+def test_families_match_their_definition_in_blocks(block):
+    """parent = argmax_i κ_ij where κ beats κ*, confidence = the margin over the runner-up,
+    against the dense float64 κ; block 7 puts block edges inside the wide side."""
+    a, b = random_sae(12, 30, seed=11), random_sae(12, 75, seed=12)
+    xa = augmented_features(a, "both", "a", np.float32, fold=True)
+    xb = augmented_features(b, "both", "b", np.float32, fold=True)
+    D = xa.shape[1] - 2
+    C = xa.astype(np.float64) @ xb.astype(np.float64).T  # (30, 75): b is the wide side
+    kap = 1.0 - C / (xa[:, D].astype(np.float64)[:, None] + xb[:, D + 1][None, :])
+    order = np.argsort(-kap, axis=0)
+    k1, k2 = kap[order[0], np.arange(75)], kap[order[1], np.arange(75)]
+    kappa_star = float(np.median(k1))
+    fam = families(xa, xb, kappa_star, block=block)
+    keep = k1 > kappa_star
+    assert fam.wide == "b" and 0 < keep.sum() < 75
+    assert (fam.parent == np.where(keep, order[0], -1)).all()
+    np.testing.assert_allclose(fam.kappa, k1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fam.confidence[keep], (k1 - k2)[keep], rtol=1e-4, atol=1e-6)
+
+
 def test_pwmcc_dense_and_certified_routes_agree():
     a, b = random_sae(16, 50, seed=8), random_sae(16, 80, seed=9)
     dense = cosine_matching(a, b, "decoder")

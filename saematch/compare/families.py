@@ -11,14 +11,16 @@ is the margin over the runner-up parent, κ_p(j),j − max_{i ≠ p(j)} κ_ij (0
 claim it equally). A family of two or more members is a split (or duplicated) feature; the
 rectangular matching's partner of i is usually one of them.
 
-One pass of float32 GEMMs in blocks of wide features (block × n_narrow at a time), exact
-float64 costs of the two best parents.
+One pass of float32 GEMMs in blocks of wide features (block × n_narrow at a time), each block
+ranked by one compiled loop (κ in float64 from the float32 cost, each row's two best kept: no
+float64 copies of the block), exact float64 costs of the two best parents.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 from saematch.matching.solvers.proof import exact_costs
@@ -52,8 +54,29 @@ def _exact(xa: np.ndarray, xb: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.n
 
 
 BLOCK = 1024  # wide features per GEMM block, when no budget says less
-ROW_BYTES = 56  # bytes per (wide, narrow) entry of a block: the float32 GEMM, float64 c, den,
-# κ and np.where's temporaries, argpartition's copy and indices
+ROW_BYTES = 4  # bytes per (wide, narrow) entry of a block: its float32 GEMM (the ranking loop
+# keeps two per row). The first version ranked in numpy: float64 c, den, κ, np.where's
+# temporaries and argpartition's copy, 56 bytes an entry (7.1 GB a block at 131k: the stage
+# ran at its budget's edge)
+
+
+@nb.njit(cache=True)
+def _best_two(c, wide_norm, narrow_norm, s0, best, second):
+    """Rows s0.. of best / second: each block row's two largest κ = 1 − c / (‖z‖² + ‖z'‖²)
+    (−1 where the denominator is 0), κ in float64 from the float32 cost c (block, n_n)."""
+    for a in range(c.shape[0]):
+        w = wide_norm[s0 + a]
+        k1, k2, i1, i2 = -np.inf, -np.inf, -1, -1
+        for i in range(c.shape[1]):
+            den = w + narrow_norm[i]
+            k = 1.0 - np.float64(c[a, i]) / den if den > 0 else -1.0
+            if k > k2:
+                if k > k1:
+                    k2, i2 = k1, i1
+                    k1, i1 = k, i
+                else:
+                    k2, i2 = k, i
+        best[s0 + a], second[s0 + a] = i1, i2
 
 
 def family_block(n_narrow: int, work_bytes: int | None) -> int:
@@ -93,18 +116,11 @@ def families(
     best = np.full(n_w, -1, dtype=np.int64)
     second = np.full(n_w, -1, dtype=np.int64)
     xnt = xn.T
+    out = np.empty((min(block, n_w), len(xn)), dtype=np.result_type(xw, xn))
     for s0 in range(0, n_w, block):
-        c = (xw[s0 : s0 + block] @ xnt).astype(np.float64)  # (blk, n_n): c is symmetric in a↔b
-        den = nw_norm[s0 : s0 + block, None] + nn_norm[None, :]
-        kap = np.where(den > 0, 1.0 - c / np.where(den > 0, den, 1.0), -1.0)
-        if kap.shape[1] >= 2:
-            top = np.argpartition(-kap, 1, axis=1)[:, :2]
-            k_top = np.take_along_axis(kap, top, 1)
-            swap = k_top[:, 1] > k_top[:, 0]
-            top[swap] = top[swap][:, ::-1]
-            best[s0 : s0 + block], second[s0 : s0 + block] = top[:, 0], top[:, 1]
-        else:
-            best[s0 : s0 + block] = 0
+        c = out[: min(block, n_w - s0)]
+        np.matmul(xw[s0 : s0 + block], xnt, out=c)  # (blk, n_n): c is symmetric in a↔b
+        _best_two(c, nw_norm, nn_norm, s0, best, second)
     # exact float64 similarities of the two candidates (the float32 GEMM only ranks them)
     idx = np.arange(n_w)
 
