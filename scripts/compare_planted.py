@@ -201,6 +201,7 @@ BENCH = ROOT / "docs" / "data" / "bench_compare.txt"  # scripts/bench_matching.p
 STAGES = ROOT / "docs" / "data" / "compare_stage_memory.txt"  # scripts/compare_stage_memory.py
 RSS_131K = ROOT / "docs" / "data" / "bench_compare_131k_rss.txt"  # VmRSS (KiB) each second
 RSS_16X65 = ROOT / "docs" / "data" / "bench_compare_16x65_rss_fa7a914.txt"  # the same, 16k × 65k
+RSS_131K_2 = ROOT / "docs" / "data" / "bench_compare_131k_rss_fa7a914.txt"  # 131k's rerun
 
 
 def sampled_peak(path: Path) -> str:
@@ -285,6 +286,7 @@ def scale_text() -> str:
     )
     runs = bench_runs(BENCH.read_text()) if BENCH.exists() else []
     rss_peak, rss_16x65 = sampled_peak(RSS_131K), sampled_peak(RSS_16X65)
+    rss_131k_2 = sampled_peak(RSS_131K_2)
 
     have = {(int(r["size"][0]), int(r["size"][1]), r["size"][3]): r for r in runs if "full" in r}
     said = []
@@ -366,7 +368,14 @@ What the runs showed, and what changed after them:
   guess now reads clear pairs among the real features (`guess.real_top2`; a test checks the
   rest shrinks from the whole problem to the dummies and the unclear rows), and the stored
   solver checks its dense rest against the budget before building it, else the dispatcher runs
-  the streamed solver, whose rest is budgeted (the bench prints the rest's rows)."""
+  the streamed solver, whose rest is budgeted (the bench prints the rest's rows; ea7df26).
+- **The families at 131,072 × 131,072 (fa7a914)**: compare() gives the families stage every
+  byte its budget leaves, and the stage ranked each block with numpy float64 temporaries (56
+  bytes an entry: a block of ~970 wide rows was ~7 GB at 131k). The rerun's RSS, sampled each
+  second (`docs/data/bench_compare_131k_rss_fa7a914.txt`: {rss_131k_2}, in the families), stayed
+  within its budget by little. One compiled loop now ranks each float32 block, 4 bytes an
+  entry (b619a48; a test checks it against the dense float64 definition); not re-measured at
+  131k."""
     if STAGES.exists():
         text += f"""
 
