@@ -23,16 +23,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_matching import KIB, _rss_kb  # /proc reads (scripts/ is on sys.path)
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "data" / "bench_rest.jsonl"
 ROUTES = ("dense", "sparse")
-
-
-def _rss_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def one(n: int, route: str, seed: int) -> dict:
@@ -50,7 +44,7 @@ def one(n: int, route: str, seed: int) -> dict:
     load0, t0 = os.getloadavg()[0], time.perf_counter()
     res = streamed_certified_assign(xa, xb, rest=route, rest_bytes=2**62)
     wall = time.perf_counter() - t0
-    peak = (_rss_kb("VmHWM") - base) * 1024 / 1e9  # kB are KiB
+    peak = (_rss_kb("VmHWM") - base) * KIB / 1e9
     idx = np.sort(np.random.default_rng(0).choice(n, min(n, 1024), replace=False))
     red = xa[idx].astype(np.float64) @ xb.astype(np.float64).T - res.u[idx, None] - res.v
     cost = float(np.einsum("ij,ij->", xa.astype(np.float64), xb[res.perm].astype(np.float64)))

@@ -147,7 +147,7 @@ def test_the_stored_guess_reads_clear_pairs_among_real_features_and_keeps_its_bu
         ya, yb = (
             augmented_features(B, mode, "a", np.float32),
             augmented_features(A, mode, "b", np.float32)[:n_real],
-        )  # noqa: E501
+        )
     xa, xb, _ = rect_features(ya, yb)
     n, pad = len(xa), 3000 - n_real
     layout = layout_of(32, mode)

@@ -12,6 +12,7 @@ import lap
 import numba as nb
 import numpy as np
 
+from saematch.matching.budget import dense_rest_bytes
 from saematch.matching.solvers.proof import label_duals
 from saematch.matching.solvers.quantised import keep2
 
@@ -92,9 +93,9 @@ def sub_cost(xa, xb, rows, cols, block: int = 2048) -> np.ndarray:
 
 
 def rest_fits(rows: int, room: int | None) -> bool:
-    """Whether the guess's dense float32 rest of `rows` rows (and its copies: solve_rest and
-    label_duals read it in place, ×1.25 for tiles and per-row arrays) fits `room` bytes."""
-    return room is None or int(1.25 * 4 * rows * rows) <= room
+    """Whether the guess's dense float32 rest of `rows` rows fits `room` bytes (counted as the
+    streamed solver's dense rest: the same sub-cost, read in place)."""
+    return room is None or dense_rest_bytes(rows) <= room
 
 
 def guess(xa, xb, s, top2, margin: float, tol: float, offset_tail: bool = False, room=None):
