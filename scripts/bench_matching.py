@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import time
 from pathlib import Path
@@ -291,7 +292,13 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--rect", type=int, default=None, help="wide width W: n × W rectangular")
     ap.add_argument("--compare", action="store_true", help="with --rect: time compare() too")
+    ap.add_argument(
+        "--stages", action="store_true",
+        help="log the solver's stages as they end (timestamps on stderr), for long runs",
+    )  # fmt: skip
     args = ap.parse_args()
+    if args.stages:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.chunked and (args.beyond or args.rect):
         ap.error("--chunked has no SAEs: not with --beyond or --rect")
     if args.device == "cuda":

@@ -5,11 +5,14 @@ matching; the routes are chosen within the budget, with clear errors."""
 
 import numpy as np
 import pytest
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from saematch.matching import check_certificate
 from saematch.matching.budget import EDGE_BYTES, sparse_rest_bytes
 from saematch.matching.cost import augmented_features
 from saematch.matching.solvers import AutoSolver, assign, streamed
+from saematch.matching.solvers.rest import completing_pairs
 from saematch.matching.solvers.streamed import streamed_certified_assign
 from saematch.planted.synthetic import synthetic_pair
 
@@ -53,13 +56,27 @@ def test_sparse_rest_with_most_features_partner_less():
 
 def test_sparse_rest_whose_first_graph_has_no_perfect_matching():
     """Ten copies of one feature in A share every cheapest column: with one pair per row and
-    per column the first graph cannot match them all, so a random matching joins it and the
-    pricing replaces its pairs."""
+    per column the first graph cannot match them all, so pairs that complete a matching join
+    it and the pricing replaces them."""
     xa, xb = features(32, 400, unmatched=0.4, noise=0.8, seed=3)
     xa[:10] = xa[0]
     res = streamed_certified_assign(xa, xb, rest="sparse", k=2, rest_k=1, block=64)
-    assert res.info["rest_fallback"]
+    assert res.info["rest_fallback"] > 0
     assert_scipy_optimum(xa, xb, res)
+
+
+def test_completing_pairs_give_the_graph_a_perfect_matching_and_add_nothing_to_one():
+    m = 50
+    rng = np.random.default_rng(0)
+    hub = np.concatenate([np.arange(m) * m + rng.integers(0, 5, m), np.arange(5) * m + 7])
+    keys = np.unique(hub)  # every row on columns 0-4 (and 7): at most 6 rows can be matched
+    extra = completing_pairs(m, keys, seed=1)
+    graph = np.unique(np.concatenate([keys, extra]))
+    full = csr_matrix((np.ones(len(graph)), (graph // m, graph % m)), shape=(m, m))
+    assert (maximum_bipartite_matching(full, perm_type="column") >= 0).all()
+    assert len(extra) == m - 6 and len(np.unique(extra // m)) == len(np.unique(extra % m))
+    perfect = np.unique(np.concatenate([keys, np.arange(m) * m + rng.permutation(m)]))
+    assert len(completing_pairs(m, perfect, seed=1)) == 0
 
 
 def test_dense_and_sparse_rest_agree_and_auto_picks_dense_when_it_fits():

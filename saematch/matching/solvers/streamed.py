@@ -110,6 +110,7 @@ def streamed_certified_assign(
     cand = stream_candidates(lb, k, block, progress)
     times["candidates"], t0 = time.perf_counter() - t0, time.perf_counter()
     x, rest_r, rest_c = clear_pairs(*cand.top2, margin)
+    log.info("streamed candidates: %.1f s; rest %d rows", times["candidates"], len(rest_r))
     # start duals: each column's cheapest estimate (the column reduction of dense solvers).
     # A kept pair then has u_i ≈ 0 and its column a v_j far below the rows without a partner
     # (v = s, the norms, left those rows violated against thousands of matched columns).
@@ -131,6 +132,7 @@ def streamed_certified_assign(
         known.append(rest_edges)
     x_guess = x[rest_r].copy()
     times["guess"], t0 = time.perf_counter() - t0, time.perf_counter()
+    log.info("streamed guess: %.1f s (%s rest) %s", times["guess"], route, rest_info)
     # the proof's graph grows by at most proof_bytes (what the budget left for the rest's
     # dense sub-cost, freed by now), less the rest's graph beyond the 2·rest_k·m edges that
     # budget.streamed_bytes counted
@@ -195,6 +197,8 @@ def _prove_graph(
             break
         info["scanned_rows"] += len(bad)
         info["per_round"].append(len(bad))
+        log.info("streamed proof round %d: %d rows to scan, %d exact costs", info["rounds"],
+                 len(bad), len(er))  # fmt: skip
         per_row = (max_edges - len(er)) // len(bad)  # E's room, shared by the scanned rows
         if per_row < 1:
             raise proof_too_big(n, len(er), len(bad))
