@@ -77,6 +77,13 @@ def test_completing_pairs_give_the_graph_a_perfect_matching_and_add_nothing_to_o
     assert len(extra) == m - 6 and len(np.unique(extra // m)) == len(np.unique(extra % m))
     perfect = np.unique(np.concatenate([keys, np.arange(m) * m + rng.permutation(m)]))
     assert len(completing_pairs(m, perfect, seed=1)) == 0
+    # with a pool (each row's reservoir columns) that holds a perfect matching, its pairs do it
+    pool = np.stack([rng.permutation(m) for _ in range(3)], axis=1)
+    extra = completing_pairs(m, keys, seed=1, pool=pool)
+    graph = np.unique(np.concatenate([keys, extra]))
+    full = csr_matrix((np.ones(len(graph)), (graph // m, graph % m)), shape=(m, m))
+    assert (maximum_bipartite_matching(full, perm_type="column") >= 0).all()
+    assert all(j in pool[a] for a, j in zip(extra // m, extra % m, strict=True))
 
 
 def test_dense_and_sparse_rest_agree_and_auto_picks_dense_when_it_fits():

@@ -142,21 +142,38 @@ class _Pricer:
         return a[keep], j[keep]
 
 
-def completing_pairs(m: int, keys: np.ndarray, seed: int) -> np.ndarray:
+def completing_pairs(m: int, keys: np.ndarray, seed: int, pool: np.ndarray | None = None):
     """Keys a·m + j of pairs that give the graph `keys` (sorted a·m + j) a perfect matching:
-    none when it has one; else each row that a maximum matching (Hopcroft–Karp, scipy) leaves
-    alone is paired with a left-over column, in random order. The LAP on a graph without a
-    perfect matching fails only after a full shortest-path search from every row it cannot
-    place (17 s of the rest's 112 s at 65k, measured), so this check comes first."""
-    graph = csr_matrix((np.ones(len(keys), np.int8), (keys // m, keys % m)), shape=(m, m))
-    match = maximum_bipartite_matching(graph, perm_type="column")
-    lone_rows = np.flatnonzero(match < 0)
-    if not len(lone_rows):
-        return lone_rows
+    none when it has one. Else a maximum matching (Hopcroft–Karp, scipy) of the graph and, for
+    the rows it leaves alone, their pool pairs (pool (m, T): each row's columns in the
+    reservoir) gives the pairs the graph lacks; rows still alone take left-over columns in
+    random order. The LAP on a graph without a perfect matching fails only after a full
+    shortest-path search from every row it cannot place (17 s of the rest's 112 s at 65k,
+    measured); reservoir pairs rather than random ones cut the rest from 173 to 160 s there
+    (one thread, loaded machine; docs/benchmarks.md). Transient: ~17 bytes a pool pair of the
+    lone rows, below the pass temporaries (12 bytes × block × m) it follows."""
+    match = _max_matching(m, keys // m, keys % m)
+    lone = np.flatnonzero(match < 0)
+    if not len(lone):
+        return lone
+    new = lone[:0]
+    if pool is not None:
+        r = np.concatenate([keys // m, np.repeat(lone, pool.shape[1])])
+        match = _max_matching(m, r, np.concatenate([keys % m, pool[lone].ravel()]))
+        has = np.flatnonzero(match >= 0)
+        new = has * m + match[has]
+        new = new[keys[np.minimum(np.searchsorted(keys, new), len(keys) - 1)] != new]
+        lone = np.flatnonzero(match < 0)
     used = np.zeros(m, dtype=bool)
     used[match[match >= 0]] = True
-    lone_cols = np.random.default_rng(seed).permutation(np.flatnonzero(~used))
-    return lone_rows * m + lone_cols
+    left_over = np.random.default_rng(seed).permutation(np.flatnonzero(~used))
+    return np.concatenate([new, lone * m + left_over])
+
+
+def _max_matching(m: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(m,) the column of each row in a maximum matching of the pairs, −1 for none."""
+    graph = csr_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(m, m))
+    return maximum_bipartite_matching(graph, perm_type="column")
 
 
 def _duals(csr, x, y, start):
@@ -192,7 +209,7 @@ def sparse_rest(
     er = np.concatenate([np.repeat(np.arange(m), K), cr])
     ec = np.concatenate([pricer.idx[:, :K].ravel(), cc])
     keys = unique_keys(er * m + ec)  # ≤ 2K·m + m ≤ max_edges: streamed.py checked
-    extra = completing_pairs(m, keys, seed)  # no perfect matching: pairs that complete one
+    extra = completing_pairs(m, keys, seed, pricer.idx)  # pairs completing a perfect matching
     keys = unique_keys(np.concatenate([keys, extra])) if len(extra) else keys
     er, ec = keys // m, keys % m
     ev = exact_costs(xa, xb, rows[er], cols[ec])
