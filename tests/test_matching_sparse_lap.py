@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from saematch.matching.solvers.sparse_lap import build_csr, solve_sparse
+from saematch.matching.solvers.sparse_lap import build_csr, merge_sorted, solve_sparse, sorted_csr
 
 
 def _check(c, mask, state, csr):
@@ -61,3 +61,17 @@ def test_rows_fighting_over_a_hub_column_are_solved(seed):
     r, k = np.nonzero(mask)
     csr = build_csr(n, r, k, c[r, k])
     _check(c, mask, solve_sparse(*csr), csr)
+
+
+def test_edges_merged_in_key_order_give_build_csrs_graph():
+    rng = np.random.default_rng(3)
+    n = 40
+    keys = np.unique(rng.integers(0, n * n, 300))
+    rest = np.setdiff1d(np.arange(n * n), keys)
+    new = rng.permutation(rest)[:120]  # new edges in no order, none already present
+    vals, new_vals = rng.random(len(keys)), rng.random(len(new))
+    merged, merged_vals = merge_sorted(keys, vals, new, new_vals)
+    allk = np.concatenate([keys, new])
+    expect = build_csr(n, allk // n, allk % n, np.concatenate([vals, new_vals]))
+    for got, want in zip(sorted_csr(n, merged, merged_vals), expect, strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -33,7 +33,7 @@ from saematch.matching.solvers.candidates import ColumnTopK
 from saematch.matching.solvers.gemm import fp32_mm
 from saematch.matching.solvers.guess import solve_rest, sub_cost
 from saematch.matching.solvers.proof import exact_costs, graph_duals, label_duals
-from saematch.matching.solvers.sparse_lap import build_csr, solve_sparse, unique_keys
+from saematch.matching.solvers.sparse_lap import merge_sorted, solve_sparse, sorted_csr, unique_keys
 
 EPS = float(np.finfo(np.float32).eps)
 RESERVOIR = 512  # T: each rest row's smallest float32 reduced costs kept between passes;
@@ -211,15 +211,14 @@ def sparse_rest(
     keys = unique_keys(er * m + ec)  # ≤ 2K·m + m ≤ max_edges: streamed.py checked
     extra = completing_pairs(m, keys, seed, pricer.idx)  # pairs completing a perfect matching
     keys = unique_keys(np.concatenate([keys, extra])) if len(extra) else keys
-    er, ec = keys // m, keys % m
-    ev = exact_costs(xa, xb, rows[er], cols[ec])
+    ev = exact_costs(xa, xb, rows[keys // m], cols[keys % m])  # in key order, as keys grow
     state = None
     info = {"passes": 1, "pass_rows": m, "rounds": 0, "fallback": len(extra), "capped": False}
     scale = float(np.abs(r).max() + np.abs(s).max()) + 1e-30
     start = s[cols].astype(np.float64)  # v start: 0 in the g frame
     while True:
         info["rounds"] += 1
-        csr = build_csr(m, er, ec, ev)
+        csr = sorted_csr(m, keys, ev)
         state = solve_sparse(*csr, state)  # warm: only rows on violated new pairs move
         v = _duals(csr, state.x, state.y, start)
         v = state.v.copy() if v is None else v
@@ -242,8 +241,7 @@ def sparse_rest(
         room = max_edges - len(keys)
         if len(a) > room:  # the budget's room is spent: the proof repairs the rest
             a, j, info["capped"] = a[:room], j[:room], True
-        ev = np.concatenate([ev, exact_costs(xa, xb, rows[a], cols[j])])
-        er, ec = np.concatenate([er, a]), np.concatenate([ec, j])
-        keys = np.sort(er * m + ec)  # unique: suspects are new pairs, one per (a, j)
+        # suspects are new pairs, one per (a, j): the keys stay unique
+        keys, ev = merge_sorted(keys, ev, a * m + j, exact_costs(xa, xb, rows[a], cols[j]))
     info["edges"] = len(ev)
-    return state.x.copy(), v, (rows[er], cols[ec], ev), info
+    return state.x.copy(), v, (rows[keys // m], cols[keys % m], ev), info

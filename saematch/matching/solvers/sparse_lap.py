@@ -226,6 +226,22 @@ def build_csr(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray):
     return indptr, c.astype(np.int64), np.asarray(vals, dtype=np.float64)[first]
 
 
+def sorted_csr(n: int, keys: np.ndarray, vals: np.ndarray):
+    """build_csr of edges already unique and sorted by key row·n + column (vals in that
+    order), without its sort: (indptr, indices, cost float64)."""
+    indptr = np.searchsorted(keys, np.arange(n + 1, dtype=np.int64) * n).astype(np.int64)
+    return indptr, keys % n, np.asarray(vals, dtype=np.float64)
+
+
+def merge_sorted(keys: np.ndarray, vals: np.ndarray, new: np.ndarray, new_vals: np.ndarray):
+    """(keys, vals) with the new edges merged in, sorted by key (keys sorted and unique, new
+    unique and not in keys): a stable argsort of two sorted runs is a merge (timsort)."""
+    order = np.argsort(new, kind="stable")
+    both = np.concatenate([keys, new[order]])
+    order2 = np.argsort(both, kind="stable")
+    return both[order2], np.concatenate([vals, new_vals[order]])[order2]
+
+
 def solve_sparse(indptr, indices, cost, state: LapState | None = None) -> LapState:
     """Min-cost perfect matching on a CSR graph, warm-started from `state` (updated in place).
 
