@@ -61,6 +61,8 @@ def one(n: int, route: str, seed: int) -> dict:
         "rest_passes": info.get("rest_passes"),
         "rest_rounds": info.get("rest_rounds"),
         "rest_edges": info.get("rest_edges"),
+        "rest_completed": info.get("rest_fallback"),  # rows completed (first graph unmatched)
+        "commit": _commit(),
         "rounds": info["rounds"],
         "scanned_rows": info["scanned_rows"],
         "exact": info["exact"],
@@ -72,12 +74,20 @@ def one(n: int, route: str, seed: int) -> dict:
     }
 
 
+def _commit() -> str:
+    """The short hash of the checkout the run used (with + when it had local changes)."""
+    git = ["git", "-C", str(OUT.parents[2])]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "saematch"]).returncode
+    return head.stdout.strip() + ("+" if dirty else "")
+
+
 def table(rows: list[dict]) -> str:
     """The markdown table of the runs (one line per width and route)."""
     head = (
         "| width | rest | rest rows | guess optimal | passes / LAPs | guess | proof | "
-        "proof rounds | row scans | exact costs | peak | load |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "proof rounds | row scans | exact costs | peak | load | completed rows | commit |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for r in rows:
@@ -87,9 +97,14 @@ def table(rows: list[dict]) -> str:
             f"| {r['width']:,} | {r['route']} | {r['rest']:,} | {r['rest_guess_optimal']:.1%} | "
             f"{laps} | {sec['guess']:.1f} s | {sec['proof']:.1f} s | {r['rounds']} | "
             f"{r['scanned_rows']:,} | {r['exact'] / 1e6:.2f} M | +{r['peak_gb']:.2f} GB | "
-            f"{r['load'][0]:.1f} → {r['load'][1]:.1f} |"
+            f"{r['load'][0]:.1f} → {r['load'][1]:.1f} | {_or_dash(r.get('rest_completed'))} | "
+            f"{r.get('commit', '–')} |"
         )
     return head + "\n".join(lines)
+
+
+def _or_dash(x) -> str:
+    return "–" if x is None else f"{x:,}"
 
 
 def main() -> None:
