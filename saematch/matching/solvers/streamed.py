@@ -42,7 +42,7 @@ from saematch.matching.solvers.guess import clear_pairs
 from saematch.matching.solvers.kernels import below_margin
 from saematch.matching.solvers.proof import exact_costs, graph_duals
 from saematch.matching.solvers.rest import RESERVOIR, dense_rest, sparse_rest
-from saematch.matching.solvers.sparse_lap import build_csr, solve_sparse
+from saematch.matching.solvers.sparse_lap import LapState, build_csr, solve_sparse
 
 log = logging.getLogger(__name__)
 EPS = float(np.finfo(np.float32).eps)
@@ -173,7 +173,11 @@ def _prove_graph(
     u_ok = np.full(n, -np.inf)
     info = {"rounds": 0, "scanned_rows": 0, "exact": len(ev), "cycles": 0, "capped_rows": 0}
     info["per_round"] = []
-    state = None
+    # the first LAP starts from the guess and its duals (warm: only rows on violated pairs of
+    # E move), not from scratch: a cold solve of E redoes the rest's shortest paths over n rows
+    y = np.empty(n, dtype=np.int64)
+    y[x] = np.arange(n)
+    state = LapState(x.astype(np.int64), y, v.astype(np.float64))
     while True:
         info["rounds"] += 1
         if info["rounds"] > max_rounds:
@@ -181,7 +185,7 @@ def _prove_graph(
         keys, first = np.unique(er * n + ec, return_index=True)
         er, ec, ev = keys // n, keys % n, ev[first]
         csr = build_csr(n, er, ec, ev)
-        state = solve_sparse(*csr, state)  # first round: cold, the optimum of E ⊇ the guess
+        state = solve_sparse(*csr, state)  # the optimum of E ⊇ the guess
         x = state.x
         w = v.copy()
         if graph_duals(*csr, x, state.y, w, v.copy(), 0.0, 50 * n + 100) < 0:
