@@ -33,7 +33,13 @@ from saematch.matching.solvers.candidates import ColumnTopK
 from saematch.matching.solvers.gemm import fp32_mm
 from saematch.matching.solvers.guess import solve_rest, sub_cost
 from saematch.matching.solvers.proof import exact_costs, graph_duals, label_duals
-from saematch.matching.solvers.sparse_lap import merge_sorted, solve_sparse, sorted_csr, unique_keys
+from saematch.matching.solvers.sparse_lap import (
+    merge_sorted,
+    not_in,
+    solve_sparse,
+    sorted_csr,
+    unique_keys,
+)
 
 EPS = float(np.finfo(np.float32).eps)
 RESERVOIR = 512  # T: each rest row's smallest float32 reduced costs kept between passes;
@@ -133,8 +139,7 @@ class _Pricer:
         red = self.cost - u[:, None].astype(np.float32) - v[self.idx].astype(np.float32)
         a, t = np.nonzero(red < margin)
         j, red = self.idx[a, t], red[a, t]
-        pos = np.minimum(np.searchsorted(keys, a * m + j), len(keys) - 1)
-        new = keys[pos] != a * m + j
+        new = not_in(keys, a * m + j)
         a, j, red = a[new], j[new], red[new]
         order = np.lexsort((red, a))
         a, j = a[order], j[order]
@@ -162,7 +167,7 @@ def completing_pairs(m: int, keys: np.ndarray, seed: int, pool: np.ndarray | Non
         match = _max_matching(m, r, np.concatenate([keys % m, pool[lone].ravel()]))
         has = np.flatnonzero(match >= 0)
         new = has * m + match[has]
-        new = new[keys[np.minimum(np.searchsorted(keys, new), len(keys) - 1)] != new]
+        new = new[not_in(keys, new)]
         lone = np.flatnonzero(match < 0)
     used = np.zeros(m, dtype=bool)
     used[match[match >= 0]] = True

@@ -233,6 +233,12 @@ def sorted_csr(n: int, keys: np.ndarray, vals: np.ndarray):
     return indptr, keys % n, np.asarray(vals, dtype=np.float64)
 
 
+def not_in(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Mask of the query keys absent from `keys` (sorted, not empty)."""
+    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    return keys[pos] != query
+
+
 def merge_sorted(keys: np.ndarray, vals: np.ndarray, new: np.ndarray, new_vals: np.ndarray):
     """(keys, vals) with the new edges merged in, sorted by key (keys sorted and unique, new
     unique and not in keys): a stable argsort of two sorted runs is a merge (timsort)."""
